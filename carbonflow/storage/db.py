@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 import psycopg
+import sqlalchemy as sa
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -26,6 +25,8 @@ def make_engine(database_url: str, **kwargs: object) -> sa.Engine:
     return sa.create_engine(sqlalchemy_url(database_url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
 
 
-def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+def connect(
+    database_url: str, *, autocommit: bool = False
+) -> psycopg.Connection[tuple[object, ...]]:
     """A psycopg 3 connection, for the hot paths (COPY) that bypass SQLAlchemy."""
     return psycopg.connect(libpq_url(database_url), autocommit=autocommit)

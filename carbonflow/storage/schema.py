@@ -28,14 +28,18 @@ site = sa.Table(
     sa.Column("baseline_year", sa.Integer, nullable=False, server_default="2020"),
     sa.Column("document", pg.JSONB, nullable=False),
     sa.Column("document_sha256", sa.Text, nullable=False),
-    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.CheckConstraint("kind IN ('park', 'mine', 'enterprise')", name="site_kind_check"),
 )
 
 organisation = sa.Table(
     "organisation",
     metadata,
-    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("org_id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("name_zh", sa.Text),
@@ -45,7 +49,9 @@ organisation = sa.Table(
 node = sa.Table(
     "node",
     metadata,
-    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("node_id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("name_zh", sa.Text),
@@ -64,21 +70,29 @@ flow_edge = sa.Table(
     sa.Column("source_node", sa.Text, primary_key=True),
     sa.Column("target_node", sa.Text, primary_key=True),
     sa.Column("carrier", sa.Text, primary_key=True),
-    sa.ForeignKeyConstraint(["site_id", "source_node"], ["node.site_id", "node.node_id"], ondelete="CASCADE"),
-    sa.ForeignKeyConstraint(["site_id", "target_node"], ["node.site_id", "node.node_id"], ondelete="CASCADE"),
+    sa.ForeignKeyConstraint(
+        ["site_id", "source_node"], ["node.site_id", "node.node_id"], ondelete="CASCADE"
+    ),
+    sa.ForeignKeyConstraint(
+        ["site_id", "target_node"], ["node.site_id", "node.node_id"], ondelete="CASCADE"
+    ),
 )
 
 product = sa.Table(
     "product",
     metadata,
-    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("product_id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("name_zh", sa.Text),
     sa.Column("unit", sa.Text, nullable=False),
     sa.Column("node_id", sa.Text, nullable=False),
     sa.Column("org_id", sa.Text),
-    sa.ForeignKeyConstraint(["site_id", "node_id"], ["node.site_id", "node.node_id"], ondelete="CASCADE"),
+    sa.ForeignKeyConstraint(
+        ["site_id", "node_id"], ["node.site_id", "node.node_id"], ondelete="CASCADE"
+    ),
 )
 
 metric = sa.Table(
@@ -93,7 +107,9 @@ device = sa.Table(
     "device",
     metadata,
     sa.Column("device_pk", sa.Integer, sa.Identity(), primary_key=True),
-    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("device_id", sa.Text, nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
@@ -111,7 +127,12 @@ device = sa.Table(
 device_metric = sa.Table(
     "device_metric",
     metadata,
-    sa.Column("device_pk", sa.Integer, sa.ForeignKey("device.device_pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "device_pk",
+        sa.Integer,
+        sa.ForeignKey("device.device_pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("metric_id", sa.SmallInteger, sa.ForeignKey("metric.metric_id"), primary_key=True),
     # counter: cumulative register; interval: quantity since the previous report; gauge: instantaneous
     sa.Column("kind", sa.Text, nullable=False),
@@ -157,7 +178,12 @@ rejected_reading = sa.Table(
 meter_serial = sa.Table(
     "meter_serial",
     metadata,
-    sa.Column("device_pk", sa.Integer, sa.ForeignKey("device.device_pk", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "device_pk",
+        sa.Integer,
+        sa.ForeignKey("device.device_pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     sa.Column("serial", sa.Text, primary_key=True),
     sa.Column("first_ts", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_ts", sa.DateTime(timezone=True), nullable=False),
@@ -170,7 +196,9 @@ dirty_hour = sa.Table(
     metadata,
     sa.Column("device_pk", sa.Integer, primary_key=True),
     sa.Column("hour_start", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "marked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 # What the migration found and did about TimescaleDB, for operators and for `carbonflow migrate`.
@@ -181,6 +209,8 @@ storage_mode = sa.Table(
     sa.Column("timescaledb", sa.Boolean, nullable=False),
     sa.Column("timescaledb_version", sa.Text),
     sa.Column("detail", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.CheckConstraint("singleton", name="storage_mode_singleton"),
 )

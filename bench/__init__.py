@@ -1,0 +1,1 @@
+"""``make bench``: throughput, latency and memory, each stated against a baseline from the same run."""

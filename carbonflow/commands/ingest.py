@@ -1,0 +1,44 @@
+"""``carbonflow ingest``: run one ingest worker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "ingest", help="MQTT → database ingest worker (settings from the environment)"
+    )
+    parser.add_argument(
+        "--migrate", action="store_true", help="migrate the database before starting"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from carbonflow.storage.migrate import upgrade
+    from services.ingest.service import IngestService
+    from services.ingest.settings import IngestSettings
+
+    settings = IngestSettings()
+    if settings.database_url is None or settings.mqtt_url is None:
+        print("set DATABASE_URL and MQTT_URL (or use `carbonflow demo`)", file=sys.stderr)
+        return 2
+    if args.migrate:
+        upgrade(
+            settings.database_url,
+            retention_days=settings.readings_retention_days,
+            compress_after_days=settings.readings_compress_after_days,
+        )
+    service = IngestService(settings)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        service.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return service.run()

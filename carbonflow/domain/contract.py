@@ -1,0 +1,382 @@
+"""The MQTT contract, v1: topics, payloads and the closed list of rejection reasons.
+
+Pure: bytes and strings in, frozen values out. The ingest service parses with it and the
+simulators build payloads with it, so the two cannot drift. ``docs/mqtt.md`` documents it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+TOPIC_PREFIX = "carbonflow/v1"
+DEVICE_TOPIC = TOPIC_PREFIX + "/{site}/{device}/telemetry"
+GATEWAY_TOPIC = TOPIC_PREFIX + "/{site}/gateway/{gateway}/telemetry"
+# What ingest subscribes to: every v1 device and gateway topic.
+SUBSCRIPTION = TOPIC_PREFIX + "/#"
+
+_SLUG = r"[a-z0-9][a-z0-9_-]{0,62}"
+_SLUG_RE = re.compile(rf"^{_SLUG}$")
+_DEVICE_TOPIC_RE = re.compile(rf"^carbonflow/v1/({_SLUG})/({_SLUG})/telemetry$")
+_GATEWAY_TOPIC_RE = re.compile(rf"^carbonflow/v1/({_SLUG})/gateway/({_SLUG})/telemetry$")
+
+# Epoch values below this are taken to be seconds sent by mistake (it is 1973 in ms).
+_EPOCH_MS_MIN = 100_000_000_000
+_EPOCH_MS_MAX = 10_000_000_000_000  # year 2286
+
+
+class Reason(StrEnum):
+    """Why a message or a reading was rejected. Closed list; stored in ``rejected_reading``."""
+
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_SCHEMA = "invalid_schema"
+    INVALID_VALUE = "invalid_value"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNKNOWN_SITE = "unknown_site"
+    UNKNOWN_DEVICE = "unknown_device"
+    INACTIVE_DEVICE = "inactive_device"
+    WRONG_SITE = "wrong_site"
+    UNKNOWN_METRIC = "unknown_metric"
+    UNIT_MISMATCH = "unit_mismatch"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    TOO_OLD = "too_old"
+    COUNTER_BACKWARDS = "counter_backwards"
+    DUPLICATE_CONFLICT = "duplicate_conflict"
+    STORE_FAILED = "store_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    site: str
+    device: str | None  # None for a gateway topic
+    gateway: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawValue:
+    """One value as sent: ``metric`` None for a bare number (single-metric device)."""
+
+    metric: str | None
+    value: float
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingSet:
+    """Values one device measured at one instant."""
+
+    device: str
+    ts: datetime
+    values: tuple[RawValue, ...]
+    seq: int | None = None
+    serial: str | None = None
+    ts_from_broker: bool = False  # True only for bare numbers, which carry no timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    detail: str
+    device: str | None = None
+    metric: str | None = None
+    ts: datetime | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    address: TopicAddress | None
+    reading_sets: tuple[ReadingSet, ...] = ()
+    rejections: tuple[Rejection, ...] = field(default_factory=tuple)
+
+
+class ContractError(ValueError):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG_RE.match(value))
+
+
+def device_topic(site: str, device: str) -> str:
+    return DEVICE_TOPIC.format(site=site, device=device)
+
+
+def gateway_topic(site: str, gateway: str) -> str:
+    return GATEWAY_TOPIC.format(site=site, gateway=gateway)
+
+
+def parse_topic(topic: str) -> TopicAddress:
+    if m := _DEVICE_TOPIC_RE.match(topic):
+        if m.group(2) == "gateway":
+            raise ContractError(Reason.UNKNOWN_TOPIC, f"{topic!r}: 'gateway' is reserved")
+        return TopicAddress(site=m.group(1), device=m.group(2))
+    if m := _GATEWAY_TOPIC_RE.match(topic):
+        return TopicAddress(site=m.group(1), device=None, gateway=m.group(2))
+    raise ContractError(
+        Reason.UNKNOWN_TOPIC,
+        f"{topic[:200]!r} is not carbonflow/v1/<site>/<device>/telemetry "
+        "or carbonflow/v1/<site>/gateway/<gateway>/telemetry",
+    )
+
+
+def parse_timestamp(raw: object) -> datetime:
+    """RFC 3339 with an explicit offset, or integer epoch milliseconds; aware UTC out."""
+    if isinstance(raw, bool):
+        raise ContractError(Reason.INVALID_TIMESTAMP, "ts must be RFC 3339 text or epoch ms")
+    if isinstance(raw, int):
+        if raw < _EPOCH_MS_MIN:
+            raise ContractError(
+                Reason.INVALID_TIMESTAMP, f"ts {raw} looks like epoch seconds; send milliseconds"
+            )
+        if raw > _EPOCH_MS_MAX:
+            raise ContractError(Reason.INVALID_TIMESTAMP, f"ts {raw} is beyond year 2286")
+        return datetime.fromtimestamp(raw / 1000.0, tz=UTC)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ContractError(
+                Reason.INVALID_TIMESTAMP, f"ts {raw[:64]!r} is not RFC 3339"
+            ) from None
+        if parsed.tzinfo is None or "T" not in text.upper():
+            raise ContractError(
+                Reason.INVALID_TIMESTAMP,
+                f"ts {raw[:64]!r} has no UTC offset; send e.g. 2026-11-21T08:00:00+08:00",
+            )
+        return parsed.astimezone(UTC)
+    raise ContractError(Reason.INVALID_TIMESTAMP, f"ts must be text or epoch ms, not {_kind(raw)}")
+
+
+def parse_message(
+    topic: str, payload: bytes, received_at: datetime, max_bytes: int
+) -> ParsedMessage:
+    """Decode one MQTT message into reading sets and rejections; never raises."""
+    try:
+        address = parse_topic(topic)
+    except ContractError as err:
+        return ParsedMessage(None, rejections=(Rejection(err.reason, err.detail),))
+    if len(payload) > max_bytes:
+        detail = f"payload is {len(payload)} bytes; the limit is {max_bytes}"
+        return ParsedMessage(
+            address, rejections=(Rejection(Reason.PAYLOAD_TOO_LARGE, detail, address.device),)
+        )
+    try:
+        document = _decode_json(payload)
+    except ContractError as err:
+        return ParsedMessage(
+            address, rejections=(Rejection(err.reason, err.detail, address.device),)
+        )
+
+    sets: list[ReadingSet] = []
+    rejections: list[Rejection] = []
+    if address.device is not None:
+        _collect_device_document(address.device, document, received_at, sets, rejections)
+    elif not isinstance(document, dict) or not isinstance(document.get("devices"), dict):
+        rejections.append(
+            Rejection(Reason.INVALID_SCHEMA, 'a gateway payload is {"devices": {"<device>": …}}')
+        )
+    else:
+        for device, sub in document["devices"].items():
+            if not is_slug(device):
+                rejections.append(
+                    Rejection(Reason.INVALID_SCHEMA, f"device id {device[:64]!r} is not a slug")
+                )
+                continue
+            _collect_device_document(device, sub, received_at, sets, rejections)
+    return ParsedMessage(address, tuple(sets), tuple(rejections))
+
+
+def _decode_json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses NaN/Infinity tokens; the standard parser accepts them so that one bad
+    # value rejects only itself (invalid_value), not its valid neighbours.
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ContractError(
+            Reason.MALFORMED_JSON, f"payload is not UTF-8 ({err.reason} at byte {err.start})"
+        ) from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        detail = getattr(err, "msg", "nesting too deep")
+        where = (
+            f" at line {err.lineno} column {err.colno}"
+            if isinstance(err, json.JSONDecodeError)
+            else ""
+        )
+        raise ContractError(Reason.MALFORMED_JSON, f"{detail}{where}") from None
+
+
+def _collect_device_document(
+    device: str,
+    document: Any,
+    received_at: datetime,
+    sets: list[ReadingSet],
+    rejections: list[Rejection],
+) -> None:
+    if isinstance(document, list):
+        if not document:
+            rejections.append(Rejection(Reason.INVALID_SCHEMA, "empty batch", device))
+        for item in document:
+            _collect_reading_set(device, item, received_at, sets, rejections)
+    elif _is_number(document) and not isinstance(document, bool):
+        value = float(document)
+        if not math.isfinite(value):
+            rejections.append(
+                Rejection(Reason.INVALID_VALUE, f"value {document} is not finite", device)
+            )
+            return
+        sets.append(ReadingSet(device, received_at, (RawValue(None, value),), ts_from_broker=True))
+    else:
+        _collect_reading_set(device, document, received_at, sets, rejections)
+
+
+def _collect_reading_set(
+    device: str,
+    item: Any,
+    received_at: datetime,
+    sets: list[ReadingSet],
+    rejections: list[Rejection],
+) -> None:
+    if not isinstance(item, dict):
+        rejections.append(
+            Rejection(
+                Reason.INVALID_SCHEMA, f"a reading set is a JSON object, not {_kind(item)}", device
+            )
+        )
+        return
+    unknown = set(item) - {"ts", "seq", "values", "serial"}
+    if unknown:
+        rejections.append(
+            Rejection(Reason.INVALID_SCHEMA, f"unknown field(s) {sorted(unknown)[:5]}", device)
+        )
+        return
+    if "ts" not in item:
+        rejections.append(Rejection(Reason.INVALID_SCHEMA, "reading set has no ts", device))
+        return
+    try:
+        ts = parse_timestamp(item["ts"])
+    except ContractError as err:
+        rejections.append(Rejection(err.reason, err.detail, device))
+        return
+    seq = item.get("seq")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+        rejections.append(
+            Rejection(Reason.INVALID_SCHEMA, "seq must be a non-negative integer", device, ts=ts)
+        )
+        return
+    serial = item.get("serial")
+    if serial is not None and (not isinstance(serial, str) or not 0 < len(serial) <= 64):
+        rejections.append(
+            Rejection(Reason.INVALID_SCHEMA, "serial must be text of 1–64 chars", device, ts=ts)
+        )
+        return
+    values = item.get("values")
+    if not isinstance(values, dict) or not values:
+        rejections.append(
+            Rejection(
+                Reason.INVALID_SCHEMA,
+                "values must be a non-empty object of metric: number",
+                device,
+                ts=ts,
+            )
+        )
+        return
+    good: list[RawValue] = []
+    for metric, raw in values.items():
+        parsed = _parse_value(device, ts, metric, raw)
+        if isinstance(parsed, Rejection):
+            rejections.append(parsed)
+        else:
+            good.append(parsed)
+    if good:
+        sets.append(ReadingSet(device, ts, tuple(good), seq=seq, serial=serial))
+
+
+def _parse_value(device: str, ts: datetime, metric: str, raw: Any) -> RawValue | Rejection:
+    unit: str | None = None
+    if isinstance(raw, dict):
+        if set(raw) - {"value", "unit"} or "value" not in raw:
+            return Rejection(
+                Reason.INVALID_SCHEMA,
+                'a value object is {"value": n, "unit": "…"}',
+                device,
+                metric,
+                ts,
+            )
+        unit = raw.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            return Rejection(Reason.INVALID_SCHEMA, "unit must be text", device, metric, ts)
+        raw = raw["value"]
+    if isinstance(raw, bool) or not _is_number(raw):
+        return Rejection(
+            Reason.INVALID_VALUE, f"value must be a number, not {_kind(raw)}", device, metric, ts
+        )
+    value = float(raw)
+    if not math.isfinite(value):
+        return Rejection(Reason.INVALID_VALUE, f"value {raw} is not finite", device, metric, ts)
+    return RawValue(metric, value, unit)
+
+
+def _is_number(raw: object) -> bool:
+    return isinstance(raw, int | float)
+
+
+def _kind(raw: object) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "text",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(raw), type(raw).__name__)
+
+
+# ---- building payloads (simulators, tests, docs) ---------------------------------------------
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 with offset, millisecond precision."""
+    if ts.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return ts.isoformat(timespec="milliseconds")
+
+
+def reading_set_document(
+    ts: datetime, values: Mapping[str, float], seq: int | None = None, serial: str | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"ts": format_ts(ts), "values": dict(values)}
+    if seq is not None:
+        doc["seq"] = seq
+    if serial is not None:
+        doc["serial"] = serial
+    return doc
+
+
+def encode(document: object) -> bytes:
+    return orjson.dumps(document)
+
+
+def encode_batch(sets: Iterable[Mapping[str, Any]]) -> bytes:
+    return orjson.dumps(list(sets))

@@ -1,0 +1,84 @@
+"""Schema migrations (Alembic), run programmatically: ``carbonflow migrate`` and service start-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from carbonflow.storage.db import make_engine
+
+log = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+# One lock id for "a migration is running": two services starting together migrate once.
+_MIGRATION_LOCK = 0x63_66_6D_67  # "cfmg"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    before: str | None
+    after: str | None
+    storage_detail: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def _config(connection: sa.Connection, timescale_options: dict[str, object]) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    config.attributes["timescale_options"] = timescale_options
+    return config
+
+
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(
+    database_url: str,
+    *,
+    use_timescaledb: bool | None = None,
+    retention_days: int = 3650,
+    compress_after_days: int = 7,
+) -> MigrationReport:
+    """Bring the database to the newest schema; a second run changes nothing."""
+    engine = make_engine(database_url, poolclass=sa.pool.NullPool)
+    options: dict[str, object] = {
+        "use_timescaledb": use_timescaledb,
+        "retention_days": retention_days,
+        "compress_after_days": compress_after_days,
+    }
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                conn.commit()
+                before = current_revision(conn)
+                command.upgrade(_config(conn, options), "head")
+                conn.commit()
+                after = current_revision(conn)
+                detail = conn.execute(sa.text("SELECT detail FROM storage_mode")).scalar_one()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()
+    if before != after:
+        log.info("migrated database from %s to %s (%s)", before, after, detail)
+    return MigrationReport(before=before, after=after, storage_detail=str(detail))

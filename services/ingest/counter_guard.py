@@ -1,0 +1,78 @@
+"""Reject cumulative-counter readings that run backwards, by the named rule in
+:mod:`carbonflow.domain.counters`. Resets and rollovers pass: the calc service splits the series.
+
+State: the newest accepted (ts, value) per (device, metric), seeded from the database the first
+time a key is seen. A reading older than that state is passed unchecked (out-of-order delivery);
+the calc service orders readings by time and flags dips it finds there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from carbonflow.domain.contract import Reason, Rejection
+from carbonflow.domain.counters import CounterStep, classify_step
+from services.ingest.validate import Candidate
+
+Key = tuple[int, int]
+LatestLookup = Callable[[Sequence[Key]], dict[Key, tuple[datetime, float]]]
+
+# Bound on remembered keys; beyond it the state is cleared and re-seeded from the database.
+MAX_KEYS = 500_000
+
+
+class CounterGuard:
+    def __init__(self, lookup: LatestLookup) -> None:
+        self._lookup = lookup
+        self._latest: dict[Key, tuple[datetime, float] | None] = {}
+
+    def forget(self) -> None:
+        self._latest.clear()
+
+    def filter(self, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[Rejection]]:
+        """Split ``candidates`` (in arrival order) into accepted and backwards readings."""
+        unseen = {
+            (c.device.device_pk, c.metric.metric_id)
+            for c in candidates
+            if c.metric.kind == "counter"
+            and (c.device.device_pk, c.metric.metric_id) not in self._latest
+        }
+        if unseen:
+            if len(self._latest) + len(unseen) > MAX_KEYS:
+                self._latest.clear()
+            found = self._lookup(sorted(unseen))
+            for key in unseen:
+                self._latest[key] = found.get(key)
+        accepted: list[Candidate] = []
+        rejected: list[Rejection] = []
+        for c in candidates:
+            if c.metric.kind != "counter":
+                accepted.append(c)
+                continue
+            key = (c.device.device_pk, c.metric.metric_id)
+            last = self._latest.get(key)
+            if last is None or c.ts > last[0]:
+                if last is not None:
+                    step = classify_step(last[1], c.value, c.device.counter_modulus)
+                    if step is CounterStep.BACKWARDS:
+                        rejected.append(
+                            Rejection(
+                                Reason.COUNTER_BACKWARDS,
+                                f"{c.metric.name} fell from {last[1]:g} at {last[0].isoformat()} "
+                                f"to {c.value:g}: not a reset or rollover",
+                                c.device.device_id,
+                                c.metric.name,
+                                c.ts,
+                                c.value,
+                            )
+                        )
+                        continue
+                self._latest[key] = (c.ts, c.value)
+            accepted.append(c)
+        return accepted, rejected
+
+    def rollback(self, keys: Sequence[Key]) -> None:
+        """Forget state that a batch which was not stored may have advanced."""
+        for key in keys:
+            self._latest.pop(key, None)

@@ -1,0 +1,184 @@
+"""The MQTT adapter: the only module in carbonflow that imports paho.
+
+Its callbacks decode a message into a frozen :class:`InboundMessage` and hand it to a sink; they
+never do business logic and never raise into paho's thread. Acknowledgements are manual: the
+service acks a message only after the transaction holding it has committed.
+
+Each broker connection has a generation number. A message is acked only on the connection that
+delivered it: after a reconnect the broker redelivers whatever was not acked, and the
+idempotent readings table absorbs the second copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from carbonflow.settings import MqttSettings
+from services.ingest.messages import InboundMessage
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+
+
+class MqttSubscriber:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        client_id: str,
+        topic_filter: str,
+        session_expiry_s: int,
+        receive_maximum: int,
+        sink: Callable[[InboundMessage], None],
+        on_connection_change: Callable[[bool], None] = lambda _connected: None,
+    ) -> None:
+        self._target = settings.target()
+        self._topic_filter = topic_filter
+        self._sink = sink
+        self._on_connection_change = on_connection_change
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = False
+        self._session_expiry_s = session_expiry_s
+        self._receive_maximum = receive_maximum
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if self._target.username:
+            password = self._target.password.get_secret_value() if self._target.password else None
+            client.username_pw_set(self._target.username, password)
+        if self._target.tls:
+            client.tls_set(
+                ca_certs=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+                certfile=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+                keyfile=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(settings.mqtt_tls_insecure)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Outgoing queue for acks is unbounded in paho; inbound flow control is Receive Maximum.
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
+        props.ReceiveMaximum = self._receive_maximum
+        self._client.connect_async(
+            self._target.host,
+            self._target.port,
+            keepalive=KEEPALIVE_S,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def ack(self, messages: Sequence[InboundMessage]) -> int:
+        """Acknowledge committed messages delivered on the current connection; returns how many."""
+        acked = 0
+        with self._lock:
+            generation = self._generation
+            if not self._connected:
+                return 0
+            for m in messages:
+                if m.qos > 0 and m.generation == generation:
+                    self._client.ack(m.mid, m.qos)
+                    acked += 1
+        return acked
+
+    def stop(self) -> None:
+        """Disconnect cleanly (acks already queued are sent first) and stop the network thread."""
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    # ---- paho callbacks: decode, hand over, never raise ------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
+        try:
+            if reason.is_failure:
+                log.error("broker refused the connection: %s", reason)
+                return
+            with self._lock:
+                self._generation += 1
+                self._connected = True
+            log.info(
+                "connected to %s:%s (session present: %s); subscribing to %s",
+                self._target.host,
+                self._target.port,
+                flags.session_present,
+                self._topic_filter,
+            )
+            # Subscribing again to a filter the session already has is harmless, and covers a
+            # broker that lost the session.
+            client.subscribe(self._topic_filter, qos=1)
+            self._on_connection_change(True)
+        except Exception:
+            log.exception("error in on_connect")
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                log.error("subscription to %s refused: %s", self._topic_filter, reason)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        try:
+            with self._lock:
+                self._generation += 1
+                self._connected = False
+            log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason)
+            self._on_connection_change(False)
+        except Exception:
+            log.exception("error in on_disconnect")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                topic = bytes(message._topic).decode("utf-8", errors="backslashreplace")
+            self._sink(
+                InboundMessage(
+                    topic=topic,
+                    payload=bytes(message.payload),
+                    mid=message.mid,
+                    qos=message.qos,
+                    received_at=datetime.now(UTC),
+                    generation=self._generation,
+                )
+            )
+        except Exception:
+            # Not acked: the broker redelivers it after the next reconnect.
+            log.exception("could not hand over a message on %r", getattr(message, "topic", "?"))

@@ -1,0 +1,377 @@
+"""The ingest service loop: receive → batch → store (one transaction) → acknowledge.
+
+Failure classes (STYLE.md): invalid data is quarantined with a reason and the loop goes on;
+a transient fault (database unreachable) is retried with backoff while nothing is acknowledged,
+so the broker holds the rest (backpressure); a fatal fault exits non-zero for the supervisor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from carbonflow.domain.contract import Reason, device_topic
+from carbonflow.storage.ingest_store import BatchStore, ReadingRow, RegistrySnapshot, RejectionRow
+from services.ingest.batch import Batch, FlushPolicy
+from services.ingest.counter_guard import CounterGuard
+from services.ingest.http import HealthServer
+from services.ingest.messages import InboundMessage
+from services.ingest.metrics import IngestMetrics
+from services.ingest.mqtt_client import MqttSubscriber
+from services.ingest.pipeline import Pipeline, payload_excerpt
+from services.ingest.settings import IngestSettings
+from services.ingest.validate import ValidationPolicy
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+# Registry reload when a message names something unknown, at most this often [s].
+_UNKNOWN_RELOAD_MIN_S = 2.0
+# After this many consecutive messages that fail to store on their own, the fault is not in the
+# data: exit and let the supervisor restart (nothing is acknowledged, nothing is lost).
+_MAX_CONSECUTIVE_STORE_FAILURES = 50
+
+
+class FatalIngestError(RuntimeError):
+    pass
+
+
+@dataclass
+class _RegistryCache:
+    load: Callable[[], RegistrySnapshot]
+    refresh_s: float
+    clock: Callable[[], float]
+    snapshot: RegistrySnapshot = RegistrySnapshot.empty()
+    loaded_at: float = float("-inf")
+
+    def get(self) -> RegistrySnapshot:
+        if self.clock() - self.loaded_at >= self.refresh_s:
+            self.reload()
+        return self.snapshot
+
+    def reload(self) -> None:
+        self.snapshot = self.load()
+        self.loaded_at = self.clock()
+
+    def reload_if_older_than(self, age_s: float) -> bool:
+        if self.clock() - self.loaded_at < age_s:
+            return False
+        self.reload()
+        return True
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        metrics: IngestMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if settings.database_url is None:
+            raise ValueError("DATABASE_URL is not set")
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics.create()
+        self._clock = clock
+        self._wall = wall_clock
+        self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=settings.receive_maximum * 2)
+        self._store = BatchStore(settings.database_url)
+        self._registry = _RegistryCache(self._store.registry, settings.registry_refresh_s, clock)
+        self._guard = CounterGuard(self._store.latest_counter_values)
+        self._pipeline = Pipeline(
+            registry=self._registry.get,
+            guard=self._guard,
+            policy=ValidationPolicy(
+                future_skew=timedelta(seconds=settings.future_skew_s),
+                retention=timedelta(days=settings.readings_retention_days),
+            ),
+            max_payload_bytes=settings.max_payload_bytes,
+            wall_clock=wall_clock,
+        )
+        self._flush = FlushPolicy(
+            max_readings=settings.batch_max_readings,
+            max_messages=settings.batch_max_messages,
+            max_age_s=settings.batch_max_age_ms / 1000.0,
+        )
+        self._mqtt = MqttSubscriber(
+            settings,
+            client_id=settings.client_id,
+            topic_filter=settings.topic_filter,
+            session_expiry_s=settings.session_expiry_s,
+            receive_maximum=settings.receive_maximum,
+            sink=self._queue.put,
+            on_connection_change=lambda up: self.metrics.broker_connected.set(1 if up else 0),
+        )
+        self._stop = threading.Event()
+        self._db_ok = False
+        self._last_commit: float | None = None
+        self._store_failures = 0
+        self._batch_size = 0
+        self.http: HealthServer | None = None
+        if settings.http_port:
+            self.http = HealthServer(
+                settings.http_host, settings.http_port, self.metrics.registry, self.health
+            )
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        age = None if self._last_commit is None else round(self._clock() - self._last_commit, 3)
+        connected = self._mqtt.connected
+        return {
+            "ok": connected and self._db_ok,
+            "broker_connected": connected,
+            "database_ok": self._db_ok,
+            "queue_depth": self._queue.qsize(),
+            "pending_messages": self._queue.qsize() + self._batch_size,
+            "seconds_since_last_commit": age,
+        }
+
+    def run(self) -> int:
+        """Run until :meth:`request_stop`; returns the process exit code."""
+        self._wait_for_database()
+        if self._stop.is_set():
+            return 0
+        if self.http is not None:
+            self.http.start()
+        self._mqtt.start()
+        log.info(
+            "ingest running: client id %s, filter %s",
+            self.settings.client_id,
+            self.settings.topic_filter,
+        )
+        batch = Batch(opened_at=self._clock())
+        try:
+            while not self._stop.is_set():
+                timeout = self._flush.wait_s(batch, self._clock())
+                try:
+                    message = self._queue.get(timeout=max(timeout, 0.001))
+                except queue.Empty:
+                    message = None
+                if message is not None:
+                    if not batch.messages:
+                        batch.opened_at = self._clock()
+                    self._add(batch, message)
+                    # Take what is already waiting without blocking, up to the batch limits.
+                    while not self._flush.due(batch, self._clock()):
+                        try:
+                            self._add(batch, self._queue.get_nowait())
+                        except queue.Empty:
+                            break
+                self.metrics.queue_depth.set(self._queue.qsize())
+                self._batch_size = len(batch.messages)
+                if self._flush.due(batch, self._clock()):
+                    if not self._commit(batch):
+                        break  # stop requested while the database was down
+                    batch = Batch(opened_at=self._clock())
+                    self._batch_size = 0
+            # Shutdown: store and acknowledge what has arrived, then disconnect.
+            while True:
+                try:
+                    self._add(batch, self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch.messages:
+                self._commit(batch, final=True)
+            return 0
+        except FatalIngestError:
+            log.exception("fatal error; exiting so that the supervisor restarts ingest")
+            return 1
+        finally:
+            self._mqtt.stop()
+            self._store.close()
+            if self.http is not None:
+                self.http.stop()
+            log.info("ingest stopped")
+
+    # ---- steps ---------------------------------------------------------------------------------
+
+    def _add(self, batch: Batch, message: InboundMessage) -> None:
+        self._with_db_retry(lambda: self._pipeline_add(batch, message))
+
+    def _pipeline_add(self, batch: Batch, message: InboundMessage) -> None:
+        n_rej = len(batch.rejections)
+        n_rows, n_ser = len(batch.rows), len(batch.serials)
+        self._pipeline.add(batch, message)
+        unknown = {
+            Reason.UNKNOWN_SITE.value,
+            Reason.UNKNOWN_DEVICE.value,
+            Reason.WRONG_SITE.value,
+            Reason.UNKNOWN_METRIC.value,
+        }
+        if any(
+            r.reason in unknown for r in batch.rejections[n_rej:]
+        ) and self._registry.reload_if_older_than(_UNKNOWN_RELOAD_MIN_S):
+            # The registry may have changed since the last load (a site file was just loaded).
+            del batch.rejections[n_rej:]
+            del batch.rows[n_rows:]
+            batch.messages.pop()
+            batch.message_results.pop()
+            if len(batch.serials) != n_ser:
+                batch.serials = dict(list(batch.serials.items())[:n_ser])
+            self._pipeline.add(batch, message)
+
+    def _wait_for_database(self) -> None:
+        self._with_db_retry(self._registry.reload)
+
+    def _with_db_retry(self, action: Callable[[], object]) -> bool:
+        delay = self.settings.retry_initial_s
+        while True:
+            try:
+                action()
+                self._db_ok = True
+                return True
+            except TRANSIENT_ERRORS as exc:
+                self._db_ok = False
+                self._store.close()
+                self.metrics.db_retries.inc()
+                log.warning(
+                    "database unavailable (%s); retrying in %.1f s", str(exc).strip()[:200], delay
+                )
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    def _commit(self, batch: Batch, *, final: bool = False) -> bool:
+        """Store the batch, then acknowledge its messages. False if stopped before storing."""
+        started = self._clock()
+        stored = self._with_db_retry(lambda: self._store_or_isolate(batch))
+        if not stored:
+            log.warning(
+                "stopping with %d messages not stored; the broker redelivers them to this session",
+                len(batch.messages),
+            )
+            return False
+        self.metrics.write_seconds.observe(self._clock() - started)
+        acked = self._mqtt.ack(batch.messages)
+        if acked < sum(1 for m in batch.messages if m.qos > 0):
+            log.info(
+                "reconnected since %d messages arrived; the broker redelivers them",
+                len(batch.messages) - acked,
+            )
+        self._last_commit = self._clock()
+        self.metrics.last_commit_unixtime.set(time.time())
+        now = self._wall()
+        for ts in {row[2] for row in batch.rows[:: max(1, len(batch.rows) // 100)]}:
+            self.metrics.lag_seconds.observe(max(0.0, (now - ts).total_seconds()))
+        self.metrics.batch_readings.observe(len(batch.rows))
+        for accepted, rejected in batch.message_results:
+            result = "stored" if not rejected else ("partly_rejected" if accepted else "rejected")
+            self.metrics.messages.labels(result).inc()
+        if final:
+            log.info("stored and acknowledged %d messages before stopping", len(batch.messages))
+        return True
+
+    def _store_or_isolate(self, batch: Batch) -> None:
+        try:
+            result = self._store.store(
+                batch.rows, batch.rejections, batch.serial_rows(), self._conflicts
+            )
+        except TRANSIENT_ERRORS:
+            raise
+        except psycopg.Error as exc:
+            log.error(
+                "batch of %d messages failed to store (%s); storing one by one",
+                len(batch.messages),
+                exc,
+            )
+            self._isolate(batch)
+            return
+        self._count(result.inserted, result.staged, batch.rejections, result.conflicts)
+        self._store_failures = 0
+
+    def _isolate(self, batch: Batch) -> None:
+        for message in batch.messages:
+            single = Batch(opened_at=self._clock())
+            self._pipeline.add(single, message)
+            try:
+                result = self._store.store(
+                    single.rows, single.rejections, single.serial_rows(), self._conflicts
+                )
+            except TRANSIENT_ERRORS:
+                raise
+            except psycopg.Error as exc:
+                self._store_failures += 1
+                if self._store_failures >= _MAX_CONSECUTIVE_STORE_FAILURES:
+                    raise FatalIngestError(
+                        f"{self._store_failures} messages in a row failed to store"
+                    ) from exc
+                row = RejectionRow(
+                    received_at=message.received_at,
+                    reason=Reason.STORE_FAILED.value,
+                    detail=f"database refused the message: {str(exc).strip()[:300]}",
+                    topic=message.topic,
+                    site_id=None,
+                    device_id=None,
+                    metric=None,
+                    reading_ts=None,
+                    value=None,
+                    payload_excerpt=payload_excerpt(message.payload),
+                    payload_bytes=len(message.payload),
+                    payload_sha256=hashlib.sha256(message.payload).hexdigest(),
+                )
+                self._store.store([], [row], [], None)
+                self.metrics.rejected.labels(Reason.STORE_FAILED.value).inc()
+                continue
+            self._store_failures = 0
+            self._count(result.inserted, result.staged, single.rejections, result.conflicts)
+
+    def _count(
+        self,
+        inserted: int,
+        staged: int,
+        rejections: list[RejectionRow],
+        conflicts: list[ReadingRow],
+    ) -> None:
+        self.metrics.readings_written.inc(inserted)
+        self.metrics.readings_duplicate.inc(staged - inserted - len(conflicts))
+        for r in rejections:
+            self.metrics.rejected.labels(r.reason).inc()
+        if conflicts:
+            self.metrics.rejected.labels(Reason.DUPLICATE_CONFLICT.value).inc(len(conflicts))
+
+    def _conflicts(self, rows: list[ReadingRow]) -> list[RejectionRow]:
+        snapshot = self._registry.snapshot
+        out: list[RejectionRow] = []
+        for device_pk, metric_id, ts, value, _seq, received_at in rows:
+            device = snapshot.by_pk.get(device_pk)
+            metric = (
+                next((m.name for m in device.metrics.values() if m.metric_id == metric_id), None)
+                if device
+                else None
+            )
+            detail = f"{metric} at {ts.isoformat()} is already stored with a different value; first value kept"
+            payload = f"{metric}={value!r}".encode()
+            out.append(
+                RejectionRow(
+                    received_at=received_at,
+                    reason=Reason.DUPLICATE_CONFLICT.value,
+                    detail=detail,
+                    topic=device_topic(device.site_id, device.device_id) if device else "",
+                    site_id=device.site_id if device else None,
+                    device_id=device.device_id if device else None,
+                    metric=metric,
+                    reading_ts=ts,
+                    value=value,
+                    payload_excerpt=payload.decode(),
+                    payload_bytes=len(payload),
+                    payload_sha256=hashlib.sha256(payload).hexdigest(),
+                )
+            )
+        return out
