@@ -157,7 +157,7 @@ def _wait_connected(port: int, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if '"broker_connected": true' in _get(port, "/healthz"):
+            if '"subscribed": true' in _get(port, "/healthz"):
                 return
         except OSError:
             pass

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+
+from carbonflow.embedded.net import free_port
+from tests.waiting import wait_until
 
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
@@ -36,6 +42,7 @@ def running_ingest(database_url: str, mqtt_url: str, **overrides: Any) -> Iterat
     thread = threading.Thread(target=lambda: result.append(service.run()), daemon=True)
     thread.start()
     try:
+        wait_until(lambda: service.health()["subscribed"], 30, message="ingest subscribed")
         yield service
     finally:
         service.request_stop()
@@ -45,24 +52,43 @@ def running_ingest(database_url: str, mqtt_url: str, **overrides: Any) -> Iterat
 
 
 def start_ingest_process(database_url: str, mqtt_url: str, **env: str) -> subprocess.Popen[bytes]:
+    """Start ``carbonflow ingest`` and return once it has subscribed."""
+    port = int(env.pop("CARBONFLOW_INGEST_HTTP_PORT", 0)) or free_port()
     environment = dict(os.environ)
     environment.update(
         {
             "DATABASE_URL": database_url,
             "MQTT_URL": mqtt_url,
-            "CARBONFLOW_INGEST_HTTP_PORT": "0",
+            "CARBONFLOW_INGEST_HTTP_PORT": str(port),
             "CARBONFLOW_INGEST_BATCH_MAX_AGE_MS": "50",
             "CARBONFLOW_INGEST_RETRY_INITIAL_S": "0.2",
             "CARBONFLOW_INGEST_RETRY_MAX_S": "1.0",
         }
     )
     environment.update(env)
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "carbonflow.cli", "ingest"],
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
+    wait_until(
+        lambda: proc.poll() is not None or health(port).get("subscribed") is True, 60,
+        message="ingest process subscribed",
+    )
+    assert proc.poll() is None, f"ingest exited with {proc.returncode}"
+    return proc
+
+
+def health(port: int) -> dict[str, object]:
+    """The worker's /healthz document, or {} while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as err:  # 503 while unhealthy still carries the state
+        return dict(json.loads(err.read()))
+    except OSError:
+        return {}
 
 
 def count(database_url: str, sql: str, *params: Any) -> int:

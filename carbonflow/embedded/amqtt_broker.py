@@ -146,6 +146,7 @@ class EmbeddedAmqtt:
                 if not (exc.port_in_use and self._auto_port and attempt + 1 < _PORT_RETRIES):
                     raise
                 self._port = free_port()
+        self._auto_port = False  # restarts keep the URL clients already have
         logger.info("amqtt broker listening on %s (log %s)", self.url, self.log_path)
 
     def stop(self) -> None:

@@ -127,7 +127,8 @@ class EmbeddedMosquitto:
 
     ``port=None`` picks a free port (and picks again if it is taken before Mosquitto binds
     it). ``extra_config`` is appended to the generated config (``password_file``,
-    ``acl_file``, …); with ``per_listener_settings false`` those apply to the listener.
+    ``acl_file``, …); with ``per_listener_settings false`` those apply to the listener, and
+    a repeated option overrides the generated one (``allow_anonymous false``).
     """
 
     def __init__(
@@ -198,6 +199,7 @@ class EmbeddedMosquitto:
                     raise
                 logger.info("port %d was taken, retrying on another", self._port)
                 self._port = free_port()
+        self._auto_port = False  # restarts keep the URL clients already have
         logger.info("Mosquitto listening on %s (data in %s)", self.url, self._data_dir)
 
     def stop(self) -> None:

@@ -470,7 +470,12 @@ class EmbeddedPostgres:
                     raise
                 logger.info("port %d was taken, retrying on another", self._port)
                 self._port = free_port()
-        self._create_database(DATABASE_NAME)
+        self._auto_port = False  # restarts keep the URL clients already have
+        try:
+            self._create_database(DATABASE_NAME)
+        except BaseException:
+            self.stop("immediate")
+            raise
         logger.info(
             "PostgreSQL listening on %s:%d (data in %s)", LOCALHOST, self._port, self._data_dir
         )

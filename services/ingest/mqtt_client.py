@@ -50,6 +50,7 @@ class MqttSubscriber:
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = False
+        self._subscribed = False
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         client = mqtt.Client(
@@ -80,6 +81,11 @@ class MqttSubscriber:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and the broker has granted the subscription."""
+        return self._connected and self._subscribed
 
     @property
     def generation(self) -> int:
@@ -147,9 +153,10 @@ class MqttSubscriber:
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
     ) -> None:
-        for reason in reasons:
-            if reason.is_failure:
-                log.error("subscription to %s refused: %s", self._topic_filter, reason)
+        refused = [r for r in reasons if r.is_failure]
+        for reason in refused:
+            log.error("subscription to %s refused: %s", self._topic_filter, reason)
+        self._subscribed = not refused
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -158,6 +165,7 @@ class MqttSubscriber:
             with self._lock:
                 self._generation += 1
                 self._connected = False
+                self._subscribed = False
             log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason)
             self._on_connection_change(False)
         except Exception:

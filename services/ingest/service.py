@@ -42,6 +42,8 @@ _UNKNOWN_RELOAD_MIN_S = 2.0
 # After this many consecutive messages that fail to store on their own, the fault is not in the
 # data: exit and let the supervisor restart (nothing is acknowledged, nothing is lost).
 _MAX_CONSECUTIVE_STORE_FAILURES = 50
+# The loop checks for a stop request at least this often [s].
+_STOP_POLL_S = 0.2
 
 
 class FatalIngestError(RuntimeError):
@@ -134,9 +136,11 @@ class IngestService:
     def health(self) -> dict[str, Any]:
         age = None if self._last_commit is None else round(self._clock() - self._last_commit, 3)
         connected = self._mqtt.connected
+        subscribed = self._mqtt.subscribed
         return {
-            "ok": connected and self._db_ok,
+            "ok": subscribed and self._db_ok,
             "broker_connected": connected,
+            "subscribed": subscribed,
             "database_ok": self._db_ok,
             "queue_depth": self._queue.qsize(),
             "pending_messages": self._queue.qsize() + self._batch_size,
@@ -161,7 +165,7 @@ class IngestService:
             while not self._stop.is_set():
                 timeout = self._flush.wait_s(batch, self._clock())
                 try:
-                    message = self._queue.get(timeout=max(timeout, 0.001))
+                    message = self._queue.get(timeout=min(max(timeout, 0.001), _STOP_POLL_S))
                 except queue.Empty:
                     message = None
                 if message is not None:
