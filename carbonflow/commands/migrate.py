@@ -39,12 +39,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    report = upgrade(
-        settings.database_url,
-        use_timescaledb=args.timescaledb,
-        retention_days=settings.readings_retention_days,
-        compress_after_days=settings.readings_compress_after_days,
-    )
+    try:
+        report = upgrade(
+            settings.database_url,
+            use_timescaledb=args.timescaledb,
+            retention_days=settings.readings_retention_days,
+            compress_after_days=settings.readings_compress_after_days,
+        )
+    except RuntimeError as err:
+        print(f"migration failed: {err}", file=sys.stderr)
+        return 1
     state = "migrated" if report.changed else "already at"
     print(f"{state} revision {report.after}; {report.storage_detail}")
     return 0

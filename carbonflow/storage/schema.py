@@ -214,3 +214,10 @@ storage_mode = sa.Table(
     ),
     sa.CheckConstraint("singleton", name="storage_mode_singleton"),
 )
+
+sa.Index("rejected_reading_received_idx", rejected_reading.c.received_at)
+sa.Index("rejected_reading_reason_idx", rejected_reading.c.reason, rejected_reading.c.received_at)
+sa.Index("rejected_reading_device_idx", rejected_reading.c.site_id, rejected_reading.c.device_id)
+sa.Index("device_site_idx", device.c.site_id)
+# Plain-PostgreSQL layout only (carbonflow/storage/timescale.py); a hypertable has its own.
+READING_TS_BRIN = "reading_ts_brin"
