@@ -1,1 +1,1 @@
-"""``make bench``: throughput, latency and memory, each stated against a baseline from the same run."""
+"""``make bench``: throughput, latency and memory, each against a baseline from the same run."""

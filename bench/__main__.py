@@ -17,7 +17,9 @@ SCENARIOS = ("ingest",)
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="smaller runs (smoke test of the harness)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs (smoke test of the harness)"
+    )
     parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

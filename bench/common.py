@@ -29,7 +29,10 @@ def private_stack() -> Iterator[Stack]:
     """A durable PostgreSQL and a Mosquitto of our own, so runs are comparable."""
     with tempfile.TemporaryDirectory(prefix="carbonflow-bench-") as tmp:
         root = Path(tmp)
-        with EmbeddedPostgres(root / "pg", durable=True) as pg, EmbeddedMosquitto(root / "mqtt") as broker:
+        with (
+            EmbeddedPostgres(root / "pg", durable=True) as pg,
+            EmbeddedMosquitto(root / "mqtt") as broker,
+        ):
             upgrade(pg.url)
             yield Stack(pg.url, broker.url, broker)
 

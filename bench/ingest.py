@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench.common import Stack, peak_rss_mb, private_stack, quantile
+from bench.common import Stack, peak_rss_mb, private_stack
 from carbonflow.domain.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.net import free_port
 from carbonflow.settings import MqttTarget
@@ -45,7 +45,9 @@ def _messages(readings: int, per_message: int) -> list[tuple[str, bytes]]:
         topic = device_topic(SITE, f"m{d}")
         for start in range(0, per_device, per_message):
             sets = [
-                reading_set_document(base + timedelta(minutes=m), {"energy_import_kwh": 1000.0 + m}, seq=m)
+                reading_set_document(
+                    base + timedelta(minutes=m), {"energy_import_kwh": 1000.0 + m}, seq=m
+                )
                 for m in range(start, min(start + per_message, per_device))
             ]
             out.append((topic, encode(sets[0] if per_message == 1 else sets)))
@@ -55,13 +57,14 @@ def _messages(readings: int, per_message: int) -> list[tuple[str, bytes]]:
 
 
 def _v5_client(url: str, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
     return client
 
 
 def _connect_props() -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 3600
     props.ReceiveMaximum = 20000
     return props
@@ -112,16 +115,28 @@ def copy_ceiling(stack: Stack, readings: int) -> dict[str, float]:
     now = datetime.now(UTC)
     per_device = readings // DEVICES
     with psycopg.connect(stack.database_url) as conn:
-        ids = dict(conn.execute("SELECT device_id, device_pk FROM device WHERE site_id = %s", (SITE,)).fetchall())
-        metric_id = conn.execute("SELECT metric_id FROM metric WHERE name = 'energy_import_kwh'").fetchone()[0]
-        rows = [(ids[f"m{d}"], metric_id, base + timedelta(minutes=m), 1000.0 + m, m, now)
-                for d in range(DEVICES) for m in range(per_device)]
+        ids: dict[str, int] = {
+            str(d): int(pk)
+            for d, pk in conn.execute(
+                "SELECT device_id, device_pk FROM device WHERE site_id = %s", (SITE,)
+            )
+        }
+        metric_id = _scalar(conn, "SELECT metric_id FROM metric WHERE name = 'energy_import_kwh'")
+        rows = [
+            (ids[f"m{d}"], metric_id, base + timedelta(minutes=m), 1000.0 + m, m, now)
+            for d in range(DEVICES)
+            for m in range(per_device)
+        ]
         conn.execute("TRUNCATE reading")
         conn.commit()
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-            "COPY reading (device_pk, metric_id, ts, value, seq, received_at) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY reading (device_pk, metric_id, ts, value, seq, received_at)"
+                " FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
             copy.set_types(["int4", "int2", "timestamptz", "float8", "int8", "timestamptz"])
             for row in rows:
                 copy.write_row(row)
@@ -134,23 +149,28 @@ def copy_ceiling(stack: Stack, readings: int) -> dict[str, float]:
 
 def _start_worker(stack: Stack, client_id: str, port: int, group: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.update({
-        # A group of its own per run: sessions of earlier runs' workers stay members of their
-        # group until they expire and would take their share of the stream.
-        "CARBONFLOW_INGEST_SHARED_GROUP": group,
-        "DATABASE_URL": stack.database_url,
-        "MQTT_URL": stack.mqtt_url,
-        "CARBONFLOW_INGEST_CLIENT_ID": client_id,
-        "CARBONFLOW_INGEST_HTTP_PORT": str(port),
-        "CARBONFLOW_LOG_LEVEL": "WARNING",
-    })
-    return subprocess.Popen([sys.executable, "-m", "carbonflow.cli", "--log-level", "WARNING", "ingest"],
-                            env=env, stdout=subprocess.DEVNULL)
+    env.update(
+        {
+            # A group of its own per run: sessions of earlier runs' workers stay members of their
+            # group until they expire and would take their share of the stream.
+            "CARBONFLOW_INGEST_SHARED_GROUP": group,
+            "DATABASE_URL": stack.database_url,
+            "MQTT_URL": stack.mqtt_url,
+            "CARBONFLOW_INGEST_CLIENT_ID": client_id,
+            "CARBONFLOW_INGEST_HTTP_PORT": str(port),
+            "CARBONFLOW_LOG_LEVEL": "WARNING",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "carbonflow.cli", "--log-level", "WARNING", "ingest"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _get(port: int, path: str) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-        return response.read().decode()
+        return str(response.read().decode())
 
 
 def _wait_connected(port: int, timeout_s: float = 30) -> None:
@@ -167,10 +187,19 @@ def _wait_connected(port: int, timeout_s: float = 30) -> None:
 
 def _count(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM reading").fetchone()[0])
+        return int(_scalar(conn, "SELECT count(*) FROM reading"))
 
 
-def ingest_end_to_end(stack: Stack, messages: list[tuple[str, bytes]], readings: int, workers: int) -> dict[str, float]:
+def _scalar(conn: psycopg.Connection[Any], query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {query!r}")
+    return row[0]
+
+
+def ingest_end_to_end(
+    stack: Stack, messages: list[tuple[str, bytes]], readings: int, workers: int
+) -> dict[str, float]:
     with psycopg.connect(stack.database_url) as conn:
         conn.execute("TRUNCATE reading, dirty_hour, rejected_reading")
     ports = [free_port() for _ in range(workers)]
@@ -200,11 +229,16 @@ def ingest_end_to_end(stack: Stack, messages: list[tuple[str, bytes]], readings:
             p.send_signal(signal.SIGTERM)
             p.wait(60)
     with psycopg.connect(stack.database_url) as conn:
-        first = conn.execute("SELECT min(received_at) FROM reading").fetchone()[0]
+        first = _scalar(conn, "SELECT min(received_at) FROM reading")
     seconds = (finished - first).total_seconds()
-    return {"readings": readings, "messages": len(messages), "seconds": seconds,
-            "readings_per_s": readings / seconds, "msgs_per_s": len(messages) / seconds,
-            "peak_rss_mb": max(rss)}
+    return {
+        "readings": readings,
+        "messages": len(messages),
+        "seconds": seconds,
+        "readings_per_s": readings / seconds,
+        "msgs_per_s": len(messages) / seconds,
+        "peak_rss_mb": max(rss),
+    }
 
 
 def ingest_latency(stack: Stack, rate_per_s: float, seconds: float) -> dict[str, float]:
@@ -214,7 +248,6 @@ def ingest_latency(stack: Stack, rate_per_s: float, seconds: float) -> dict[str,
     port = free_port()
     proc = _start_worker(stack, "bench-latency", port, "bench-latency")
     _wait_connected(port)
-    latencies: list[float] = []
     total = int(rate_per_s * seconds)
     try:
         with Publisher(stack.mqtt_url) as pub:
@@ -229,8 +262,14 @@ def ingest_latency(stack: Stack, rate_per_s: float, seconds: float) -> dict[str,
                 for i in range(sent, due):
                     d = i % DEVICES
                     minute = i // DEVICES
-                    batch.append((device_topic(SITE, f"m{d}"),
-                                  encode(reading_set_document(now, {"energy_import_kwh": 5000.0 + minute}))))
+                    batch.append(
+                        (
+                            device_topic(SITE, f"m{d}"),
+                            encode(
+                                reading_set_document(now, {"energy_import_kwh": 5000.0 + minute})
+                            ),
+                        )
+                    )
                 if batch:
                     pub.publish_many(batch)
                     sent = due
@@ -245,12 +284,13 @@ def ingest_latency(stack: Stack, rate_per_s: float, seconds: float) -> dict[str,
         proc.wait(60)
     buckets = _histogram(metrics, "carbonflow_ingest_lag_seconds")
     return {
-        "rate_per_s": rate_per_s, "readings": total,
+        "rate_per_s": rate_per_s,
+        "readings": total,
         "p50_ms": _hist_quantile(buckets, 0.50) * 1000,
         "p95_ms": _hist_quantile(buckets, 0.95) * 1000,
         "p99_ms": _hist_quantile(buckets, 0.99) * 1000,
         "peak_rss_mb": rss,
-    } | ({"samples": buckets[-1][1]} if buckets else {}) | {"_unused": float(len(latencies))}
+    } | ({"samples": buckets[-1][1]} if buckets else {})
 
 
 def _histogram(text: str, name: str) -> list[tuple[float, float]]:
@@ -280,7 +320,9 @@ def _hist_quantile(buckets: list[tuple[float, float]], q: float) -> float:
 def run(quick: bool = False) -> dict[str, object]:
     readings = 20_000 if quick else 100_000
     with private_stack() as stack:
-        seed_site(stack.database_url, site=SITE, devices=DEVICES, metrics={"energy_import_kwh": "counter"})
+        seed_site(
+            stack.database_url, site=SITE, devices=DEVICES, metrics={"energy_import_kwh": "counter"}
+        )
         single = _messages(readings, 1)
         batched = _messages(readings, 50)
         broker = broker_ceiling(stack, single)

@@ -16,10 +16,9 @@ from typing import Any
 import psycopg
 
 from carbonflow.embedded.net import free_port
-from tests.waiting import wait_until
-
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
+from tests.waiting import wait_until
 
 
 def ingest_settings(database_url: str, mqtt_url: str, **overrides: Any) -> IngestSettings:
@@ -73,7 +72,8 @@ def start_ingest_process(database_url: str, mqtt_url: str, **env: str) -> subpro
         stderr=subprocess.DEVNULL,
     )
     wait_until(
-        lambda: proc.poll() is not None or health(port).get("subscribed") is True, 60,
+        lambda: proc.poll() is not None or health(port).get("subscribed") is True,
+        60,
         message="ingest process subscribed",
     )
     assert proc.poll() is None, f"ingest exited with {proc.returncode}"

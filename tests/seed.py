@@ -25,18 +25,21 @@ def seed_site(
     ids = [f"{prefix}{i}" for i in range(devices)]
     with psycopg.connect(database_url) as conn:
         conn.execute(
-            "INSERT INTO site (site_id, name, kind, province, grid_region, document, document_sha256)"
+            "INSERT INTO site (site_id, name, kind, province, grid_region, document,"
+            " document_sha256)"
             " VALUES (%s, %s, %s, 'shanxi', 'north', '{}', 'seed') ON CONFLICT DO NOTHING",
             (site, site, kind),
         )
         for name in metrics:
             conn.execute(
-                "INSERT INTO metric (name, unit) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, metric_unit(name).symbol),
+                "INSERT INTO metric (name, unit) SELECT %s, %s"
+                " WHERE NOT EXISTS (SELECT 1 FROM metric WHERE name = %s)",
+                (name, metric_unit(name).symbol, name),
             )
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO device (site_id, device_id, name, kind, carrier, role, counter_modulus)"
+                "INSERT INTO device (site_id, device_id, name, kind, carrier, role,"
+                " counter_modulus)"
                 " VALUES (%s, %s, %s, 'electricity_meter', 'electricity', 'consumption', %s)",
                 [(site, d, d, modulus) for d in ids],
             )

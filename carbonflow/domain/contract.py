@@ -364,7 +364,7 @@ def format_ts(ts: datetime) -> str:
 
 
 def reading_set_document(
-    ts: datetime, values: Mapping[str, float], seq: int | None = None, serial: str | None = None
+    ts: datetime, values: Mapping[str, object], seq: int | None = None, serial: str | None = None
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {"ts": format_ts(ts), "values": dict(values)}
     if seq is not None:

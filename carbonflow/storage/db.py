@@ -22,7 +22,7 @@ def libpq_url(database_url: str) -> str:
 
 
 def make_engine(database_url: str, **kwargs: object) -> sa.Engine:
-    return sa.create_engine(sqlalchemy_url(database_url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return sa.create_engine(sqlalchemy_url(database_url), pool_pre_ping=True, **kwargs)
 
 
 def connect(

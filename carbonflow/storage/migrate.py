@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic), run programmatically: ``carbonflow migrate`` and service start-up."""
+"""Schema migrations (Alembic), run in-process by ``carbonflow migrate`` and at service start."""
 
 from __future__ import annotations
 

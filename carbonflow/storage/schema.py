@@ -134,7 +134,8 @@ device_metric = sa.Table(
         primary_key=True,
     ),
     sa.Column("metric_id", sa.SmallInteger, sa.ForeignKey("metric.metric_id"), primary_key=True),
-    # counter: cumulative register; interval: quantity since the previous report; gauge: instantaneous
+    # counter: cumulative register; interval: quantity since the previous report;
+    # gauge: instantaneous value
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("rated_max", sa.Float),
     sa.CheckConstraint("kind IN ('counter', 'interval', 'gauge')", name="device_metric_kind_check"),

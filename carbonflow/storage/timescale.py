@@ -73,7 +73,8 @@ def setup_readings(
         )
         conn.execute(
             sa.text(
-                f"SELECT add_compression_policy('reading', INTERVAL '{int(compress_after_days)} days')"
+                "SELECT add_compression_policy('reading', "
+                f"INTERVAL '{int(compress_after_days)} days')"
             )
         )
         conn.execute(

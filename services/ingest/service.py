@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,7 +55,7 @@ class _RegistryCache:
     load: Callable[[], RegistrySnapshot]
     refresh_s: float
     clock: Callable[[], float]
-    snapshot: RegistrySnapshot = RegistrySnapshot.empty()
+    snapshot: RegistrySnapshot = field(default_factory=RegistrySnapshot.empty)
     loaded_at: float = float("-inf")
 
     def get(self) -> RegistrySnapshot:
@@ -360,7 +360,10 @@ class IngestService:
                 if device
                 else None
             )
-            detail = f"{metric} at {ts.isoformat()} is already stored with a different value; first value kept"
+            detail = (
+                f"{metric} at {ts.isoformat()} is already stored with a different value; "
+                "the first value is kept"
+            )
             payload = f"{metric}={value!r}".encode()
             out.append(
                 RejectionRow(

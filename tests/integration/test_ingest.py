@@ -116,7 +116,7 @@ def _hostile_corpus(valid_device: str) -> tuple[list[tuple[str, bytes]], dict[st
     now = datetime.now(UTC)
     t = device_topic("t1", valid_device)
     ok = reading_set_document(BASE, {"power_kw": 1.0})
-    cases: list[tuple[str, str, bytes]] = [
+    cases: list[tuple[Reason, str, bytes]] = [
         (Reason.MALFORMED_JSON, t, b'{"ts": "2026-'),
         (Reason.MALFORMED_JSON, t, b"\xff\xfe\x00garbage"),
         (Reason.INVALID_SCHEMA, t, b'{"values": {"power_kw": 1}}'),
@@ -384,4 +384,3 @@ def test_sigterm_flushes_acknowledges_and_exits_zero(database_url: str, mosquitt
         proc2.send_signal(signal.SIGTERM)
         assert proc2.wait(timeout=60) == 0
     assert count(database_url, "SELECT count(*) FROM rejected_reading") == 0
-

@@ -41,7 +41,9 @@ def test_migrate_command(database_url: str, monkeypatch, capsys) -> None:
     assert "already at revision" in capsys.readouterr().out
 
 
-def test_migrate_command_without_timescaledb_refuses_when_required(database_url: str, monkeypatch, capsys) -> None:
+def test_migrate_command_without_timescaledb_refuses_when_required(
+    database_url: str, monkeypatch, capsys
+) -> None:
     """--timescaledb on a server without the extension fails with a clear message."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     engine = make_engine(database_url)

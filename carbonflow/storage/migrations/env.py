@@ -1,4 +1,4 @@
-"""Alembic environment: run migrations on the connection handed in by ``carbonflow.storage.migrate``."""
+"""Alembic environment: migrate on the connection handed in by ``carbonflow.storage.migrate``."""
 
 from __future__ import annotations
 

@@ -196,13 +196,28 @@ _INDEXES = (
     "CREATE INDEX rejected_reading_device_idx ON rejected_reading (site_id, device_id)",
     "CREATE INDEX device_site_idx ON device (site_id)",
 )
-_TABLES = ("dirty_hour", "metric", "reading", "rejected_reading", "site", "storage_mode", "device", "organisation", "device_metric", "meter_serial", "node", "flow_edge", "product")
+_TABLES = (
+    "dirty_hour",
+    "metric",
+    "reading",
+    "rejected_reading",
+    "site",
+    "storage_mode",
+    "device",
+    "organisation",
+    "device_metric",
+    "meter_serial",
+    "node",
+    "flow_edge",
+    "product",
+)
 
 
 def upgrade() -> None:
     for statement in (*_CREATE, *_INDEXES):
         op.execute(statement)
-    options = op.get_context().config.attributes.get("timescale_options", {})
+    config = op.get_context().config
+    options = config.attributes.get("timescale_options", {}) if config is not None else {}
     timescale.setup_readings(op.get_bind(), **options)
 
 
