@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 # A subcommand appears here once its service exists.
-_COMMAND_MODULES = ("migrate", "sites", "ingest")
+_COMMAND_MODULES = ("migrate", "sites", "ingest", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,124 @@
+"""``carbonflow demo``: the whole platform on one machine, with no root, Docker or system services.
+
+When ``DATABASE_URL`` is unset it starts a private PostgreSQL under the data directory; when
+``MQTT_URL`` is unset, a private broker (Mosquitto when installed, else a pure-Python one). It
+migrates, loads the example sites, starts the services that exist, prints where to look, and
+stops everything cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carbonflow.embedded.broker import start_embedded_broker
+from carbonflow.embedded.postgres import EmbeddedPostgres
+from carbonflow.settings import DatabaseSettings, MqttSettings
+from carbonflow.sites.loader import load_site_file
+from carbonflow.storage.migrate import upgrade
+from carbonflow.storage.registry import load_sites
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = Path(__file__).parent / "sites" / "examples"
+READY_LINE = "carbonflow demo ready"
+
+
+def default_data_dir() -> Path:
+    """Where the demo keeps its database and broker files (``CARBONFLOW_DATA_DIR``)."""
+    configured = os.environ.get("CARBONFLOW_DATA_DIR")
+    if configured:
+        return Path(configured)
+    # The system temporary directory: reachable by the unprivileged user PostgreSQL runs as
+    # when the demo is started as root, unlike a home directory such as /root.
+    return Path(tempfile.gettempdir()) / f"carbonflow-demo-{os.getuid()}"
+
+
+@dataclass
+class DemoStack:
+    database_url: str
+    mqtt_url: str
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Service:
+    name: str
+    run: Callable[[], int]
+    stop: Callable[[], None]
+    thread: threading.Thread | None = None
+    exit_code: int | None = None
+
+
+def run_demo(stop: threading.Event, *, data_dir: Path | None = None, print_fn: Callable[[str], None] = print) -> int:
+    """Run until ``stop`` is set; returns the exit code."""
+    data_dir = data_dir or default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        database_url = DatabaseSettings().database_url
+        if database_url is None:
+            postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres", durable=True))
+            database_url = postgres.url
+        mqtt_url = MqttSettings().mqtt_url
+        if mqtt_url is None:
+            broker = start_embedded_broker(data_dir / "mqtt")
+            stack.callback(broker.stop)
+            mqtt_url = broker.url
+        demo = DemoStack(database_url, mqtt_url)
+        report = upgrade(database_url)
+        log.info("database schema at revision %s (%s)", report.after, report.storage_detail)
+        docs = [load_site_file(path) for path in sorted(EXAMPLES.glob("*.yaml"))]
+        for result in load_sites(database_url, docs):
+            log.info("%s", result.summary())
+
+        services = _services(demo)
+        for service in services:
+            service.thread = threading.Thread(
+                target=lambda s=service: setattr(s, "exit_code", s.run()), name=service.name, daemon=True
+            )
+            service.thread.start()
+            stack.callback(_stop_service, service)
+
+        print_fn(f"{READY_LINE}")
+        print_fn(f"  database   {database_url}")
+        print_fn(f"  broker     {mqtt_url}  (publish to carbonflow/v1/<site>/<device>/telemetry)")
+        for name, url in demo.endpoints.items():
+            print_fn(f"  {name:<10} {url}")
+        print_fn(f"  sites      {', '.join(d.site.id for d in docs)}")
+        print_fn("press Ctrl-C to stop")
+        while not stop.wait(0.5):
+            failed = [s for s in services if s.thread is not None and not s.thread.is_alive()]
+            if failed:
+                log.error("service %s stopped unexpectedly (exit %s)", failed[0].name, failed[0].exit_code)
+                return 1
+        log.info("stopping")
+    return 0
+
+
+def _services(demo: DemoStack) -> list[_Service]:
+    from services.ingest.service import IngestService
+    from services.ingest.settings import IngestSettings
+
+    ingest_settings = IngestSettings(
+        DATABASE_URL=demo.database_url,
+        MQTT_URL=demo.mqtt_url,
+        CARBONFLOW_INGEST_CLIENT_ID=os.environ.get("CARBONFLOW_INGEST_CLIENT_ID", "carbonflow-demo-ingest"),
+    )
+    ingest = IngestService(ingest_settings)
+    if ingest.http is not None:
+        demo.endpoints["ingest"] = f"http://{ingest_settings.http_host}:{ingest.http.port}/metrics"
+    return [_Service("ingest", ingest.run, ingest.request_stop)]
+
+
+def _stop_service(service: _Service) -> None:
+    service.stop()
+    if service.thread is not None:
+        service.thread.join(timeout=60)
+        if service.thread.is_alive():
+            log.error("%s did not stop within 60 s", service.name)

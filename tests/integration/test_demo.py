@@ -1,0 +1,60 @@
+"""`make demo` runs `carbonflow demo`: it starts, reports ready, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import psutil
+
+from carbonflow.demo import READY_LINE
+from carbonflow.embedded.net import free_port
+from tests.waiting import wait_until
+
+
+def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
+    # Not under pytest's tmp_path: as root, PostgreSQL runs as an unprivileged user that must
+    # reach its data directory, and pytest keeps its own base directory private.
+    data_dir = Path(tempfile.mkdtemp(prefix="carbonflow-demo-test-"))
+    data_dir.chmod(0o711)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
+    env.update({"CARBONFLOW_DATA_DIR": str(data_dir), "CARBONFLOW_INGEST_HTTP_PORT": str(free_port())})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carbonflow.cli", "demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+    seen: list[str] = []
+
+    def ready() -> bool:
+        while not lines.empty():
+            seen.append(lines.get())
+        return any(READY_LINE in line for line in seen) or proc.poll() is not None
+
+    try:
+        wait_until(ready, 180, message="demo ready")
+        assert proc.poll() is None, f"demo exited early: {seen}"
+        output = "".join(seen)
+        assert "postgresql://" in output and "mqtt://" in output and "shanxi-jinzhong-mine" in output
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the embedded database and broker run as child processes"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        wait_until(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
+                   30, message="no child process left")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
