@@ -16,6 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from carbonflow.settings import MqttTarget
 
 
+# Message ids are 16-bit: never have more than this many messages outstanding at once.
+_CHUNK = 20_000
+
+
 class PublishError(RuntimeError):
     pass
 
@@ -57,8 +61,20 @@ class Publisher:
         self, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, timeout_s: float = 300.0
     ) -> int:
         """Publish every (topic, payload) and wait for the broker's acknowledgements."""
-        infos = [self._client.publish(topic, payload, qos=qos) for topic, payload in messages]
         deadline = time.monotonic() + timeout_s
+        sent = 0
+        chunk: list[tuple[str, bytes]] = []
+        for message in messages:
+            chunk.append(message)
+            if len(chunk) >= _CHUNK:
+                sent += self._publish_chunk(chunk, qos, deadline)
+                chunk = []
+        if chunk:
+            sent += self._publish_chunk(chunk, qos, deadline)
+        return sent
+
+    def _publish_chunk(self, chunk: list[tuple[str, bytes]], qos: int, deadline: float) -> int:
+        infos = [self._client.publish(topic, payload, qos=qos) for topic, payload in chunk]
         for info in infos:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

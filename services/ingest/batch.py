@@ -8,19 +8,36 @@ from datetime import datetime
 
 from carbonflow.storage.ingest_store import ReadingRow, RejectionRow
 from services.ingest.messages import InboundMessage
+from services.ingest.validate import Candidate
 
 Clock = Callable[[], float]  # monotonic seconds
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMark:
+    messages: int
+    candidates: int
+    rejections: int
+    serials: tuple[tuple[tuple[int, str], tuple[datetime, datetime]], ...]
 
 
 @dataclass(slots=True)
 class Batch:
     opened_at: float
     messages: list[InboundMessage] = field(default_factory=list)
+    # validated readings and the index of the message each came in, until the batch is sealed
+    candidates: list[Candidate] = field(default_factory=list)
+    candidate_message: list[int] = field(default_factory=list)
     rows: list[ReadingRow] = field(default_factory=list)
     rejections: list[RejectionRow] = field(default_factory=list)
     serials: dict[tuple[int, str], tuple[datetime, datetime]] = field(default_factory=dict)
-    # per message: (readings stored candidates, rejections) to report message results
-    message_results: list[tuple[int, int]] = field(default_factory=list)
+    # per message: readings accepted, readings or parts rejected
+    accepted: list[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+
+    @property
+    def readings(self) -> int:
+        return len(self.candidates) + len(self.rows)
 
     def add_serial(self, device_pk: int, serial: str, ts: datetime) -> None:
         key = (device_pk, serial)
@@ -29,6 +46,24 @@ class Batch:
 
     def serial_rows(self) -> list[tuple[int, str, datetime, datetime]]:
         return [(pk, serial, lo, hi) for (pk, serial), (lo, hi) in self.serials.items()]
+
+    def mark(self) -> BatchMark:
+        return BatchMark(
+            len(self.messages),
+            len(self.candidates),
+            len(self.rejections),
+            tuple(self.serials.items()),
+        )
+
+    def rollback(self, mark: BatchMark) -> None:
+        """Undo what was added since ``mark`` (before the batch is sealed)."""
+        del self.messages[mark.messages :]
+        del self.accepted[mark.messages :]
+        del self.rejected[mark.messages :]
+        del self.candidates[mark.candidates :]
+        del self.candidate_message[mark.candidates :]
+        del self.rejections[mark.rejections :]
+        self.serials = dict(mark.serials)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +76,7 @@ class FlushPolicy:
         if not batch.messages:
             return False
         return (
-            len(batch.rows) >= self.max_readings
+            batch.readings >= self.max_readings
             or len(batch.messages) >= self.max_messages
             or now - batch.opened_at >= self.max_age_s
         )

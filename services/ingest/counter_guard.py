@@ -27,11 +27,10 @@ class CounterGuard:
         self._lookup = lookup
         self._latest: dict[Key, tuple[datetime, float] | None] = {}
 
-    def forget(self) -> None:
-        self._latest.clear()
-
-    def filter(self, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[Rejection]]:
-        """Split ``candidates`` (in arrival order) into accepted and backwards readings."""
+    def filter(
+        self, candidates: Sequence[Candidate]
+    ) -> tuple[list[int], list[tuple[int, Rejection]]]:
+        """Indices of accepted candidates (in arrival order), and the backwards ones."""
         unseen = {
             (c.device.device_pk, c.metric.metric_id)
             for c in candidates
@@ -44,11 +43,11 @@ class CounterGuard:
             found = self._lookup(sorted(unseen))
             for key in unseen:
                 self._latest[key] = found.get(key)
-        accepted: list[Candidate] = []
-        rejected: list[Rejection] = []
-        for c in candidates:
+        accepted: list[int] = []
+        rejected: list[tuple[int, Rejection]] = []
+        for i, c in enumerate(candidates):
             if c.metric.kind != "counter":
-                accepted.append(c)
+                accepted.append(i)
                 continue
             key = (c.device.device_pk, c.metric.metric_id)
             last = self._latest.get(key)
@@ -57,22 +56,21 @@ class CounterGuard:
                     step = classify_step(last[1], c.value, c.device.counter_modulus)
                     if step is CounterStep.BACKWARDS:
                         rejected.append(
-                            Rejection(
-                                Reason.COUNTER_BACKWARDS,
-                                f"{c.metric.name} fell from {last[1]:g} at {last[0].isoformat()} "
-                                f"to {c.value:g}: not a reset or rollover",
-                                c.device.device_id,
-                                c.metric.name,
-                                c.ts,
-                                c.value,
+                            (
+                                i,
+                                Rejection(
+                                    Reason.COUNTER_BACKWARDS,
+                                    f"{c.metric.name} fell from {last[1]:g} at "
+                                    f"{last[0].isoformat()} to {c.value:g}: "
+                                    "not a reset or rollover",
+                                    c.device.device_id,
+                                    c.metric.name,
+                                    c.ts,
+                                    c.value,
+                                ),
                             )
                         )
                         continue
                 self._latest[key] = (c.ts, c.value)
-            accepted.append(c)
+            accepted.append(i)
         return accepted, rejected
-
-    def rollback(self, keys: Sequence[Key]) -> None:
-        """Forget state that a batch which was not stored may have advanced."""
-        for key in keys:
-            self._latest.pop(key, None)

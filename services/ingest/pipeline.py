@@ -1,7 +1,8 @@
-"""parse → validate → guard counters → batch: turn inbound messages into a storable batch.
+"""parse → validate → batch → guard counters: turn inbound messages into a storable batch.
 
 Pure except for the registry and counter look-ups it is handed; the service loop does the
-writing and acknowledging.
+writing and acknowledging. The counter guard runs once per batch (``seal``), so the newest
+stored value of every counter in the batch is fetched in one query.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from carbonflow.domain.contract import Rejection, parse_message
-from carbonflow.storage.ingest_store import ReadingRow, RegistrySnapshot, RejectionRow
+from carbonflow.storage.ingest_store import RegistrySnapshot, RejectionRow
 from services.ingest.batch import Batch
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.messages import InboundMessage
@@ -31,6 +32,23 @@ def payload_excerpt(payload: bytes) -> str:
     if len(text) > PAYLOAD_EXCERPT_CHARS or len(payload) > PAYLOAD_EXCERPT_CHARS * 4:
         text = text[:PAYLOAD_EXCERPT_CHARS] + "…"
     return text
+
+
+def rejection_row(message: InboundMessage, site: str | None, rejection: Rejection) -> RejectionRow:
+    return RejectionRow(
+        received_at=message.received_at,
+        reason=rejection.reason.value,
+        detail=rejection.detail,
+        topic=message.topic,
+        site_id=site,
+        device_id=rejection.device,
+        metric=rejection.metric,
+        reading_ts=rejection.ts,
+        value=rejection.value,
+        payload_excerpt=payload_excerpt(message.payload),
+        payload_bytes=len(message.payload),
+        payload_sha256=hashlib.sha256(message.payload).hexdigest(),
+    )
 
 
 class LogOnce:
@@ -70,45 +88,47 @@ class Pipeline:
         self.log_once = LogOnce()
 
     def add(self, batch: Batch, message: InboundMessage) -> None:
+        """Parse and validate one message into the batch."""
         parsed = parse_message(
             message.topic, message.payload, message.received_at, self._max_payload_bytes
         )
         checked = validate(parsed, self._registry(), self._wall(), self._policy)
-        accepted, backwards = self._guard.filter(checked.candidates)
-        rejections = checked.rejections + backwards
-        received = message.received_at
-        for c in accepted:
-            row: ReadingRow = (
-                c.device.device_pk,
-                c.metric.metric_id,
-                c.ts,
-                c.value,
-                c.seq,
-                received,
-            )
-            batch.rows.append(row)
+        index = len(batch.messages)
+        batch.messages.append(message)
+        batch.candidates.extend(checked.candidates)
+        batch.candidate_message.extend([index] * len(checked.candidates))
         for pk, serial, ts in checked.serials:
             batch.add_serial(pk, serial, ts)
-        if rejections:
-            digest = hashlib.sha256(message.payload).hexdigest()
-            excerpt = payload_excerpt(message.payload)
-            for r in rejections:
-                self.log_once(checked.site, r)
-                batch.rejections.append(
-                    RejectionRow(
-                        received_at=received,
-                        reason=r.reason.value,
-                        detail=r.detail,
-                        topic=message.topic,
-                        site_id=checked.site,
-                        device_id=r.device,
-                        metric=r.metric,
-                        reading_ts=r.ts,
-                        value=r.value,
-                        payload_excerpt=excerpt,
-                        payload_bytes=len(message.payload),
-                        payload_sha256=digest,
-                    )
+        for r in checked.rejections:
+            self.log_once(checked.site, r)
+            batch.rejections.append(rejection_row(message, checked.site, r))
+        batch.accepted.append(0)
+        batch.rejected.append(len(checked.rejections))
+
+    def seal(self, batch: Batch) -> None:
+        """Run the counter guard over the whole batch and turn candidates into rows."""
+        if not batch.candidates:
+            return
+        accepted, backwards = self._guard.filter(batch.candidates)
+        for i in accepted:
+            c = batch.candidates[i]
+            message_index = batch.candidate_message[i]
+            batch.rows.append(
+                (
+                    c.device.device_pk,
+                    c.metric.metric_id,
+                    c.ts,
+                    c.value,
+                    c.seq,
+                    batch.messages[message_index].received_at,
                 )
-        batch.messages.append(message)
-        batch.message_results.append((len(accepted), len(rejections)))
+            )
+            batch.accepted[message_index] += 1
+        for i, rejection in backwards:
+            message = batch.messages[batch.candidate_message[i]]
+            site = batch.candidates[i].device.site_id
+            self.log_once(site, rejection)
+            batch.rejections.append(rejection_row(message, site, rejection))
+            batch.rejected[batch.candidate_message[i]] += 1
+        batch.candidates.clear()
+        batch.candidate_message.clear()

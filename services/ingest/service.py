@@ -210,25 +210,19 @@ class IngestService:
         self._with_db_retry(lambda: self._pipeline_add(batch, message))
 
     def _pipeline_add(self, batch: Batch, message: InboundMessage) -> None:
-        n_rej = len(batch.rejections)
-        n_rows, n_ser = len(batch.rows), len(batch.serials)
+        mark = batch.mark()
         self._pipeline.add(batch, message)
-        unknown = {
+        unknown = (
             Reason.UNKNOWN_SITE.value,
             Reason.UNKNOWN_DEVICE.value,
             Reason.WRONG_SITE.value,
             Reason.UNKNOWN_METRIC.value,
-        }
+        )
         if any(
-            r.reason in unknown for r in batch.rejections[n_rej:]
+            r.reason in unknown for r in batch.rejections[mark.rejections :]
         ) and self._registry.reload_if_older_than(_UNKNOWN_RELOAD_MIN_S):
             # The registry may have changed since the last load (a site file was just loaded).
-            del batch.rejections[n_rej:]
-            del batch.rows[n_rows:]
-            batch.messages.pop()
-            batch.message_results.pop()
-            if len(batch.serials) != n_ser:
-                batch.serials = dict(list(batch.serials.items())[:n_ser])
+            batch.rollback(mark)
             self._pipeline.add(batch, message)
 
     def _wait_for_database(self) -> None:
@@ -255,7 +249,7 @@ class IngestService:
     def _commit(self, batch: Batch, *, final: bool = False) -> bool:
         """Store the batch, then acknowledge its messages. False if stopped before storing."""
         started = self._clock()
-        stored = self._with_db_retry(lambda: self._store_or_isolate(batch))
+        stored = self._with_db_retry(lambda: self._seal_and_store(batch))
         if not stored:
             log.warning(
                 "stopping with %d messages not stored; the broker redelivers them to this session",
@@ -275,14 +269,15 @@ class IngestService:
         for ts in {row[2] for row in batch.rows[:: max(1, len(batch.rows) // 100)]}:
             self.metrics.lag_seconds.observe(max(0.0, (now - ts).total_seconds()))
         self.metrics.batch_readings.observe(len(batch.rows))
-        for accepted, rejected in batch.message_results:
+        for accepted, rejected in zip(batch.accepted, batch.rejected, strict=True):
             result = "stored" if not rejected else ("partly_rejected" if accepted else "rejected")
             self.metrics.messages.labels(result).inc()
         if final:
             log.info("stored and acknowledged %d messages before stopping", len(batch.messages))
         return True
 
-    def _store_or_isolate(self, batch: Batch) -> None:
+    def _seal_and_store(self, batch: Batch) -> None:
+        self._pipeline.seal(batch)
         try:
             result = self._store.store(
                 batch.rows, batch.rejections, batch.serial_rows(), self._conflicts
@@ -304,6 +299,7 @@ class IngestService:
         for message in batch.messages:
             single = Batch(opened_at=self._clock())
             self._pipeline.add(single, message)
+            self._pipeline.seal(single)
             try:
                 result = self._store.store(
                     single.rows, single.rejections, single.serial_rows(), self._conflicts
