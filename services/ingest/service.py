@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from carbonflow.storage.ingest_store import BatchStore, ReadingRow, RegistrySnap
 from services.ingest.batch import Batch, FlushPolicy
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.http import HealthServer
+from services.ingest.inbox import Inbox
 from services.ingest.messages import InboundMessage
 from services.ingest.metrics import IngestMetrics
 from services.ingest.mqtt_client import MqttSubscriber
@@ -89,7 +89,7 @@ class IngestService:
         self.metrics = metrics or IngestMetrics.create()
         self._clock = clock
         self._wall = wall_clock
-        self._queue: queue.Queue[InboundMessage] = queue.Queue(maxsize=settings.receive_maximum * 2)
+        self._inbox: Inbox[InboundMessage] = Inbox()
         self._store = BatchStore(settings.database_url)
         self._registry = _RegistryCache(self._store.registry, settings.registry_refresh_s, clock)
         self._guard = CounterGuard(self._store.latest_counter_values)
@@ -114,7 +114,7 @@ class IngestService:
             topic_filter=settings.topic_filter,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
-            sink=self._queue.put,
+            sink=self._inbox.put,
             on_connection_change=lambda up: self.metrics.broker_connected.set(1 if up else 0),
         )
         self._stop = threading.Event()
@@ -142,8 +142,8 @@ class IngestService:
             "broker_connected": connected,
             "subscribed": subscribed,
             "database_ok": self._db_ok,
-            "queue_depth": self._queue.qsize(),
-            "pending_messages": self._queue.qsize() + self._batch_size,
+            "queue_depth": len(self._inbox),
+            "pending_messages": len(self._inbox) + self._batch_size,
             "seconds_since_last_commit": age,
         }
 
@@ -164,21 +164,18 @@ class IngestService:
         try:
             while not self._stop.is_set():
                 timeout = self._flush.wait_s(batch, self._clock())
-                try:
-                    message = self._queue.get(timeout=min(max(timeout, 0.001), _STOP_POLL_S))
-                except queue.Empty:
-                    message = None
+                message = self._inbox.get(min(max(timeout, 0.001), _STOP_POLL_S))
                 if message is not None:
                     if not batch.messages:
                         batch.opened_at = self._clock()
                     self._add(batch, message)
                     # Take what is already waiting without blocking, up to the batch limits.
                     while not self._flush.due(batch, self._clock()):
-                        try:
-                            self._add(batch, self._queue.get_nowait())
-                        except queue.Empty:
+                        waiting = self._inbox.get_nowait()
+                        if waiting is None:
                             break
-                self.metrics.queue_depth.set(self._queue.qsize())
+                        self._add(batch, waiting)
+                self.metrics.queue_depth.set(len(self._inbox))
                 self._batch_size = len(batch.messages)
                 if self._flush.due(batch, self._clock()):
                     if not self._commit(batch):
@@ -186,11 +183,8 @@ class IngestService:
                     batch = Batch(opened_at=self._clock())
                     self._batch_size = 0
             # Shutdown: store and acknowledge what has arrived, then disconnect.
-            while True:
-                try:
-                    self._add(batch, self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            while (waiting := self._inbox.get_nowait()) is not None:
+                self._add(batch, waiting)
             if batch.messages:
                 self._commit(batch, final=True)
             return 0
