@@ -56,7 +56,9 @@ class _Service:
     exit_code: int | None = None
 
 
-def run_demo(stop: threading.Event, *, data_dir: Path | None = None, print_fn: Callable[[str], None] = print) -> int:
+def run_demo(
+    stop: threading.Event, *, data_dir: Path | None = None, print_fn: Callable[[str], None] = print
+) -> int:
     """Run until ``stop`` is set; returns the exit code."""
     data_dir = data_dir or default_data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,9 @@ def run_demo(stop: threading.Event, *, data_dir: Path | None = None, print_fn: C
         services = _services(demo)
         for service in services:
             service.thread = threading.Thread(
-                target=lambda s=service: setattr(s, "exit_code", s.run()), name=service.name, daemon=True
+                target=lambda s=service: setattr(s, "exit_code", s.run()),
+                name=service.name,
+                daemon=True,
             )
             service.thread.start()
             stack.callback(_stop_service, service)
@@ -95,7 +99,9 @@ def run_demo(stop: threading.Event, *, data_dir: Path | None = None, print_fn: C
         while not stop.wait(0.5):
             failed = [s for s in services if s.thread is not None and not s.thread.is_alive()]
             if failed:
-                log.error("service %s stopped unexpectedly (exit %s)", failed[0].name, failed[0].exit_code)
+                log.error(
+                    "service %s stopped unexpectedly (exit %s)", failed[0].name, failed[0].exit_code
+                )
                 return 1
         log.info("stopping")
     return 0
@@ -108,7 +114,9 @@ def _services(demo: DemoStack) -> list[_Service]:
     ingest_settings = IngestSettings(
         DATABASE_URL=demo.database_url,
         MQTT_URL=demo.mqtt_url,
-        CARBONFLOW_INGEST_CLIENT_ID=os.environ.get("CARBONFLOW_INGEST_CLIENT_ID", "carbonflow-demo-ingest"),
+        CARBONFLOW_INGEST_CLIENT_ID=os.environ.get(
+            "CARBONFLOW_INGEST_CLIENT_ID", "carbonflow-demo-ingest"
+        ),
     )
     ingest = IngestService(ingest_settings)
     if ingest.http is not None:

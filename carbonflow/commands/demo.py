@@ -14,7 +14,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo", help="run everything locally (embedded database and broker unless configured)"
     )
-    parser.add_argument("--data-dir", type=Path, default=None, help="default: $CARBONFLOW_DATA_DIR or a temp dir")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default: $CARBONFLOW_DATA_DIR or a temp dir"
+    )
     parser.set_defaults(handler=run)
 
 

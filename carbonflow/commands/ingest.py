@@ -16,6 +16,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--migrate", action="store_true", help="migrate the database before starting"
     )
+    parser.add_argument(
+        "--retire",
+        action="store_true",
+        help="scale-down: store what this client id's session holds, end the session, exit",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             retention_days=settings.readings_retention_days,
             compress_after_days=settings.readings_compress_after_days,
         )
-    service = IngestService(settings)
+    service = IngestService(settings, retire=args.retire)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         service.request_stop()

@@ -42,6 +42,7 @@ class MqttSubscriber:
         receive_maximum: int,
         sink: Callable[[InboundMessage], None],
         on_connection_change: Callable[[bool], None] = lambda _connected: None,
+        retire: bool = False,
     ) -> None:
         self._target = settings.target()
         self._topic_filter = topic_filter
@@ -51,6 +52,8 @@ class MqttSubscriber:
         self._generation = 0
         self._connected = False
         self._subscribed = False
+        self._retire = retire
+        self.unsubscribed = threading.Event()
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         client = mqtt.Client(
@@ -76,6 +79,7 @@ class MqttSubscriber:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         self._client = client
 
     @property
@@ -117,10 +121,19 @@ class MqttSubscriber:
                     acked += 1
         return acked
 
-    def stop(self) -> None:
-        """Disconnect cleanly (acks already queued are sent first) and stop the network thread."""
+    def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect cleanly (acks already queued are sent first) and stop the network thread.
+
+        ``end_session``: tell the broker to discard this client's session now, so that it stops
+        queueing this worker's share of a shared subscription (a worker being retired).
+        """
         try:
-            self._client.disconnect()
+            if end_session:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                props.SessionExpiryInterval = 0
+                self._client.disconnect(properties=props)
+            else:
+                self._client.disconnect()
         finally:
             self._client.loop_stop()
 
@@ -145,7 +158,11 @@ class MqttSubscriber:
             )
             # Subscribing again to a filter the session already has is harmless, and covers a
             # broker that lost the session.
-            client.subscribe(self._topic_filter, qos=1)
+            if self._retire:
+                # Take no new share of the stream; what the session already holds still comes.
+                client.unsubscribe(self._topic_filter)
+            else:
+                client.subscribe(self._topic_filter, qos=1)
             self._on_connection_change(True)
         except Exception:
             log.exception("error in on_connect")
@@ -157,6 +174,12 @@ class MqttSubscriber:
         for reason in refused:
             log.error("subscription to %s refused: %s", self._topic_filter, reason)
         self._subscribed = not refused
+
+    def _on_unsubscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, _reasons: Any, _props: Any
+    ) -> None:
+        log.info("unsubscribed from %s: retiring this worker's session", self._topic_filter)
+        self.unsubscribed.set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any

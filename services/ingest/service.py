@@ -42,6 +42,8 @@ _UNKNOWN_RELOAD_MIN_S = 2.0
 # After this many consecutive messages that fail to store on their own, the fault is not in the
 # data: exit and let the supervisor restart (nothing is acknowledged, nothing is lost).
 _MAX_CONSECUTIVE_STORE_FAILURES = 50
+# A retiring worker ends its session after its backlog has been quiet this long [s].
+_RETIRE_QUIET_S = 2.0
 # The loop checks for a stop request at least this often [s].
 _STOP_POLL_S = 0.2
 
@@ -82,7 +84,9 @@ class IngestService:
         metrics: IngestMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retire: bool = False,
     ) -> None:
+        """``retire``: drain this client id's session, then end it, and exit (scale-down)."""
         if settings.database_url is None:
             raise ValueError("DATABASE_URL is not set")
         self.settings = settings
@@ -116,7 +120,9 @@ class IngestService:
             receive_maximum=settings.receive_maximum,
             sink=self._inbox.put,
             on_connection_change=lambda up: self.metrics.broker_connected.set(1 if up else 0),
+            retire=retire,
         )
+        self._retire = retire
         self._stop = threading.Event()
         self._db_ok = False
         self._last_commit: float | None = None
@@ -161,11 +167,15 @@ class IngestService:
             self.settings.topic_filter,
         )
         batch = Batch(opened_at=self._clock())
+        last_message = self._clock()
         try:
             while not self._stop.is_set():
                 timeout = self._flush.wait_s(batch, self._clock())
                 message = self._inbox.get(min(max(timeout, 0.001), _STOP_POLL_S))
+                if message is None and self._retire_done(last_message):
+                    break
                 if message is not None:
+                    last_message = self._clock()
                     if not batch.messages:
                         batch.opened_at = self._clock()
                     self._add(batch, message)
@@ -192,11 +202,20 @@ class IngestService:
             log.exception("fatal error; exiting so that the supervisor restarts ingest")
             return 1
         finally:
-            self._mqtt.stop()
+            self._mqtt.stop(end_session=self._retire)
             self._store.close()
             if self.http is not None:
                 self.http.stop()
             log.info("ingest stopped")
+
+    def _retire_done(self, last_message: float) -> bool:
+        """Retiring: unsubscribed, and the session has delivered nothing for a while."""
+        return (
+            self._retire
+            and self._mqtt.unsubscribed.is_set()
+            and len(self._inbox) == 0
+            and self._clock() - last_message >= _RETIRE_QUIET_S
+        )
 
     # ---- steps ---------------------------------------------------------------------------------
 

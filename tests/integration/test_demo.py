@@ -1,4 +1,4 @@
-"""`make demo` runs `carbonflow demo`: it starts, reports ready, and Ctrl-C leaves nothing behind."""
+"""`make demo` runs `carbonflow demo`: it starts, says ready, and Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="carbonflow-demo-test-"))
     data_dir.chmod(0o711)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
-    env.update({"CARBONFLOW_DATA_DIR": str(data_dir), "CARBONFLOW_INGEST_HTTP_PORT": str(free_port())})
+    env.update(
+        {"CARBONFLOW_DATA_DIR": str(data_dir), "CARBONFLOW_INGEST_HTTP_PORT": str(free_port())}
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "carbonflow.cli", "demo"],
         env=env,
@@ -34,7 +36,12 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+
+    def pump() -> None:
+        for line in proc.stdout or []:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
 
     def ready() -> bool:
@@ -46,13 +53,20 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
         wait_until(ready, 180, message="demo ready")
         assert proc.poll() is None, f"demo exited early: {seen}"
         output = "".join(seen)
-        assert "postgresql://" in output and "mqtt://" in output and "shanxi-jinzhong-mine" in output
+        assert (
+            "postgresql://" in output and "mqtt://" in output and "shanxi-jinzhong-mine" in output
+        )
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the embedded database and broker run as child processes"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
-        wait_until(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
-                   30, message="no child process left")
+        wait_until(
+            lambda: (
+                not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+            ),
+            30,
+            message="no child process left",
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -384,3 +386,40 @@ def test_sigterm_flushes_acknowledges_and_exits_zero(database_url: str, mosquitt
         proc2.send_signal(signal.SIGTERM)
         assert proc2.wait(timeout=60) == 0
     assert count(database_url, "SELECT count(*) FROM rejected_reading") == 0
+
+
+def test_retiring_a_worker_hands_its_share_back(database_url: str, mosquitto) -> None:
+    """Scale-down: a stopped worker's session keeps taking its share of a shared subscription
+    until it is retired; `carbonflow ingest --retire` stores that share and ends the session."""
+    devices = seed_site(database_url, devices=10)
+    first = _counter_stream(devices, minutes=100)  # 1000 messages
+    # minutes 100–199 of every device: 1000 more messages
+    second = [m for i, m in enumerate(_counter_stream(devices, minutes=200)) if i % 200 >= 100]
+    with running_ingest(database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="keep"):
+        proc = start_ingest_process(
+            database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="leave"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        with Publisher(mosquitto.url) as pub:
+            pub.publish_many(first)  # part of it is queued for the stopped worker's session
+        wait_until(lambda: _rows(database_url) > 0, 30, message="the remaining worker's share")
+        assert _rows(database_url) < 2000, "the stopped worker's session took no share"
+        retire = subprocess.run(
+            [sys.executable, "-m", "carbonflow.cli", "ingest", "--retire"],
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "MQTT_URL": mosquitto.url,
+                "CARBONFLOW_INGEST_CLIENT_ID": "leave",
+                "CARBONFLOW_INGEST_HTTP_PORT": "0",
+            },
+            timeout=120,
+            check=False,
+        )
+        assert retire.returncode == 0
+        wait_until(lambda: _rows(database_url) == 2000, 30, message="the retired share stored")
+        with Publisher(mosquitto.url) as pub:
+            pub.publish_many(second)  # all of it now goes to the remaining worker
+        wait_until(lambda: _rows(database_url) == 4000, 60, message="everything after retiring")
+    assert _rows(database_url) == 4000
