@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from carbonflow.logs import configure
 
 # A subcommand appears here once its service exists.
 _COMMAND_MODULES = ("migrate", "sites", "ingest", "demo")
@@ -17,7 +19,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carbonflow", description="Energy–carbon monitoring for zero-carbon parks and mines"
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("CARBONFLOW_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING, ERROR (env CARBONFLOW_LOG_LEVEL)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("CARBONFLOW_LOG_FORMAT", "text"),
+        help="json: one JSON object per line, for log collectors (env CARBONFLOW_LOG_FORMAT)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _COMMAND_MODULES:
         module = importlib.import_module(f"carbonflow.commands.{name}")
@@ -28,11 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure(args.log_level, args.log_format)
     handler = args.handler
     result: int = handler(args)
     return result
