@@ -155,7 +155,15 @@ class IngestService:
 
     def run(self) -> int:
         """Run until :meth:`request_stop`; returns the process exit code."""
-        self._wait_for_database()
+        try:
+            self._wait_for_database()
+        except psycopg.errors.UndefinedTable as exc:
+            log.error(
+                "the database has no carbonflow schema (%s): run `carbonflow migrate`",
+                str(exc).splitlines()[0],
+            )
+            self._store.close()
+            return 2
         if self._stop.is_set():
             return 0
         if self.http is not None:
