@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from prometheus_client import disable_created_metrics
+
 from carbonflow.logs import configure
 
 # A subcommand appears here once its service exists.
@@ -41,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.log_level, args.log_format)
+    # The *_created series double every counter's cardinality and no dashboard reads them.
+    disable_created_metrics()
     handler = args.handler
     result: int = handler(args)
     return result

@@ -9,6 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from carbonflow.domain.contract import Reason
 
 MESSAGE_RESULTS = ("stored", "partly_rejected", "rejected")
+# Fine below a second (live freshness), coarse above it (late and backfilled data) [s].
+LAG_BUCKETS_S = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,
+    1, 2, 5, 10, 30, 60, 300, 3600, 86400,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,7 @@ class IngestMetrics:
             lag_seconds=Histogram(
                 "carbonflow_ingest_lag_seconds",
                 "commit time minus reading timestamp [s]",
-                buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400),
+                buckets=LAG_BUCKETS_S,
                 registry=reg,
             ),
             broker_connected=Gauge(

@@ -53,6 +53,7 @@ class MqttSubscriber:
         self._connected = False
         self._subscribed = False
         self._retire = retire
+        self._stopping = False
         self.unsubscribed = threading.Event()
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
@@ -127,6 +128,7 @@ class MqttSubscriber:
         ``end_session``: tell the broker to discard this client's session now, so that it stops
         queueing this worker's share of a shared subscription (a worker being retired).
         """
+        self._stopping = True
         try:
             if end_session:
                 props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
@@ -189,7 +191,10 @@ class MqttSubscriber:
                 self._generation += 1
                 self._connected = False
                 self._subscribed = False
-            log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason)
+            if self._stopping:
+                log.info("disconnected from the broker")
+            else:
+                log.warning("disconnected from the broker (%s); reconnecting with backoff", reason)
             self._on_connection_change(False)
         except Exception:
             log.exception("error in on_disconnect")

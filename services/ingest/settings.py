@@ -32,7 +32,7 @@ class IngestSettings(DatabaseSettings, MqttSettings):
         default=20000, ge=1, validation_alias="CARBONFLOW_INGEST_BATCH_MAX_READINGS"
     )
     batch_max_age_ms: int = Field(
-        default=250, ge=1, validation_alias="CARBONFLOW_INGEST_BATCH_MAX_AGE_MS"
+        default=100, ge=1, validation_alias="CARBONFLOW_INGEST_BATCH_MAX_AGE_MS"
     )
     max_payload_bytes: int = Field(
         default=262144, ge=64, validation_alias="CARBONFLOW_INGEST_MAX_PAYLOAD_BYTES"
