@@ -16,24 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
 from carbonflow.embedded.amqtt_broker import EmbeddedAmqtt
-from carbonflow.embedded.net import (
-    LOCALHOST,
-    ServerStartError,
-    current_user_name,
-    free_port,
-    port_accepts,
-    read_from,
-    stop_process,
-    tail,
-    wait_for,
-)
+from carbonflow.embedded.child import ChildServer
+from carbonflow.embedded.net import LOCALHOST, current_user_name
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +36,6 @@ AUTOSAVE_INTERVAL_S = 2
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 """Bound on a clean stop, which writes the persistence file [s]; then SIGKILL."""
-_PORT_RETRIES = 3
 
 
 class MosquittoNotFoundError(RuntimeError):
@@ -122,7 +109,7 @@ def render_config(
     return text
 
 
-class EmbeddedMosquitto:
+class EmbeddedMosquitto(ChildServer):
     """Mosquitto on ``127.0.0.1:<port>`` with its config, log and persistence in ``data_dir``.
 
     ``port=None`` picks a free port (and picks again if it is taken before Mosquitto binds
@@ -130,6 +117,10 @@ class EmbeddedMosquitto:
     ``acl_file``, …); with ``per_listener_settings false`` those apply to the listener, and
     a repeated option overrides the generated one (``allow_anonymous false``).
     """
+
+    NAME = "Mosquitto"
+    LOG_FILE = LOG_FILE
+    OUTPUT_FILE = "mosquitto.stderr"
 
     def __init__(
         self,
@@ -141,106 +132,19 @@ class EmbeddedMosquitto:
         startup_timeout_s: float = STARTUP_TIMEOUT_S,
         stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
-        self._data_dir = Path(data_dir).absolute()
-        self._auto_port = port is None
-        self._port = free_port() if port is None else port
+        super().__init__(
+            data_dir, port, startup_timeout_s=startup_timeout_s, stop_timeout_s=stop_timeout_s
+        )
         self.extra_config = extra_config
         self._autosave_interval_s = autosave_interval_s
-        self._startup_timeout_s = startup_timeout_s
-        self._stop_timeout_s = stop_timeout_s
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
 
-    @property
-    def data_dir(self) -> Path:
-        return self._data_dir
-
-    @property
-    def host(self) -> str:
-        return LOCALHOST
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """``mqtt://127.0.0.1:<port>``."""
-        return f"mqtt://{LOCALHOST}:{self._port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self._data_dir / LOG_FILE
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self.is_running() and self._proc else None
-
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> None:
-        """Write the config, start Mosquitto, wait until its port accepts TCP connections."""
-        if self.is_running():
-            return
+    def _prepare(self) -> tuple[list[str], dict[str, str] | None]:
         binary = find_mosquitto()
         if binary is None:
             raise MosquittoNotFoundError(
                 "mosquitto not found: run `make deps` (or `sudo apt-get install mosquitto`), "
                 f"or set {MOSQUITTO_ENV} to the binary"
             )
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(_PORT_RETRIES):
-            try:
-                self._launch(binary)
-                break
-            except ServerStartError as exc:
-                if not (exc.port_in_use and self._auto_port and attempt + 1 < _PORT_RETRIES):
-                    raise
-                logger.info("port %d was taken, retrying on another", self._port)
-                self._port = free_port()
-        self._auto_port = False  # restarts keep the URL clients already have
-        logger.info("Mosquitto listening on %s (data in %s)", self.url, self._data_dir)
-
-    def stop(self) -> None:
-        """SIGTERM (Mosquitto writes its persistence file and exits), then reap it."""
-        if self._proc is not None:
-            code = stop_process(self._proc, timeout_s=self._stop_timeout_s)
-            logger.info("Mosquitto on port %d stopped (exit code %s)", self._port, code)
-        self._release()
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: messages since the last autosave are lost."""
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            logger.info("Mosquitto on port %d killed", self._port)
-        self._release()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _release(self) -> None:
-        self._proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def _launch(self, binary: MosquittoBinary) -> None:
-        self._release()
         conf = self._data_dir / CONF_FILE
         conf.write_text(
             render_config(
@@ -256,40 +160,7 @@ class EmbeddedMosquitto:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(
                 [*(str(p) for p in binary.library_path), env.get("LD_LIBRARY_PATH", "")]
             ).rstrip(os.pathsep)
-        # Errors before the log file is open (bad config, port in use) go to stderr.
-        stderr_path = self._data_dir / "mosquitto.stderr"
-        self._stderr = stderr_path.open("wb")
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._proc = subprocess.Popen(
-            [str(binary.path), "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._stderr,
-            stderr=subprocess.STDOUT,
-            cwd=str(self._data_dir),
-            env=env,
-            start_new_session=True,
-        )
-        proc = self._proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                output = tail(stderr_path) + read_from(self.log_path, log_offset)
-                self._release()
-                raise ServerStartError(
-                    f"mosquitto exited with code {proc.returncode} during start-up:\n{output}",
-                    port_in_use="Address already in use" in output,
-                )
-            return port_accepts(LOCALHOST, self._port)
-
-        try:
-            wait_for(
-                ready,
-                timeout_s=self._startup_timeout_s,
-                what=f"mosquitto on port {self._port} to accept connections",
-            )
-        except TimeoutError:
-            self.kill()
-            raise
+        return [str(binary.path), "-c", str(conf)], env
 
 
 def start_embedded_broker(
