@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from carbonflow.embedded.broker import start_embedded_broker
+from carbonflow.embedded.net import free_port, port_accepts, wait_for
 from carbonflow.embedded.postgres import EmbeddedPostgres
 from carbonflow.settings import DatabaseSettings, MqttSettings
 from carbonflow.sites.loader import load_site_file
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = Path(__file__).parent / "sites" / "examples"
 READY_LINE = "carbonflow demo ready"
+_READY_TIMEOUT_S = 120.0
 
 
 def default_data_dir() -> Path:
@@ -38,6 +41,10 @@ def default_data_dir() -> Path:
     # The system temporary directory: reachable by the unprivileged user PostgreSQL runs as
     # when the demo is started as root, unlike a home directory such as /root.
     return Path(tempfile.gettempdir()) / f"carbonflow-demo-{os.getuid()}"
+
+
+def port_free(host: str, port: int) -> bool:
+    return port != 0 and not port_accepts(host, port)
 
 
 @dataclass
@@ -52,6 +59,7 @@ class _Service:
     name: str
     run: Callable[[], int]
     stop: Callable[[], None]
+    ready: Callable[[], bool]
     thread: threading.Thread | None = None
     exit_code: int | None = None
 
@@ -88,6 +96,11 @@ def run_demo(
             )
             service.thread.start()
             stack.callback(_stop_service, service)
+        wait_for(
+            lambda: all(s.ready() for s in services) or stop.is_set(),
+            timeout_s=_READY_TIMEOUT_S,
+            what="the demo services to be ready",
+        )
 
         print_fn(f"{READY_LINE}")
         print_fn(f"  database   {database_url}")
@@ -108,6 +121,10 @@ def run_demo(
 
 
 def _services(demo: DemoStack) -> list[_Service]:
+    return [_ingest(demo), _api(demo)]
+
+
+def _ingest(demo: DemoStack) -> _Service:
     from services.ingest.service import IngestService
     from services.ingest.settings import IngestSettings
 
@@ -121,7 +138,35 @@ def _services(demo: DemoStack) -> list[_Service]:
     ingest = IngestService(ingest_settings)
     if ingest.http is not None:
         demo.endpoints["ingest"] = f"http://{ingest_settings.http_host}:{ingest.http.port}/metrics"
-    return [_Service("ingest", ingest.run, ingest.request_stop)]
+    return _Service(
+        "ingest", ingest.run, ingest.request_stop, lambda: bool(ingest.health()["subscribed"])
+    )
+
+
+def _api(demo: DemoStack) -> _Service:
+    import uvicorn
+
+    from services.api.app import create_app
+    from services.api.settings import ApiSettings
+
+    admin_key = os.environ.get("CARBONFLOW_API_ADMIN_KEY") or secrets.token_urlsafe(32)
+    settings = ApiSettings(DATABASE_URL=demo.database_url, CARBONFLOW_API_ADMIN_KEY=admin_key)
+    port = settings.port if port_free(settings.host, settings.port) else free_port(settings.host)
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=port, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    demo.endpoints["api"] = f"http://{settings.host}:{port}/docs"
+    demo.endpoints["api key"] = f"{admin_key}  (admin; Authorization: Bearer <key>)"
+
+    def run() -> int:
+        server.run()
+        return 0
+
+    def stop() -> None:
+        server.should_exit = True
+
+    return _Service("api", run, stop, lambda: bool(server.started))
 
 
 def _stop_service(service: _Service) -> None:

@@ -6,6 +6,8 @@ migrated database matches this metadata, so the two cannot drift.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
@@ -222,3 +224,387 @@ sa.Index("rejected_reading_device_idx", rejected_reading.c.site_id, rejected_rea
 sa.Index("device_site_idx", device.c.site_id)
 # Plain-PostgreSQL layout only (carbonflow/storage/timescale.py); a hypertable has its own.
 READING_TS_BRIN = "reading_ts_brin"
+
+# ---------------------------------------------------------------------------------------------
+# Calc service (revision 0002): reference data, green-power register, results, state.
+# See docs/calc.md. Results are rebuilt from readings + registry + factors at any time.
+# ---------------------------------------------------------------------------------------------
+
+_NOW = sa.func.now()
+
+# Reference data files (factors, geography, targets), versioned: (file, version) is immutable.
+# ``superseded_at`` is NULL for the version in use; older versions stay for traceability.
+factor_file = sa.Table(
+    "factor_file",
+    metadata,
+    sa.Column("file_name", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("schema", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("document", pg.JSONB, nullable=False),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.Column("superseded_at", sa.DateTime(timezone=True)),
+)
+
+factor_value = sa.Table(
+    "factor_value",
+    metadata,
+    sa.Column("file_name", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("factor_key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Float(precision=53), nullable=False),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Text, nullable=False),
+    sa.Column("data_year", sa.Integer),
+    sa.Column("valid_from", sa.Date),
+    sa.Column("valid_to", sa.Date),
+    sa.Column("source_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("tags", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.ForeignKeyConstraint(
+        ["file_name", "version"],
+        ["factor_file.file_name", "factor_file.version"],
+        ondelete="CASCADE",
+    ),
+    sa.CheckConstraint("confidence IN ('A', 'B+', 'B', 'U')", name="factor_value_confidence_check"),
+)
+
+# A site pins a library key, or overrides a factor with its own value and source, for one
+# purpose (electricity.location, fuel.diesel.ncv, methane.gwp, …; services/calc/factors.py).
+factor_pin = sa.Table(
+    "factor_pin",
+    metadata,
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("purpose", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("factor_key", sa.Text, nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("unit", sa.Text),
+    sa.Column("source", sa.Text),
+    sa.Column("confidence", sa.Text),
+    sa.Column("version", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("valid_from", sa.Date),
+    sa.Column("valid_to", sa.Date),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.CheckConstraint("kind IN ('pin', 'override')", name="factor_pin_kind_check"),
+    sa.CheckConstraint(
+        "kind = 'pin' OR (value IS NOT NULL AND unit IS NOT NULL AND source IS NOT NULL "
+        "AND confidence IS NOT NULL AND version IS NOT NULL)",
+        name="factor_pin_override_check",
+    ),
+)
+
+# Green-power register: contracts (绿电交易), direct supply (绿电直连), certificates (绿证).
+# ``claimed_mwh`` is the volume claimed for the accounting period [claim_start, claim_end].
+green_instrument = sa.Table(
+    "green_instrument",
+    metadata,
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("instrument_id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("certificates", sa.Integer),
+    sa.Column("volume_mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date, nullable=False),
+    sa.Column("claimed_mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("claim_start", sa.Date, nullable=False),
+    sa.Column("claim_end", sa.Date, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.CheckConstraint(
+        "kind IN ('green_power_contract', 'direct_supply', 'certificate')",
+        name="green_instrument_kind_check",
+    ),
+    sa.CheckConstraint(
+        "volume_mwh >= 0 AND claimed_mwh >= 0 AND claimed_mwh <= volume_mwh",
+        name="green_instrument_volume_check",
+    ),
+    sa.CheckConstraint(
+        "valid_to >= valid_from AND claim_end >= claim_start", name="green_instrument_dates_check"
+    ),
+)
+
+# 15-min quantities per device metric (counter / interval metrics), after the multiplier.
+calc_interval = sa.Table(
+    "calc_interval",
+    metadata,
+    sa.Column("device_pk", sa.Integer, primary_key=True),
+    sa.Column("metric_id", sa.SmallInteger, primary_key=True),
+    sa.Column("start_ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("quantity", sa.Float(precision=53), nullable=False),
+    sa.Column("quality", sa.Text, nullable=False),
+    sa.Column("completeness", sa.Float(precision=53), nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+calc_interval_rollup = sa.Table(
+    "calc_interval_rollup",
+    metadata,
+    sa.Column("device_pk", sa.Integer, primary_key=True),
+    sa.Column("metric_id", sa.SmallInteger, primary_key=True),
+    sa.Column("grain", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("quantity", sa.Float(precision=53), nullable=False),
+    sa.Column("quality", sa.Text, nullable=False),
+    sa.Column("completeness", sa.Float(precision=53), nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("intervals", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("grain IN ('hour', 'day', 'month')", name="calc_interval_rollup_grain"),
+)
+
+# The factors used by carbon rows, deduplicated: one row per distinct set of SelectedFactors.
+calc_factor_set = sa.Table(
+    "calc_factor_set",
+    metadata,
+    sa.Column("factor_set_id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("sha256", sa.Text, nullable=False, unique=True),
+    sa.Column("factors", pg.JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+)
+
+CARBON_KEY = ("org_id", "node_id", "carrier", "category", "basis", "gas")
+
+
+def _carbon_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("org_id", sa.Text, primary_key=True),
+        sa.Column("node_id", sa.Text, primary_key=True),
+        sa.Column("carrier", sa.Text, primary_key=True),
+        sa.Column("category", sa.Text, primary_key=True),
+        sa.Column("basis", sa.Text, primary_key=True),
+        sa.Column("gas", sa.Text, primary_key=True),
+        sa.Column("scope", sa.Text, nullable=False),
+        sa.Column("activity", sa.Float(precision=53), nullable=False),
+        sa.Column("activity_unit", sa.Text, nullable=False),
+        sa.Column("energy_tce", sa.Float(precision=53), nullable=False),
+        sa.Column("zero_carbon_tce", sa.Float(precision=53), nullable=False),
+        sa.Column("gas_t", sa.Float(precision=53), nullable=False),
+        sa.Column("tco2e", sa.Float(precision=53), nullable=False),
+        sa.Column("factor_key", sa.Text),
+        sa.Column("factor_version", sa.Text),
+        sa.Column("factor_value", sa.Float(precision=53)),
+        sa.Column("factor_unit", sa.Text),
+        sa.Column("factor_set_id", sa.Integer),
+        sa.Column("quality", sa.Text, nullable=False),
+        sa.Column("completeness", sa.Float(precision=53), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+
+
+# Inventory by source, per site and 15-min interval: where an emission is metered (grid
+# connection, burner, shaft), its activity, tce, gas mass, CO2e and the factor used.
+# basis: location | market (scope-2 views) | both (scope 1 and heat count in both).
+calc_carbon = sa.Table(
+    "calc_carbon",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("start_ts", sa.DateTime(timezone=True), primary_key=True),
+    *_carbon_columns(),
+    sa.CheckConstraint("basis IN ('location', 'market', 'both')", name="calc_carbon_basis_check"),
+)
+
+calc_carbon_rollup = sa.Table(
+    "calc_carbon_rollup",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("grain", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
+    *_carbon_columns(),
+    sa.CheckConstraint("grain IN ('hour', 'day', 'month')", name="calc_carbon_rollup_grain"),
+)
+
+# Green instruments applied to a month's market-based purchased electricity.
+calc_green_claim = sa.Table(
+    "calc_green_claim",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("month_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("instrument_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("accepted", sa.Boolean, nullable=False),
+    sa.Column("offered_mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("applied_mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("unused_mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+calc_indicator = sa.Table(
+    "calc_indicator",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, primary_key=True),
+    sa.Column("grain", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("indicator", sa.Text, primary_key=True),
+    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("numerator", sa.Float(precision=53), nullable=False),
+    sa.Column("denominator", sa.Float(precision=53), nullable=False),
+    sa.Column("undefined_reason", sa.Text),
+    sa.Column("basis", sa.Text, nullable=False),
+    sa.Column("target_threshold", sa.Float(precision=53)),
+    sa.Column("target_comparator", sa.Text),
+    sa.Column("target_unit", sa.Text),
+    sa.Column("target_basis", sa.Text),
+    sa.Column("target_source", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("completeness", sa.Float(precision=53), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("grain IN ('day', 'month', 'year')", name="calc_indicator_grain"),
+)
+
+calc_budget = sa.Table(
+    "calc_budget",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("quantity", sa.Text, primary_key=True),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("budget", sa.Float(precision=53), nullable=False),
+    sa.Column("consumed", sa.Float(precision=53), nullable=False),
+    sa.Column("remaining", sa.Float(precision=53), nullable=False),
+    sa.Column("elapsed_fraction", sa.Float(precision=53), nullable=False),
+    sa.Column("used_fraction", sa.Float(precision=53)),
+    sa.Column("projected_total", sa.Float(precision=53)),
+    sa.Column("projected_overrun", sa.Float(precision=53)),
+    sa.Column("projected_exhaustion", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("quantity IN ('energy_tce', 'co2_t')", name="calc_budget_quantity"),
+)
+
+# Early warnings: an indicator or budget entering at_risk / off_track (or back on track).
+calc_event = sa.Table(
+    "calc_event",
+    metadata,
+    sa.Column("event_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("org_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("grain", sa.Text, nullable=False),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("previous_status", sa.Text),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("threshold", sa.Float(precision=53)),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dedup_key", sa.Text, nullable=False, unique=True),
+    sa.CheckConstraint("kind IN ('indicator', 'budget', 'data')", name="calc_event_kind_check"),
+)
+
+# Forced or derived recomputation of a range: a device's intervals (and everything above) or a
+# site's carbon (and everything above). ``cursor`` is how far it has been processed.
+calc_request = sa.Table(
+    "calc_request",
+    metadata,
+    sa.Column("request_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("device_pk", sa.Integer),
+    sa.Column("layer", sa.Text, nullable=False),
+    sa.Column("range_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("range_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cursor", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("layer IN ('intervals', 'carbon')", name="calc_request_layer_check"),
+)
+
+# Per-site watermarks and the configuration the results were computed with.
+calc_site_state = sa.Table(
+    "calc_site_state",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("document_sha256", sa.Text, nullable=False),
+    sa.Column("device_config", pg.JSONB, nullable=False),
+    sa.Column("factor_sets", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("results_through", sa.DateTime(timezone=True)),
+    sa.Column("last_received_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+)
+
+sa.Index("factor_value_key_idx", factor_value.c.factor_key)
+sa.Index("calc_event_site_idx", calc_event.c.site_id, calc_event.c.raised_at)
+sa.Index("calc_request_open_idx", calc_request.c.site_id, calc_request.c.done_at)
+
+# ---------------------------------------------------------------------------------------------
+# API access (revision 0003): keys, the sites each key may see, and the audit log.
+# See docs/api.md. A key's secret is never stored: only the SHA-256 of the whole token.
+# ---------------------------------------------------------------------------------------------
+
+API_ROLES = ("admin", "operator", "enterprise", "regulator")
+
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("secret_sha256", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("org_id", sa.Text),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("requests_per_minute", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "role IN ('admin', 'operator', 'enterprise', 'regulator')", name="api_key_role_check"
+    ),
+    sa.CheckConstraint("(role = 'enterprise') = (org_id IS NOT NULL)", name="api_key_org_check"),
+    sa.CheckConstraint(
+        "requests_per_minute IS NULL OR requests_per_minute > 0", name="api_key_rate_check"
+    ),
+)
+
+# The sites a non-admin key may see (an enterprise key: exactly one, with ``api_key.org_id``).
+api_key_site = sa.Table(
+    "api_key_site",
+    metadata,
+    sa.Column(
+        "key_id", sa.Text, sa.ForeignKey("api_key.key_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "site_id", sa.Text, sa.ForeignKey("site.site_id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+# Who asked what, when: every regulator request and every write, whatever its outcome.
+# No foreign key: the log outlives keys and sites.
+api_audit = sa.Table(
+    "api_audit",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("route", sa.Text, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("path_params", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("query", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("client", sa.Text),
+)
+
+sa.Index("api_key_site_site_idx", api_key_site.c.site_id)
+sa.Index("api_audit_key_idx", api_audit.c.key_id, api_audit.c.at)
+sa.Index("api_audit_at_idx", api_audit.c.at)

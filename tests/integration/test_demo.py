@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -25,8 +26,14 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="carbonflow-demo-test-"))
     data_dir.chmod(0o711)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
+    api_port = free_port()
     env.update(
-        {"CARBONFLOW_DATA_DIR": str(data_dir), "CARBONFLOW_INGEST_HTTP_PORT": str(free_port())}
+        {
+            "CARBONFLOW_DATA_DIR": str(data_dir),
+            "CARBONFLOW_INGEST_HTTP_PORT": str(free_port()),
+            "CARBONFLOW_API_PORT": str(api_port),
+            "CARBONFLOW_API_ADMIN_KEY": "demo-test-admin-key-0123456789abcdef",
+        }
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "carbonflow.cli", "demo"],
@@ -56,6 +63,14 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
         assert (
             "postgresql://" in output and "mqtt://" in output and "shanxi-jinzhong-mine" in output
         )
+        # The API answers with the admin key the demo printed, and sees the example sites.
+        assert "demo-test-admin-key-0123456789abcdef" in output
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/api/v1/sites",
+            headers={"Authorization": "Bearer demo-test-admin-key-0123456789abcdef"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "shanxi-jinzhong-mine" in response.read().decode()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the embedded database and broker run as child processes"
         proc.send_signal(signal.SIGINT)

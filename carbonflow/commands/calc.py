@@ -1,0 +1,142 @@
+"""``carbonflow calc``: the calc service, and forced recomputation.
+
+- ``carbonflow calc [--migrate]`` — run the service until SIGTERM/SIGINT;
+- ``carbonflow calc recompute --site S --from 2025-03-01 --to 2025-03-31 [--run]`` — recompute a
+  site's days (inclusive, site-local): queued for the running service, or done now with ``--run``;
+- ``carbonflow calc sync-factors`` — store the reference data files (idempotent);
+- ``carbonflow calc status`` — pending work and watermarks per site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from datetime import date, datetime, timedelta
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "calc", help="readings → energy, carbon, indicators (settings from the environment)"
+    )
+    parser.add_argument(
+        "--migrate", action="store_true", help="migrate the database before starting"
+    )
+    sub = parser.add_subparsers(dest="calc_command", metavar="ACTION")
+    recompute = sub.add_parser("recompute", help="recompute a site's days (and all above them)")
+    recompute.add_argument("--site", required=True, help="site id")
+    recompute.add_argument("--from", dest="date_from", required=True, type=date.fromisoformat)
+    recompute.add_argument("--to", dest="date_to", required=True, type=date.fromisoformat)
+    recompute.add_argument(
+        "--run", action="store_true", help="process it now instead of leaving it to the service"
+    )
+    sub.add_parser("sync-factors", help="store the reference data files (factors, targets)")
+    sub.add_parser("status", help="pending work and watermarks per site")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.calc.settings import CalcSettings
+
+    settings = CalcSettings()
+    if settings.database_url is None:
+        print("set DATABASE_URL (or use `carbonflow demo`)", file=sys.stderr)
+        return 2
+    if args.migrate:
+        from carbonflow.storage.migrate import upgrade
+
+        upgrade(
+            settings.database_url,
+            retention_days=settings.readings_retention_days,
+            compress_after_days=settings.readings_compress_after_days,
+        )
+    command = getattr(args, "calc_command", None)
+    if command == "recompute":
+        return _recompute(settings, args)
+    if command == "sync-factors":
+        return _sync(settings)
+    if command == "status":
+        return _status(settings)
+    return _serve(settings)
+
+
+def _serve(settings: Any) -> int:
+    from services.calc.service import CalcService
+
+    service = CalcService(settings)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        service.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return service.run()
+
+
+def _recompute(settings: Any, args: argparse.Namespace) -> int:
+    import psycopg
+
+    from services.calc.engine import CalcEngine
+
+    if args.date_to < args.date_from:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    engine = CalcEngine(settings.database_url, settings.engine_config())
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            row = conn.execute(
+                "SELECT timezone FROM site WHERE site_id = %s", (args.site,)
+            ).fetchone()
+        if row is None:
+            print(f"no site {args.site!r}", file=sys.stderr)
+            return 2
+        zone = ZoneInfo(str(row[0]))
+        start = datetime.combine(args.date_from, datetime.min.time(), zone)
+        end = datetime.combine(args.date_to + timedelta(days=1), datetime.min.time(), zone)
+        request = engine.request_recompute(args.site, start, end, "carbonflow calc recompute")
+        print(f"recomputation {request} of {args.site} {args.date_from}..{args.date_to} queued")
+        if args.run:
+            engine.sync_reference()
+            reports = engine.run_until_idle()
+            written = sum(r.intervals_written for r in reports)
+            carbon = sum(r.carbon_rows_written for r in reports)
+            print(f"done in {len(reports)} cycles: {written} intervals, {carbon} carbon rows")
+            if any(r.site_errors for r in reports):
+                return 1
+        return 0
+    finally:
+        engine.close()
+
+
+def _sync(settings: Any) -> int:
+    from services.calc.engine import CalcEngine
+
+    engine = CalcEngine(settings.database_url, settings.engine_config())
+    try:
+        for f in engine.sync_reference():
+            print(f"{f.file_name} {f.version}: {f.status}")
+        return 0
+    finally:
+        engine.close()
+
+
+def _status(settings: Any) -> int:
+    import psycopg
+
+    with psycopg.connect(settings.database_url) as conn:
+        dirty = conn.execute("SELECT count(*) FROM dirty_hour").fetchone()
+        rows = conn.execute(
+            "SELECT s.site_id, s.results_through, s.last_received_at, "
+            "(SELECT count(*) FROM calc_request r WHERE r.site_id = s.site_id "
+            " AND r.done_at IS NULL) FROM calc_site_state s ORDER BY s.site_id"
+        ).fetchall()
+    print(f"dirty device-hours: {dirty[0] if dirty else 0}")
+    for site_id, through, received, open_requests in rows:
+        print(
+            f"{site_id}: results through {through}, readings received up to {received}, "
+            f"{open_requests} open requests"
+        )
+    return 0

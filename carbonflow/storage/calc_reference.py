@@ -1,0 +1,365 @@
+"""Reference data in the database: factor files (versioned), site pins and overrides, and the
+green-power register. SQL only; the rules that use these live in ``services/calc``.
+
+**Versioned factor tables.** Each data file (``carbonflow/domain/factors/*.yaml`` and the calc
+supplement) is stored as one ``factor_file`` row per (file name, version) and its values as
+``factor_value`` rows keyed (file, version, key). :func:`sync_reference_files` is idempotent: a
+file whose version is already stored with the same SHA-256 is skipped; a new version is inserted
+and the previous one marked ``superseded_at`` (kept: results refer to it by version); the same
+version with different content is refused — a changed value needs a new version string.
+:func:`library_from_db` rebuilds the :class:`FactorLibrary` of the current versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from carbonflow.domain.factors.geography import parse_geography
+from carbonflow.domain.factors.library import (
+    FACTORS_SCHEMA,
+    GEOGRAPHY_SCHEMA,
+    TARGETS_SCHEMA,
+    CarrierCoefficients,
+    Confidence,
+    FactorError,
+    FactorFile,
+    FactorLibrary,
+    FactorValue,
+    PinnedFactor,
+    SiteOverride,
+    Source,
+    load_library,
+    read_yaml,
+)
+from carbonflow.domain.factors.targets import TargetSet, parse_targets
+
+Conn = psycopg.Connection[Any]
+
+
+class ReferenceDataError(ValueError):
+    """A data file changed without a new version, or the stored reference data is incomplete."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSync:
+    file_name: str
+    version: str
+    status: str  # inserted | unchanged
+    factors: int
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def sync_reference_files(conn: Conn, paths: Sequence[Path]) -> list[FileSync]:
+    """Store every file of ``paths`` not yet stored at its version (one transaction, caller's).
+
+    The files are validated first by loading them as a library (duplicate keys across files,
+    unknown sources and bad fields raise :class:`FactorError` before anything is written).
+    """
+    library = load_library(paths)
+    by_name = {f.name: f for f in library.files}
+    out: list[FileSync] = []
+    for path in paths:
+        schema, doc = read_yaml(path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        version = str(doc.get("version", ""))
+        if not version:
+            raise ReferenceDataError(f"{path.name}: no version")
+        stored = conn.execute(
+            "SELECT sha256 FROM factor_file WHERE file_name = %s AND version = %s",
+            (path.name, version),
+        ).fetchone()
+        if stored is not None:
+            if stored[0] != sha:
+                raise ReferenceDataError(
+                    f"{path.name} version {version!r} is stored with other content "
+                    f"(sha256 {stored[0][:12]}…, file {sha[:12]}…): give the changed file a "
+                    "new version string"
+                )
+            out.append(FileSync(path.name, version, "unchanged", 0))
+            continue
+        conn.execute(
+            "UPDATE factor_file SET superseded_at = now() "
+            "WHERE file_name = %s AND superseded_at IS NULL",
+            (path.name,),
+        )
+        conn.execute(
+            "INSERT INTO factor_file (file_name, version, schema, title, sha256, document) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (path.name, version, schema, str(doc.get("title", "")), sha, Jsonb(_jsonable(doc))),
+        )
+        count = 0
+        if schema == FACTORS_SCHEMA:
+            factor_file = by_name[path.name]
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO factor_value (file_name, version, factor_key, value, unit, "
+                    "confidence, data_year, valid_from, valid_to, source_id, source, note, tags) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            path.name,
+                            version,
+                            f.key,
+                            f.value,
+                            f.unit,
+                            str(f.confidence),
+                            f.data_year,
+                            f.valid_from,
+                            f.valid_to,
+                            f.source_id,
+                            f.source,
+                            f.note,
+                            Jsonb(dict(f.tags)),
+                        )
+                        for f in factor_file.factors
+                    ],
+                )
+            count = len(factor_file.factors)
+        out.append(FileSync(path.name, version, "inserted", count))
+    return out
+
+
+def current_versions(conn: Conn) -> dict[str, str]:
+    """file name → version in use."""
+    rows = conn.execute(
+        "SELECT file_name, version FROM factor_file WHERE superseded_at IS NULL"
+    ).fetchall()
+    return {str(name): str(version) for name, version in rows}
+
+
+def library_from_db(conn: Conn) -> FactorLibrary:
+    """The factor library of the current version of every stored factor file."""
+    files = conn.execute(
+        "SELECT file_name, version, schema, title, document FROM factor_file "
+        "WHERE superseded_at IS NULL ORDER BY file_name"
+    ).fetchall()
+    if not files:
+        raise ReferenceDataError("no reference data stored: run the calc service's sync first")
+    rows = conn.execute(
+        "SELECT v.file_name, v.factor_key, v.value, v.unit, v.confidence, v.data_year, "
+        "v.valid_from, v.valid_to, v.source_id, v.source, v.note, v.tags, v.version "
+        "FROM factor_value v JOIN factor_file f USING (file_name, version) "
+        "WHERE f.superseded_at IS NULL ORDER BY v.file_name, v.factor_key"
+    ).fetchall()
+    values: dict[str, list[FactorValue]] = {}
+    for name, key, value, unit, conf, year, vf, vt, sid, source, note, tags, version in rows:
+        values.setdefault(str(name), []).append(
+            FactorValue(
+                key=str(key),
+                value=float(value),
+                unit=str(unit),
+                source=str(source),
+                confidence=Confidence(str(conf)),
+                version=str(version),
+                file=str(name),
+                valid_from=vf,
+                valid_to=vt,
+                data_year=year,
+                note=str(note),
+                source_id=str(sid),
+                tags=tuple((str(k), str(v)) for k, v in dict(tags).items()),
+            )
+        )
+    factor_files: list[FactorFile] = []
+    carriers: dict[str, CarrierCoefficients] = {}
+    geography = None
+    for name, version, schema, title, doc in files:
+        if schema == FACTORS_SCHEMA:
+            sources = tuple(
+                Source(str(sid), str(s["document"]), str(s["read_in"]))
+                for sid, s in dict(doc.get("sources") or {}).items()
+            )
+            factor_files.append(
+                FactorFile(
+                    str(name), str(version), str(title), sources, tuple(values.get(name, ()))
+                )
+            )
+            for carrier, spec in dict(doc.get("carriers") or {}).items():
+                carriers[str(carrier)] = CarrierCoefficients(
+                    str(carrier),
+                    str(spec["default"]),
+                    tuple((str(k), str(v)) for k, v in dict(spec.get("variants") or {}).items()),
+                )
+        elif schema == GEOGRAPHY_SCHEMA:
+            geography = parse_geography(str(name), doc)
+    if geography is None:
+        raise ReferenceDataError("no geography file stored (schema carbonflow-geography/1)")
+    return FactorLibrary(files=tuple(factor_files), geography=geography, carriers=carriers)
+
+
+def targets_from_db(conn: Conn) -> TargetSet:
+    row = conn.execute(
+        "SELECT file_name, document FROM factor_file "
+        "WHERE schema = %s AND superseded_at IS NULL ORDER BY file_name LIMIT 1",
+        (TARGETS_SCHEMA,),
+    ).fetchone()
+    if row is None:
+        raise ReferenceDataError("no targets file stored (schema carbonflow-targets/1)")
+    return parse_targets(str(row[0]), row[1])
+
+
+# --- pins and overrides ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPin:
+    site_id: str
+    purpose: str
+    pin: PinnedFactor | SiteOverride
+
+
+def set_pin(conn: Conn, site_id: str, purpose: str, pin: PinnedFactor | SiteOverride) -> None:
+    """Pin a library key or override a factor for one purpose of a site (replaces any other)."""
+    if isinstance(pin, PinnedFactor):
+        params: tuple[Any, ...] = (
+            site_id, purpose, "pin", pin.key, None, None, None, None, None, pin.reason, None, None,
+        )  # fmt: skip
+    else:
+        params = (
+            site_id, purpose, "override", pin.key, pin.value, pin.unit, pin.source,
+            str(pin.confidence), pin.version, pin.reason or "site override", pin.valid_from,
+            pin.valid_to,
+        )  # fmt: skip
+    conn.execute(
+        "INSERT INTO factor_pin (site_id, purpose, kind, factor_key, value, unit, source, "
+        "confidence, version, reason, valid_from, valid_to) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (site_id, purpose) DO UPDATE SET kind = excluded.kind, "
+        "factor_key = excluded.factor_key, value = excluded.value, unit = excluded.unit, "
+        "source = excluded.source, confidence = excluded.confidence, "
+        "version = excluded.version, reason = excluded.reason, "
+        "valid_from = excluded.valid_from, valid_to = excluded.valid_to, created_at = now()",
+        params,
+    )
+
+
+def delete_pin(conn: Conn, site_id: str, purpose: str) -> bool:
+    cur = conn.execute(
+        "DELETE FROM factor_pin WHERE site_id = %s AND purpose = %s", (site_id, purpose)
+    )
+    return cur.rowcount > 0
+
+
+def site_pins(conn: Conn, site_id: str) -> dict[str, PinnedFactor | SiteOverride]:
+    """purpose → pin or override of one site."""
+    rows = conn.execute(
+        "SELECT purpose, kind, factor_key, value, unit, source, confidence, version, reason, "
+        "valid_from, valid_to FROM factor_pin WHERE site_id = %s ORDER BY purpose",
+        (site_id,),
+    ).fetchall()
+    out: dict[str, PinnedFactor | SiteOverride] = {}
+    for purpose, kind, key, value, unit, source, conf, version, reason, vf, vt in rows:
+        if kind == "pin":
+            out[str(purpose)] = PinnedFactor(str(key), str(reason))
+        else:
+            out[str(purpose)] = SiteOverride(
+                key=str(key),
+                value=float(value),
+                unit=str(unit),
+                source=str(source),
+                confidence=Confidence(str(conf)),
+                version=str(version),
+                reason=str(reason),
+                valid_from=vf,
+                valid_to=vt,
+            )
+    return out
+
+
+# --- green-power register --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GreenRecord:
+    """One register entry: ``claimed_mwh`` of ``volume_mwh`` is claimed for [claim_start,
+    claim_end] (inclusive dates, site-local)."""
+
+    site_id: str
+    instrument_id: str
+    kind: str  # green_power_contract | direct_supply | certificate
+    evidence: str
+    volume_mwh: float
+    valid_from: date
+    valid_to: date
+    claimed_mwh: float
+    claim_start: date
+    claim_end: date
+    org_id: str | None = None
+    certificates: int | None = None
+
+
+def upsert_green_instrument(conn: Conn, record: GreenRecord) -> None:
+    conn.execute(
+        "INSERT INTO green_instrument (site_id, instrument_id, org_id, kind, evidence, "
+        "certificates, volume_mwh, valid_from, valid_to, claimed_mwh, claim_start, claim_end) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (site_id, instrument_id) DO UPDATE SET org_id = excluded.org_id, "
+        "kind = excluded.kind, evidence = excluded.evidence, "
+        "certificates = excluded.certificates, volume_mwh = excluded.volume_mwh, "
+        "valid_from = excluded.valid_from, valid_to = excluded.valid_to, "
+        "claimed_mwh = excluded.claimed_mwh, claim_start = excluded.claim_start, "
+        "claim_end = excluded.claim_end, updated_at = now()",
+        (
+            record.site_id,
+            record.instrument_id,
+            record.org_id,
+            record.kind,
+            record.evidence,
+            record.certificates,
+            record.volume_mwh,
+            record.valid_from,
+            record.valid_to,
+            record.claimed_mwh,
+            record.claim_start,
+            record.claim_end,
+        ),
+    )
+
+
+def green_instruments(conn: Conn, site_id: str) -> list[GreenRecord]:
+    rows = conn.execute(
+        "SELECT site_id, instrument_id, kind, evidence, volume_mwh, valid_from, valid_to, "
+        "claimed_mwh, claim_start, claim_end, org_id, certificates FROM green_instrument "
+        "WHERE site_id = %s ORDER BY claim_start, instrument_id",
+        (site_id,),
+    ).fetchall()
+    return [GreenRecord(*row) for row in rows]
+
+
+def stored_file_names(conn: Conn) -> Iterable[str]:
+    return [str(r[0]) for r in conn.execute("SELECT DISTINCT file_name FROM factor_file")]
+
+
+__all__ = [
+    "FactorError",
+    "FileSync",
+    "GreenRecord",
+    "ReferenceDataError",
+    "StoredPin",
+    "current_versions",
+    "delete_pin",
+    "green_instruments",
+    "library_from_db",
+    "set_pin",
+    "site_pins",
+    "sync_reference_files",
+    "targets_from_db",
+    "upsert_green_instrument",
+]

@@ -1,0 +1,143 @@
+"""``create_app(settings)``: the API as a FastAPI application (run by ``carbonflow api``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import anyio
+from fastapi import FastAPI
+from starlette.routing import BaseRoute, Route
+
+from carbonflow.storage.api_access import AuditEntry, KeyRecord, lookup_key, write_audit
+from carbonflow.storage.db import make_engine
+from carbonflow.storage.migrate import head_revision
+from services.api import problems
+from services.api.auth import Authenticator
+from services.api.context import ApiContext
+from services.api.metrics import ApiMetrics
+from services.api.middleware import OPENAPI_PATH, ApiMiddleware
+from services.api.openapi import openapi_document
+from services.api.ratelimit import RateLimiter
+from services.api.routers import (
+    devices,
+    green,
+    live,
+    me,
+    nodes,
+    organisations,
+    rejections,
+    service,
+    sites,
+)
+from services.api.settings import ApiSettings
+
+# The version of the API contract (paths are /api/v1): minor for additions, major for breaks.
+API_VERSION = "1.0.0"
+
+ROUTERS = (
+    me.router,
+    sites.router,
+    organisations.router,
+    nodes.router,
+    devices.router,
+    live.router,
+    rejections.router,
+    green.router,
+    service.router,
+)
+
+DESCRIPTION = """\
+Energy–carbon monitoring of zero-carbon parks and coal mines: the site registry, live values,
+rejected readings and the green-power register. Every route under `/api/v1` needs an API key
+(`Authorization: Bearer cf_…`, from `carbonflow keys create`); what a key sees depends on its
+role (admin, operator, enterprise, regulator) and its sites. Quantities carry their unit in
+their name (`power_kw`, `volume_mwh`) or in a `unit` field next to the value. Errors are RFC 9457
+problem details (`application/problem+json`). See docs/api.md.
+"""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    metrics: ApiMetrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], datetime] = _utc_now,
+    stream_sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> FastAPI:
+    """The application; its database engine is disposed when the app shuts down.
+
+    ``clock`` (monotonic [s]) drives rate limits and the key cache, ``wall_clock`` the ages of
+    readings and the audit log, ``stream_sleep`` the pause between live-stream events.
+    """
+    if settings.database_url is None:
+        raise ValueError("DATABASE_URL is not set")
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=10,
+        connect_args={"options": f"-c statement_timeout={settings.statement_timeout_ms}"},
+    )
+
+    def lookup(key_id: str) -> KeyRecord | None:
+        with engine.begin() as conn:
+            return lookup_key(conn, key_id)
+
+    def audit(entry: AuditEntry) -> None:
+        with engine.begin() as conn:
+            write_audit(conn, entry)
+
+    admin_key = settings.admin_key.get_secret_value() if settings.admin_key else None
+    context = ApiContext(
+        settings=settings,
+        engine=engine,
+        metrics=metrics or ApiMetrics.create(),
+        authenticator=Authenticator(
+            lookup,
+            admin_key=admin_key,
+            cache_s=settings.key_cache_s,
+            clock=clock,
+            wall_clock=wall_clock,
+        ),
+        limiter=RateLimiter(settings.rate_burst, clock),
+        wall_clock=wall_clock,
+        expected_revision=head_revision(),
+        stream_sleep=stream_sleep,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="carbonflow API",
+        version=API_VERSION,
+        summary="Registry, live values, rejected readings and green-power register",
+        description=DESCRIPTION,
+        openapi_url=OPENAPI_PATH,
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.api = context
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # Route templates for metric labels and audit rows, also before routing (401, 429).
+    api_routes: list[BaseRoute] = [r for r in app.routes if isinstance(r, Route)]
+    api_routes += [route for router in ROUTERS for route in router.routes]
+    app.add_middleware(
+        ApiMiddleware, context=lambda: context, routes=lambda: api_routes, write_audit=audit
+    )
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    return app

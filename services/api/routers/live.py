@@ -1,0 +1,291 @@
+"""``/api/v1/sites/{site_id}/live``: latest readings with their age, site power now, methane
+rates now, and a server-sent-events stream of the snapshot."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Annotated
+
+import anyio
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from carbonflow.domain.site_model import MetricKind
+from carbonflow.storage import api_store as store
+from services.api import live
+from services.api.deps import ID_PATTERN, ConnDep, ContextDep, LiveSite, PageDep, SiteScope
+from services.api.pagination import fetch_size, page_items
+from services.api.problems import ApiProblemError, not_found, problem_body, responses
+from services.api.schemas import (
+    FreshnessOut,
+    LatestReadingOut,
+    LatestReadingPage,
+    LiveSnapshotOut,
+    MethaneFlowOut,
+    MethaneNowOut,
+    PowerGroupOut,
+    PowerNowOut,
+)
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/api/v1/sites/{site_id}/live",
+    tags=["live"],
+    responses=responses(401, 403, 404, 422, 429, 500),
+)
+
+# Device metrics a snapshot looks at, at most (a site this large pages /live/readings instead).
+SNAPSHOT_MAX_DEVICE_METRICS = 50_000
+EVENT_STREAM = "text/event-stream"
+# One server-sent event, as its fields (https://html.spec.whatwg.org/#server-sent-events).
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["snapshot", "error"]},
+        "id": {"type": "string", "description": "1, 2, … within one stream"},
+        "data": {
+            "type": "string",
+            "description": "JSON: a LiveSnapshotOut (snapshot) or a Problem (error)",
+        },
+        "retry": {"type": "integer", "description": "reconnection delay [ms]"},
+    },
+}
+
+
+def _latest_value(row: store.LatestReadingRow) -> live.LatestValue:
+    return live.LatestValue(
+        device_id=row.device_id,
+        carrier=row.carrier,
+        role=row.role,
+        metric=row.metric,
+        ts=row.ts,
+        raw_value=row.value,
+        multiplier=row.multiplier,
+    )
+
+
+def _all_latest(
+    conn: sa.Connection, site: SiteScope, metrics: Sequence[str] | None
+) -> list[live.LatestValue]:
+    rows = store.latest_readings(
+        conn,
+        site.site_id,
+        org_id=site.org_id,
+        limit=SNAPSHOT_MAX_DEVICE_METRICS,
+        offset=0,
+        metrics=metrics,
+    )
+    return [_latest_value(r) for r in rows]
+
+
+def _power_groups(groups: Sequence[live.PowerGroup]) -> list[PowerGroupOut]:
+    return [
+        PowerGroupOut(
+            carrier=g.carrier,
+            role=g.role,
+            power_kw=g.power_kw,
+            devices=g.devices,
+            devices_reporting=g.devices_reporting,
+            stale_device_ids=list(g.stale_device_ids),
+            newest_ts=g.newest_ts,
+            oldest_fresh_ts=g.oldest_fresh_ts,
+        )
+        for g in groups
+    ]
+
+
+def _methane_out(
+    site_id: str, now: datetime, stale_after_s: float, methane: live.MethaneNow
+) -> MethaneNowOut:
+    return MethaneNowOut(
+        site_id=site_id,
+        as_of=now,
+        stale_after_s=stale_after_s,
+        drained_ch4_nm3_min=methane.drained_ch4_nm3_min,
+        utilised_ch4_nm3_min=methane.utilised_ch4_nm3_min,
+        flared_ch4_nm3_min=methane.flared_ch4_nm3_min,
+        vented_ch4_nm3_min=methane.vented_ch4_nm3_min,
+        ventilation_ch4_nm3_min=methane.ventilation_ch4_nm3_min,
+        utilisation_rate=methane.utilisation_rate,
+        drainage_rate=methane.drainage_rate,
+        flows=[
+            MethaneFlowOut(
+                role=f.role,
+                ch4_flow_nm3_min=f.ch4_flow_nm3_min,
+                gas_flow_nm3_min=f.gas_flow_nm3_min,
+                devices=f.devices,
+                devices_reporting=f.devices_reporting,
+                unmeasured_device_ids=list(f.unmeasured_device_ids),
+            )
+            for f in methane.flows
+        ],
+    )
+
+
+def snapshot(
+    conn: sa.Connection, site: SiteScope, now: datetime, stale_after_s: float
+) -> LiveSnapshotOut:
+    """Power, methane and freshness of the site from one query over its device metrics."""
+    values = _all_latest(conn, site, None)
+    methane = live.methane_now(values, now, stale_after_s)
+    fresh = live.freshness(values, now, stale_after_s)
+    return LiveSnapshotOut(
+        site_id=site.site_id,
+        as_of=now,
+        stale_after_s=stale_after_s,
+        power=_power_groups(live.power_now(values, now, stale_after_s)),
+        methane=None
+        if methane is None
+        else _methane_out(site.site_id, now, stale_after_s, methane),
+        freshness=FreshnessOut(
+            device_metrics=fresh.device_metrics,
+            fresh=fresh.fresh,
+            stale=fresh.stale,
+            never_reported=fresh.never_reported,
+            newest_ts=fresh.newest_ts,
+        ),
+    )
+
+
+@router.get("", response_model=LiveSnapshotOut, summary="Live snapshot: power, methane, freshness")
+def get_snapshot(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> LiveSnapshotOut:
+    return snapshot(conn, site, ctx.wall_clock(), ctx.settings.live_stale_s)
+
+
+@router.get(
+    "/readings",
+    response_model=LatestReadingPage,
+    summary="Latest reading of each device metric, with its age",
+)
+def latest_readings(
+    *,
+    site: LiveSite,
+    conn: ConnDep,
+    ctx: ContextDep,
+    page: PageDep,
+    request: Request,
+    device_id: Annotated[
+        str | None, Query(max_length=64, pattern=ID_PATTERN, description="only this device")
+    ] = None,
+    metric: Annotated[str | None, Query(max_length=64, description="only this metric")] = None,
+    metric_kind: Annotated[MetricKind | None, Query(description="only this kind")] = None,
+) -> LatestReadingPage:
+    now = ctx.wall_clock()
+    rows = store.latest_readings(
+        conn,
+        site.site_id,
+        org_id=site.org_id,
+        limit=fetch_size(page),
+        offset=page.offset,
+        device_id=device_id,
+        metrics=None if metric is None else [metric],
+        metric_kind=metric_kind.value if metric_kind else None,
+    )
+
+    def out(row: store.LatestReadingRow) -> LatestReadingOut:
+        factor = live.applied_multiplier(row.metric, row.multiplier)
+        return LatestReadingOut(
+            device_id=row.device_id,
+            metric=row.metric,
+            unit=row.unit,
+            metric_kind=row.metric_kind,
+            ts=row.ts,
+            age_s=None if row.ts is None else live.age_s(row.ts, now),
+            value=None if row.value is None else row.value * factor,
+            raw_value=row.value,
+            multiplier=factor,
+            received_at=row.received_at,
+        )
+
+    items, links = page_items(rows, page, request, out)
+    return LatestReadingPage(items=items, limit=page.limit, offset=page.offset, links=links)
+
+
+@router.get("/power", response_model=PowerNowOut, summary="Site power now by carrier and role")
+def power_now(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> PowerNowOut:
+    now, stale = ctx.wall_clock(), ctx.settings.live_stale_s
+    values = _all_latest(conn, site, [live.POWER_METRIC])
+    return PowerNowOut(
+        site_id=site.site_id,
+        as_of=now,
+        stale_after_s=stale,
+        groups=_power_groups(live.power_now(values, now, stale)),
+    )
+
+
+@router.get(
+    "/methane",
+    response_model=MethaneNowOut,
+    summary="Coal-mine methane drained, utilised, flared, vented now (pure CH4)",
+)
+def methane_now(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> MethaneNowOut:
+    now, stale = ctx.wall_clock(), ctx.settings.live_stale_s
+    values = _all_latest(conn, site, live.LIVE_METRICS)
+    methane = live.methane_now(values, now, stale)
+    if methane is None:
+        raise not_found(f"site {site.site_id!r} has no methane devices this key may see")
+    return _methane_out(site.site_id, now, stale, methane)
+
+
+@router.get(
+    "/stream",
+    summary="Server-sent events: the live snapshot every few seconds",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: snapshot` with a LiveSnapshotOut as `data`, every "
+            "CARBONFLOW_API_STREAM_INTERVAL_S seconds, until CARBONFLOW_API_STREAM_MAX_S or the "
+            "client disconnects; `event: error` with a problem as `data` ends it early",
+            "content": {EVENT_STREAM: {"schema": SSE_EVENT_SCHEMA}},
+        },
+        **responses(503),
+    },
+)
+async def stream(site: LiveSite, ctx: ContextDep) -> StreamingResponse:
+    settings = ctx.settings
+    if ctx.open_streams >= settings.stream_max_open:
+        raise ApiProblemError(
+            503,
+            f"{ctx.open_streams} live streams are open, the most this server allows; "
+            "poll /live instead or retry later",
+            headers={"Retry-After": str(math.ceil(settings.stream_interval_s))},
+        )
+    events = max(1, math.ceil(settings.stream_max_s / settings.stream_interval_s))
+
+    def one() -> LiveSnapshotOut:
+        with ctx.engine.connect() as conn:
+            return snapshot(conn, site, ctx.wall_clock(), settings.live_stale_s)
+
+    async def body() -> AsyncIterator[str]:
+        ctx.open_streams += 1
+        ctx.metrics.live_streams.set(ctx.open_streams)
+        try:
+            yield f"retry: {math.ceil(settings.stream_interval_s * 1000)}\n\n"
+            for number in range(1, events + 1):
+                try:
+                    data = await anyio.to_thread.run_sync(one)
+                except Exception:
+                    log.exception("live stream of %s failed", site.site_id)
+                    problem = problem_body(
+                        503, "the live snapshot could not be read", instance=None
+                    )
+                    yield f"event: error\ndata: {json.dumps(problem)}\n\n"
+                    return
+                yield f"event: snapshot\nid: {number}\ndata: {data.model_dump_json()}\n\n"
+                if number < events:
+                    await ctx.stream_sleep(settings.stream_interval_s)
+        finally:
+            ctx.open_streams -= 1
+            ctx.metrics.live_streams.set(ctx.open_streams)
+
+    return StreamingResponse(
+        body(),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,88 @@
+"""Typed settings of the API service (environment variables, documented in docs/api.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+
+from carbonflow.settings import DatabaseSettings, refuse_placeholder
+
+# A bootstrap admin key shorter than this is refused outside development [characters].
+MIN_ADMIN_KEY_CHARS = 32
+
+
+class ApiSettings(DatabaseSettings):
+    host: str = Field(default="127.0.0.1", validation_alias="CARBONFLOW_API_HOST")
+    port: int = Field(default=8000, ge=0, le=65535, validation_alias="CARBONFLOW_API_PORT")
+    admin_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="CARBONFLOW_API_ADMIN_KEY",
+        description="bootstrap admin key (from the environment only); unset: keys from the "
+        "database only",
+    )
+    rate_per_minute: int = Field(
+        default=600,
+        ge=1,
+        validation_alias="CARBONFLOW_API_RATE_PER_MINUTE",
+        description="sustained requests per key [1/min]; a key's own limit overrides it",
+    )
+    rate_burst: int = Field(
+        default=60,
+        ge=1,
+        validation_alias="CARBONFLOW_API_RATE_BURST",
+        description="requests a key may make at once before the sustained rate applies",
+    )
+    key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias="CARBONFLOW_API_KEY_CACHE_S",
+        description="how long a looked-up key is reused [s]; a revocation takes this long",
+    )
+    live_stale_s: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias="CARBONFLOW_API_LIVE_STALE_S",
+        description="a gauge older than this is stale and left out of 'now' totals [s]",
+    )
+    stream_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias="CARBONFLOW_API_STREAM_INTERVAL_S",
+        description="period of the live snapshot stream (server-sent events) [s]",
+    )
+    stream_max_s: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias="CARBONFLOW_API_STREAM_MAX_S",
+        description="a live stream ends after this long; clients reconnect [s]",
+    )
+    stream_max_open: int = Field(
+        default=100,
+        ge=1,
+        validation_alias="CARBONFLOW_API_STREAM_MAX_OPEN",
+        description="live streams open at once in this process; more get 503",
+    )
+    db_pool_size: int = Field(default=10, ge=1, validation_alias="CARBONFLOW_API_DB_POOL_SIZE")
+    statement_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        validation_alias="CARBONFLOW_API_STATEMENT_TIMEOUT_MS",
+        description="PostgreSQL statement_timeout of the API's connections [ms]",
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        validation_alias="CARBONFLOW_API_METRICS",
+        description="serve /metrics (Prometheus) without authentication",
+    )
+
+    @model_validator(mode="after")
+    def _real_secrets(self) -> ApiSettings:
+        """The bootstrap admin key is optional; when given outside development it must be real."""
+        if self.admin_key is None or self.environment == "development":
+            return self
+        refuse_placeholder("CARBONFLOW_API_ADMIN_KEY", self.admin_key, self.environment)
+        if len(self.admin_key.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(
+                f"CARBONFLOW_API_ADMIN_KEY must have at least {MIN_ADMIN_KEY_CHARS} characters "
+                "outside development (`carbonflow keys secret` prints a random one)"
+            )
+        return self

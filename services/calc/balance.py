@@ -1,0 +1,532 @@
+"""One site's energy and carbon inventory for one 15-min interval, by source. Pure.
+
+Input: the site plan, the interval quantities of its devices (``calc_interval``), the factors of
+the accounting year and what is left of the month's green-power pool. Output: the rows of
+``calc_carbon`` for the interval — each with org, node, carrier, category, scope, basis
+(``location`` / ``market`` / ``both``), gas, activity, tce, gas mass, CO2e and the factors used.
+The formulas are the pure core's (:mod:`carbonflow.domain.carbon`, ``energy``, ``methane``);
+this module only decides which device feeds which formula (by its role), and where a row is
+booked (the node and organisation of the metering device).
+
+Bookings by device role (ACCOUNTING §3–4):
+
+- ``grid_import`` / ``grid_export``: import and export registers of all grid meters are netted
+  **per interval** (15-min is the accounting grain): net import ≥ 0 → scope 2, location-based at
+  the grid average, market-based at the residual factor on what the green pool does not cover
+  (:mod:`services.calc.green`); a surplus export reduces the self-generation consumed on site.
+  Site-level figures are booked at the grid meters' nodes in proportion to their imports.
+- ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
+- ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
+  surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
+- ``heat_import``: purchased heat, scope 2 (both views).
+- ``fuel_supply``: combustion CO2, scope 1 (litres → kg by the fuel's density).
+- ``methane_*``: the mine balance of :func:`carbonflow.domain.methane.mine_methane` — escape
+  (CH4, fugitive) booked at the drainage node, flaring at the flare, on-site utilisation as fuel
+  combustion at the engines/boilers (with the tce of the CH4 burnt). In an interval where flared
+  + utilised exceed ventilation + drained (meter timing), the escape is 0 and the excess noted.
+
+**Energy is counted once**: ``energy_tce`` is carried by ``location`` and ``both`` rows only;
+``zero_carbon_tce`` by the row that makes energy zero-carbon (self-generation and direct supply:
+``both``; certificates and contracts: the ``market`` green row). Consumption meters, storage and
+production meters are not inventory sources (they feed flows and indicators).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+from carbonflow.domain import units
+from carbonflow.domain.allocation import allocate_exact
+from carbonflow.domain.carbon import (
+    Emission,
+    GreenInstrument,
+    InstrumentKind,
+    electricity_location_based,
+    electricity_market_based,
+    fuel_combustion_co2,
+    net_electricity_import,
+    purchased_heat_co2,
+    self_generated_electricity,
+)
+from carbonflow.domain.energy import to_tce
+from carbonflow.domain.factors import FactorNotFound, SelectedFactor
+from carbonflow.domain.methane import MethaneFlows, mine_methane
+from carbonflow.domain.site_model import Role
+from services.calc.factors import SiteFactors
+from services.calc.green import cover
+from services.calc.plan import DevicePlan, MetricPlan, SitePlan, flow_metric, reverse_metric
+
+_MWH = units.lookup("MWh")
+_KWH = "kWh"
+
+LOCATION, MARKET, BOTH = "location", "market", "both"
+_FUEL_CARRIERS = frozenset(
+    {"natural_gas", "lng", "lpg", "diesel", "gasoline", "fuel_oil", "raw_coal", "washed_coal",
+     "coke", "hydrogen", "coal_mine_methane"}
+)  # fmt: skip
+_METHANE_ROLES = {
+    Role.METHANE_VENTILATION.value: "ventilation",
+    Role.METHANE_DRAINED.value: "drained",
+    Role.METHANE_FLARED.value: "flared",
+    Role.METHANE_UTILISED.value: "utilised",
+    Role.METHANE_SOLD.value: "sold",
+    Role.METHANE_VENTED.value: "vented",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A device metric's quantity in one interval [metric unit × multiplier]."""
+
+    quantity: float
+    quality: str
+    completeness: float
+
+
+MISSING = Quantity(0.0, "missing", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonRow:
+    org_id: str
+    node_id: str
+    carrier: str
+    category: str
+    basis: str
+    gas: str
+    scope: str
+    activity: float
+    activity_unit: str
+    energy_tce: float
+    zero_carbon_tce: float
+    gas_t: float
+    tco2e: float
+    factors: tuple[SelectedFactor, ...]
+    quality: str
+    completeness: float
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        return (self.org_id, self.node_id, self.carrier, self.category, self.basis, self.gas)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotResult:
+    rows: tuple[CarbonRow, ...]
+    net_import_mwh: float
+    covered_mwh: float
+    problems: tuple[str, ...]
+
+
+def combined_quality(parts: Sequence[Quantity]) -> tuple[str, float]:
+    """measured if all are, missing if all are, else estimated; mean completeness."""
+    if not parts:
+        return "missing", 0.0
+    qualities = {p.quality for p in parts}
+    if qualities == {"measured"}:
+        quality = "measured"
+    elif qualities == {"missing"}:
+        quality = "missing"
+    else:
+        quality = "estimated"
+    return quality, math.fsum(p.completeness for p in parts) / len(parts)
+
+
+def split_exact(total: float, weights: Sequence[float]) -> tuple[float, ...]:
+    """``total`` in proportion to ``weights`` (equal parts when all are zero), summing exactly."""
+    if not weights:
+        return ()
+    if len(weights) == 1:
+        return (total,)
+    if total == 0:
+        return tuple(0.0 for _ in weights)
+    if not any(w > 0 for w in weights):
+        weights = [1.0] * len(weights)
+    return allocate_exact(total, [max(0.0, w) for w in weights])
+
+
+class _Slot:
+    """Collects the rows of one interval."""
+
+    def __init__(
+        self, plan: SitePlan, quantities: Mapping[tuple[int, int], Quantity], factors: SiteFactors
+    ) -> None:
+        self.plan = plan
+        self.q = quantities
+        self.f = factors
+        self.rows: list[CarbonRow] = []
+        self.problems: list[str] = []
+
+    def get(self, device: DevicePlan, metric: MetricPlan | None) -> Quantity:
+        if metric is None:
+            return MISSING
+        return self.q.get((device.device_pk, metric.metric_id), MISSING)
+
+    def add(
+        self,
+        device_place: tuple[str | None, str | None],
+        emission: Emission,
+        *,
+        carrier: str,
+        basis: str,
+        parts: Sequence[Quantity],
+        energy_tce: float = 0.0,
+        zero_carbon_tce: float = 0.0,
+    ) -> None:
+        org, node = device_place
+        quality, completeness = combined_quality(parts)
+        self.rows.append(
+            CarbonRow(
+                org_id=org or "",
+                node_id=node or "",
+                carrier=carrier,
+                category=emission.category.value,
+                basis=basis,
+                gas=emission.gas.value,
+                scope=emission.scope.value,
+                activity=emission.activity,
+                activity_unit=emission.activity_unit,
+                energy_tce=energy_tce,
+                zero_carbon_tce=zero_carbon_tce,
+                gas_t=emission.gas_t,
+                tco2e=emission.emissions_tco2e,
+                factors=emission.factors,
+                quality=quality,
+                completeness=completeness,
+            )
+        )
+
+    def split(
+        self,
+        places: Sequence[tuple[str | None, str | None]],
+        weights: Sequence[float],
+        emission: Emission,
+        *,
+        carrier: str,
+        basis: str,
+        parts: Sequence[Quantity],
+        energy_tce: float = 0.0,
+        zero_carbon_tce: float = 0.0,
+    ) -> None:
+        """Book a site-level figure at several places in proportion to ``weights`` (exactly)."""
+        activity = split_exact(emission.activity, weights)
+        gas_t = split_exact(emission.gas_t, weights)
+        tco2e = split_exact(emission.emissions_tco2e, weights)
+        tce = split_exact(energy_tce, weights)
+        zero = split_exact(zero_carbon_tce, weights)
+        for i, place in enumerate(places):
+            part = replace(emission, activity=activity[i], gas_t=gas_t[i], emissions_tco2e=tco2e[i])
+            self.add(
+                place, part, carrier=carrier, basis=basis, parts=parts,
+                energy_tce=tce[i], zero_carbon_tce=zero[i],
+            )  # fmt: skip
+
+    def tce_of(self, quantity: float, unit: str, carrier: str, *, pure_ch4: bool = False) -> float:
+        coefficient = self.f.tce(carrier, pure_ch4=pure_ch4)
+        return to_tce(quantity, unit, coefficient, carrier=carrier).energy_tce
+
+
+def _places_weights(
+    items: Iterable[tuple[DevicePlan, float]],
+) -> tuple[list[tuple[str | None, str | None]], list[float]]:
+    """Distinct (org, node) of the devices, with their summed weights, in first-seen order."""
+    places: list[tuple[str | None, str | None]] = []
+    weights: list[float] = []
+    for device, weight in items:
+        place = (device.org_id, device.node_id)
+        if place in places:
+            weights[places.index(place)] += weight
+        else:
+            places.append(place)
+            weights.append(weight)
+    return places, weights
+
+
+def _kwh_to_mwh(kwh: float) -> float:
+    return units.convert(kwh, _KWH, _MWH)
+
+
+def slot_inventory(
+    plan: SitePlan,
+    quantities: Mapping[tuple[int, int], Quantity],
+    factors: SiteFactors,
+    *,
+    day: date,
+    pool_remaining_mwh: float = 0.0,
+) -> SlotResult:
+    """The inventory rows of one interval (module doc); ``day`` is its local date."""
+    slot = _Slot(plan, quantities, factors)
+    devices = plan.active_devices()
+    net_mwh, covered = _electricity(slot, devices, day, pool_remaining_mwh)
+    _heat(slot, devices)
+    _fuels(slot, devices)
+    _methane(slot, devices)
+    return SlotResult(tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems))
+
+
+def _electricity(
+    slot: _Slot, devices: Sequence[DevicePlan], day: date, pool_remaining_mwh: float
+) -> tuple[float, float]:
+    elec = [d for d in devices if d.carrier == "electricity"]
+    imports: list[tuple[DevicePlan, Quantity]] = []
+    exports: list[tuple[DevicePlan, Quantity]] = []
+    for d in elec:
+        if d.role == Role.GRID_IMPORT:
+            imports.append((d, slot.get(d, flow_metric(d))))
+            back = reverse_metric(d)
+            if back is not None:
+                exports.append((d, slot.get(d, back)))
+        elif d.role == Role.GRID_EXPORT:
+            exports.append((d, slot.get(d, flow_metric(d))))
+    renewables = [
+        (d, slot.get(d, flow_metric(d)))
+        for d in elec
+        if d.role in (Role.GENERATION_PV, Role.GENERATION_WIND)
+    ]
+    direct = [(d, slot.get(d, flow_metric(d))) for d in elec if d.role == Role.GREEN_IMPORT]
+
+    net_mwh = covered = 0.0
+    surplus_mwh = 0.0
+    f = slot.f
+    if imports or exports:
+        net = net_electricity_import(
+            _kwh_to_mwh(math.fsum(q.quantity for _, q in imports)),
+            _kwh_to_mwh(math.fsum(q.quantity for _, q in exports)),
+        )
+        net_mwh, surplus_mwh = net.net_import_mwh, net.surplus_export_mwh
+        parts = [q for _, q in imports] + [q for _, q in exports]
+        booked = imports or exports
+        places, weights = _places_weights((d, q.quantity) for d, q in booked)
+        location = electricity_location_based(net_mwh, f.location)
+        slot.split(
+            places, weights, location, carrier="electricity", basis=LOCATION, parts=parts,
+            energy_tce=slot.tce_of(net_mwh, "MWh", "electricity"),
+        )  # fmt: skip
+        covered = cover(net_mwh, pool_remaining_mwh)
+        pool = (
+            [
+                GreenInstrument(
+                    InstrumentKind.GREEN_POWER_CONTRACT,
+                    "month-pool",
+                    covered,
+                    day,
+                    day,
+                    "monthly pool of the green-power register (calc_green_claim)",
+                )
+            ]
+            if covered > 0
+            else []
+        )
+        market = electricity_market_based(
+            net_mwh, pool, f.residual, period_start=day, period_end=day, zero_factor=f.green_zero
+        )
+        slot.split(
+            places, weights, market.remainder, carrier="electricity", basis=MARKET, parts=parts
+        )
+        if covered > 0:
+            slot.split(
+                places, weights, market.green, carrier="electricity", basis=MARKET, parts=parts,
+                zero_carbon_tce=slot.tce_of(covered, "MWh", "electricity"),
+            )  # fmt: skip
+
+    # Self-generation consumed on site = generation − the surplus exported (taken from it first).
+    generated = math.fsum(q.quantity for _, q in renewables)
+    surplus_kwh = units.convert(surplus_mwh, "MWh", units.lookup(_KWH))
+    consumed_kwh = max(0.0, generated - surplus_kwh)
+    surplus_left = max(0.0, surplus_kwh - generated)
+    if renewables:
+        places, weights = _places_weights((d, q.quantity) for d, q in renewables)
+        for place, kwh in zip(places, split_exact(consumed_kwh, weights), strict=True):
+            mwh = _kwh_to_mwh(kwh)
+            emission = self_generated_electricity(mwh, f.self_zero)
+            tce = slot.tce_of(mwh, "MWh", "electricity")
+            parts = [q for d, q in renewables if (d.org_id, d.node_id) == place]
+            slot.add(
+                place, emission, carrier="electricity", basis=BOTH, parts=parts,
+                energy_tce=tce, zero_carbon_tce=tce,
+            )  # fmt: skip
+    if direct:
+        received = math.fsum(q.quantity for _, q in direct)
+        used_kwh = max(0.0, received - surplus_left)
+        places, weights = _places_weights((d, q.quantity) for d, q in direct)
+        for place, kwh in zip(places, split_exact(used_kwh, weights), strict=True):
+            mwh = _kwh_to_mwh(kwh)
+            green = electricity_market_based(
+                mwh,
+                [GreenInstrument(InstrumentKind.DIRECT_SUPPLY, "direct", mwh, day, day, "metered")],
+                f.residual,
+                period_start=day,
+                period_end=day,
+                zero_factor=f.green_zero,
+            ).green
+            tce = slot.tce_of(mwh, "MWh", "electricity")
+            parts = [q for d, q in direct if (d.org_id, d.node_id) == place]
+            slot.add(
+                place, green, carrier="electricity", basis=BOTH, parts=parts,
+                energy_tce=tce, zero_carbon_tce=tce,
+            )  # fmt: skip
+    return net_mwh, covered
+
+
+def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    for d in devices:
+        if d.role != Role.HEAT_IMPORT:
+            continue
+        metric = flow_metric(d)
+        q = slot.get(d, metric)
+        if metric is None:
+            continue
+        gj = units.convert(q.quantity, metric.unit, units.lookup("GJ"))
+        emission = purchased_heat_co2(gj, slot.f.heat)
+        slot.add(
+            (d.org_id, d.node_id), emission, carrier=d.carrier, basis=BOTH, parts=[q],
+            energy_tce=slot.tce_of(gj, "GJ", "heat"),
+        )  # fmt: skip
+
+
+def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    # The formulas are linear: devices of one place, carrier and unit are summed first.
+    groups: dict[tuple[str | None, str | None, str, str], list[tuple[DevicePlan, Quantity]]] = {}
+    for d in devices:
+        if d.role != Role.FUEL_SUPPLY or d.carrier not in _FUEL_CARRIERS:
+            continue
+        if d.carrier == "hydrogen":
+            continue  # burns to water: no CO2, and no tce coefficient in the method
+        metric = flow_metric(d)
+        if metric is None:
+            continue
+        key = (d.org_id, d.node_id, d.carrier, metric.unit)
+        groups.setdefault(key, []).append((d, slot.get(d, metric)))
+    for (org, node, carrier, unit), members in groups.items():
+        quantity = math.fsum(q.quantity for _, q in members)
+        parts = [q for _, q in members]
+        names = ", ".join(d.device_id for d, _ in members)
+        try:
+            params = slot.f.fuel(carrier)
+            amounts: list[tuple[float, str]] = [(quantity, unit)]
+            extra: tuple[SelectedFactor, ...] = ()
+            if units.lookup(unit).dimension is units.Dimension.LIQUID_VOLUME:
+                density = slot.f.density(carrier)
+                litres = units.convert(quantity, unit, units.lookup("L"))
+                amounts = [(litres * density.value, "kg")]
+                extra = (density,)
+            target = units.lookup(params.activity_unit).dimension
+            fuel_amount = _in_dimension(amounts, target, carrier, params.activity_unit)
+            emission = fuel_combustion_co2(*fuel_amount, params)
+            coefficient = slot.f.tce(carrier)
+            tce_dim = units.lookup(str(coefficient.factor.denominator_unit)).dimension
+            tce = to_tce(*_in_dimension(amounts, tce_dim, carrier, coefficient.unit), coefficient)
+        except (FactorNotFound, units.UnitError) as exc:
+            slot.problems.append(f"{names}: {exc}")
+            continue
+        if extra:
+            emission = replace(emission, factors=(*emission.factors, *extra))
+        slot.add(
+            (org, node), emission, carrier=carrier, basis=BOTH, parts=parts,
+            energy_tce=tce.energy_tce,
+        )  # fmt: skip
+
+
+def _in_dimension(
+    amounts: Sequence[tuple[float, str]], dimension: units.Dimension, carrier: str, wanted: str
+) -> tuple[float, str]:
+    for value, unit in amounts:
+        if units.lookup(unit).dimension is dimension:
+            return value, unit
+    have = ", ".join(u for _, u in amounts)
+    raise units.UnitError(
+        f"{carrier} metered in {have} cannot be expressed as {wanted} "
+        f"(meter it in {wanted}, or in litres with a density)"
+    )
+
+
+def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    lines: dict[str, list[tuple[DevicePlan, Quantity]]] = {}
+    for d in devices:
+        flow = _METHANE_ROLES.get(d.role)
+        if flow is None:
+            continue
+        metric = flow_metric(d)
+        if metric is None:
+            continue
+        lines.setdefault(flow, []).append((d, slot.get(d, metric)))
+    if not lines:
+        return
+
+    def total(flow: str) -> float:
+        return math.fsum(q.quantity for _, q in lines.get(flow, ()))
+
+    volumes = {f: total(f) for f in ("ventilation", "drained", "flared", "utilised", "sold")}
+    released = volumes["ventilation"] + volumes["drained"]
+    destroyed = volumes["flared"] + volumes["utilised"] + volumes["sold"]
+    deficit = max(0.0, destroyed - released)
+    if deficit > 0:
+        slot.problems.append(
+            f"methane: flared + utilised + sold ({destroyed:g} Nm3 CH4) exceed ventilation + "
+            f"drained ({released:g} Nm3) in this interval; escape set to 0"
+        )
+    balance = mine_methane(
+        MethaneFlows(
+            ventilation_ch4_nm3=volumes["ventilation"] + deficit,
+            drained_ch4_nm3=volumes["drained"],
+            flared_ch4_nm3=volumes["flared"],
+            utilised_onsite_ch4_nm3=volumes["utilised"],
+            sold_offsite_ch4_nm3=volumes["sold"],
+        ),
+        slot.f.methane,
+    )
+    everything = [q for group in lines.values() for _, q in group]
+    home = lines.get("drained") or lines.get("ventilation") or next(iter(lines.values()))
+    slot.add(
+        (home[0][0].org_id, home[0][0].node_id), balance.escape, carrier="coal_mine_methane",
+        basis=BOTH, parts=everything,
+    )  # fmt: skip
+    for flow, emission in (("flared", balance.flaring), ("utilised", balance.utilisation)):
+        group = lines.get(flow, [])
+        if not group:
+            continue
+        places, weights = _places_weights((d, q.quantity) for d, q in group)
+        tce = 0.0
+        if flow == "utilised":
+            tce = slot.tce_of(volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True)
+        slot.split(
+            places, weights, emission, carrier="coal_mine_methane", basis=BOTH,
+            parts=[q for _, q in group], energy_tce=tce,
+        )  # fmt: skip
+
+
+def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
+    """Rows with the same key summed (exactly rounded), in first-seen order."""
+    groups: dict[tuple[str, ...], list[CarbonRow]] = {}
+    for row in rows:
+        groups.setdefault(row.key, []).append(row)
+    out: list[CarbonRow] = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            out.append(first)
+            continue
+        qualities = {r.quality for r in group}
+        quality = (
+            "measured"
+            if qualities == {"measured"}
+            else "missing"
+            if qualities == {"missing"}
+            else "estimated"
+        )
+        out.append(
+            replace(
+                first,
+                activity=math.fsum(r.activity for r in group),
+                energy_tce=math.fsum(r.energy_tce for r in group),
+                zero_carbon_tce=math.fsum(r.zero_carbon_tce for r in group),
+                gas_t=math.fsum(r.gas_t for r in group),
+                tco2e=math.fsum(r.tco2e for r in group),
+                quality=quality,
+                completeness=math.fsum(r.completeness for r in group) / len(group),
+            )
+        )
+    return out

@@ -1,0 +1,533 @@
+"""The energy flow – carbon flow – product flow graph of one site and period. Pure.
+
+Computed on demand (by the API and for enterprise budgets) from what is stored per period: the
+site's carbon rows summed over the period (inventory by source) and its devices' quantities
+summed over the period. It is not stored: it is a view of stored totals, cheap to build (one
+pass over the graph), and storing it per 15 min would multiply rows by the number of edges
+without adding information.
+
+**Columns of the Sankey.** Sources → nodes → products:
+
+- *sources* are the site document's ``supply`` nodes plus one virtual source per emission
+  category that happens inside the site without a supply link (``emission:fugitive`` → the
+  drainage station, ``emission:fuel_combustion`` → the gas engines burning drained methane,
+  ``emission:flaring`` → the flare …);
+- *links* are the document's edges: quantity from their meters in the edge's direction
+  (``quantity``, ``unit``, metered ``energy_tce``) and the attributed energy and carbon;
+- *products* are virtual ``product:<id>`` nodes, plus ``unallocated:<org>`` for what an
+  organisation without products retains.
+
+**Attribution.** Each inventory row is *injected* at its node; a supply link carries the rows
+of the sources metered on it (grid meters: purchased electricity; green line: direct supply;
+fuel meters: the fuel's combustion). A node passes everything it receives on over its outgoing
+energy links in proportion to their metered tce (exactly: :func:`allocate_exact`), except over
+links into ``sink`` nodes (exports carry no carbon: they were netted), methane links (their
+emissions enter where they happen, through the virtual sources) and back edges of cycles (storage
+returning energy to a substation). A node without such outgoing links retains what it received:
+its products take it (physical keys: output quantity), else the organisation's primary products
+(those made from no other product of the site), else ``unallocated``.
+
+Six quantities are attributed the same way: energy and zero-carbon energy [tce], CO2e location-
+and market-based [tCO2e], CO2 location- and market-based [t]. Sums are exact: the links out of
+the source column and the links into the product column each add up (``math.fsum``) to the
+period's inventory totals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from carbonflow.domain import units
+from carbonflow.domain.allocation import allocate_exact, close_exactly
+from carbonflow.domain.energy import to_tce
+from carbonflow.domain.factors import FactorNotFound
+from carbonflow.domain.indicators import Ratio, ratio
+from carbonflow.domain.site_model import NodeKind, Role
+from services.calc.factors import SiteFactors
+from services.calc.plan import DevicePlan, MetricPlan, SitePlan, flow_metric, reverse_metric
+
+COMPONENTS = (
+    "energy_tce",
+    "zero_carbon_tce",
+    "tco2e_location",
+    "tco2e_market",
+    "co2_t_location",
+    "co2_t_market",
+)
+_PRODUCT_CARRIERS = frozenset({"product", "raw_coal", "washed_coal", "coke"})
+_METHANE = "coal_mine_methane"
+# Which inventory categories a supply link carries, by the role of its meters.
+_SUPPLY_CATEGORIES: dict[str, set[tuple[str, str | None]]] = {
+    Role.GRID_IMPORT.value: {("purchased_electricity", None), ("green_electricity", "market")},
+    Role.GRID_EXPORT.value: {("purchased_electricity", None), ("green_electricity", "market")},
+    Role.GREEN_IMPORT.value: {("green_electricity", "both")},
+    Role.FUEL_SUPPLY.value: {("fuel_combustion", None)},
+    Role.HEAT_IMPORT.value: {("purchased_heat", None)},
+}
+SITE_NODE = "site"
+
+
+class InventoryRow(Protocol):
+    """A carbon row summed over the period (``CarbonTotal`` of the store)."""
+
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def carrier(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def basis(self) -> str: ...
+    @property
+    def gas(self) -> str: ...
+    @property
+    def energy_tce(self) -> float: ...
+    @property
+    def zero_carbon_tce(self) -> float: ...
+    @property
+    def gas_t(self) -> float: ...
+    @property
+    def tco2e(self) -> float: ...
+
+
+Vector = tuple[float, float, float, float, float, float]
+ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def row_vector(row: InventoryRow) -> Vector:
+    """The six attributed quantities of one inventory row."""
+    loc = row.basis != "market"
+    mkt = row.basis != "location"
+    co2 = row.gas_t if row.gas == "CO2" else 0.0
+    return (
+        row.energy_tce,
+        row.zero_carbon_tce,
+        row.tco2e if loc else 0.0,
+        row.tco2e if mkt else 0.0,
+        co2 if loc else 0.0,
+        co2 if mkt else 0.0,
+    )
+
+
+def vsum(vectors: Sequence[Vector]) -> Vector:
+    return tuple(math.fsum(v[i] for v in vectors) for i in range(6))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowLink:
+    source: str
+    target: str
+    carrier: str
+    quantity: float | None  # metered, in ``unit``; None when the edge has no meter
+    unit: str | None
+    energy_tce: float  # metered energy of the link [tce] (0 for products and unmetered)
+    attributed: Vector  # COMPONENTS carried by the link
+    kind: str  # supply | energy | methane | sink | product | emission | allocation | back_edge
+
+    def component(self, name: str) -> float:
+        return self.attributed[COMPONENTS.index(name)]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowNode:
+    node_id: str
+    kind: str
+    org_id: str | None
+    injected: Vector  # emissions happening at the node (through virtual sources)
+    received: Vector  # over incoming links
+    retained: Vector  # kept (end use): allocated to products or unallocated
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFlow:
+    product_id: str
+    node_id: str
+    org_id: str | None
+    output: float
+    unit: str
+    allocated: Vector
+    basis: str  # how the carbon was allocated: product node / org primary (physical key …)
+    intensity_location: Ratio  # tCO2e per unit
+    intensity_market: Ratio
+
+
+@dataclass(frozen=True)
+class FlowGraph:
+    site_id: str
+    nodes: tuple[FlowNode, ...]
+    links: tuple[FlowLink, ...]
+    products: tuple[ProductFlow, ...]
+    totals: Vector  # inventory totals of the period
+    orgs: Mapping[str, Vector]  # attributed to each organisation ("" = none)
+    notes: tuple[str, ...] = field(default=())
+
+    def source_links(self) -> tuple[FlowLink, ...]:
+        return tuple(link for link in self.links if link.kind in ("supply", "emission"))
+
+    def final_links(self) -> tuple[FlowLink, ...]:
+        return tuple(link for link in self.links if link.kind == "allocation")
+
+
+def _link_metric(device: DevicePlan, source: str, target: str, sink: bool) -> MetricPlan | None:
+    if device.role == Role.STORAGE:
+        return reverse_metric(device) if device.node_id == target else flow_metric(device)
+    if sink and device.role == Role.GRID_IMPORT:
+        return reverse_metric(device)
+    return flow_metric(device)
+
+
+def _link_tce(
+    carrier: str, quantity: float, unit: str, factors: SiteFactors, notes: list[str]
+) -> float:
+    if carrier in _PRODUCT_CARRIERS or quantity == 0:
+        return 0.0
+    try:
+        dim = units.lookup(unit).dimension
+        if carrier == _METHANE:
+            coefficient = factors.tce(carrier, pure_ch4=True)
+        elif carrier in ("heat", "steam", "cooling"):
+            coefficient = factors.tce("heat")
+        else:
+            coefficient = factors.tce(carrier)
+        if dim is units.Dimension.LIQUID_VOLUME:
+            kg = units.convert(quantity, unit, units.lookup("L")) * factors.density(carrier).value
+            return to_tce(kg, "kg", coefficient).energy_tce
+        return to_tce(quantity, unit, coefficient).energy_tce
+    except (FactorNotFound, units.UnitError, ValueError) as exc:
+        notes.append(f"{carrier} link energy not converted to tce: {exc}")
+        return 0.0
+
+
+def _split(total: Vector, weights: Sequence[float]) -> list[Vector]:
+    parts = [allocate_exact(total[i], weights) for i in range(6)]
+    return [tuple(parts[i][k] for i in range(6)) for k in range(len(weights))]  # type: ignore[misc]
+
+
+def build_flows(
+    plan: SitePlan,
+    inventory: Sequence[InventoryRow],
+    device_quantities: Mapping[tuple[int, int], float],
+    factors: SiteFactors,
+) -> FlowGraph:
+    """The flow graph of one period (module doc)."""
+    doc = plan.document
+    notes: list[str] = []
+    totals = vsum([row_vector(r) for r in inventory])
+    nodes_kind: dict[str, str] = {}
+    nodes_org: dict[str, str | None] = {}
+    if doc is not None:
+        for n in doc.nodes:
+            nodes_kind[n.id] = n.kind.value
+            nodes_org[n.id] = n.org
+    devices = {d.device_id: d for d in plan.devices}
+
+    # Injections by node; supply links claim theirs.
+    injections: dict[str, list[tuple[InventoryRow, Vector]]] = {}
+    for row in inventory:
+        node = row.node_id if row.node_id in nodes_kind else SITE_NODE
+        injections.setdefault(node, []).append((row, row_vector(row)))
+    claimed: set[int] = set()
+
+    links: list[FlowLink] = []
+    raw_edges = list(doc.edges) if doc is not None else []
+    metered: list[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]] = []
+    for e in raw_edges:
+        sink = nodes_kind.get(e.target) == NodeKind.SINK.value
+        meters = [devices[m] for m in e.meters if m in devices]
+        quantity: float | None = None
+        unit: str | None = None
+        for d in meters:
+            metric = _link_metric(d, e.source, e.target, sink)
+            if metric is None:
+                continue
+            value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
+            if unit is None:
+                quantity, unit = value, metric.unit
+            else:
+                quantity = (quantity or 0.0) + units.convert(value, metric.unit, units.lookup(unit))
+        tce = 0.0 if quantity is None or unit is None else _link_tce(
+            e.carrier.value, quantity, unit, factors, notes
+        )  # fmt: skip
+        metered.append((e.source, e.target, e.carrier.value, quantity, unit, tce, meters))
+
+    # Supply links: the rows of their meters' sources at the target node.
+    supply_vectors: dict[int, Vector] = {}
+    by_target: dict[tuple[str, str, str], list[int]] = {}
+    for i, (source, target, carrier, _q, _u, _t, meters) in enumerate(metered):
+        if nodes_kind.get(source) == NodeKind.SUPPLY.value:
+            wanted = {c for d in meters for c in _SUPPLY_CATEGORIES.get(d.role, set())}
+            for category, basis in wanted:
+                by_target.setdefault((target, carrier, category + "|" + str(basis)), []).append(i)
+    for (target, carrier, cat_basis), link_ids in by_target.items():
+        category, basis = cat_basis.split("|")
+        rows = [
+            (k, vec)
+            for k, (row, vec) in enumerate(injections.get(target, []))
+            if row.carrier == carrier and row.category == category and basis in ("None", row.basis)
+        ]
+        if not rows:
+            continue
+        vector = vsum([v for _, v in rows])
+        claimed.update(id(injections[target][k][0]) for k, _ in rows)
+        weights = [metered[i][5] or (metered[i][3] or 0.0) for i in link_ids]
+        if not any(w > 0 for w in weights):
+            weights = [1.0] * len(link_ids)
+        for i, part in zip(link_ids, _split(vector, weights), strict=True):
+            supply_vectors[i] = vsum([supply_vectors.get(i, ZERO), part])
+
+    # Emission links (virtual sources) for unclaimed injections.
+    node_injected: dict[str, Vector] = {}
+    emission_links: list[FlowLink] = []
+    for node, items in injections.items():
+        free = [(row, vec) for row, vec in items if id(row) not in claimed]
+        if not free:
+            continue
+        by_cat: dict[tuple[str, str], list[Vector]] = {}
+        for row, vec in free:
+            by_cat.setdefault((row.category, row.carrier), []).append(vec)
+        for (category, carrier), vecs in sorted(by_cat.items()):
+            v = vsum(vecs)
+            emission_links.append(
+                FlowLink(f"emission:{category}", node, carrier, None, None, 0.0, v, "emission")
+            )
+        node_injected[node] = vsum([vec for _, vec in free])
+
+    # Propagation graph: energy links not into sinks, not methane, not products, not back edges.
+    def propagates(i: int) -> bool:
+        source, target, carrier, _quantity, _u, tce, _m = metered[i]
+        return (
+            nodes_kind.get(target) != NodeKind.SINK.value
+            and carrier != _METHANE
+            and carrier not in _PRODUCT_CARRIERS
+            and nodes_kind.get(source) != NodeKind.SUPPLY.value
+            and tce > 0
+        )
+
+    out_edges: dict[str, list[int]] = {}
+    for i, (source, *_rest) in enumerate(metered):
+        if propagates(i):
+            out_edges.setdefault(source, []).append(i)
+    back = _back_edges(list(nodes_kind), out_edges, metered)
+    for source, edges in list(out_edges.items()):
+        out_edges[source] = [i for i in edges if i not in back]
+    order = _topological(list(nodes_kind), out_edges, metered)
+
+    received: dict[str, list[Vector]] = {}
+    carried: dict[int, Vector] = dict(supply_vectors)
+    for i, vec in supply_vectors.items():
+        received.setdefault(metered[i][1], []).append(vec)
+    retained: dict[str, Vector] = {}
+    for node in [*order, SITE_NODE]:
+        burden = vsum([*received.get(node, []), node_injected.get(node, ZERO)])
+        outs = out_edges.get(node, [])
+        if outs and any(c != 0 for c in burden):
+            weights = [metered[i][5] for i in outs]
+            for i, part in zip(outs, _split(burden, weights), strict=True):
+                carried[i] = part
+                received.setdefault(metered[i][1], []).append(part)
+        elif outs:
+            for i in outs:
+                carried[i] = ZERO
+        else:
+            retained[node] = burden
+
+    for i, (source, target, carrier, quantity, unit, tce, _m) in enumerate(metered):
+        if nodes_kind.get(source) == NodeKind.SUPPLY.value:
+            kind = "supply"
+        elif nodes_kind.get(target) == NodeKind.SINK.value:
+            kind = "sink"
+        elif carrier == _METHANE:
+            kind = "methane"
+        elif carrier in _PRODUCT_CARRIERS:
+            kind = "product"
+        elif i in back:
+            kind = "back_edge"
+        else:
+            kind = "energy"
+        links.append(
+            FlowLink(source, target, carrier, quantity, unit, tce, carried.get(i, ZERO), kind)
+        )
+    links.extend(emission_links)
+
+    products, allocation_links, org_totals = _allocate(
+        plan, retained, nodes_kind, nodes_org, device_quantities, notes
+    )
+    # Close the product column exactly on the inventory totals (absorbs float rounding only).
+    if allocation_links:
+        columns = [
+            close_exactly([link.attributed[c] for link in allocation_links], totals[c])
+            for c in range(6)
+        ]
+        allocation_links = [
+            FlowLink(
+                link.source, link.target, link.carrier, None, None, 0.0,
+                tuple(columns[c][k] for c in range(6)),  # type: ignore[arg-type]
+                "allocation",
+            )
+            for k, link in enumerate(allocation_links)
+        ]  # fmt: skip
+    links.extend(allocation_links)
+    flow_nodes = tuple(
+        FlowNode(
+            node_id=n,
+            kind=nodes_kind.get(n, "site"),
+            org_id=nodes_org.get(n),
+            injected=node_injected.get(n, ZERO),
+            received=vsum(received.get(n, [])),
+            retained=retained.get(n, ZERO),
+        )
+        for n in [*nodes_kind, SITE_NODE]
+        if n in nodes_kind or n in node_injected or n in retained
+    )
+    return FlowGraph(
+        site_id=plan.site_id,
+        nodes=flow_nodes,
+        links=tuple(links),
+        products=products,
+        totals=totals,
+        orgs=org_totals,
+        notes=tuple(notes),
+    )
+
+
+def _back_edges(
+    nodes: Sequence[str],
+    out_edges: Mapping[str, Sequence[int]],
+    metered: Sequence[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]],
+) -> set[int]:
+    """Edges closing a cycle in a depth-first walk from the nodes in document order."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    back: set[int] = set()
+    for root in nodes:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            node, k = stack[-1]
+            edges = out_edges.get(node, [])
+            if k >= len(edges):
+                state[node] = 2
+                stack.pop()
+                continue
+            stack[-1] = (node, k + 1)
+            i = edges[k]
+            target = metered[i][1]
+            if state.get(target) == 1:
+                back.add(i)
+            elif not state.get(target):
+                state[target] = 1
+                stack.append((target, 0))
+    return back
+
+
+def _topological(
+    nodes: Sequence[str],
+    out_edges: Mapping[str, Sequence[int]],
+    metered: Sequence[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]],
+) -> list[str]:
+    indegree = {n: 0 for n in nodes}
+    for edges in out_edges.values():
+        for i in edges:
+            indegree[metered[i][1]] = indegree.get(metered[i][1], 0) + 1
+    ready = [n for n in nodes if indegree.get(n, 0) == 0]
+    order: list[str] = []
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for i in out_edges.get(node, []):
+            target = metered[i][1]
+            indegree[target] -= 1
+            if indegree[target] == 0:
+                ready.append(target)
+    return order
+
+
+def _allocate(  # noqa: PLR0917 — private helper, called once
+    plan: SitePlan,
+    retained: Mapping[str, Vector],
+    nodes_kind: Mapping[str, str],
+    nodes_org: Mapping[str, str | None],
+    device_quantities: Mapping[tuple[int, int], float],
+    notes: list[str],
+) -> tuple[tuple[ProductFlow, ...], list[FlowLink], dict[str, Vector]]:
+    doc = plan.document
+    products = list(doc.products) if doc is not None else []
+    output: dict[str, float] = {p.id: 0.0 for p in products}
+    for d in plan.devices:
+        if d.role == Role.PRODUCTION and d.product_id in output:
+            metric = flow_metric(d)
+            if metric is not None:
+                value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
+                unit = next(p.unit for p in products if p.id == d.product_id)
+                try:
+                    output[d.product_id] += units.convert(value, metric.unit, units.lookup(unit))
+                except units.UnitError as exc:
+                    notes.append(f"{d.device_id}: {exc}")
+    fed_by_product = {
+        e.target for e in (doc.edges if doc is not None else []) if e.carrier.value in
+        _PRODUCT_CARRIERS and any(p.node == e.source for p in products)
+    }  # fmt: skip
+    primary: dict[str | None, list[str]] = {}
+    for p in products:
+        if p.node not in fed_by_product:
+            primary.setdefault(p.org or nodes_org.get(p.node), []).append(p.id)
+    at_node: dict[str, list[str]] = {}
+    for p in products:
+        at_node.setdefault(p.node, []).append(p.id)
+
+    allocated: dict[str, list[Vector]] = {p.id: [] for p in products}
+    basis: dict[str, set[str]] = {p.id: set() for p in products}
+    links: list[FlowLink] = []
+    orgs: dict[str, list[Vector]] = {}
+    unallocated: dict[str, list[Vector]] = {}
+    for node, vec in retained.items():
+        org = nodes_org.get(node) or ""
+        orgs.setdefault(org, []).append(vec)
+        if not any(c != 0 for c in vec):
+            continue
+        targets = at_node.get(node) or primary.get(nodes_org.get(node) or None) or []
+        how = "node's own products" if at_node.get(node) else "organisation's primary products"
+        if not targets:
+            unallocated.setdefault(org, []).append(vec)
+            links.append(
+                FlowLink(node, f"unallocated:{org or 'site'}", "", None, None, 0.0, vec,
+                         "allocation")
+            )  # fmt: skip
+            continue
+        weights = [output[p] for p in targets]
+        if not any(w > 0 for w in weights):
+            weights = [1.0] * len(targets)
+            how += ", equal shares (no output in the period)"
+        else:
+            how += ", physical key: output"
+        for pid, part in zip(targets, _split(vec, weights), strict=True):
+            allocated[pid].append(part)
+            basis[pid].add(how)
+            links.append(FlowLink(node, f"product:{pid}", "", None, None, 0.0, part, "allocation"))
+    flows: list[ProductFlow] = []
+    for p in products:
+        vec = vsum(allocated[p.id])
+        flows.append(
+            ProductFlow(
+                product_id=p.id,
+                node_id=p.node,
+                org_id=p.org or nodes_org.get(p.node),
+                output=output[p.id],
+                unit=p.unit,
+                allocated=vec,
+                basis="; ".join(sorted(basis[p.id])) or "nothing allocated",
+                intensity_location=ratio(
+                    vec[2], output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
+                ),
+                intensity_market=ratio(
+                    vec[3], output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
+                ),
+            )
+        )
+    return tuple(flows), links, {org: vsum(v) for org, v in orgs.items()}

@@ -1,0 +1,170 @@
+"""Green-power instruments against purchased electricity, month by month. Pure.
+
+The register (``green_instrument``) holds green-power trading contracts (绿电交易, settlement
+voucher), certificates (绿证 GEC, 1 GEC = 1 MWh) and direct supply (绿电直连). Direct supply is
+metered (devices with role ``green_import``): its volume counts as it is measured, and its
+register entry is the evidence. Contracts and certificates are *period instruments*:
+
+1. **Monthly volume.** An entry claims ``claimed_mwh`` for [claim_start, claim_end]; a month
+   receives ``claimed_mwh × (days of the claim period in the month ÷ days of the claim period)``.
+2. **Acceptance** is the pure core's (:func:`carbonflow.domain.carbon.electricity_market_based`):
+   validity must overlap the month, evidence must be given, volume ≥ 0, an id is claimed once;
+   certificates must match ``certificates × 1 MWh`` (``green.gec.mwh_per_certificate``).
+3. **Matching in time order.** The accepted monthly volume (the month's *pool*) covers the
+   month's net grid import interval by interval in time order until it is used up:
+   ``covered_i = min(net_import_i, pool − Σ covered before i)``. Every interval's market-based
+   figure is then final and additive: Σ covered over the month = min(pool, month net import),
+   exactly what the core computes for the month as a whole. Late data early in a month can move
+   coverage to later intervals of the same month (they are recomputed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from carbonflow.domain.carbon import (
+    GreenInstrument,
+    InstrumentClaim,
+    InstrumentKind,
+    electricity_market_based,
+)
+from carbonflow.domain.factors import SelectedFactor
+
+PERIOD_KINDS = (InstrumentKind.GREEN_POWER_CONTRACT.value, InstrumentKind.CERTIFICATE.value)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterEntry:
+    """One ``green_instrument`` row (dates inclusive, site-local)."""
+
+    instrument_id: str
+    kind: str
+    evidence: str
+    volume_mwh: float
+    valid_from: date
+    valid_to: date
+    claimed_mwh: float
+    claim_start: date
+    claim_end: date
+    certificates: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MonthPool:
+    month_start: date
+    month_end: date  # inclusive
+    pool_mwh: float  # accepted volume available to cover the month's net import
+    offered: tuple[tuple[RegisterEntry, float], ...]  # (entry, monthly volume offered)
+    claims: tuple[InstrumentClaim, ...]  # acceptance by the core (applied = offered if accepted)
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    start = day.replace(day=1)
+    nxt = (start + timedelta(days=32)).replace(day=1)
+    return start, nxt - timedelta(days=1)
+
+
+def monthly_volume(entry: RegisterEntry, month_start: date, month_end: date) -> float:
+    """The share of ``claimed_mwh`` falling in the month, by days [MWh]."""
+    lo = max(entry.claim_start, month_start)
+    hi = min(entry.claim_end, month_end)
+    if hi < lo:
+        return 0.0
+    days = (entry.claim_end - entry.claim_start).days + 1
+    return entry.claimed_mwh * ((hi - lo).days + 1) / days
+
+
+def month_pool(
+    entries: Sequence[RegisterEntry],
+    month_start: date,
+    *,
+    residual: SelectedFactor,
+    zero: SelectedFactor,
+    gec: SelectedFactor,
+) -> MonthPool:
+    """The accepted green volume of the month containing ``month_start`` (module doc)."""
+    start, end = month_bounds(month_start)
+    offered: list[tuple[RegisterEntry, float]] = []
+    instruments: list[GreenInstrument] = []
+    for entry in entries:
+        if entry.kind not in PERIOD_KINDS:
+            continue
+        volume = monthly_volume(entry, start, end)
+        if volume <= 0 and not (entry.claim_start <= end and entry.claim_end >= start):
+            continue
+        evidence = entry.evidence
+        if entry.kind == InstrumentKind.CERTIFICATE.value:
+            expected = (entry.certificates or 0) * gec.value
+            if entry.certificates is None or not math.isclose(
+                expected, entry.volume_mwh, rel_tol=1e-9, abs_tol=1e-9
+            ):
+                evidence = ""  # refused below: the volume does not match the certificate count
+        offered.append((entry, volume))
+        instruments.append(
+            GreenInstrument(
+                InstrumentKind(entry.kind),
+                entry.instrument_id,
+                volume,
+                entry.valid_from,
+                entry.valid_to,
+                evidence,
+            )
+        )
+    total = math.fsum(v for _, v in offered)
+    market = electricity_market_based(
+        total, instruments, residual, period_start=start, period_end=end, zero_factor=zero
+    )
+    pool = math.fsum(c.applied_mwh for c in market.claims if c.accepted)
+    return MonthPool(start, end, pool, tuple(offered), market.claims)
+
+
+def cover(net_import_mwh: float, remaining_pool_mwh: float) -> float:
+    """The part of one interval's net import covered by what is left of the month's pool."""
+    if net_import_mwh <= 0 or remaining_pool_mwh <= 0:
+        return 0.0
+    return min(net_import_mwh, remaining_pool_mwh)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    instrument_id: str
+    kind: str
+    accepted: bool
+    offered_mwh: float
+    applied_mwh: float
+    unused_mwh: float
+    reason: str
+
+
+def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[ClaimOutcome, ...]:
+    """Per instrument: how much of the month's covered import it backs (in register order)."""
+    left = covered_mwh
+    out: list[ClaimOutcome] = []
+    for (entry, volume), claim in zip(pool.offered, pool.claims, strict=True):
+        if not claim.accepted:
+            reason = claim.reason
+            if entry.kind == InstrumentKind.CERTIFICATE.value and not entry.evidence.strip():
+                reason = "no evidence given"
+            elif entry.kind == InstrumentKind.CERTIFICATE.value and claim.reason.startswith("no"):
+                reason = "certificate count × 1 MWh does not equal the volume"
+            out.append(ClaimOutcome(entry.instrument_id, entry.kind, False, volume, 0, 0, reason))
+            continue
+        applied = min(volume, left)
+        left -= applied
+        unused = volume - applied
+        out.append(
+            ClaimOutcome(
+                entry.instrument_id,
+                entry.kind,
+                True,
+                volume,
+                applied,
+                unused,
+                f"{entry.kind} accepted: {applied:g} MWh applied"
+                + (f", {unused:g} MWh beyond the month's net import unused" if unused else ""),
+            )
+        )
+    return tuple(out)

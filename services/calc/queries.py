@@ -1,0 +1,184 @@
+"""Read-side functions for the API that need the calc service's pure modules on top of SQL.
+
+Plain queries (time series, indicators, budgets, events, factor sets, green claims) are in
+:mod:`carbonflow.storage.calc_store`; the functions here combine stored totals with a pure
+computation:
+
+- :func:`flows` — the energy–carbon–product graph of a site and period (computed on demand
+  from the stored rollups; see :mod:`services.calc.flows` for why it is not stored);
+- :func:`live_intervals` — 1-min quantities of one device metric for live views, computed
+  from the readings when asked (a view, not an accounting result: not stored);
+- :func:`ledger_inputs` — what a monthly ledger (碳排放台账) of a site or enterprise lists:
+  activity data by source, the factors with version and source, emissions by scope and gas,
+  completeness, production and intensities.
+
+All take an open psycopg connection (UTC session) and site-local, 15-min aligned periods.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from carbonflow.domain.intervals import LIVE_INTERVAL, IntervalGrid
+from carbonflow.storage import calc_reference as ref
+from carbonflow.storage import calc_store as store
+from services.calc.device_intervals import (
+    IntervalRow,
+    SerialSpan,
+    StoredReading,
+    ceil_to,
+    floor_to,
+    quantity_intervals,
+)
+from services.calc.engine import build_plan
+from services.calc.factors import site_factors
+from services.calc.flows import FlowGraph, build_flows
+from services.calc.plan import DEFAULT_REPORT_PERIOD, SitePlan
+
+Conn = psycopg.Connection[Any]
+
+
+class NotFound(LookupError):  # noqa: N818 — the API maps it to 404
+    """The site, device or metric asked for does not exist."""
+
+
+def site_plan(conn: Conn, site_id: str) -> SitePlan:
+    sites = [s for s in store.load_sites(conn) if s.site_id == site_id]
+    if not sites:
+        raise NotFound(f"no site {site_id!r}")
+    devices = [d for d in store.load_devices(conn) if d.site_id == site_id]
+    return build_plan(sites[0], devices, DEFAULT_REPORT_PERIOD)
+
+
+def flows(conn: Conn, site_id: str, start: datetime, end: datetime) -> FlowGraph:
+    """The flow graph of [start, end): link totals equal the period's inventory totals."""
+    plan = site_plan(conn, site_id)
+    carbon = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    devices = store.device_totals(
+        conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
+    )
+    library = ref.library_from_db(conn)
+    year = start.astimezone(_zone(plan)).year
+    factors = site_factors(
+        library,
+        province=plan.province,
+        grid_region=plan.grid_region,
+        year=year,
+        pins=ref.site_pins(conn, site_id),
+    )
+    return build_flows(plan, carbon, {k: v.quantity for k, v in devices.items()}, factors)
+
+
+def _zone(plan: SitePlan) -> ZoneInfo:
+    return ZoneInfo(plan.timezone)
+
+
+def live_intervals(
+    conn: Conn,
+    site_id: str,
+    device_id: str,
+    metric: str,
+    *,
+    start: datetime,
+    end: datetime,
+    interval: timedelta = LIVE_INTERVAL,
+) -> tuple[IntervalRow, ...]:
+    """Quantities of one counter or interval metric per ``interval`` (1 min) over [start, end)."""
+    plan = site_plan(conn, site_id)
+    device = next((d for d in plan.devices if d.device_id == device_id), None)
+    if device is None:
+        raise NotFound(f"no device {device_id!r} at {site_id!r}")
+    spec = device.metric(metric)
+    if spec is None or not spec.is_quantity:
+        raise NotFound(f"{device_id!r} has no counter or interval metric {metric!r}")
+    lo, hi = floor_to(start, interval), ceil_to(end, interval)
+    rows = store.readings_with_context(conn, [(device.device_pk, spec.metric_id, lo, hi)])[0]
+    spans = store.serial_spans(conn, [device.device_pk]).get(device.device_pk, [])
+    result, _series = quantity_intervals(
+        [StoredReading(ts, value, received) for ts, value, received in rows],
+        IntervalGrid(lo, hi, interval),
+        kind=spec.kind,
+        multiplier=device.multiplier_for(spec),
+        modulus=device.modulus,
+        report_period=device.report_period,
+        serials=[SerialSpan(*s) for s in spans],
+    )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One source of a ledger: activity, the factors used (full records), emissions."""
+
+    category: str
+    carrier: str
+    scope: str
+    basis: str  # location | market | both
+    gas: str
+    activity: float
+    activity_unit: str
+    gas_t: float
+    tco2e: float
+    energy_tce: float
+    factors: tuple[Mapping[str, Any], ...]
+    quality: str
+    completeness: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerInputs:
+    site_id: str
+    org_id: str | None
+    period_start: datetime
+    period_end: datetime
+    lines: tuple[LedgerLine, ...]  # sources booked at the site (or at the organisation)
+    attributed: Mapping[str, float]  # the organisation's attributed totals (flows), if any
+    products: tuple[tuple[str, float, str, float | None], ...]  # id, output, unit, tCO2e/unit
+    indicators: tuple[Mapping[str, Any], ...]
+    completeness: float
+
+
+def ledger_inputs(
+    conn: Conn, site_id: str, start: datetime, end: datetime, *, org_id: str | None = None
+) -> LedgerInputs:
+    """Everything a ledger of [start, end) shows, for the site or one of its organisations."""
+    plan = site_plan(conn, site_id)
+    totals = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    lines = []
+    for t in totals:
+        if org_id is not None and t.org_id != org_id:
+            continue
+        factors = tuple(store.factor_set(conn, t.factor_set_id)) if t.factor_set_id else ()
+        lines.append(
+            LedgerLine(
+                t.category, t.carrier, t.scope, t.basis, t.gas, t.activity, t.activity_unit,
+                t.gas_t, t.tco2e, t.energy_tce, factors, t.quality, t.completeness,
+            )
+        )  # fmt: skip
+    graph = flows(conn, site_id, start, end)
+    attributed: dict[str, float] = {}
+    if org_id is not None:
+        vector = graph.orgs.get(org_id)
+        if vector is not None:
+            names = ("energy_tce", "zero_carbon_tce", "tco2e_location", "tco2e_market",
+                     "co2_t_location", "co2_t_market")  # fmt: skip
+            attributed = dict(zip(names, vector, strict=True))
+    products = tuple(
+        (p.product_id, p.output, p.unit, p.intensity_location.value)
+        for p in graph.products
+        if org_id is None or p.org_id == org_id
+    )
+    grain = "month" if (end - start) > timedelta(days=27) else "day"
+    rows = store.indicators(conn, site_id, grain=grain, start=start, end=end)
+    chosen = tuple(r for r in rows if org_id is None or r["org_id"] in ("", org_id))
+    completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
+    return LedgerInputs(
+        site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness
+    )

@@ -1,0 +1,77 @@
+"""The read side the API will call: series, flows, live intervals, ledger inputs, records."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from carbonflow.sites.loader import parse_site_text
+from carbonflow.storage import calc_store as store
+from carbonflow.storage.registry import load_site
+from services.calc.engine import CalcEngine
+from services.calc.queries import NotFound, flows, ledger_inputs, live_intervals
+from tests.integration.test_calc_generator import generate, month_start, store_readings
+from tests.integration.test_calc_recompute import SMALL_SITE
+
+
+def test_queries_for_the_api(database_url: str) -> None:
+    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    site = doc.site.id
+    load_site(database_url, doc)
+    start = month_start(2025, 5)
+    end = start + timedelta(days=3)
+    store_readings(database_url, site, generate(doc, start, end, period=timedelta(minutes=10)))
+    engine = CalcEngine(database_url)
+    engine.sync_reference()
+    engine.run_until_idle()
+    engine.close()
+    day2 = start + timedelta(days=1)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        hours = store.site_series(conn, site, "hour", day2, day2 + timedelta(days=1))
+        days = store.site_series(conn, site, "day", start, end)
+        quarter = store.site_series(conn, site, "15min", day2, day2 + timedelta(days=1))
+        assert len(hours) == 24 and len(quarter) == 96 and len(days) == 3
+        # The day is the sum of its hours and of its quarter hours.
+        day = next(p for p in days if p.period_start == day2)
+        assert day.tco2e_location == pytest.approx(math.fsum(h.tco2e_location for h in hours))
+        assert day.tco2e_location == pytest.approx(math.fsum(q.tco2e_location for q in quarter))
+        assert day.scope2_location_tco2e == pytest.approx(day.tco2e_location)
+
+        graph = flows(conn, site, start, end)
+        assert math.fsum(link.attributed[2] for link in graph.final_links()) == graph.totals[2]
+        assert graph.totals[2] == pytest.approx(math.fsum(p.tco2e_location for p in days))
+        assert graph.products[0].product_id == "widget"
+        assert graph.products[0].intensity_location.value is not None
+
+        minutes = live_intervals(
+            conn,
+            site,
+            "works-meter",
+            "energy_import_kwh",
+            start=day2,
+            end=day2 + timedelta(hours=1),
+        )
+        assert len(minutes) == 60 and all(m.quantity > 0 for m in minutes)
+        with pytest.raises(NotFound):
+            live_intervals(conn, site, "nope", "energy_import_kwh", start=day2, end=day2)
+
+        ledger = ledger_inputs(conn, site, start, end, org_id="plant-co")
+        electricity = [
+            line for line in ledger.lines
+            if line.category == "purchased_electricity" and line.basis == "location"
+        ]  # fmt: skip
+        assert electricity and electricity[0].factors[0]["factor_version"] == (
+            "mee-nbs-electricity-2025-12-31"
+        )
+        assert electricity[0].factors[0]["selection"] == "rule"
+        assert ledger.attributed["tco2e_location"] == pytest.approx(graph.totals[2])
+        assert ledger.products[0][0] == "widget"
+        assert ledger.indicators  # day indicators of the period
+        records = store.factor_set(
+            conn, int(conn.execute("SELECT max(factor_set_id) FROM calc_carbon").fetchone()[0])
+        )  # type: ignore[index]
+        assert records and "factor_source" in records[0]

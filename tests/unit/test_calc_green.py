@@ -1,0 +1,132 @@
+"""Green-power instruments month by month (services/calc/green.py), hand-worked numbers."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+
+import pytest
+
+from carbonflow.domain.factors import SelectedFactor, use_factor
+from carbonflow.domain.factors.library import load_library, package_data_files
+from services.calc.green import (
+    MonthPool,
+    RegisterEntry,
+    cover,
+    month_bounds,
+    month_claims,
+    month_pool,
+    monthly_volume,
+)
+
+
+@cache
+def factors() -> tuple[SelectedFactor, SelectedFactor, SelectedFactor]:
+    lib = load_library(package_data_files())
+    return (
+        use_factor(lib.get("electricity.mee_nbs.national.residual.2023")),
+        use_factor(lib.get("green.evidenced_purchase.zero")),
+        use_factor(lib.get("green.gec.mwh_per_certificate")),
+    )
+
+
+def entry(**kw: object) -> RegisterEntry:
+    values: dict[str, object] = {
+        "instrument_id": "GEC-1",
+        "kind": "certificate",
+        "evidence": "serials 1-365",
+        "volume_mwh": 365.0,
+        "valid_from": date(2025, 1, 1),
+        "valid_to": date(2025, 12, 31),
+        "claimed_mwh": 365.0,
+        "claim_start": date(2025, 1, 1),
+        "claim_end": date(2025, 12, 31),
+        "certificates": 365,
+    }
+    values.update(kw)
+    return RegisterEntry(**values)  # type: ignore[arg-type]
+
+
+def pool(entries: list[RegisterEntry], month: date) -> MonthPool:
+    residual, zero, gec = factors()
+    return month_pool(entries, month, residual=residual, zero=zero, gec=gec)
+
+
+def test_a_yearly_claim_is_spread_over_the_months_by_days() -> None:
+    # 365 MWh claimed for 2025: February gets 28 days × 1 MWh/day = 28 MWh, March 31.
+    e = entry()
+    assert monthly_volume(e, *month_bounds(date(2025, 2, 10))) == pytest.approx(28.0)
+    assert monthly_volume(e, *month_bounds(date(2025, 3, 1))) == pytest.approx(31.0)
+    assert monthly_volume(e, *month_bounds(date(2026, 1, 1))) == 0.0
+    assert month_bounds(date(2024, 2, 5)) == (date(2024, 2, 1), date(2024, 2, 29))
+
+
+def test_accepted_certificates_form_the_month_pool() -> None:
+    p = pool([entry()], date(2025, 3, 1))
+    assert p.pool_mwh == pytest.approx(31.0)
+    assert [c.accepted for c in p.claims] == [True]
+
+
+def test_certificates_whose_count_does_not_match_the_volume_are_refused() -> None:
+    # 300 certificates × 1 MWh ≠ 365 MWh: refused, nothing in the pool.
+    p = pool([entry(certificates=300)], date(2025, 3, 1))
+    assert p.pool_mwh == 0.0
+    outcome = month_claims(p, 0.0)
+    assert not outcome[0].accepted and "does not equal" in outcome[0].reason
+
+
+def test_instruments_without_evidence_or_outside_their_validity_are_refused() -> None:
+    no_evidence = entry(instrument_id="C-1", kind="green_power_contract", evidence=" ",
+                        certificates=None)  # fmt: skip
+    expired = entry(instrument_id="C-2", kind="green_power_contract", certificates=None,
+                    valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31))  # fmt: skip
+    p = pool([no_evidence, expired], date(2025, 3, 1))
+    assert p.pool_mwh == 0.0
+    reasons = [c.reason for c in month_claims(p, 0.0)]
+    assert "no evidence" in reasons[0] and "outside the period" in reasons[1]
+
+
+def test_the_pool_covers_net_import_interval_by_interval_in_time_order() -> None:
+    # Pool 1.0 MWh; intervals import 0.4, 0.4, 0.4 MWh → covered 0.4, 0.4, 0.2; nothing after.
+    left = 1.0
+    covered = []
+    for net in (0.4, 0.4, 0.4, 0.4):
+        c = cover(net, left)
+        covered.append(c)
+        left -= c
+    assert covered == pytest.approx([0.4, 0.4, 0.2, 0.0])
+    assert cover(-1.0, 5.0) == 0.0
+
+
+def test_month_claims_record_applied_and_unused_volume_per_instrument() -> None:
+    # Two contracts of 20 and 15 MWh in March; the month's net import covered 30 MWh:
+    # the first backs 20, the second 10 with 5 unused.
+    a = entry(
+        instrument_id="A",
+        kind="green_power_contract",
+        certificates=None,
+        claimed_mwh=20.0,
+        volume_mwh=20.0,
+        claim_start=date(2025, 3, 1),
+        claim_end=date(2025, 3, 31),
+    )
+    b = entry(
+        instrument_id="B",
+        kind="green_power_contract",
+        certificates=None,
+        claimed_mwh=15.0,
+        volume_mwh=15.0,
+        claim_start=date(2025, 3, 1),
+        claim_end=date(2025, 3, 31),
+    )
+    p = pool([a, b], date(2025, 3, 1))
+    assert p.pool_mwh == pytest.approx(35.0)
+    claims = month_claims(p, 30.0)
+    assert [(c.instrument_id, c.applied_mwh, c.unused_mwh) for c in claims] == [
+        ("A", 20.0, 0.0), ("B", 10.0, 5.0)
+    ]  # fmt: skip
+
+
+def test_direct_supply_entries_are_evidence_for_metered_power_not_pool() -> None:
+    p = pool([entry(kind="direct_supply", certificates=None)], date(2025, 3, 1))
+    assert p.pool_mwh == 0.0 and p.offered == ()

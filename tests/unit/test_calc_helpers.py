@@ -1,0 +1,81 @@
+"""Small pieces of the calc shell: ranges, local period tiles, metric choice, and the rule that
+results never depend on TimescaleDB-only SQL."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from carbonflow.sites.loader import load_site_file
+from carbonflow.storage.calc_store import local_tiles
+from services.calc.engine import merge_ranges
+from services.calc.plan import flow_metric, plan_from_document, reverse_metric
+
+T = datetime(2025, 3, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(T + 3 * H, T + 4 * H), (T, T + H), (T + H, T + 2 * H)]) == [
+        (T, T + 2 * H),
+        (T + 3 * H, T + 4 * H),
+    ]
+    assert merge_ranges([]) == []
+
+
+def test_local_tiles_use_whole_months_days_and_hours_of_the_site_zone() -> None:
+    # Shanghai is UTC+8: local midnight 1 March = 28 Feb 16:00 UTC.
+    start = datetime(2025, 2, 28, 15, 45, tzinfo=UTC)
+    end = datetime(2025, 4, 1, 17, 15, tzinfo=UTC)
+    tiles = local_tiles(start, end, "Asia/Shanghai")
+    assert [g for g, _a, _b in tiles] == ["slot", "month", "day", "hour", "slot"]
+    assert tiles[1][1:] == (
+        datetime(2025, 2, 28, 16, tzinfo=UTC),
+        datetime(2025, 3, 31, 16, tzinfo=UTC),
+    )
+    assert tiles[0][1] == start and tiles[-1][2] == end
+    # The tiles cover [start, end) without gap or overlap.
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(tiles))
+
+
+def test_which_register_carries_a_devices_flow() -> None:
+    plan = plan_from_document(load_site_file("carbonflow/sites/examples/inner-mongolia-park.yaml"))
+    by_id = {d.device_id: d for d in plan.devices}
+
+    def name(device_id: str, reverse: bool = False) -> str | None:
+        d = by_id[device_id]
+        m = reverse_metric(d) if reverse else flow_metric(d)
+        return None if m is None else m.name
+
+    assert name("grid-line-1") == "energy_import_kwh"
+    assert name("grid-line-1", reverse=True) == "energy_export_kwh"
+    assert name("pv-block-1") == "energy_export_kwh"
+    assert name("bess-1") == "energy_discharge_kwh"
+    assert name("bess-1", reverse=True) == "energy_charge_kwh"
+    assert name("gas-gate-meter") == "volume_nm3"
+    assert name("lng-dispenser") == "lng_t"
+    assert name("diesel-dispenser") == "volume_l"
+    assert name("weighbridge") == "handled_t"
+    assert name("dc-it-energy") == "output_kwh"
+    assert name("steam-boiler-output") == "heat_gj"
+    assert name("pv-weather") is None  # gauges only
+
+
+_TIMESCALE_ONLY = re.compile(
+    r"\b(time_bucket|time_bucket_gapfill|locf|interpolate|first|last|histogram|"
+    r"approximate_row_count|add_continuous_aggregate_policy)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def test_result_queries_use_no_timescaledb_only_function() -> None:
+    """Identical results on plain PostgreSQL and TimescaleDB: the SQL is core PostgreSQL."""
+    root = Path(__file__).resolve().parents[2]
+    for module in ("carbonflow/storage/calc_store.py", "carbonflow/storage/calc_reference.py"):
+        text = (root / module).read_text(encoding="utf-8")
+        assert not _TIMESCALE_ONLY.search(text), module
+    layout = (root / "carbonflow/storage/calc_layout.py").read_text(encoding="utf-8")
+    # The layout module may create hypertables, and only that.
+    assert "create_hypertable" in layout and "time_bucket(" not in layout

@@ -1,0 +1,118 @@
+"""Readings → stored interval rows: meter replacement from serials, late flags, reports.
+
+Hand-worked numbers; the quantity arithmetic itself is the pure core's (tests/unit/
+test_intervals.py). Times in UTC; 15-min grid.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from carbonflow.domain.intervals import IntervalGrid
+from services.calc.device_intervals import (
+    SerialSpan,
+    StoredReading,
+    ceil_to,
+    floor_to,
+    late_flags,
+    quantity_intervals,
+    replacements_from_serials,
+    window_grid,
+)
+
+T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+SLOT = timedelta(minutes=15)
+
+
+def r(minutes: float, value: float, delay_s: float = 5.0) -> StoredReading:
+    ts = T0 + minutes * MIN
+    return StoredReading(ts, value, ts + timedelta(seconds=delay_s))
+
+
+def test_floor_and_ceil_to_the_grid() -> None:
+    t = T0 + timedelta(minutes=22, seconds=30)
+    assert floor_to(t, SLOT) == T0 + 15 * MIN
+    assert ceil_to(t, SLOT) == T0 + 30 * MIN
+    assert ceil_to(T0 + 15 * MIN, SLOT) == T0 + 15 * MIN  # on a boundary: itself
+    assert window_grid(t, t, SLOT) == IntervalGrid(T0 + 15 * MIN, T0 + 30 * MIN, SLOT)
+
+
+def test_a_fresh_register_after_a_meter_swap_is_counted_from_zero() -> None:
+    # Old meter (A) last read 1 000.0 at 10 min; new meter (B) first read 3.0 at 20 min.
+    # 3.0 ≤ 10 % × 1 000: B started at 0 just after A's last reading, so its 3.0 kWh are
+    # spread over (10, 20] min: 1.5 in [0, 15) and 1.5 in [15, 30). A counted 1 000 − 990 = 10
+    # between 0 and 10 min; B reads 4.5 at 30 min. Total 10 + 4.5 = 14.5 kWh, nothing lost.
+    readings = [r(0, 990.0), r(10, 1_000.0), r(20, 3.0), r(30, 4.5)]
+    spans = [
+        SerialSpan("A", T0, T0 + 10 * MIN),
+        SerialSpan("B", T0 + 20 * MIN, T0 + 30 * MIN),
+    ]
+    swaps, notes = replacements_from_serials(spans, readings)
+    assert len(swaps) == 1 and swaps[0].old_final_value == 1_000.0
+    assert swaps[0].new_initial_value == 0.0 and "from 0" in notes[0]
+    rows, _series = quantity_intervals(
+        readings, IntervalGrid(T0, T0 + 2 * SLOT, SLOT), kind="counter", multiplier=1.0,
+        modulus=None, report_period=10 * MIN, serials=spans,
+    )  # fmt: skip
+    # [0,15): 10 (0→10 min) + 3 × 5/10 (10→15 of the 10→20 pair) = 11.5
+    # [15,30): 3 × 5/10 + (4.5 − 3.0) = 1.5 + 1.5 = 3.0
+    assert [row.quantity for row in rows] == pytest.approx([11.5, 3.0])
+    assert math.fsum(row.quantity for row in rows) == pytest.approx(14.5)
+
+
+def test_a_swap_to_a_register_that_does_not_start_near_zero_leaves_the_gap_missing() -> None:
+    # New meter first reads 500.0 (> 10 % of 1 000): its start value is unknown, so the time
+    # between the two meters' readings (10 → 20 min) is missing, not invented.
+    readings = [r(0, 990.0), r(10, 1_000.0), r(20, 500.0), r(30, 501.5)]
+    spans = [SerialSpan("A", T0, T0 + 10 * MIN), SerialSpan("B", T0 + 20 * MIN, T0 + 30 * MIN)]
+    swaps, notes = replacements_from_serials(spans, readings)
+    assert swaps[0].old_final_value is None and swaps[0].new_initial_value == 500.0
+    assert "missing" in notes[0]
+    rows, _ = quantity_intervals(
+        readings, IntervalGrid(T0, T0 + 2 * SLOT, SLOT), kind="counter", multiplier=1.0,
+        modulus=None, report_period=10 * MIN, serials=spans,
+    )  # fmt: skip
+    # [0,15): 10 kWh measured from 0 to 10 min; [15,30): 1.5 kWh from 20 to 30 min.
+    assert [row.quantity for row in rows] == pytest.approx([10.0, 1.5])
+    assert [row.quality for row in rows] == ["estimated", "estimated"]  # partly covered
+
+
+def test_overlapping_serials_are_not_a_replacement() -> None:
+    spans = [SerialSpan("A", T0, T0 + 20 * MIN), SerialSpan("B", T0 + 10 * MIN, T0 + 30 * MIN)]
+    swaps, notes = replacements_from_serials(spans, [r(0, 1.0), r(10, 2.0), r(20, 3.0)])
+    assert swaps == () and "overlap" in notes[0]
+
+
+def test_late_readings_flag_the_intervals_their_pairs_touch() -> None:
+    # Readings every 10 min; the one at 20 min arrived an hour late. Its pairs span 10 → 30 min:
+    # intervals [0,15) and [15,30) are late, [30,45) is not.
+    readings = [r(0, 0.0), r(10, 1.0), r(20, 2.0, delay_s=3600), r(30, 3.0), r(40, 4.0)]
+    starts = [T0, T0 + SLOT, T0 + 2 * SLOT]
+    assert late_flags(readings, starts, SLOT, timedelta(minutes=15)) == [True, True, False]
+    # Delivered within the threshold: nothing is late.
+    on_time = [r(0, 0.0), r(10, 1.0), r(20, 2.0, delay_s=600), r(30, 3.0)]
+    assert late_flags(on_time, starts, SLOT, timedelta(minutes=15)) == [False, False, False]
+
+
+def test_interval_reports_with_a_multiplier() -> None:
+    # Reports of "quantity since the previous report" every 15 min on the grid: 2.0, 3.0 t;
+    # the first covers the 15 min before it. Multiplier 10 (a pulse factor): 20 t and 30 t.
+    readings = [r(15, 2.0), r(30, 3.0)]
+    rows, _ = quantity_intervals(
+        readings, IntervalGrid(T0, T0 + 2 * SLOT, SLOT), kind="interval", multiplier=10.0,
+        modulus=None, report_period=SLOT,
+    )  # fmt: skip
+    assert [row.quantity for row in rows] == [20.0, 30.0]
+    assert [row.quality for row in rows] == ["measured", "measured"]
+
+
+def test_gauges_are_refused() -> None:
+    with pytest.raises(ValueError, match="gauges are not integrated"):
+        quantity_intervals(
+            [r(0, 1.0)], IntervalGrid(T0, T0 + SLOT, SLOT), kind="gauge", multiplier=1.0,
+            modulus=None, report_period=SLOT,
+        )  # fmt: skip
