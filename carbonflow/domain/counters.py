@@ -19,6 +19,15 @@ ROLLOVER_HIGH_FRACTION = 0.90
 ROLLOVER_LOW_FRACTION = 0.10
 
 
+# A backwards step to at least (1 − NOISE_DIP_FRACTION) of the previous value is a read-out dip:
+# the ingest service rejects it (``counter_backwards``). A larger drop that is neither a reset nor
+# a rollover is ambiguous — an unrecognised reset, a replaced meter, or a corrupted read-out — and
+# only the readings after it can tell which, so it is stored and left to the calc service, which
+# sees the whole series. Rejecting it at ingest would lose every reading until the register
+# climbed back above the old value.
+NOISE_DIP_FRACTION = 0.10
+
+
 class CounterStep(StrEnum):
     NORMAL = "normal"  # new >= previous
     ROLLOVER = "rollover"  # wrapped at the modulus: delta = modulus - previous + new
@@ -39,6 +48,14 @@ def classify_step(previous: float, new: float, modulus: float | None = None) -> 
     if new <= RESET_FRACTION * previous:
         return CounterStep.RESET
     return CounterStep.BACKWARDS
+
+
+def is_noise_dip(previous: float, new: float, modulus: float | None = None) -> bool:
+    """A backwards step small enough to be read-out noise (see ``NOISE_DIP_FRACTION``)."""
+    return (
+        classify_step(previous, new, modulus) is CounterStep.BACKWARDS
+        and new >= (1.0 - NOISE_DIP_FRACTION) * previous
+    )
 
 
 def step_delta(previous: float, new: float, modulus: float | None = None) -> float:

@@ -1,5 +1,6 @@
-"""Reject cumulative-counter readings that run backwards, by the named rule in
-:mod:`carbonflow.domain.counters`. Resets and rollovers pass: the calc service splits the series.
+"""Reject cumulative-counter readings that dip backwards, by the named rule in
+:mod:`carbonflow.domain.counters` (``is_noise_dip``). Resets, rollovers and larger, ambiguous
+drops pass and are stored: the calc service, which sees the whole series, decides about them.
 
 State: the newest accepted (ts, value) per (device, metric), seeded from the database the first
 time a key is seen. A reading older than that state is passed unchecked (out-of-order delivery);
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from carbonflow.domain.contract import Reason, Rejection
-from carbonflow.domain.counters import CounterStep, classify_step
+from carbonflow.domain.counters import is_noise_dip
 from services.ingest.validate import Candidate
 
 Key = tuple[int, int]
@@ -52,25 +53,23 @@ class CounterGuard:
             key = (c.device.device_pk, c.metric.metric_id)
             last = self._latest.get(key)
             if last is None or c.ts > last[0]:
-                if last is not None:
-                    step = classify_step(last[1], c.value, c.device.counter_modulus)
-                    if step is CounterStep.BACKWARDS:
-                        rejected.append(
-                            (
-                                i,
-                                Rejection(
-                                    Reason.COUNTER_BACKWARDS,
-                                    f"{c.metric.name} fell from {last[1]:g} at "
-                                    f"{last[0].isoformat()} to {c.value:g}: "
-                                    "not a reset or rollover",
-                                    c.device.device_id,
-                                    c.metric.name,
-                                    c.ts,
-                                    c.value,
-                                ),
-                            )
+                if last is not None and is_noise_dip(last[1], c.value, c.device.counter_modulus):
+                    rejected.append(
+                        (
+                            i,
+                            Rejection(
+                                Reason.COUNTER_BACKWARDS,
+                                f"{c.metric.name} fell from {last[1]:g} at "
+                                f"{last[0].isoformat()} to {c.value:g}: "
+                                "a read-out dip, not a reset or rollover",
+                                c.device.device_id,
+                                c.metric.name,
+                                c.ts,
+                                c.value,
+                            ),
                         )
-                        continue
+                    )
+                    continue
                 self._latest[key] = (c.ts, c.value)
             accepted.append(i)
         return accepted, rejected

@@ -211,7 +211,7 @@ def test_hostile_corpus_is_quarantined_with_reasons(database_url: str, mosquitto
         )
         pub.publish(
             device_topic("t1", "m0"),
-            encode(reading_set_document(BASE + timedelta(minutes=1), {"energy_import_kwh": 400.0})),
+            encode(reading_set_document(BASE + timedelta(minutes=1), {"energy_import_kwh": 495.0})),
         )
         wait_until(
             lambda: reason_counts(database_url).get("counter_backwards") == 1,

@@ -148,10 +148,23 @@ def test_counter_guard_rejects_backwards_but_passes_reset_and_rollover() -> None
     # 499 000 < 500 010 and above 10 % of it: a dip, not a reset
     assert [cands[i].value for i in accepted] == [500_010.0, 500_020.0]
     assert [(i, r.reason) for i, r in rejected] == [(1, Reason.COUNTER_BACKWARDS)]
-    # 950 000 → 20 with modulus 1 000 000: a rollover; then 5 after 30: a reset (≤ 10 %)
+    # 950 000 → 20 with modulus 1 000 000: a rollover; then 2 after 30: a reset (≤ 10 %)
     cands = _cands([(4, 950_000.0), (5, 20.0), (6, 30.0), (7, 2.0)])
     accepted, rejected = guard.filter(cands)
     assert not rejected and [cands[i].value for i in accepted] == [950_000.0, 20.0, 30.0, 2.0]
+
+
+def test_counter_guard_stores_ambiguous_drops_for_calc() -> None:
+    """A drop of more than 10 % that is not a reset (an unrecognised reset after a gap, or a
+    replaced meter) is stored, and what follows is compared with it: nothing is thrown away."""
+    stored = {(1, 1): (NOW - timedelta(minutes=100), 1000.0)}
+    guard = CounterGuard(lambda keys: {k: stored[k] for k in keys if k in stored})
+    # 1000 → 150: 15 % of the old value, above the 10 % reset line, far below the 90 % dip line;
+    # then 160, 170 continue from 150; 168 is a 1.2 % dip after 170: rejected as noise
+    cands = _cands([(1, 150.0), (2, 160.0), (3, 170.0), (4, 168.0)])
+    accepted, rejected = guard.filter(cands)
+    assert [cands[i].value for i in accepted] == [150.0, 160.0, 170.0]
+    assert [(i, r.reason) for i, r in rejected] == [(3, Reason.COUNTER_BACKWARDS)]
 
 
 def test_counter_guard_passes_out_of_order_and_seeds_from_storage_once() -> None:
@@ -229,3 +242,15 @@ def test_unit_table_agrees_with_pint() -> None:
         target = pint_names[canonical[unit.dimension].symbol]
         expected = ureg.Quantity(1.0, name).to(target).magnitude
         assert unit.to_canonical == pytest.approx(expected, rel=1e-12), symbol
+
+
+def test_noise_dip_rule() -> None:
+    from carbonflow.domain.counters import is_noise_dip
+
+    # 1000 → 900: exactly 90 % of the previous value, the edge of read-out noise
+    assert is_noise_dip(1000.0, 900.0)
+    assert is_noise_dip(1000.0, 999.9)
+    assert not is_noise_dip(1000.0, 899.0)  # ambiguous: stored, calc decides
+    assert not is_noise_dip(1000.0, 50.0)  # reset
+    assert not is_noise_dip(1000.0, 1000.0)
+    assert not is_noise_dip(950_000.0, 20.0, modulus=1_000_000.0)  # rollover
