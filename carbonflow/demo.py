@@ -16,8 +16,10 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from carbonflow.domain.site_model import SiteDocument
 from carbonflow.embedded.broker import start_embedded_broker
 from carbonflow.embedded.net import free_port, port_accepts, wait_for
 from carbonflow.embedded.postgres import EmbeddedPostgres
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).parent / "sites" / "examples"
 READY_LINE = "carbonflow demo ready"
 _READY_TIMEOUT_S = 120.0
+# Reading sets per message while the simulators back-fill the recent past.
+_BACKFILL_BATCH = 30
 
 
 def default_data_dir() -> Path:
@@ -87,7 +91,7 @@ def run_demo(
         for result in load_sites(database_url, docs):
             log.info("%s", result.summary())
 
-        services = _services(demo)
+        services = _services(demo, docs)
         for service in services:
             service.thread = threading.Thread(
                 target=lambda s=service: setattr(s, "exit_code", s.run()),
@@ -120,8 +124,24 @@ def run_demo(
     return 0
 
 
-def _services(demo: DemoStack) -> list[_Service]:
-    return [_ingest(demo), _api(demo)]
+def _services(demo: DemoStack, docs: list[SiteDocument]) -> list[_Service]:
+    return [_ingest(demo), _api(demo), *(_simulator(demo, doc) for doc in docs)]
+
+
+def _simulator(demo: DemoStack, doc: SiteDocument) -> _Service:
+    """Drive the example site's devices: a back-filled recent past, then live, in real time."""
+    import math
+
+    from simulators.engine import SimConfig
+    from simulators.runner import SimulationRunner
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    backfill = timedelta(hours=float(os.environ.get("CARBONFLOW_DEMO_BACKFILL_HOURS", "24")))
+    config = SimConfig(
+        doc, start=now - backfill, speed=math.inf, live_from=now, batch_size=_BACKFILL_BATCH
+    )
+    runner = SimulationRunner(config, demo.mqtt_url, client_id=f"carbonflow-demo-sim-{doc.site.id}")
+    return _Service(f"simulator {doc.site.id}", runner.run, runner.request_stop, lambda: True)
 
 
 def _ingest(demo: DemoStack) -> _Service:

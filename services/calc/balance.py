@@ -464,9 +464,10 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
     destroyed = volumes["flared"] + volumes["utilised"] + volumes["sold"]
     deficit = max(0.0, destroyed - released)
     if deficit > 0:
+        # One message per kind (no figures in it): the service raises one event per day.
         slot.problems.append(
-            f"methane: flared + utilised + sold ({destroyed:g} Nm3 CH4) exceed ventilation + "
-            f"drained ({released:g} Nm3) in this interval; escape set to 0"
+            "methane: flared + utilised + sold exceed ventilation + drained in an interval "
+            "(meter timing or a missing meter); its escape is set to 0"
         )
     balance = mine_methane(
         MethaneFlows(

@@ -8,6 +8,7 @@ computation:
   from the stored rollups; see :mod:`services.calc.flows` for why it is not stored);
 - :func:`live_intervals` — 1-min quantities of one device metric for live views, computed
   from the readings when asked (a view, not an accounting result: not stored);
+- :func:`indicators_for_period` — every indicator for any period (rolling 12 months …);
 - :func:`ledger_inputs` — what a monthly ledger (碳排放台账) of a site or enterprise lists:
   activity data by source, the factors with version and source, emissions by scope and gas,
   completeness, production and intensities.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,13 @@ from services.calc.device_intervals import (
 from services.calc.engine import build_plan
 from services.calc.factors import site_factors
 from services.calc.flows import FlowGraph, build_flows
+from services.calc.kpis import (
+    Outcome,
+    PeriodInputs,
+    org_indicators,
+    site_indicators,
+    site_targets,
+)
 from services.calc.plan import DEFAULT_REPORT_PERIOD, SitePlan
 
 Conn = psycopg.Connection[Any]
@@ -182,3 +190,40 @@ def ledger_inputs(
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness
     )
+
+
+def indicators_for_period(
+    conn: Conn, site_id: str, start: datetime, end: datetime
+) -> list[Outcome]:
+    """Every indicator of the site and its organisations for any period (e.g. a rolling
+    12 months), with the target of the period's starting year and a status — computed now from
+    the stored totals (the engine stores days, months and years)."""
+    plan = site_plan(conn, site_id)
+    year = start.astimezone(_zone(plan)).year
+    factors = site_factors(
+        ref.library_from_db(conn),
+        province=plan.province,
+        grid_region=plan.grid_region,
+        year=year,
+        pins=ref.site_pins(conn, site_id),
+    )
+    targets = site_targets(ref.targets_from_db(conn), plan.document, site_id)
+    carbon = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    devices = store.device_totals(
+        conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
+    )
+    quantities = {k: v.quantity for k, v in devices.items()}
+    completeness = (
+        math.fsum(v.completeness for v in devices.values()) / len(devices) if devices else 0.0
+    )
+    year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
+    inputs = PeriodInputs(
+        plan, year, (end - start).total_seconds() / 86400.0, year_days, carbon, quantities,
+        completeness,
+    )  # fmt: skip
+    baseline = plan.document.baseline if plan.document is not None else None
+    outcomes = site_indicators(inputs, targets, factors, baseline)
+    if plan.document is not None:
+        graph = build_flows(plan, carbon, quantities, factors)
+        outcomes.extend(org_indicators(graph, kind=plan.kind, year=year, targets=targets))
+    return outcomes

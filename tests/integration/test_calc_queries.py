@@ -12,7 +12,13 @@ from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_store as store
 from carbonflow.storage.registry import load_site
 from services.calc.engine import CalcEngine
-from services.calc.queries import NotFound, flows, ledger_inputs, live_intervals
+from services.calc.queries import (
+    NotFound,
+    flows,
+    indicators_for_period,
+    ledger_inputs,
+    live_intervals,
+)
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
 
@@ -71,7 +77,15 @@ def test_queries_for_the_api(database_url: str) -> None:
         assert ledger.attributed["tco2e_location"] == pytest.approx(graph.totals[2])
         assert ledger.products[0][0] == "widget"
         assert ledger.indicators  # day indicators of the period
-        records = store.factor_set(
-            conn, int(conn.execute("SELECT max(factor_set_id) FROM calc_carbon").fetchone()[0])
-        )  # type: ignore[index]
+        # Any period, e.g. the last two days (a rolling window): same figures as stored days.
+        outcomes = {o.indicator: o.result for o in indicators_for_period(conn, site, day2, end)}
+        share = outcomes["zero_carbon_energy_share"].value
+        assert share.defined and share.value == 0.0  # the small plant has no zero-carbon energy
+        assert outcomes["co2_per_energy"].value.value == pytest.approx(
+            math.fsum(p.tco2e_market for p in days if p.period_start >= day2)
+            / math.fsum(p.energy_tce for p in days if p.period_start >= day2)
+        )
+        newest = conn.execute("SELECT max(factor_set_id) FROM calc_carbon").fetchone()
+        assert newest is not None
+        records = store.factor_set(conn, int(newest[0]))
         assert records and "factor_source" in records[0]

@@ -20,6 +20,15 @@ from carbonflow.embedded.net import free_port
 from tests.waiting import wait_until
 
 
+def _get(port: int, path: str) -> str:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        headers={"Authorization": "Bearer demo-test-admin-key-0123456789abcdef"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
 def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
     # Not under pytest's tmp_path: as root, PostgreSQL runs as an unprivileged user that must
     # reach its data directory, and pytest keeps its own base directory private.
@@ -33,6 +42,7 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
             "CARBONFLOW_INGEST_HTTP_PORT": str(free_port()),
             "CARBONFLOW_API_PORT": str(api_port),
             "CARBONFLOW_API_ADMIN_KEY": "demo-test-admin-key-0123456789abcdef",
+            "CARBONFLOW_DEMO_BACKFILL_HOURS": "1",
         }
     )
     proc = subprocess.Popen(
@@ -65,12 +75,15 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
         )
         # The API answers with the admin key the demo printed, and sees the example sites.
         assert "demo-test-admin-key-0123456789abcdef" in output
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{api_port}/api/v1/sites",
-            headers={"Authorization": "Bearer demo-test-admin-key-0123456789abcdef"},
+        assert "shanxi-jinzhong-mine" in _get(api_port, "/api/v1/sites")
+        # The simulators publish, ingest stores, the API serves: readings arrive end to end.
+        wait_until(
+            lambda: (
+                '"metric"' in _get(api_port, "/api/v1/sites/shanxi-jinzhong-mine/live/readings")
+            ),
+            120,
+            message="simulated readings served by the API",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert "shanxi-jinzhong-mine" in response.read().decode()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the embedded database and broker run as child processes"
         proc.send_signal(signal.SIGINT)

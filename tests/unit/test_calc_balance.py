@@ -222,7 +222,7 @@ def test_an_interval_with_more_methane_burnt_than_captured_has_no_negative_escap
     rows = {r.category: r for r in result.rows}
     assert rows["fugitive"].tco2e == 0.0
     assert rows["fuel_combustion"].tco2e == pytest.approx(0.03 * 7.17 * 2.75 * 0.99)
-    assert result.problems and "escape set to 0" in result.problems[0]
+    assert result.problems and "escape is set to 0" in result.problems[0]
 
 
 def test_missing_data_makes_rows_missing_and_partial_data_estimated() -> None:
