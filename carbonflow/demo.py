@@ -125,7 +125,17 @@ def run_demo(
 
 
 def _services(demo: DemoStack, docs: list[SiteDocument]) -> list[_Service]:
-    return [_ingest(demo), _api(demo), *(_simulator(demo, doc) for doc in docs)]
+    return [_ingest(demo), _calc(demo), _api(demo), *(_simulator(demo, doc) for doc in docs)]
+
+
+def _calc(demo: DemoStack) -> _Service:
+    from services.calc.service import CalcService
+    from services.calc.settings import CalcSettings
+
+    service = CalcService(CalcSettings(DATABASE_URL=demo.database_url))
+    if service.http is not None:
+        demo.endpoints["calc"] = f"http://{service.settings.http_host}:{service.http.port}/metrics"
+    return _Service("calc", service.run, service.request_stop, lambda: True)
 
 
 def _simulator(demo: DemoStack, doc: SiteDocument) -> _Service:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -25,8 +26,11 @@ def _get(port: int, path: str) -> str:
         f"http://127.0.0.1:{port}{path}",
         headers={"Authorization": "Bearer demo-test-admin-key-0123456789abcdef"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return str(response.read().decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as err:  # 503 while not healthy still carries the state
+        return str(err.read().decode())
 
 
 def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
@@ -36,6 +40,7 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
     data_dir.chmod(0o711)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MQTT_URL")}
     api_port = free_port()
+    calc_port = free_port()
     env.update(
         {
             "CARBONFLOW_DATA_DIR": str(data_dir),
@@ -43,6 +48,7 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
             "CARBONFLOW_API_PORT": str(api_port),
             "CARBONFLOW_API_ADMIN_KEY": "demo-test-admin-key-0123456789abcdef",
             "CARBONFLOW_DEMO_BACKFILL_HOURS": "1",
+            "CARBONFLOW_CALC_HTTP_PORT": str(calc_port),
         }
     )
     proc = subprocess.Popen(
@@ -84,6 +90,8 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
             120,
             message="simulated readings served by the API",
         )
+        # The calc service completes cycles over what arrived.
+        wait_until(lambda: '"ok": true' in _get(calc_port, "/healthz"), 120, message="calc cycles")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert children, "the embedded database and broker run as child processes"
         proc.send_signal(signal.SIGINT)
