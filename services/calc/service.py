@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from carbonflow.health_http import HealthServer
 from services.calc.engine import CalcEngine, CycleReport
-from services.calc.http import HealthServer
 from services.calc.metrics import CalcMetrics
 from services.calc.settings import CalcSettings
 
@@ -67,7 +67,11 @@ class CalcService:
         self.http: HealthServer | None = None
         if settings.http_port:
             self.http = HealthServer(
-                settings.http_host, settings.http_port, self.metrics.registry, self.health
+                settings.http_host,
+                settings.http_port,
+                self.metrics.registry,
+                self.health,
+                name="calc-http",
             )
 
     # --- lifecycle ------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from typing import Any
 import psycopg
 
 from carbonflow.domain.contract import Reason, device_topic
+from carbonflow.health_http import HealthServer
 from carbonflow.storage.ingest_store import BatchStore, ReadingRow, RegistrySnapshot, RejectionRow
 from services.ingest.batch import Batch, FlushPolicy
 from services.ingest.counter_guard import CounterGuard
-from services.ingest.http import HealthServer
 from services.ingest.inbox import Inbox
 from services.ingest.messages import InboundMessage
 from services.ingest.metrics import IngestMetrics
@@ -131,7 +131,11 @@ class IngestService:
         self.http: HealthServer | None = None
         if settings.http_port:
             self.http = HealthServer(
-                settings.http_host, settings.http_port, self.metrics.registry, self.health
+                settings.http_host,
+                settings.http_port,
+                self.metrics.registry,
+                self.health,
+                name="ingest-http",
             )
 
     # ---- lifecycle -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``/metrics`` (Prometheus text format) and ``/healthz`` (JSON) on a small background server."""
+"""``/metrics`` (Prometheus text format) and ``/healthz`` (JSON) of a service, served by a small
+background HTTP server. Shared by the ingest and calc services."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ class HealthServer:
         port: int,
         registry: CollectorRegistry,
         health: Callable[[], dict[str, Any]],
+        *,
+        name: str = "health-http",
     ) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
-                    body = generate_latest(registry)
-                    self._send(200, CONTENT_TYPE_LATEST, body)
+                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
                 elif self.path in ("/healthz", "/health"):
                     state = health()
                     code = 200 if state.get("ok") else 503
-                    self._send(code, "application/json", json.dumps(state).encode())
+                    self._send(code, "application/json", json.dumps(state, default=str).encode())
                 else:
                     self._send(404, "text/plain", b"not found\n")
 
@@ -46,9 +48,7 @@ class HealthServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ingest-http", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
     @property
     def port(self) -> int:
