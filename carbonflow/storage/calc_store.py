@@ -113,10 +113,14 @@ class DirtyHour:
 
 
 def dirty_hours(conn: Conn, limit: int) -> dict[str, list[DirtyHour]]:
-    """Up to ``limit`` dirty device-hours (oldest marks first), by site."""
+    """Up to ``limit`` dirty device-hours, by site.
+
+    No ORDER BY: a sort of a large backlog (a year of 1 000 devices is 8.8 M hours) would cost
+    every cycle; heap order is roughly the order hours were marked, and every row is reached.
+    """
     rows = conn.execute(
         "SELECT d.site_id, h.device_pk, h.hour_start, h.marked_at FROM dirty_hour h "
-        "JOIN device d ON d.device_pk = h.device_pk ORDER BY h.marked_at, h.device_pk LIMIT %s",
+        "JOIN device d ON d.device_pk = h.device_pk LIMIT %s",
         (limit,),
     ).fetchall()
     out: dict[str, list[DirtyHour]] = {}
@@ -211,11 +215,7 @@ def reading_span(conn: Conn, device_pks: Sequence[int]) -> tuple[datetime | None
     if not device_pks:
         return None, None
     row = conn.execute(
-        "SELECT min(f.ts), max(l.ts) FROM unnest(%s::int[]) AS d(pk) "
-        "LEFT JOIN LATERAL (SELECT ts FROM reading WHERE device_pk = d.pk ORDER BY device_pk, "
-        "metric_id, ts LIMIT 1) f ON true "
-        "LEFT JOIN LATERAL (SELECT max(ts) AS ts FROM reading WHERE device_pk = d.pk) l ON true",
-        (list(device_pks),),
+        "SELECT min(ts), max(ts) FROM reading WHERE device_pk = ANY(%s)", (list(device_pks),)
     ).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
@@ -469,11 +469,22 @@ def replace_carbon(
 
 
 def covered_before(conn: Conn, site_id: str, month_start: datetime, before: datetime) -> float:
-    """Green-pool MWh already matched in the month before ``before`` (market green rows)."""
+    """Green-pool MWh matched in the month before ``before`` (market green rows, signed)."""
     row = conn.execute(
         "SELECT coalesce(sum(activity::numeric), 0)::float8 FROM calc_carbon "
         "WHERE site_id = %s AND start_ts >= %s AND start_ts < %s "
         "AND category = 'green_electricity' AND basis = 'market'",
+        (site_id, month_start, before),
+    ).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def net_import_before(conn: Conn, site_id: str, month_start: datetime, before: datetime) -> float:
+    """The month's signed net grid import before ``before`` [MWh] (location rows)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(activity::numeric), 0)::float8 FROM calc_carbon "
+        "WHERE site_id = %s AND start_ts >= %s AND start_ts < %s "
+        "AND category = 'purchased_electricity' AND basis = 'location'",
         (site_id, month_start, before),
     ).fetchone()
     return float(row[0]) if row else 0.0

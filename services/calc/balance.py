@@ -37,6 +37,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Protocol, TypeVar
 
 from carbonflow.domain import units
 from carbonflow.domain.allocation import allocate_exact
@@ -47,7 +48,6 @@ from carbonflow.domain.carbon import (
     electricity_location_based,
     electricity_market_based,
     fuel_combustion_co2,
-    net_electricity_import,
     purchased_heat_co2,
     self_generated_electricity,
 )
@@ -56,7 +56,6 @@ from carbonflow.domain.factors import FactorNotFound, SelectedFactor
 from carbonflow.domain.methane import MethaneFlows, mine_methane
 from carbonflow.domain.site_model import Role
 from services.calc.factors import SiteFactors
-from services.calc.green import cover
 from services.calc.plan import DevicePlan, MetricPlan, SitePlan, flow_metric, reverse_metric
 
 _MWH = units.lookup("MWh")
@@ -75,6 +74,26 @@ _METHANE_ROLES = {
     Role.METHANE_SOLD.value: "sold",
     Role.METHANE_VENTED.value: "vented",
 }
+
+
+INVENTORY_ROLES = frozenset(
+    {
+        Role.GRID_IMPORT.value,
+        Role.GRID_EXPORT.value,
+        Role.GREEN_IMPORT.value,
+        Role.GENERATION_PV.value,
+        Role.GENERATION_WIND.value,
+        Role.HEAT_IMPORT.value,
+        Role.FUEL_SUPPLY.value,
+        *_METHANE_ROLES,
+    }
+)
+
+
+def inventory_devices(plan: SitePlan) -> tuple[DevicePlan, ...]:
+    """The devices whose intervals the inventory reads (consumption, storage and production
+    meters feed flows and indicators, not the inventory)."""
+    return tuple(d for d in plan.active_devices() if d.role in INVENTORY_ROLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,20 +274,35 @@ def slot_inventory(
     factors: SiteFactors,
     *,
     day: date,
-    pool_remaining_mwh: float = 0.0,
+    pool_mwh: float = 0.0,
+    month_net_before_mwh: float = 0.0,
 ) -> SlotResult:
-    """The inventory rows of one interval (module doc); ``day`` is its local date."""
+    """The inventory rows of one interval (module doc); ``day`` is its local date, ``pool_mwh``
+    the month's accepted green volume and ``month_net_before_mwh`` the month's net grid import
+    before this interval (green pool matching, :func:`covered_in_interval`)."""
     slot = _Slot(plan, quantities, factors)
     devices = plan.active_devices()
-    net_mwh, covered = _electricity(slot, devices, day, pool_remaining_mwh)
+    net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh)
     _heat(slot, devices)
     _fuels(slot, devices)
     _methane(slot, devices)
     return SlotResult(tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems))
 
 
+def _signed(emission: Emission, sign: float) -> Emission:
+    """An emission figure of a negative quantity (the core computes magnitudes)."""
+    if sign >= 0:
+        return emission
+    return replace(
+        emission,
+        activity=-emission.activity,
+        gas_t=-emission.gas_t,
+        emissions_tco2e=-emission.emissions_tco2e,
+    )
+
+
 def _electricity(
-    slot: _Slot, devices: Sequence[DevicePlan], day: date, pool_remaining_mwh: float
+    slot: _Slot, devices: Sequence[DevicePlan], day: date, pool_mwh: float, net_before_mwh: float
 ) -> tuple[float, float]:
     elec = [d for d in devices if d.carrier == "electricity"]
     imports: list[tuple[DevicePlan, Quantity]] = []
@@ -289,86 +323,150 @@ def _electricity(
     direct = [(d, slot.get(d, flow_metric(d))) for d in elec if d.role == Role.GREEN_IMPORT]
 
     net_mwh = covered = 0.0
-    surplus_mwh = 0.0
     f = slot.f
     if imports or exports:
-        net = net_electricity_import(
-            _kwh_to_mwh(math.fsum(q.quantity for _, q in imports)),
-            _kwh_to_mwh(math.fsum(q.quantity for _, q in exports)),
+        # Signed net import of the interval: exports offset imports linearly, so any period's
+        # net import is the sum of its intervals' (settle_period clamps a net-exporting period).
+        net_mwh = _kwh_to_mwh(
+            math.fsum(q.quantity for _, q in imports) - math.fsum(q.quantity for _, q in exports)
         )
-        net_mwh, surplus_mwh = net.net_import_mwh, net.surplus_export_mwh
+        sign = -1.0 if net_mwh < 0 else 1.0
         parts = [q for _, q in imports] + [q for _, q in exports]
         booked = imports or exports
         places, weights = _places_weights((d, q.quantity) for d, q in booked)
-        location = electricity_location_based(net_mwh, f.location)
+        location = _signed(electricity_location_based(abs(net_mwh), f.location), sign)
         slot.split(
             places, weights, location, carrier="electricity", basis=LOCATION, parts=parts,
-            energy_tce=slot.tce_of(net_mwh, "MWh", "electricity"),
+            energy_tce=sign * slot.tce_of(abs(net_mwh), "MWh", "electricity"),
         )  # fmt: skip
-        covered = cover(net_mwh, pool_remaining_mwh)
-        pool = (
-            [
-                GreenInstrument(
-                    InstrumentKind.GREEN_POWER_CONTRACT,
-                    "month-pool",
-                    covered,
-                    day,
-                    day,
-                    "monthly pool of the green-power register (calc_green_claim)",
-                )
-            ]
-            if covered > 0
-            else []
-        )
+        covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
+        remainder = net_mwh - covered
         market = electricity_market_based(
-            net_mwh, pool, f.residual, period_start=day, period_end=day, zero_factor=f.green_zero
-        )
+            abs(remainder), [], f.residual, period_start=day, period_end=day,
+            zero_factor=f.green_zero,
+        )  # fmt: skip
         slot.split(
-            places, weights, market.remainder, carrier="electricity", basis=MARKET, parts=parts
-        )
-        if covered > 0:
+            places, weights, _signed(market.remainder, -1.0 if remainder < 0 else 1.0),
+            carrier="electricity", basis=MARKET, parts=parts,
+        )  # fmt: skip
+        if covered != 0:
+            volume = abs(covered)
+            instrument = GreenInstrument(
+                InstrumentKind.GREEN_POWER_CONTRACT, "month-pool", volume, day, day,
+                "monthly pool of the green-power register (calc_green_claim)",
+            )  # fmt: skip
+            green = electricity_market_based(
+                volume, [instrument], f.residual, period_start=day, period_end=day,
+                zero_factor=f.green_zero,
+            ).green  # fmt: skip
+            c_sign = -1.0 if covered < 0 else 1.0
             slot.split(
-                places, weights, market.green, carrier="electricity", basis=MARKET, parts=parts,
-                zero_carbon_tce=slot.tce_of(covered, "MWh", "electricity"),
+                places, weights, _signed(green, c_sign), carrier="electricity", basis=MARKET,
+                parts=parts, zero_carbon_tce=c_sign * slot.tce_of(volume, "MWh", "electricity"),
             )  # fmt: skip
 
-    # Self-generation consumed on site = generation − the surplus exported (taken from it first).
-    generated = math.fsum(q.quantity for _, q in renewables)
-    surplus_kwh = units.convert(surplus_mwh, "MWh", units.lookup(_KWH))
-    consumed_kwh = max(0.0, generated - surplus_kwh)
-    surplus_left = max(0.0, surplus_kwh - generated)
-    if renewables:
-        places, weights = _places_weights((d, q.quantity) for d, q in renewables)
-        for place, kwh in zip(places, split_exact(consumed_kwh, weights), strict=True):
+    # Self-generated PV / wind and direct green supply at zero, all zero-carbon energy. What the
+    # site exports is netted against its imports above; a period that exports more than it
+    # imports takes the surplus out of these (settle_period).
+    for group, own in ((renewables, True), (direct, False)):
+        if not group:
+            continue
+        places, weights = _places_weights((d, q.quantity) for d, q in group)
+        for place, kwh in zip(places, weights, strict=True):
             mwh = _kwh_to_mwh(kwh)
-            emission = self_generated_electricity(mwh, f.self_zero)
             tce = slot.tce_of(mwh, "MWh", "electricity")
-            parts = [q for d, q in renewables if (d.org_id, d.node_id) == place]
+            parts = [q for d, q in group if (d.org_id, d.node_id) == place]
+            emission = (
+                self_generated_electricity(mwh, f.self_zero) if own else _direct_supply(mwh, f, day)
+            )
             slot.add(
                 place, emission, carrier="electricity", basis=BOTH, parts=parts,
                 energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
-    if direct:
-        received = math.fsum(q.quantity for _, q in direct)
-        used_kwh = max(0.0, received - surplus_left)
-        places, weights = _places_weights((d, q.quantity) for d, q in direct)
-        for place, kwh in zip(places, split_exact(used_kwh, weights), strict=True):
-            mwh = _kwh_to_mwh(kwh)
-            green = electricity_market_based(
-                mwh,
-                [GreenInstrument(InstrumentKind.DIRECT_SUPPLY, "direct", mwh, day, day, "metered")],
-                f.residual,
-                period_start=day,
-                period_end=day,
-                zero_factor=f.green_zero,
-            ).green
-            tce = slot.tce_of(mwh, "MWh", "electricity")
-            parts = [q for d, q in direct if (d.org_id, d.node_id) == place]
-            slot.add(
-                place, green, carrier="electricity", basis=BOTH, parts=parts,
-                energy_tce=tce, zero_carbon_tce=tce,
-            )  # fmt: skip
     return net_mwh, covered
+
+
+def _direct_supply(mwh: float, f: SiteFactors, day: date) -> Emission:
+    """Metered 绿电直连 at zero, through the core's market-based rule (direct supply)."""
+    instrument = GreenInstrument(InstrumentKind.DIRECT_SUPPLY, "direct", mwh, day, day, "metered")
+    return electricity_market_based(
+        mwh, [instrument], f.residual, period_start=day, period_end=day, zero_factor=f.green_zero
+    ).green
+
+
+def covered_in_interval(net_before_mwh: float, net_mwh: float, pool_mwh: float) -> float:
+    """The part of an interval's net import the month's green pool covers [MWh], signed.
+
+    With ``N`` the month's cumulative net import, the pool covers ``clamp(N, 0, pool)`` so far;
+    an interval covers the change of that: exporting intervals give coverage back. Over the
+    month the covered volume is therefore min(pool, max(0, month net import)) — the period rule.
+    """
+    if pool_mwh <= 0:
+        return 0.0
+    total = net_before_mwh + net_mwh
+    if 0.0 <= net_before_mwh <= pool_mwh and 0.0 <= total <= pool_mwh:
+        return net_mwh  # inside the pool all along: exactly the interval's net import
+    before = min(pool_mwh, max(0.0, net_before_mwh))
+    after = min(pool_mwh, max(0.0, total))
+    return after - before
+
+
+class _SettledRow(Protocol):
+    @property
+    def category(self) -> str: ...
+    @property
+    def basis(self) -> str: ...
+    @property
+    def activity(self) -> float: ...
+    @property
+    def energy_tce(self) -> float: ...
+    @property
+    def zero_carbon_tce(self) -> float: ...
+    @property
+    def gas_t(self) -> float: ...
+    @property
+    def tco2e(self) -> float: ...
+
+
+R = TypeVar("R", bound=_SettledRow)
+
+
+def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
+    """A period's summed rows as reported, and its surplus export [MWh] (ACCOUNTING §3).
+
+    Intervals store signed net imports so that periods add up; a period whose net import is
+    negative exported more than it imported: its purchased electricity is 0 (scope 2 is never
+    negative) and the surplus is taken out of the self-generated and directly supplied
+    zero-carbon electricity it was made of (in proportion). Other periods are unchanged.
+    """
+    net = math.fsum(
+        r.activity for r in rows if r.category == "purchased_electricity" and r.basis == LOCATION
+    )
+    if net >= 0:
+        return list(rows), 0.0
+    surplus = -net
+    zero_rows = [
+        r
+        for r in rows
+        if r.category in ("self_generation", "green_electricity") and r.basis == BOTH
+    ]
+    generated = math.fsum(r.activity for r in zero_rows)
+    keep = 1.0 - min(1.0, surplus / generated) if generated > 0 else 1.0
+    out: list[R] = []
+    for r in rows:
+        if r.category == "purchased_electricity" or (
+            r.category == "green_electricity" and r.basis == MARKET
+        ):
+            r = replace(  # type: ignore[type-var]  # noqa: PLW2901
+                r, activity=0.0, energy_tce=0.0, zero_carbon_tce=0.0, gas_t=0.0, tco2e=0.0
+            )
+        elif r in zero_rows:
+            r = replace(  # type: ignore[type-var]  # noqa: PLW2901
+                r, activity=r.activity * keep, energy_tce=r.energy_tce * keep,
+                zero_carbon_tce=r.zero_carbon_tce * keep,
+            )  # fmt: skip
+        out.append(r)
+    return out, surplus
 
 
 def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
@@ -460,18 +558,22 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         return math.fsum(q.quantity for _, q in lines.get(flow, ()))
 
     volumes = {f: total(f) for f in ("ventilation", "drained", "flared", "utilised", "sold")}
+    # The same sums, in the same order, as mine_methane's consistency check.
     released = volumes["ventilation"] + volumes["drained"]
-    destroyed = volumes["flared"] + volumes["utilised"] + volumes["sold"]
-    deficit = max(0.0, destroyed - released)
-    if deficit > 0:
+    destroyed = volumes["flared"] + (volumes["utilised"] + volumes["sold"])
+    ventilation = volumes["ventilation"]
+    if released - destroyed < 0:
         # One message per kind (no figures in it): the service raises one event per day.
         slot.problems.append(
             "methane: flared + utilised + sold exceed ventilation + drained in an interval "
             "(meter timing or a missing meter); its escape is set to 0"
         )
+        ventilation += destroyed - released
+        while (ventilation + volumes["drained"]) - destroyed < 0:  # float rounding
+            ventilation = math.nextafter(ventilation, math.inf)
     balance = mine_methane(
         MethaneFlows(
-            ventilation_ch4_nm3=volumes["ventilation"] + deficit,
+            ventilation_ch4_nm3=ventilation,
             drained_ch4_nm3=volumes["drained"],
             flared_ch4_nm3=volumes["flared"],
             utilised_onsite_ch4_nm3=volumes["utilised"],

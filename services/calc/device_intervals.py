@@ -9,26 +9,29 @@ and the pure core leaves to the service:
   ``late_after`` after its own timestamp (``received_at − ts``). This depends only on stored
   data, so a recomputation gives the same flags as the first computation.
 
-**Replacement rule.** Serial A is followed by serial B (sorted by first sighting). With ``a`` the
-metric's last reading at or before A's last sighting and ``b`` its first reading at or after B's
-first sighting:
+**Replacement rule.** Serial A is followed by serial B (sorted by first sighting). With ``a``
+the metric's last reading of A and ``b`` the first of B, and ``expected`` what the meter counts
+over the time between them at the rates of the pairs around them:
 
-- if ``b ≤ RESET_FRACTION × a`` the new register started fresh (≈ 0): the old meter ends at ``a``
-  and the new one is counted from 0 just after it, so ``b`` is spread over the time between the
-  two readings — nothing is lost, and a wide gap is flagged estimated;
-- otherwise the new register started at an unknown value: the new meter is counted from ``b``
-  and the time between the two readings is *missing* (the quantity in it cannot be known).
+- if ``b ≤ FRESH_FACTOR × expected`` the new register started at 0 right after A's last
+  reading: ``b`` is counted over the time between the two readings (a new meter reads ~0);
+- otherwise the new register started elsewhere (a refurbished or pre-set meter): the time
+  between the meters gets ``expected`` (half on each meter) and its intervals are flagged
+  *estimated*; the new meter is counted from ``b − expected/2``;
+- without rates around the swap: ``b ≤ RESET_FRACTION × a`` is taken as a fresh register,
+  anything else leaves the time between the meters *missing*.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from carbonflow.domain.counters import RESET_FRACTION
+from carbonflow.domain.counters import RESET_FRACTION, step_delta
 from carbonflow.domain.intervals import (
     IntervalGrid,
     IntervalQuantity,
@@ -39,6 +42,10 @@ from carbonflow.domain.intervals import (
     max_gap_for,
     report_intervals,
 )
+
+# A new meter's first reading up to this many times what the meter would have counted over the
+# swap (at the rates around it) is a register that started at 0; above, it started elsewhere.
+FRESH_FACTOR = 2.0
 
 # An interval whose readings arrived more than this after their timestamps is flagged late
 # (one accounting interval: data that missed the interval's first computation).
@@ -86,13 +93,28 @@ def ceil_to(ts: datetime, step: timedelta) -> datetime:
     return floor if floor == ts.astimezone(UTC) else floor + step
 
 
+def _rate(r0: StoredReading, r1: StoredReading, modulus: float | None) -> float | None:
+    """Register increase per second between two readings of one meter, if it is a valid step."""
+    seconds = (r1.ts - r0.ts).total_seconds()
+    if seconds <= 0:
+        return None
+    try:
+        return step_delta(r0.value, r1.value, modulus) / seconds
+    except ValueError:
+        return None
+
+
 def replacements_from_serials(
-    spans: Sequence[SerialSpan], readings: Sequence[StoredReading]
-) -> tuple[tuple[MeterReplacement, ...], tuple[str, ...]]:
-    """Meter replacements inside ``readings`` (module doc), and notes for the service's log."""
+    spans: Sequence[SerialSpan],
+    readings: Sequence[StoredReading],
+    modulus: float | None = None,
+) -> tuple[tuple[MeterReplacement, ...], tuple[tuple[datetime, datetime], ...], tuple[str, ...]]:
+    """Meter replacements inside ``readings`` (module doc): the replacements, the spans whose
+    quantity is estimated, and notes for the service's log."""
     ordered = sorted(spans, key=lambda s: (s.first_ts, s.serial))
     times = [r.ts for r in readings]
     out: list[MeterReplacement] = []
+    estimated: list[tuple[datetime, datetime]] = []
     notes: list[str] = []
     for old, new in itertools.pairwise(ordered):
         if new.first_ts <= old.last_ts:
@@ -105,16 +127,41 @@ def replacements_from_serials(
         if i_old < 0 or i_new >= len(readings) or i_new != i_old + 1:
             continue  # the swap is not between two consecutive readings of this window
         a, b = readings[i_old], readings[i_new]
-        if b.value <= RESET_FRACTION * a.value:
+        rates = [
+            rate
+            for rate in (
+                _rate(readings[i_old - 1], a, modulus) if i_old >= 1 else None,
+                _rate(b, readings[i_new + 1], modulus) if i_new + 1 < len(readings) else None,
+            )
+            if rate is not None
+        ]
+        expected = math.fsum(rates) / len(rates) * (b.ts - a.ts).total_seconds() if rates else None
+        fresh = (
+            b.value <= FRESH_FACTOR * expected
+            if expected is not None
+            else b.value <= RESET_FRACTION * a.value
+        )
+        if fresh:
             out.append(MeterReplacement(a.ts + _JUST_AFTER, a.value, 0.0))
             notes.append(f"meter {old.serial} → {new.serial}: new register counted from 0")
+        elif expected is not None:
+            tail = expected / 2
+            head = min(expected / 2, b.value)
+            middle = a.ts + (b.ts - a.ts) / 2
+            out.append(MeterReplacement(middle, a.value + tail, b.value - head))
+            estimated.append((a.ts, b.ts))
+            notes.append(
+                f"meter {old.serial} → {new.serial}: new register started at about "
+                f"{b.value - head:g}; the time between the meters is estimated from the rates "
+                "around it"
+            )
         else:
             out.append(MeterReplacement(b.ts, None, b.value))
             notes.append(
                 f"meter {old.serial} → {new.serial}: new register started at {b.value:g}; "
                 "time between the meters is missing"
             )
-    return tuple(out), tuple(notes)
+    return tuple(out), tuple(estimated), tuple(notes)
 
 
 def late_flags(
@@ -162,8 +209,9 @@ def quantity_intervals(
     """
     plain = [Reading(r.ts, r.value) for r in readings]
     max_gap = max_gap_for(report_period)
+    estimated: tuple[tuple[datetime, datetime], ...] = ()
     if kind == "counter":
-        replacements, _notes = replacements_from_serials(serials, readings)
+        replacements, estimated, _notes = replacements_from_serials(serials, readings, modulus)
         series = counter_intervals(
             plain,
             grid,
@@ -187,7 +235,25 @@ def quantity_intervals(
         IntervalRow(i.start, i.quantity, i.quality.value, i.completeness, flag)
         for i, flag in zip(series.intervals, late, strict=True)
     )
+    if estimated:
+        rows = tuple(_downgrade(row, grid.interval, estimated) for row in rows)
     return rows, series
+
+
+def _downgrade(
+    row: IntervalRow, step: timedelta, spans: Sequence[tuple[datetime, datetime]]
+) -> IntervalRow:
+    """An interval overlapping a span whose quantity was estimated: estimated, and its
+    completeness reduced by the overlap."""
+    overlap = timedelta(0)
+    for lo, hi in spans:
+        a, b = max(lo, row.start), min(hi, row.start + step)
+        if b > a:
+            overlap += b - a
+    if overlap == timedelta(0) or row.quality == "missing":
+        return row
+    completeness = max(0.0, row.completeness - overlap / step)
+    return IntervalRow(row.start, row.quantity, "estimated", completeness, row.late)
 
 
 def window_grid(first_ts: datetime, last_ts: datetime, step: timedelta) -> IntervalGrid | None:

@@ -52,7 +52,13 @@ from carbonflow.domain.intervals import ACCOUNTING_INTERVAL, IntervalGrid
 from carbonflow.storage import calc_reference as ref
 from carbonflow.storage import calc_store as store
 from carbonflow.storage.db import connect
-from services.calc.balance import CarbonRow, Quantity, slot_inventory
+from services.calc.balance import (
+    CarbonRow,
+    Quantity,
+    inventory_devices,
+    settle_period,
+    slot_inventory,
+)
 from services.calc.device_intervals import (
     DEFAULT_LATE_AFTER,
     SerialSpan,
@@ -628,7 +634,7 @@ class CalcEngine:
         register = _register(conn, plan.site_id)
         years: dict[int, tuple[SiteFactors | None, str, str | None]] = {}
         pools: dict[date, MonthPool] = {}
-        pks = [d.device_pk for d in plan.devices]
+        pks = [d.device_pk for d in inventory_devices(plan)]
 
         def factors_of(year: int) -> SiteFactors | None:
             if year not in years:
@@ -670,12 +676,12 @@ class CalcEngine:
             while month <= last_local:
                 pool = pool_of(month)
                 if pool is not None and pool.pool_mwh > 0:
+                    # Coverage follows the month's cumulative net import: any change moves it
+                    # for every later interval of the month.
                     m0, m1 = _month_utc(month, zone)
-                    used = store.covered_before(conn, plan.site_id, m0, max(lo, m0))
-                    if used < pool.pool_mwh:
-                        data_end = store.last_interval_end(conn, pks, max(lo, m0))
-                        if data_end is not None:
-                            hi = max(hi, min(m1, data_end))
+                    data_end = store.last_interval_end(conn, pks, max(lo, m0))
+                    if data_end is not None:
+                        hi = max(hi, min(m1, data_end))
                 month = (month + timedelta(days=32)).replace(day=1)
             extended.append((lo, hi))
         done = merge_ranges(extended)
@@ -687,7 +693,7 @@ class CalcEngine:
                 quantities.setdefault(row.start, {})[(row.device_pk, row.metric_id)] = Quantity(
                     row.quantity, row.quality, row.completeness
                 )
-            remaining: dict[date, float] = {}
+            net_before: dict[date, float] = {}  # the month's net grid import so far [MWh]
             out: list[tuple[datetime, store.CarbonTuple]] = []
             for slot in sorted(quantities):
                 local = slot.astimezone(zone)
@@ -696,17 +702,25 @@ class CalcEngine:
                     continue
                 month = local.date().replace(day=1)
                 pool = pool_of(month)
-                if month not in remaining:
-                    used = 0.0
-                    if pool is not None and pool.pool_mwh > 0:
+                pool_mwh = pool.pool_mwh if pool is not None else 0.0
+                if month not in net_before:
+                    net_before[month] = 0.0
+                    if pool_mwh > 0:
                         m0, _m1 = _month_utc(month, zone)
-                        used = store.covered_before(conn, plan.site_id, m0, max(lo, m0))
-                    remaining[month] = max(0.0, (pool.pool_mwh if pool else 0.0) - used)
-                result = slot_inventory(
-                    plan, quantities[slot], factors, day=local.date(),
-                    pool_remaining_mwh=remaining[month],
-                )  # fmt: skip
-                remaining[month] = max(0.0, remaining[month] - result.covered_mwh)
+                        net_before[month] = store.net_import_before(
+                            conn, plan.site_id, m0, max(lo, m0)
+                        )
+                try:
+                    result = slot_inventory(
+                        plan, quantities[slot], factors, day=local.date(), pool_mwh=pool_mwh,
+                        month_net_before_mwh=net_before[month],
+                    )  # fmt: skip
+                except (FactorNotFound, ValueError) as exc:
+                    # Invalid data or configuration in one interval: no rows for it, a data
+                    # event, and the rest of the site goes on (no poison interval).
+                    problems.setdefault(f"interval not computed: {exc}", local.date())
+                    continue
+                net_before[month] += result.net_import_mwh
                 for problem in result.problems:
                     problems.setdefault(problem, local.date())
                 for r in result.rows:
@@ -788,7 +802,9 @@ class CalcEngine:
                 factors, _sha, _err = self._year_factors(plan, reference, pins, register, year)
                 if factors is None:
                     continue
-                carbon = store.carbon_totals(conn, plan.site_id, p0, data_end, tz)
+                carbon, _surplus = settle_period(
+                    store.carbon_totals(conn, plan.site_id, p0, data_end, tz)
+                )
                 devices = store.device_totals(conn, pks, p0, data_end, tz)
                 quantities = {k: v.quantity for k, v in devices.items()}
                 completeness = (

@@ -11,11 +11,12 @@ register entry is the evidence. Contracts and certificates are *period instrumen
    validity must overlap the month, evidence must be given, volume ≥ 0, an id is claimed once;
    certificates must match ``certificates × 1 MWh`` (``green.gec.mwh_per_certificate``).
 3. **Matching in time order.** The accepted monthly volume (the month's *pool*) covers the
-   month's net grid import interval by interval in time order until it is used up:
-   ``covered_i = min(net_import_i, pool − Σ covered before i)``. Every interval's market-based
-   figure is then final and additive: Σ covered over the month = min(pool, month net import),
-   exactly what the core computes for the month as a whole. Late data early in a month can move
-   coverage to later intervals of the same month (they are recomputed).
+   month's cumulative net grid import ``N`` as it grows: after each interval ``clamp(N, 0,
+   pool)`` is covered, so an interval covers the change of that (an exporting interval gives
+   coverage back; :func:`services.calc.balance.covered_in_interval`). Every interval's
+   market-based figure is final and additive: over the month the covered volume is
+   min(pool, max(0, month net import)), what the core computes for the month as a whole. Late
+   data early in a month moves coverage in the later intervals of the month (recomputed).
 """
 
 from __future__ import annotations
@@ -119,13 +120,6 @@ def month_pool(
     )
     pool = math.fsum(c.applied_mwh for c in market.claims if c.accepted)
     return MonthPool(start, end, pool, tuple(offered), market.claims)
-
-
-def cover(net_import_mwh: float, remaining_pool_mwh: float) -> float:
-    """The part of one interval's net import covered by what is left of the month's pool."""
-    if net_import_mwh <= 0 or remaining_pool_mwh <= 0:
-        return 0.0
-    return min(net_import_mwh, remaining_pool_mwh)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ import psycopg
 from carbonflow.domain.intervals import LIVE_INTERVAL, IntervalGrid
 from carbonflow.storage import calc_reference as ref
 from carbonflow.storage import calc_store as store
+from services.calc.balance import settle_period
 from services.calc.device_intervals import (
     IntervalRow,
     SerialSpan,
@@ -68,7 +69,7 @@ def site_plan(conn: Conn, site_id: str) -> SitePlan:
 def flows(conn: Conn, site_id: str, start: datetime, end: datetime) -> FlowGraph:
     """The flow graph of [start, end): link totals equal the period's inventory totals."""
     plan = site_plan(conn, site_id)
-    carbon = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    carbon, _surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
     devices = store.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
@@ -151,6 +152,7 @@ class LedgerInputs:
     products: tuple[tuple[str, float, str, float | None], ...]  # id, output, unit, tCO2e/unit
     indicators: tuple[Mapping[str, Any], ...]
     completeness: float
+    surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
 
 
 def ledger_inputs(
@@ -158,7 +160,7 @@ def ledger_inputs(
 ) -> LedgerInputs:
     """Everything a ledger of [start, end) shows, for the site or one of its organisations."""
     plan = site_plan(conn, site_id)
-    totals = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    totals, surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
     lines = []
     for t in totals:
         if org_id is not None and t.org_id != org_id:
@@ -188,8 +190,9 @@ def ledger_inputs(
     chosen = tuple(r for r in rows if org_id is None or r["org_id"] in ("", org_id))
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
-        site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness
-    )
+        site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
+        surplus,
+    )  # fmt: skip
 
 
 def indicators_for_period(
@@ -208,7 +211,7 @@ def indicators_for_period(
         pins=ref.site_pins(conn, site_id),
     )
     targets = site_targets(ref.targets_from_db(conn), plan.document, site_id)
-    carbon = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    carbon, _surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
     devices = store.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )

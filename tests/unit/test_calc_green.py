@@ -9,10 +9,10 @@ import pytest
 
 from carbonflow.domain.factors import SelectedFactor, use_factor
 from carbonflow.domain.factors.library import load_library, package_data_files
+from services.calc.balance import covered_in_interval
 from services.calc.green import (
     MonthPool,
     RegisterEntry,
-    cover,
     month_bounds,
     month_claims,
     month_pool,
@@ -86,16 +86,18 @@ def test_instruments_without_evidence_or_outside_their_validity_are_refused() ->
     assert "no evidence" in reasons[0] and "outside the period" in reasons[1]
 
 
-def test_the_pool_covers_net_import_interval_by_interval_in_time_order() -> None:
-    # Pool 1.0 MWh; intervals import 0.4, 0.4, 0.4 MWh → covered 0.4, 0.4, 0.2; nothing after.
-    left = 1.0
+def test_the_pool_covers_the_cumulative_net_import_in_time_order() -> None:
+    # Pool 1.0 MWh; intervals import 0.4, 0.4, 0.4, then export 0.5 (net −0.5), then import
+    # 0.4: cumulative N = 0.4, 0.8, 1.2, 0.7, 1.1 → covered clamp(N, 0, 1) = 0.4, 0.8, 1.0, 0.7,
+    # 1.0 → per interval 0.4, 0.4, 0.2, −0.3 (given back), 0.3. Month: N = 1.1 → covered 1.0.
+    n = 0.0
     covered = []
-    for net in (0.4, 0.4, 0.4, 0.4):
-        c = cover(net, left)
-        covered.append(c)
-        left -= c
-    assert covered == pytest.approx([0.4, 0.4, 0.2, 0.0])
-    assert cover(-1.0, 5.0) == 0.0
+    for net in (0.4, 0.4, 0.4, -0.5, 0.4):
+        covered.append(covered_in_interval(n, net, 1.0))
+        n += net
+    assert covered == pytest.approx([0.4, 0.4, 0.2, -0.3, 0.3])
+    assert sum(covered) == pytest.approx(1.0)
+    assert covered_in_interval(0.0, 5.0, 0.0) == 0.0  # no pool
 
 
 def test_month_claims_record_applied_and_unused_volume_per_instrument() -> None:

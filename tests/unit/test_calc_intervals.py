@@ -42,48 +42,60 @@ def test_floor_and_ceil_to_the_grid() -> None:
 
 
 def test_a_fresh_register_after_a_meter_swap_is_counted_from_zero() -> None:
-    # Old meter (A) last read 1 000.0 at 10 min; new meter (B) first read 3.0 at 20 min.
-    # 3.0 ≤ 10 % × 1 000: B started at 0 just after A's last reading, so its 3.0 kWh are
-    # spread over (10, 20] min: 1.5 in [0, 15) and 1.5 in [15, 30). A counted 1 000 − 990 = 10
-    # between 0 and 10 min; B reads 4.5 at 30 min. Total 10 + 4.5 = 14.5 kWh, nothing lost.
-    readings = [r(0, 990.0), r(10, 1_000.0), r(20, 3.0), r(30, 4.5)]
+    # Old meter A: 980 at 0 min, 1 000 at 10 min (2 kWh/min); new meter B: 21 at 20 min, 41 at
+    # 30 min (2 kWh/min). At those rates the 10 min between the meters hold 20 kWh; B's 21 ≤ 2 ×
+    # 20, so B started at 0 right after A's last reading: its 21 kWh are spread over 10 → 20 min.
+    # [0,15): 20 (A) + 21 × 5/10 = 30.5; [15,30): 21 × 5/10 + (41 − 21) = 30.5. Total 61 kWh.
+    readings = [r(0, 980.0), r(10, 1_000.0), r(20, 21.0), r(30, 41.0)]
     spans = [
         SerialSpan("A", T0, T0 + 10 * MIN),
         SerialSpan("B", T0 + 20 * MIN, T0 + 30 * MIN),
     ]
-    swaps, notes = replacements_from_serials(spans, readings)
+    swaps, estimated, notes = replacements_from_serials(spans, readings)
     assert len(swaps) == 1 and swaps[0].old_final_value == 1_000.0
-    assert swaps[0].new_initial_value == 0.0 and "from 0" in notes[0]
+    assert swaps[0].new_initial_value == 0.0 and estimated == () and "from 0" in notes[0]
     rows, _series = quantity_intervals(
         readings, IntervalGrid(T0, T0 + 2 * SLOT, SLOT), kind="counter", multiplier=1.0,
         modulus=None, report_period=10 * MIN, serials=spans,
     )  # fmt: skip
-    # [0,15): 10 (0→10 min) + 3 × 5/10 (10→15 of the 10→20 pair) = 11.5
-    # [15,30): 3 × 5/10 + (4.5 − 3.0) = 1.5 + 1.5 = 3.0
-    assert [row.quantity for row in rows] == pytest.approx([11.5, 3.0])
-    assert math.fsum(row.quantity for row in rows) == pytest.approx(14.5)
+    assert [row.quantity for row in rows] == pytest.approx([30.5, 30.5])
+    assert math.fsum(row.quantity for row in rows) == pytest.approx(61.0)
 
 
-def test_a_swap_to_a_register_that_does_not_start_near_zero_leaves_the_gap_missing() -> None:
-    # New meter first reads 500.0 (> 10 % of 1 000): its start value is unknown, so the time
-    # between the two meters' readings (10 → 20 min) is missing, not invented.
-    readings = [r(0, 990.0), r(10, 1_000.0), r(20, 500.0), r(30, 501.5)]
+def test_a_swap_to_a_register_that_does_not_start_near_zero_is_estimated() -> None:
+    # B's first reading is 500 (a refurbished meter): far above the 20 kWh expected over the
+    # swap at 2 kWh/min. The 10 min between the meters get the expected 20 kWh (10 on A up to
+    # 15 min, 10 on B after), flagged estimated; B is counted from 500 − 10 = 490.
+    # [0,15): 20 + 10 = 30; [15,30): 10 + (520 − 500) = 30.
+    readings = [r(0, 980.0), r(10, 1_000.0), r(20, 500.0), r(30, 520.0)]
     spans = [SerialSpan("A", T0, T0 + 10 * MIN), SerialSpan("B", T0 + 20 * MIN, T0 + 30 * MIN)]
-    swaps, notes = replacements_from_serials(spans, readings)
-    assert swaps[0].old_final_value is None and swaps[0].new_initial_value == 500.0
-    assert "missing" in notes[0]
+    swaps, estimated, notes = replacements_from_serials(spans, readings)
+    assert swaps[0].old_final_value == pytest.approx(1_010.0)
+    assert swaps[0].new_initial_value == pytest.approx(490.0)
+    assert estimated == ((T0 + 10 * MIN, T0 + 20 * MIN),) and "estimated" in notes[0]
     rows, _ = quantity_intervals(
         readings, IntervalGrid(T0, T0 + 2 * SLOT, SLOT), kind="counter", multiplier=1.0,
         modulus=None, report_period=10 * MIN, serials=spans,
     )  # fmt: skip
-    # [0,15): 10 kWh measured from 0 to 10 min; [15,30): 1.5 kWh from 20 to 30 min.
-    assert [row.quantity for row in rows] == pytest.approx([10.0, 1.5])
-    assert [row.quality for row in rows] == ["estimated", "estimated"]  # partly covered
+    assert [row.quantity for row in rows] == pytest.approx([30.0, 30.0])
+    # Each interval holds 5 of the 10 estimated minutes: completeness 1 − 5/15.
+    assert [row.quality for row in rows] == ["estimated", "estimated"]
+    assert [row.completeness for row in rows] == pytest.approx([2 / 3, 2 / 3])
+
+
+def test_a_swap_without_rates_around_it_leaves_the_gap_missing() -> None:
+    # Only one reading per meter in the window: no rate to estimate the swap with, and 500 is
+    # not a fresh register (> 10 % of 1 000): the time between the meters stays missing.
+    readings = [r(10, 1_000.0), r(20, 500.0)]
+    spans = [SerialSpan("A", T0, T0 + 10 * MIN), SerialSpan("B", T0 + 20 * MIN, T0 + 30 * MIN)]
+    swaps, estimated, notes = replacements_from_serials(spans, readings)
+    assert swaps[0].old_final_value is None and swaps[0].new_initial_value == 500.0
+    assert estimated == () and "missing" in notes[0]
 
 
 def test_overlapping_serials_are_not_a_replacement() -> None:
     spans = [SerialSpan("A", T0, T0 + 20 * MIN), SerialSpan("B", T0 + 10 * MIN, T0 + 30 * MIN)]
-    swaps, notes = replacements_from_serials(spans, [r(0, 1.0), r(10, 2.0), r(20, 3.0)])
+    swaps, _est, notes = replacements_from_serials(spans, [r(0, 1.0), r(10, 2.0), r(20, 3.0)])
     assert swaps == () and "overlap" in notes[0]
 
 
