@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from carbonflow.storage.ingest_store import ReadingRow, RejectionRow
 from services.ingest.messages import InboundMessage
 from services.ingest.validate import Candidate
-
-Clock = Callable[[], float]  # monotonic seconds
 
 
 @dataclass(frozen=True, slots=True)
