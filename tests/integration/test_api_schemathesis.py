@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from carbonflow.embedded.postgres import PostgresServer
-from tests.integration.test_api import _database, make_app, seed
+from tests.api_support import _database, make_app, seed
 
 # Examples per operation and generation mode: 18 operations × 2 modes × 8 = 288 at most.
 EXAMPLES = 8

@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.api.context import ApiContext
-from tests.integration.test_api import MINE, make_app, seed
+from tests.api_support import MINE, make_app, seed
 from tests.waiting import wait_until
 
 
