@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 deps: $(STAMP)
 	@bash scripts/ensure-mosquitto.sh
+	@bash scripts/ensure-chromium.sh
 
 demo: deps
 	$(BIN)/carbonflow demo

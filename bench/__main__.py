@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from bench.common import cpu_count, merge_results
 
-SCENARIOS = ("ingest", "sim", "calc")
+SCENARIOS = ("ingest", "sim", "calc", "api")
 
 
 def main() -> int:

@@ -21,169 +21,23 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
+from bench.calc_site import SITE, metric_of, rate_per_hour, site_document
 from bench.common import Stack, private_stack, quantile
+from bench.year import year_database
 from carbonflow.domain.contract import device_topic, encode, reading_set_document
 from carbonflow.domain.site_model import SiteDocument
 from carbonflow.embedded.net import free_port
 from carbonflow.storage.registry import load_site
-from services.calc.engine import CalcEngine, EngineConfig
 from simulators.publisher import Publisher
-
-SITE = "bench-calc"
-GRID_METERS = 10
-PV_METERS = 20
-DIESEL = 10
-
-
-def site_document(devices: int, *, publish_interval_s: float) -> SiteDocument:
-    """A park-like site: grid meters, PV, diesel dispensers and the rest consumption feeders."""
-    consumers = devices - GRID_METERS - PV_METERS - DIESEL
-    nodes: list[dict[str, Any]] = [
-        {"id": "grid", "name": "Grid", "kind": "supply"},
-        {"id": "fuel", "name": "Fuel", "kind": "supply"},
-        {"id": "sub", "name": "Substation", "kind": "distribution", "org": "co"},
-        {"id": "pv", "name": "PV", "kind": "generation", "org": "co"},
-        {"id": "yard", "name": "Yard", "kind": "transport", "org": "co"},
-    ]
-    nodes += [
-        {"id": f"w{i}", "name": f"Workshop {i}", "kind": "process", "org": "co"} for i in range(10)
-    ]
-    sim = {"publish_interval_s": publish_interval_s}
-    devs: list[dict[str, Any]] = []
-    for i in range(GRID_METERS):
-        devs.append({"id": f"g{i}", "name": f"g{i}", "kind": "electricity_meter",
-                     "carrier": "electricity", "role": "grid_import", "node": "sub", "org": "co",
-                     "multiplier": 1000, "sim": sim})  # fmt: skip
-    for i in range(PV_METERS):
-        devs.append({"id": f"p{i}", "name": f"p{i}", "kind": "pv_inverter",
-                     "carrier": "electricity", "role": "generation_pv", "node": "pv", "org": "co",
-                     "sim": sim})  # fmt: skip
-    for i in range(DIESEL):
-        devs.append({"id": f"d{i}", "name": f"d{i}", "kind": "fuel_dispenser", "carrier": "diesel",
-                     "role": "fuel_supply", "node": "yard", "org": "co", "sim": sim})  # fmt: skip
-    for i in range(consumers):
-        devs.append({"id": f"m{i}", "name": f"m{i}", "kind": "electricity_meter",
-                     "carrier": "electricity", "role": "consumption", "node": f"w{i % 10}",
-                     "org": "co", "sim": sim})  # fmt: skip
-    edges = [
-        {"source": "grid", "target": "sub", "carrier": "electricity",
-         "meters": [f"g{i}" for i in range(GRID_METERS)]},
-        {"source": "pv", "target": "sub", "carrier": "electricity",
-         "meters": [f"p{i}" for i in range(PV_METERS)]},
-        {"source": "fuel", "target": "yard", "carrier": "diesel",
-         "meters": [f"d{i}" for i in range(DIESEL)]},
-    ] + [
-        {"source": "sub", "target": f"w{i}", "carrier": "electricity",
-         "meters": [f"m{j}" for j in range(consumers) if j % 10 == i]}
-        for i in range(10)
-    ]  # fmt: skip
-    return SiteDocument.model_validate(
-        {
-            "site": {
-                "id": SITE,
-                "name": "Calc bench",
-                "kind": "park",
-                "province": "shanxi",
-                "grid_region": "north",
-            },
-            "organisations": [{"id": "co", "name": "Co"}],
-            "nodes": nodes,
-            "edges": edges,
-            "budgets": [{"org": "co", "year": 2025, "energy_tce": 1e6, "co2_t": 1e7}],
-            "devices": devs,
-        }
-    )
-
-
-def _rate(device_id: str) -> float:
-    """Register increase per hour (raw units)."""
-    kind = device_id[0]
-    if kind == "g":
-        return 5.0  # × 1 000 multiplier = 5 MWh/h per grid line
-    if kind == "p":
-        return 300.0
-    if kind == "d":
-        return 50.0
-    return 100.0 + sum(map(ord, device_id)) % 50
-
-
-def metric_of(device_id: str) -> str:
-    return {"p": "energy_export_kwh", "d": "volume_l"}.get(device_id[0], "energy_import_kwh")
-
-
-def seed_year(url: str, doc: SiteDocument, start: datetime, days: int, period: timedelta) -> int:
-    """Counter readings straight into ``reading`` (COPY), without dirty hours."""
-    with psycopg.connect(url) as conn:
-        ids = {
-            (str(a), str(b)): (int(c), int(d))
-            for a, b, c, d in conn.execute(
-                "SELECT dv.device_id, m.name, dv.device_pk, m.metric_id FROM device dv "
-                "JOIN device_metric dm ON dm.device_pk = dv.device_pk "
-                "JOIN metric m ON m.metric_id = dm.metric_id WHERE dv.site_id = %s",
-                (SITE,),
-            )
-        }
-    steps = int(timedelta(days=days) / period)
-    hours = period / timedelta(hours=1)
-    written = 0
-    with (
-        psycopg.connect(url) as conn,
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY reading (device_pk, metric_id, ts, value, seq, received_at) FROM STDIN "
-            "(FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(["int4", "int2", "timestamptz", "float8", "int8", "timestamptz"])
-        for d in doc.devices:
-            pk, mid = ids[(d.id, metric_of(d.id))]
-            rate = _rate(d.id) * hours
-            value = 1_000.0
-            for k in range(steps + 1):
-                ts = start + k * period
-                copy.write_row((pk, mid, ts, value, None, ts))
-                value += rate
-                written += 1
-    return written
 
 
 def recompute_year(quick: bool) -> dict[str, Any]:
-    devices = 100 if quick else 1_000
-    days = 31 if quick else 365
-    period = timedelta(minutes=15)
-    with private_stack() as stack:
-        doc = site_document(devices, publish_interval_s=period.total_seconds())
-        load_site(stack.database_url, doc)
-        start = datetime(2025, 1, 1, tzinfo=UTC) - timedelta(hours=8)  # Shanghai midnight
-        t0 = time.monotonic()
-        readings = seed_year(stack.database_url, doc, start, days, period)
-        seed_s = time.monotonic() - t0
-        engine = CalcEngine(stack.database_url, EngineConfig())
-        engine.sync_reference()
-        t0 = time.monotonic()
-        engine.request_recompute(SITE, start, start + timedelta(days=days), "benchmark")
-        reports = engine.run_until_idle(max_cycles=100_000)
-        seconds = time.monotonic() - t0
-        engine.close()
-        intervals = sum(r.intervals_written for r in reports)
-        carbon = sum(r.carbon_rows_written for r in reports)
-    return {
-        "devices": devices,
-        "days": days,
-        "readings": readings,
-        "seed_seconds": round(seed_s, 1),
-        "seconds": round(seconds, 1),
-        "cycles": len(reports),
-        "intervals_written": intervals,
-        "carbon_rows_written": carbon,
-        "intervals_per_s": round(intervals / seconds),
-        "readings_per_s": round(readings / seconds),
-    }
+    return dict(year_database(quick).stats)
 
 
 class _Load(threading.Thread):
@@ -205,7 +59,7 @@ class _Load(threading.Thread):
             while not self.stop.is_set():
                 device = devices[i % len(devices)]
                 now = time.time()
-                values[device] += _rate(device) * (now - last[device]) / 3600.0
+                values[device] += rate_per_hour(device) * (now - last[device]) / 3600.0
                 last[device] = now
                 ts = datetime.fromtimestamp(now, UTC)
                 payload = encode(reading_set_document(ts, {metric_of(device): values[device]}))

@@ -14,7 +14,18 @@ from prometheus_client import disable_created_metrics
 from carbonflow.logs import configure
 
 # A subcommand appears here once its service exists.
-_COMMAND_MODULES = ("migrate", "sites", "ingest", "demo", "simulate", "calc", "api", "keys")
+_COMMAND_MODULES = (
+    "migrate",
+    "sites",
+    "ingest",
+    "demo",
+    "simulate",
+    "calc",
+    "api",
+    "keys",
+    "broker",
+    "grafana",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -200,3 +200,153 @@ def product_intensity(allocated_tco2e: float, product_quantity: float, product_u
     return ratio(
         allocated_tco2e, product_quantity, f"tCO2e/{product_unit}", what="product intensity"
     )
+
+
+# --- product footprints along product links (cradle-to-gate within the site) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProductTransfer:
+    """Product ``upstream`` flowing into the node that makes ``downstream`` (e.g. raw coal into
+    the preparation plant making washed coal).
+
+    ``quantity`` is how much of the upstream product flowed on in the period [upstream unit]
+    (None: unmetered, taken as all of its output); ``weights`` share what flows on among the
+    downstream products (their output; all zero → equal shares).
+    """
+
+    upstream: str
+    downstream: tuple[str, ...]
+    quantity: float | None
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFootprint:
+    """One product's footprint, component by component (tCO2e, tce …, in the caller's order).
+
+    ``footprint = own + embodied`` is cradle-to-gate within the site; ``passed_on`` went into
+    downstream products; ``final = footprint − passed_on`` is what leaves the site with this
+    product. Over all products ``Σ final = Σ own`` (nothing counted twice, nothing lost).
+    """
+
+    product_id: str
+    own: tuple[float, ...]  # allocated at the product's own node (gate-to-gate)
+    embodied: tuple[float, ...]  # received from upstream products
+    footprint: tuple[float, ...]
+    passed_on: tuple[float, ...]
+    final: tuple[float, ...]
+    passed_fraction: float  # of the footprint passed on (0–1)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferShare:
+    """What one transfer carried to one downstream product."""
+
+    upstream: str
+    downstream: str
+    carried: tuple[float, ...]
+
+
+def _vadd(a: Sequence[float], b: Sequence[float]) -> tuple[float, ...]:
+    return tuple(math.fsum((x, y)) for x, y in zip(a, b, strict=True))
+
+
+def pass_along(
+    own: Mapping[str, Sequence[float]],
+    output: Mapping[str, float],
+    transfers: Sequence[ProductTransfer],
+) -> tuple[dict[str, ProductFootprint], tuple[TransferShare, ...], tuple[str, ...]]:
+    """Carry each product's footprint into the products made from it (ISO 14067 cradle-to-gate
+    within the site boundary). Pure.
+
+    ``own`` maps every product to what its node allocated to it (a vector of components),
+    ``output`` to its output in the period [its unit]. Products are processed upstream first:
+    a product's footprint is its own share plus what it received; the fraction
+    ``quantity ÷ output`` of it flows over each transfer (fractions above 1 in total — more fed
+    on than produced, from stock — are scaled to 1; with no output, whatever was fed on takes
+    all of it) and is split among the downstream products by their weights; the rest is the
+    product's final total. Splits are exact (:func:`allocate_exact`). A transfer closing a
+    cycle of products carries nothing (noted).
+    """
+    notes: list[str] = []
+    width = len(next(iter(own.values()))) if own else 0
+    zero = (0.0,) * width
+    for t in transfers:
+        if len(t.weights) != len(t.downstream) or not t.downstream:
+            raise ValueError(f"transfer from {t.upstream!r}: one weight per downstream product")
+        for pid in (t.upstream, *t.downstream):
+            if pid not in own:
+                raise ValueError(f"transfer names product {pid!r} without an own footprint")
+    out_of: dict[str, list[ProductTransfer]] = {}
+    indegree = {pid: 0 for pid in own}
+    for t in transfers:
+        out_of.setdefault(t.upstream, []).append(t)
+        for d in t.downstream:
+            indegree[d] += 1
+    order: list[str] = []
+    ready = [pid for pid in own if indegree[pid] == 0]
+    while ready:
+        pid = ready.pop(0)
+        order.append(pid)
+        for t in out_of.get(pid, []):
+            for d in t.downstream:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    ready.append(d)
+    cyclic = [pid for pid in own if pid not in order]
+    if cyclic:
+        notes.append(
+            f"products {', '.join(sorted(cyclic))} are made from each other: their links carry "
+            "no footprint"
+        )
+        order.extend(cyclic)
+    embodied: dict[str, tuple[float, ...]] = {pid: zero for pid in own}
+    result: dict[str, ProductFootprint] = {}
+    shares: list[TransferShare] = []
+    for pid in order:
+        footprint = _vadd(own[pid], embodied[pid])
+        outs = [] if pid in cyclic else out_of.get(pid, [])
+        produced = output.get(pid, 0.0)
+        fed = [produced if t.quantity is None else max(0.0, t.quantity) for t in outs]
+        if produced > 0:
+            fractions = [q / produced for q in fed]
+        elif any(q > 0 for q in fed):
+            total_fed = math.fsum(fed)
+            fractions = [q / total_fed for q in fed]
+            notes.append(f"{pid}: nothing produced, but fed on: its whole footprint flows on")
+        else:
+            fractions = [0.0 for _ in fed]
+        passed = math.fsum(fractions)
+        if passed > 1.0:
+            notes.append(
+                f"{pid}: {passed:.4g} × its output was fed on (stock drawn): scaled to all of it"
+            )
+            fractions = [f / passed for f in fractions]
+            passed = 1.0
+        keep = max(0.0, 1.0 - math.fsum(fractions))
+        if not fractions or not any(f > 0 for f in fractions):
+            result[pid] = ProductFootprint(
+                pid, tuple(own[pid]), embodied[pid], footprint, zero, footprint, 0.0
+            )
+            continue
+        weights = [*fractions, keep]
+        parts = [allocate_exact(footprint[c], weights) for c in range(width)]
+        passed_vectors: list[tuple[float, ...]] = []
+        for k, t in enumerate(outs):
+            carried = tuple(parts[c][k] for c in range(width))
+            passed_vectors.append(carried)
+            split_weights = (
+                list(t.weights) if any(w > 0 for w in t.weights) else [1.0] * len(t.weights)
+            )
+            split = [allocate_exact(carried[c], split_weights) for c in range(width)]
+            for j, d in enumerate(t.downstream):
+                piece = tuple(split[c][j] for c in range(width))
+                embodied[d] = _vadd(embodied[d], piece)
+                shares.append(TransferShare(pid, d, piece))
+        final = tuple(parts[c][len(outs)] for c in range(width))
+        passed_on = tuple(math.fsum(v[c] for v in passed_vectors) for c in range(width))
+        result[pid] = ProductFootprint(
+            pid, tuple(own[pid]), embodied[pid], footprint, passed_on, final, min(1.0, passed)
+        )
+    return result, tuple(shares), tuple(notes)

@@ -27,6 +27,21 @@ ROLLOVER_LOW_FRACTION = 0.10
 # climbed back above the old value.
 NOISE_DIP_FRACTION = 0.10
 
+# A register that restarted counted from 0 up to its first reading after the restart if that
+# reading is at most FRESH_FACTOR × what the meter counts over the step at the rates of the pairs
+# around it; a higher first reading means it restarted from an unknown base (a refurbished or
+# pre-set meter), and the step gets the expected quantity, flagged estimated.
+FRESH_FACTOR = 2.0
+
+# A wrap at the modulus (``ROLLOVER``) adds ``modulus − previous + new``. When that is more than
+# ROLLOVER_PLAUSIBLE_FACTOR × the most the meter counted over the same time at the faster of the
+# two neighbouring pairs' rates, and ``new`` is what a register restarted at 0 would read (see
+# FRESH_FACTOR), the drop was a reset near the top of the register (the phantom
+# ``modulus − previous`` is not energy). The factor is generous so that a load that starts inside
+# the step (a hoist at shift start) stays a wrap; a register restarted from an unknown base
+# below the low fraction of the modulus cannot be told from a fast wrap and stays one.
+ROLLOVER_PLAUSIBLE_FACTOR = 10.0
+
 
 class CounterStep(StrEnum):
     NORMAL = "normal"  # new >= previous
@@ -72,3 +87,55 @@ def step_delta(previous: float, new: float, modulus: float | None = None) -> flo
     if step is CounterStep.RESET:
         return new
     raise ValueError(f"counter ran backwards from {previous} to {new}")
+
+
+class DropVerdict(StrEnum):
+    """What the readings after an ambiguous drop (see ``NOISE_DIP_FRACTION``) say it was."""
+
+    NOISE = "noise"  # a low outlier: the next reading continues from the value before the drop
+    REBASE = "rebase"  # a reset or meter swap: the next reading continues from the lower value
+    UNDECIDED = "undecided"  # no usable next reading yet: skipped until one arrives
+
+
+def resolve_drop(
+    previous: float, low: float, following: float | None, modulus: float | None = None
+) -> DropVerdict:
+    """Look-ahead for a backwards step ``previous → low`` larger than a noise dip.
+
+    ``following`` is the register's next reading after ``low`` (None when there is none yet).
+    The series continuing from ``previous`` (``following ≥ previous``, or a wrap from it) makes
+    ``low`` an outlier; continuing from ``low`` (``low ≤ following < previous``) makes it a new
+    base; a further drop (``following < low``) leaves ``low`` unconfirmed, i.e. noise, and the
+    following reading is judged against ``previous`` in its turn.
+    """
+    if following is None:
+        return DropVerdict.UNDECIDED
+    if classify_step(previous, following, modulus) in (CounterStep.NORMAL, CounterStep.ROLLOVER):
+        return DropVerdict.NOISE
+    if following >= low:
+        return DropVerdict.REBASE
+    return DropVerdict.NOISE
+
+
+def restart_quantity(new: float, expected: float | None) -> tuple[float, bool]:
+    """Quantity of a step in which the register restarted, and whether it is estimated.
+
+    ``new`` is the first reading after the restart; ``expected`` what the meter counts over the
+    step at the neighbouring pairs' rates (None if no rate is known). Within ``FRESH_FACTOR ×
+    expected`` the register restarted from 0 and counted ``new`` (measured); above it, or with
+    no rate, from an unknown base: ``expected`` (estimated; 0 without a rate).
+    """
+    if expected is not None and new <= FRESH_FACTOR * expected:
+        return new, False
+    return (expected if expected is not None else 0.0), True
+
+
+def rollover_plausible(
+    previous: float, new: float, modulus: float, max_expected: float | None
+) -> bool:
+    """Whether a wrap ``previous → new`` at ``modulus`` fits the meter's rates (see
+    ``ROLLOVER_PLAUSIBLE_FACTOR``). ``max_expected``: the quantity over the step at the faster
+    neighbouring rate; without a positive rate the wrap is kept (nothing to compare with)."""
+    if max_expected is None or max_expected <= 0:
+        return True
+    return modulus - previous + new <= ROLLOVER_PLAUSIBLE_FACTOR * max_expected

@@ -165,6 +165,41 @@ def low_carbon_vehicle_share(low_carbon_vehicles: float, vehicles: float) -> Rat
     return ratio(low_carbon_vehicles, vehicles, "fraction", what="low-carbon vehicle share")
 
 
+@dataclass(frozen=True, slots=True)
+class FleetGroup:
+    """``count`` vehicles in service over [in_service_from, in_service_to) (None = unbounded)."""
+
+    count: int
+    low_carbon: bool
+    in_service_from: datetime | None = None
+    in_service_to: datetime | None = None
+
+
+SECONDS_PER_DAY = 86_400.0  # SI: 24 h × 3600 s
+
+
+def fleet_low_carbon_share(groups: Iterable[FleetGroup], start: datetime, end: datetime) -> Ratio:
+    """Low-carbon share of the transport fleet over [start, end) [fraction]: low-carbon
+    vehicle-days ÷ all vehicle-days, so a vehicle in service for half the period counts half
+    (区内低碳运输工具比例). Undefined when no vehicle was in service."""
+    if end <= start:
+        raise ValueError(f"fleet share: period ends before it starts ({start} → {end})")
+    low: list[float] = []
+    every: list[float] = []
+    for g in groups:
+        if g.count < 0:
+            raise ValueError(f"fleet share: negative vehicle count {g.count}")
+        a = start if g.in_service_from is None else max(start, g.in_service_from)
+        b = end if g.in_service_to is None else min(end, g.in_service_to)
+        if b <= a:
+            continue
+        vehicle_days = g.count * (b - a).total_seconds() / SECONDS_PER_DAY
+        every.append(vehicle_days)
+        if g.low_carbon:
+            low.append(vehicle_days)
+    return low_carbon_vehicle_share(math.fsum(low), math.fsum(every))
+
+
 def co2_per_energy(park_co2_t: float, energy_tce: float) -> Ratio:
     """Park CO2 [t] ÷ park comprehensive energy consumption [tce] → [tCO2/tce].
 

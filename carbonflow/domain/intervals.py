@@ -6,7 +6,12 @@ Three kinds of metric (``device_metric.kind``):
   difference of consecutive readings through the named rule of :mod:`carbonflow.domain.counters`
   (normal step, rollover at the declared modulus, reset near zero; a *backwards* reading is noise
   and is skipped, so the quantity is counted from the last good reading) and spreads each
-  difference linearly in time over the intervals the pair spans.
+  difference linearly in time over the intervals the pair spans. A drop larger than a noise dip
+  that is neither is judged by the next reading (:func:`counters.resolve_drop`): continued from
+  the lower value it is a new base (the step's quantity: the new value if the meter could have
+  counted it from 0, else what the neighbouring rates give, estimated); back at the old level it
+  was an outlier. A wrap at the modulus far beyond the meter's rate, to a value a register
+  restarted at 0 would read, is a reset near the top (:func:`counters.rollover_plausible`).
 - **interval** — each report is the quantity since the previous report
   (:func:`report_intervals`), spread the same way over (previous report, this report].
 - **gauge** — an instantaneous value (kW, %, W/m²). :func:`gauge_intervals` gives the time-weighted
@@ -41,7 +46,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
-from carbonflow.domain.counters import CounterStep, classify_step, step_delta
+from carbonflow.domain.counters import (
+    CounterStep,
+    DropVerdict,
+    classify_step,
+    is_noise_dip,
+    resolve_drop,
+    restart_quantity,
+    rollover_plausible,
+    step_delta,
+)
 
 ACCOUNTING_INTERVAL = timedelta(minutes=15)  # the accounting grain of ledgers
 LIVE_INTERVAL = timedelta(minutes=1)  # the grain of live views
@@ -63,7 +77,8 @@ class Quality(StrEnum):
 class EventKind(StrEnum):
     RESET = "reset"  # register restarted near zero; the new value is counted
     ROLLOVER = "rollover"  # register wrapped at its modulus
-    BACKWARDS = "backwards"  # small dip: reading skipped as noise
+    BACKWARDS = "backwards"  # dip or unconfirmed drop: reading skipped as noise
+    REBASE = "rebase"  # larger drop the next reading continues from: a reset to an unknown base
     GAP = "gap"  # pair further apart than max_gap: quantity spread, flagged estimated
     METER_REPLACEMENT = "meter_replacement"
     NEGATIVE = "negative"  # an interval-kind report below zero: skipped
@@ -287,30 +302,99 @@ def counter_intervals(
     max_gap_us = max_gap // _US
     swaps = sorted(replacements, key=lambda r: r.ts)
     swap_us = [_us(r.ts) for r in swaps]
+    series = list(readings)
     next_swap = 0
     last_value: float | None = None
     last_us = 0
+    last_rate: float | None = None  # register units per µs of the last counted pair
     previous_us: int | None = None
 
-    def count_step(t1: int, value: float, ts: datetime) -> bool:
-        """Count the step from the last good reading to (t1, value); False if it was noise."""
+    def expected_over(
+        t1: int, value: float, following: tuple[int, float] | None
+    ) -> tuple[float | None, float | None, bool]:
+        """What the meter counts from the last good reading to t1 at the neighbouring pairs'
+        rates: (mean rate, faster rate) × time [register unit], None without a rate; and
+        whether the pair after it gave a rate."""
+        rates = [] if last_rate is None else [last_rate]
+        ahead = False
+        if following is not None:
+            t2, v2 = following
+            if t2 > t1 and classify_step(value, v2, modulus) is CounterStep.NORMAL:
+                rates.append((v2 - value) / (t2 - t1))
+                ahead = True
+        if not rates:
+            return None, None, ahead
+        span = t1 - last_us
+        return math.fsum(rates) / len(rates) * span, max(rates) * span, ahead
+
+    def count_step(t1: int, value: float, ts: datetime, k: int | None) -> bool:
+        """Count the step from the last good reading to (t1, value) — ``series[k]``, or a swap's
+        final value (``k`` None) — False if it was noise."""
+        nonlocal last_rate
         assert last_value is not None
         step = classify_step(last_value, value, modulus)
+        estimated = False
+        # Only drops look ahead (the common step does not pay for it).
+        following = (
+            None if k is None or step is CounterStep.NORMAL or step is CounterStep.RESET
+            else following_of(k)
+        )  # fmt: skip
         if step is CounterStep.BACKWARDS:
-            events.append(
-                SeriesEvent(ts, EventKind.BACKWARDS, last_value, value, "reading skipped as noise")
+            verdict = (
+                DropVerdict.NOISE
+                if is_noise_dip(last_value, value, modulus)
+                else resolve_drop(
+                    last_value, value, None if following is None else following[1], modulus
+                )
             )
-            return False
-        delta = step_delta(last_value, value, modulus) * multiplier
-        if step is CounterStep.RESET:
-            events.append(SeriesEvent(ts, EventKind.RESET, last_value, value, "counted from 0"))
+            if verdict is not DropVerdict.REBASE:
+                detail = {
+                    DropVerdict.NOISE: "reading skipped as noise",
+                    DropVerdict.UNDECIDED: "drop not yet confirmed by a later reading: skipped",
+                }[verdict]
+                events.append(SeriesEvent(ts, EventKind.BACKWARDS, last_value, value, detail))
+                return False
+            expected, _fastest, _ahead = expected_over(t1, value, following)
+            raw, estimated = restart_quantity(value, expected)
+            events.append(
+                SeriesEvent(
+                    ts, EventKind.REBASE, last_value, value,
+                    "drop confirmed by the next reading: counted from the new base"
+                    + (", the step's quantity estimated" if estimated else ", restarted at 0"),
+                )
+            )  # fmt: skip
         elif step is CounterStep.ROLLOVER:
-            events.append(
-                SeriesEvent(ts, EventKind.ROLLOVER, last_value, value, f"wrapped at {modulus}")
-            )
+            assert modulus is not None
+            expected, fastest, ahead = expected_over(t1, value, following)
+            # A reset near the top only when the readings after it are known and the new value
+            # is what a register restarted at 0 counts: a fast wrap stays a wrap.
+            if (
+                not ahead
+                or rollover_plausible(last_value, value, modulus, fastest)
+                or restart_quantity(value, expected)[1]
+            ):
+                raw = step_delta(last_value, value, modulus)
+                events.append(
+                    SeriesEvent(ts, EventKind.ROLLOVER, last_value, value, f"wrapped at {modulus}")
+                )
+            else:
+                raw = value
+                events.append(
+                    SeriesEvent(
+                        ts, EventKind.RESET, last_value, value,
+                        f"a wrap at {modulus} would add {modulus - last_value + value:g}, far "
+                        "more than the meter's rate allows: read as a reset near the top",
+                    )
+                )  # fmt: skip
+        else:
+            raw = step_delta(last_value, value, modulus)
+            if step is CounterStep.RESET:
+                events.append(SeriesEvent(ts, EventKind.RESET, last_value, value, "counted from 0"))
+        delta = raw * multiplier
         if t1 == last_us:
             acc.add_point(t1, delta)
             return True
+        last_rate = raw / (t1 - last_us)
         gap = t1 - last_us > max_gap_us
         if gap:
             events.append(
@@ -323,14 +407,14 @@ def counter_intervals(
                     "quantity spread, flagged estimated",
                 )
             )
-        acc.add(last_us, t1, delta, gap)
+        acc.add(last_us, t1, delta, gap or estimated)
         return True
 
     def replace_meter(index: int) -> None:
-        nonlocal last_value, last_us
+        nonlocal last_value, last_us, last_rate
         swap, t_swap = swaps[index], swap_us[index]
         if last_value is not None and swap.old_final_value is not None:
-            count_step(t_swap, swap.old_final_value, swap.ts)
+            count_step(t_swap, swap.old_final_value, swap.ts, None)
         detail = (
             "old meter's final value unknown: time since its last reading is missing"
             if swap.old_final_value is None
@@ -345,9 +429,18 @@ def counter_intervals(
                 detail,
             )
         )
-        last_value, last_us = swap.new_initial_value, t_swap
+        last_value, last_us, last_rate = swap.new_initial_value, t_swap, None
 
-    for reading in readings:
+    def following_of(k: int) -> tuple[int, float] | None:
+        """The reading after ``series[k]`` on the same meter (no swap before it)."""
+        if k + 1 >= len(series):
+            return None
+        t_next = _us(series[k + 1].ts)
+        if next_swap < len(swaps) and swap_us[next_swap] <= t_next:
+            return None
+        return t_next, series[k + 1].value
+
+    for k, reading in enumerate(series):
         t = _us(reading.ts)
         _check_reading(previous_us, reading, t)
         previous_us = t
@@ -357,7 +450,7 @@ def counter_intervals(
         if last_value is None:
             last_value, last_us = reading.value, t
             continue
-        if count_step(t, reading.value, reading.ts):
+        if count_step(t, reading.value, reading.ts, k):
             last_value, last_us = reading.value, t
     while next_swap < len(swaps):
         replace_meter(next_swap)

@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,8 +40,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -142,6 +145,10 @@ class Carrier(StrEnum):
     COAL_MINE_METHANE = "coal_mine_methane"  # drained gas and ventilation-air methane (煤矿瓦斯)
     PRODUCT = "product"  # a non-energy product (t of cathode material, t handled, …)
     NONE = "none"  # measures no flow (weather station)
+
+
+# Carriers of products (as opposed to energy) on edges: product links between nodes.
+PRODUCT_CARRIERS = frozenset({Carrier.RAW_COAL, Carrier.WASHED_COAL, Carrier.COKE, Carrier.PRODUCT})
 
 
 class Role(StrEnum):
@@ -347,9 +354,10 @@ DEVICE_KINDS: Mapping[DeviceKind, DeviceKindSpec] = {
         (DefaultMetric("volume_l", _C, "cumulative volume dispensed [L]"),),
     ),
     DeviceKind.PRODUCTION_METER: DeviceKindSpec(
-        "product output meter (belt scale, weighbridge, product counter); names its product",
+        "product output meter (belt scale, weighbridge, product counter); names its product — "
+        "or, as role consumption, a scale on a product link metering what is fed on",
         (Carrier.PRODUCT, Carrier.RAW_COAL, Carrier.WASHED_COAL, Carrier.COKE),
-        (Role.PRODUCTION,),
+        (Role.PRODUCTION, Role.CONSUMPTION),
         (
             DefaultMetric("output_t", _C, "cumulative output [t]"),
             DefaultMetric("output_rate_t_h", _G, "output rate [t/h]"),
@@ -541,6 +549,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _without(data: Any, defaults: Mapping[str, Any]) -> Any:
+    """``data`` without the fields added after the first stored documents while they hold their
+    default, so the normalised form — and ``document_sha256`` — of an existing file does not
+    change when the model grows (a changed hash recomputes the site's results)."""
+    if isinstance(data, dict):
+        for name, default in defaults.items():
+            if name in data and data[name] == default:
+                del data[name]
+    return data
+
+
 # --------------------------------------------------------------------------------------------
 # The document
 # --------------------------------------------------------------------------------------------
@@ -631,6 +650,14 @@ class Edge(_Model):
     # Devices whose readings, summed, measure this flow (a bidirectional meter may sit on the
     # edge into the site and on the edge out: the register in the edge's direction counts).
     meters: list[Id] = Field(default_factory=list)
+    # A product link: the product of ``source`` that flows into ``target`` to make the target's
+    # products (raw coal into the preparation plant). Optional when a production meter on the
+    # edge names it or the source node makes exactly one product.
+    product: Id | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without(handler(self), {"product": None})
 
 
 class Product(_Model):
@@ -648,6 +675,81 @@ class Product(_Model):
             return lookup(value).symbol
         except UnitError as exc:
             raise ValueError(str(exc)) from None
+
+
+class ProductBaseline(_Model):
+    """One product in the year before a project (深度降碳 targets compare unit-product emissions
+    with it): output [product unit/yr] and its cradle-to-gate footprint in the site
+    [tCO2e/yr, location-based, as the platform's product intensity]."""
+
+    output: Positive
+    co2e_t: NonNegative
+
+
+class ProjectBaseline(_Model):
+    """Per-product baseline of a decarbonisation project, "the year before the project"."""
+
+    year: int = Field(ge=2000, le=2100)
+    products: dict[Id, ProductBaseline] = Field(default_factory=dict)
+
+
+class Powertrain(StrEnum):
+    """What moves a vehicle. Low-carbon (区内低碳运输工具, 清洁能源车辆): electric, hydrogen fuel
+    cell, plug-in hybrid, natural gas (CNG/LNG: the plan pairs 加气站 with charging and hydrogen
+    stations), methanol (Jinzhong plan) — a reading of the seed documents, which define no list."""
+
+    BATTERY_ELECTRIC = "battery_electric"
+    FUEL_CELL = "fuel_cell"
+    PLUG_IN_HYBRID = "plug_in_hybrid"
+    NATURAL_GAS = "natural_gas"
+    METHANOL = "methanol"
+    HYBRID = "hybrid"  # a conventional hybrid burns only petrol or diesel
+    DIESEL = "diesel"
+    GASOLINE = "gasoline"
+
+
+LOW_CARBON_POWERTRAINS = frozenset(
+    {
+        Powertrain.BATTERY_ELECTRIC,
+        Powertrain.FUEL_CELL,
+        Powertrain.PLUG_IN_HYBRID,
+        Powertrain.NATURAL_GAS,
+        Powertrain.METHANOL,
+    }
+)
+PowertrainField = Annotated[Powertrain, BeforeValidator(_closed(Powertrain, "powertrain"))]
+
+
+class VehicleGroup(_Model):
+    """``count`` transport vehicles of one powertrain in service over [in_service_from,
+    in_service_to) (dates, site-local; open-ended when omitted)."""
+
+    org: Id | None = None
+    node: Id | None = None  # the transport node they belong to
+    powertrain: PowertrainField
+    count: Annotated[int, Field(ge=0)]
+    in_service_from: date | None = None
+    in_service_to: date | None = None
+    low_carbon: bool | None = None  # overrides the powertrain's class (recorded in the file)
+    note: str | None = None
+
+    @property
+    def is_low_carbon(self) -> bool:
+        if self.low_carbon is not None:
+            return self.low_carbon
+        return self.powertrain in LOW_CARBON_POWERTRAINS
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if (
+            self.in_service_from is not None
+            and self.in_service_to is not None
+            and self.in_service_to <= self.in_service_from
+        ):
+            raise SiteModelError(
+                [Issue(("in_service_to",), "a vehicle group leaves service after it enters")]
+            )
+        return self
 
 
 class Budget(_Model):
@@ -788,6 +890,12 @@ class SiteDocument(_Model):
     products: list[Product] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
+    project_baseline: ProjectBaseline | None = None
+    vehicles: list[VehicleGroup] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without(handler(self), {"project_baseline": None, "vehicles": []})
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -848,6 +956,31 @@ def reference_issues(doc: SiteDocument) -> list[Issue]:
         if e.source == e.target:
             issues.append(Issue(("edges", i, "target"), f"edge from {e.source!r} to itself"))
         once(seen_edges, (e.source, e.target, e.carrier), ("edges", i), "edge")
+        if e.product is not None:
+            ref(("edges", i, "product"), "product", e.product, products)
+            made_at = next((p.node for p in doc.products if p.id == e.product), None)
+            if made_at is not None and made_at != e.source:
+                issues.append(
+                    Issue(
+                        ("edges", i, "product"),
+                        f"product {e.product!r} is made at {made_at!r}, not at the edge's "
+                        f"source {e.source!r}",
+                    )
+                )
+            if e.carrier not in PRODUCT_CARRIERS:
+                carriers = ", ".join(sorted(c.value for c in PRODUCT_CARRIERS))
+                issues.append(
+                    Issue(
+                        ("edges", i, "carrier"),
+                        f"an edge naming a product carries one of {carriers}",
+                    )
+                )
+    if doc.project_baseline is not None:
+        for product_id in doc.project_baseline.products:
+            ref(("project_baseline", "products", product_id), "product", product_id, products)
+    for i, v in enumerate(doc.vehicles):
+        ref(("vehicles", i, "org"), "organisation", v.org, orgs)
+        ref(("vehicles", i, "node"), "node", v.node, nodes)
     for i, p in enumerate(doc.products):
         ref(("products", i, "node"), "node", p.node, nodes)
         ref(("products", i, "org"), "organisation", p.org, orgs)
@@ -899,7 +1032,7 @@ def document_sha256(doc: SiteDocument) -> str:
 def _field_names() -> frozenset[str]:
     models: tuple[type[BaseModel], ...] = (
         SiteDocument, SiteInfo, Baseline, TargetSet, Organisation, Node, Edge, Product, Budget,
-        Device, MetricSpec, SimHints,
+        Device, MetricSpec, SimHints, ProjectBaseline, ProductBaseline, VehicleGroup,
     )  # fmt: skip
     return frozenset(name for model in models for name in model.model_fields)
 

@@ -1,9 +1,10 @@
 """Reference data in the database: factor files (versioned), site pins and overrides, and the
 green-power register. SQL only; the rules that use these live in ``services/calc``.
 
-**Versioned factor tables.** Each data file (``carbonflow/domain/factors/*.yaml`` and the calc
-supplement) is stored as one ``factor_file`` row per (file name, version) and its values as
-``factor_value`` rows keyed (file, version, key). :func:`sync_reference_files` is idempotent: a
+**Versioned factor tables.** Each data file (``carbonflow/domain/factors/*.yaml``, including
+``calc_supplement.yaml``, moved there with its name and version unchanged) is stored as one
+``factor_file`` row per (file name, version) and its values as ``factor_value`` rows keyed
+(file, version, key). :func:`sync_reference_files` is idempotent: a
 file whose version is already stored with the same SHA-256 is skipped; a new version is inserted
 and the previous one marked ``superseded_at`` (kept: results refer to it by version); the same
 version with different content is refused — a changed value needs a new version string.
@@ -38,6 +39,7 @@ from carbonflow.domain.factors.library import (
     Source,
     load_library,
     read_yaml,
+    unique_paths,
 )
 from carbonflow.domain.factors.targets import TargetSet, parse_targets
 
@@ -72,6 +74,7 @@ def sync_reference_files(conn: Conn, paths: Sequence[Path]) -> list[FileSync]:
     The files are validated first by loading them as a library (duplicate keys across files,
     unknown sources and bad fields raise :class:`FactorError` before anything is written).
     """
+    paths = unique_paths(paths)
     library = load_library(paths)
     by_name = {f.name: f for f in library.files}
     out: list[FileSync] = []

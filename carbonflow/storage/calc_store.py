@@ -231,6 +231,11 @@ class WindowBounds:
     first: datetime | None  # first reading inside
     last: datetime | None  # last reading inside
     following: datetime | None  # first reading at or after the window's end
+    # One reading further out on each side: a counter drop is judged by the reading after it
+    # (look-ahead, ``counters.resolve_drop``), so a new reading can change the pair before the
+    # previous one, and a skipped reading joins the pairs around it.
+    before_previous: datetime | None = None
+    after_following: datetime | None = None
 
 
 def window_bounds(
@@ -248,7 +253,11 @@ def window_bounds(
         " (SELECT max(ts) FROM reading r WHERE r.device_pk = w.pk AND r.metric_id = w.mid "
         "   AND r.ts >= w.a AND r.ts < w.b), "
         " (SELECT min(ts) FROM reading r WHERE r.device_pk = w.pk AND r.metric_id = w.mid "
-        "   AND r.ts >= w.b) "
+        "   AND r.ts >= w.b), "
+        " (SELECT ts FROM reading r WHERE r.device_pk = w.pk AND r.metric_id = w.mid "
+        "   AND r.ts < w.a ORDER BY ts DESC LIMIT 1 OFFSET 1), "
+        " (SELECT ts FROM reading r WHERE r.device_pk = w.pk AND r.metric_id = w.mid "
+        "   AND r.ts >= w.b ORDER BY ts LIMIT 1 OFFSET 1) "
         "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
         "WITH ORDINALITY AS w(pk, mid, a, b, i) ORDER BY w.i",
         (
@@ -258,7 +267,7 @@ def window_bounds(
             [w[3] for w in windows],
         ),
     ).fetchall()
-    return [WindowBounds(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+    return [WindowBounds(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 ReadingTuple = tuple[datetime, float, datetime]  # (ts, value, received_at)

@@ -608,3 +608,28 @@ api_audit = sa.Table(
 sa.Index("api_key_site_site_idx", api_key_site.c.site_id)
 sa.Index("api_audit_key_idx", api_audit.c.key_id, api_audit.c.at)
 sa.Index("api_audit_at_idx", api_audit.c.at)
+
+# ---------------------------------------------------------------------------------------------
+# Ledgers (revision 0004): closed monthly emission ledgers (碳排放台账) and their revisions.
+# See docs/api.md (Ledgers). A row is written once: a trigger of the migration refuses UPDATE
+# and DELETE, so revision 1 of a month never changes. ``org_id`` '' is the site's own ledger.
+# No foreign key to ``site``: like the audit log, a closed ledger outlives registry changes.
+# ---------------------------------------------------------------------------------------------
+
+ledger_revision = sa.Table(
+    "ledger_revision",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("document_sha256", sa.Text, nullable=False),
+    sa.Column("content_sha256", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("revision >= 1", name="ledger_revision_number_check"),
+    sa.CheckConstraint("(revision = 1) = (reason IS NULL)", name="ledger_revision_reason_check"),
+    sa.CheckConstraint("extract(day FROM month) = 1", name="ledger_revision_month_check"),
+)

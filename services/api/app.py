@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from carbonflow.storage.api_access import AuditEntry, KeyRecord, lookup_key, write_audit
@@ -22,20 +23,27 @@ from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
 from services.api.ratelimit import RateLimiter
 from services.api.routers import (
+    carbon,
     devices,
+    factors,
+    flows,
     green,
+    indicators,
+    ledgers,
     live,
     me,
     nodes,
     organisations,
+    regulator,
     rejections,
     service,
     sites,
+    view,
 )
 from services.api.settings import ApiSettings
 
 # The version of the API contract (paths are /api/v1): minor for additions, major for breaks.
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 
 ROUTERS = (
     me.router,
@@ -46,12 +54,22 @@ ROUTERS = (
     live.router,
     rejections.router,
     green.router,
+    ledgers.router,
+    carbon.router,
+    indicators.router,
+    factors.router,
+    regulator.router,
+    flows.router,
+    view.router,
     service.router,
 )
 
 DESCRIPTION = """\
 Energy–carbon monitoring of zero-carbon parks and coal mines: the site registry, live values,
-rejected readings and the green-power register. Every route under `/api/v1` needs an API key
+rejected readings, the green-power register, and the calc service's results — carbon, tce and
+energy time series, energy → carbon → product flows, indicators against targets with budgets
+and early warnings, monthly emission ledgers (碳排放台账) with revisions and exports, and
+regulators' cross-site aggregates. Every route under `/api/v1` needs an API key
 (`Authorization: Bearer cf_…`, from `carbonflow keys create`); what a key sees depends on its
 role (admin, operator, enterprise, regulator) and its sites. Quantities carry their unit in
 their name (`power_kw`, `volume_mwh`) or in a `unit` field next to the value. Errors are RFC 9457
@@ -122,7 +140,7 @@ def create_app(
     app = FastAPI(
         title="carbonflow API",
         version=API_VERSION,
-        summary="Registry, live values, rejected readings and green-power register",
+        summary="Registry, live values, carbon, flows, indicators, ledgers, regulator views",
         description=DESCRIPTION,
         openapi_url=OPENAPI_PATH,
         docs_url="/docs",
@@ -139,5 +157,15 @@ def create_app(
     app.add_middleware(
         ApiMiddleware, context=lambda: context, routes=lambda: api_routes, write_audit=audit
     )
+    if settings.cors_origins:
+        # Outermost, so that a browser's preflight (OPTIONS, no key) is answered before auth.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Link", "Retry-After"],
+            max_age=600,
+        )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app

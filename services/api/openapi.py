@@ -29,6 +29,30 @@ TAGS: list[dict[str, Any]] = [
         "name": "green power",
         "description": "The green-power register: contracts, direct supply, certificates.",
     },
+    {
+        "name": "carbon",
+        "description": "Energy, tce and carbon time series by site, organisation, node, carrier"
+        " and scope; per-device energy.",
+    },
+    {
+        "name": "flows",
+        "description": "The energy → carbon → product graph of a period, ready for a Sankey.",
+    },
+    {
+        "name": "indicators",
+        "description": "Indicators against their targets with status and trend, budgets and"
+        " early-warning events.",
+    },
+    {"name": "factors", "description": "The emission-factor library and the factor sets used."},
+    {
+        "name": "ledgers",
+        "description": "Monthly emission ledgers (碳排放台账): draft, close, revisions, exports.",
+    },
+    {
+        "name": "regulator",
+        "description": "Aggregates, compliance and completeness across the granted sites.",
+    },
+    {"name": "live view", "description": "Data of the live web page served at /view/."},
     {"name": "service", "description": "Health (no key needed)."},
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, SecretStr, model_validator
 
 from carbonflow.settings import DatabaseSettings, refuse_placeholder
@@ -73,6 +75,28 @@ class ApiSettings(DatabaseSettings):
         validation_alias="CARBONFLOW_API_METRICS",
         description="serve /metrics (Prometheus) without authentication",
     )
+    cors_origins_text: str = Field(
+        default="",
+        validation_alias="CARBONFLOW_API_CORS_ORIGINS",
+        description="browser origins allowed to call the API, comma-separated "
+        "(https://dash.example.org); empty: no CORS headers",
+    )
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """The CORS allow-list (``CARBONFLOW_API_CORS_ORIGINS``), in the order given."""
+        return tuple(o.strip() for o in self.cors_origins_text.split(",") if o.strip())
+
+    @model_validator(mode="after")
+    def _plain_origins(self) -> ApiSettings:
+        """An origin is scheme://host[:port] as a browser sends it, or * (any origin)."""
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s,]+", origin):
+                raise ValueError(
+                    f"CARBONFLOW_API_CORS_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path or trailing slash)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _real_secrets(self) -> ApiSettings:

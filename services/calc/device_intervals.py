@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from carbonflow.domain.counters import RESET_FRACTION, step_delta
+from carbonflow.domain.counters import FRESH_FACTOR, RESET_FRACTION, step_delta
 from carbonflow.domain.intervals import (
     IntervalGrid,
     IntervalQuantity,
@@ -42,10 +42,6 @@ from carbonflow.domain.intervals import (
     max_gap_for,
     report_intervals,
 )
-
-# A new meter's first reading up to this many times what the meter would have counted over the
-# swap (at the rates around it) is a register that started at 0; above, it started elsewhere.
-FRESH_FACTOR = 2.0
 
 # An interval whose readings arrived more than this after their timestamps is flagged late
 # (one accounting interval: data that missed the interval's first computation).

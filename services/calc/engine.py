@@ -89,7 +89,6 @@ from services.calc.plan import (
     parse_document,
     report_period_of,
 )
-from services.calc.reference import SUPPLEMENT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,8 @@ EVENT_GRAINS = ("month", "year")
 
 
 def default_reference_files() -> tuple[Path, ...]:
-    return (*package_data_files(), SUPPLEMENT_FILE)
+    # calc_supplement.yaml is one of the package's data files since it moved (docs/calc.md).
+    return package_data_files()
 
 
 @dataclass(frozen=True)
@@ -577,6 +577,12 @@ class CalcEngine:
             end = b.following or b.last
             if start is None or end is None:
                 continue
+            if metric.kind == "counter":
+                # Look-ahead (intervals.counter_intervals): the reading two before can be the
+                # start of a pair this window's readings decide, and one skipped reading after
+                # the window joins the pairs around it.
+                start = b.before_previous or start
+                end = b.after_following or end
             if b.previous is None and metric.kind == "interval":
                 start = start - device.report_period  # the first report covers the period before
             g0, g1 = floor_to(start, SLOT), ceil_to(end, SLOT)
@@ -814,14 +820,16 @@ class CalcEngine:
                 year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
                 inputs = PeriodInputs(
                     plan, year, (data_end - p0).total_seconds() / 86400.0, year_days, carbon,
-                    quantities, completeness,
+                    quantities, completeness, period_start=p0, period_end=data_end,
                 )  # fmt: skip
                 outcomes = site_indicators(inputs, targets, factors, baseline)
                 graph: FlowGraph | None = None
                 if grain != "day" and plan.document is not None:
                     graph = build_flows(plan, carbon, quantities, factors)
                     outcomes.extend(
-                        org_indicators(graph, kind=plan.kind, year=year, targets=targets)
+                        org_indicators(
+                            graph, kind=plan.kind, year=year, targets=targets, doc=plan.document
+                        )
                     )
                 rows.extend(
                     _indicator_row(plan.site_id, grain, p0, p1, o, completeness) for o in outcomes

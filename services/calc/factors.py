@@ -139,7 +139,7 @@ class SiteFactors:
         if key not in self.library:
             raise FactorNotFound(
                 f"no density for {carrier!r} metered in litres (asked for {key!r} in kg/L); "
-                "add it to services/calc/reference/calc_supplement.yaml or override "
+                "add it to carbonflow/domain/factors/calc_supplement.yaml or override "
                 f"purpose density.{carrier} for the site"
             )
         return use_factor(self.library.get(key))

@@ -27,6 +27,17 @@ returning energy to a substation). A node without such outgoing links retains wh
 its products take it (physical keys: output quantity), else the organisation's primary products
 (those made from no other product of the site), else ``unallocated``.
 
+**Product links.** A document edge carrying a product (``raw_coal``, ``washed_coal``, ``coke``,
+``product``) from a node making a product to a node making products passes the upstream
+product's footprint on (:func:`carbonflow.domain.allocation.pass_along`): the fraction fed on
+(the edge's meter ÷ the upstream output; unmetered = all of it) goes to the products of the
+receiving node by their output, so product intensities are cradle-to-gate within the site.
+Each product reports ``allocated`` (its node's share, = its allocation links), ``embodied``,
+``footprint``, ``passed_on`` and ``final``; the finals (plus ``unallocated``) add up to the
+period totals, the footprints do not (what flows on is in two of them). The transfers are
+``embodied_links`` (``product:<upstream>`` → ``product:<downstream>``), outside ``links`` so
+that sums over ``links`` stay as they were.
+
 Six quantities are attributed the same way: energy and zero-carbon energy [tce], CO2e location-
 and market-based [tCO2e], CO2 location- and market-based [t]. Sums are exact: the links out of
 the source column and the links into the product column each add up (``math.fsum``) to the
@@ -37,11 +48,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from carbonflow.domain import units
-from carbonflow.domain.allocation import allocate_exact, close_exactly
+from carbonflow.domain.allocation import (
+    ProductTransfer,
+    allocate_exact,
+    close_exactly,
+    pass_along,
+)
 from carbonflow.domain.energy import to_tce
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.indicators import Ratio, ratio
@@ -150,10 +166,23 @@ class ProductFlow:
     org_id: str | None
     output: float
     unit: str
-    allocated: Vector
+    allocated: Vector  # allocated at the product's own node (gate-to-gate), = allocation links
     basis: str  # how the carbon was allocated: product node / org primary (physical key …)
-    intensity_location: Ratio  # tCO2e per unit
+    # tCO2e per unit, cradle-to-gate within the site: footprint ÷ output (= allocated ÷ output
+    # for a product made from no other product of the site)
+    intensity_location: Ratio
     intensity_market: Ratio
+    # Along product links (allocation.pass_along): what came in with the products it is made
+    # from, the cradle-to-gate footprint (allocated + embodied), what went on into products
+    # made from it, and what leaves the site with it (final = footprint − passed_on; the finals
+    # of all products and the unallocated links add up to the period totals).
+    embodied: Vector = ZERO
+    footprint: Vector = ZERO
+    passed_on: Vector = ZERO
+    final: Vector = ZERO
+    made_from: tuple[str, ...] = ()  # upstream product ids
+    gate_intensity_location: Ratio | None = None  # allocated ÷ output (the node's own share)
+    gate_intensity_market: Ratio | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +194,10 @@ class FlowGraph:
     totals: Vector  # inventory totals of the period
     orgs: Mapping[str, Vector]  # attributed to each organisation ("" = none)
     notes: tuple[str, ...] = field(default=())
+    # Product links carrying embodied footprints, ``product:<upstream>`` → ``product:<made from
+    # it>`` (kind ``embodied``). Kept apart from ``links``: they move carbon inside the product
+    # column and would count it twice in a sum over ``links``.
+    embodied_links: tuple[FlowLink, ...] = field(default=())
 
     def source_links(self) -> tuple[FlowLink, ...]:
         return tuple(link for link in self.links if link.kind in ("supply", "emission"))
@@ -357,6 +390,7 @@ def build_flows(
     products, allocation_links, org_totals = _allocate(
         plan, retained, nodes_kind, nodes_org, device_quantities, notes
     )
+    products, embodied_links = _pass_along(plan, products, metered, notes)
     # Close the product column exactly on the inventory totals (absorbs float rounding only).
     if allocation_links:
         columns = [
@@ -392,6 +426,7 @@ def build_flows(
         totals=totals,
         orgs=org_totals,
         notes=tuple(notes),
+        embodied_links=embodied_links,
     )
 
 
@@ -531,3 +566,112 @@ def _allocate(  # noqa: PLR0917 — private helper, called once
             )
         )
     return tuple(flows), links, {org: vsum(v) for org, v in orgs.items()}
+
+
+_Metered = tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]
+
+
+def _upstream_product(
+    edge_product: str | None,
+    source: str,
+    meters: Sequence[DevicePlan],
+    at_node: Mapping[str, Sequence[str]],
+) -> str | None:
+    """The product an edge carries: named on the edge, else named by a production meter on it,
+    else the only product of the source node."""
+    made_here = at_node.get(source, ())
+    if edge_product is not None:
+        return edge_product
+    named = {
+        d.product_id for d in meters if d.role == Role.PRODUCTION and d.product_id in made_here
+    }
+    if len(named) == 1:
+        return named.pop()
+    return made_here[0] if len(made_here) == 1 else None
+
+
+def _pass_along(
+    plan: SitePlan,
+    products: tuple[ProductFlow, ...],
+    metered: Sequence[_Metered],
+    notes: list[str],
+) -> tuple[tuple[ProductFlow, ...], tuple[FlowLink, ...]]:
+    """Product footprints carried along product links (``allocation.pass_along``): the links of
+    the document whose carrier is a product, from a node making a product to a node making
+    products (a link into a sink or a node without products leaves the site, or ends there)."""
+    doc = plan.document
+    by_id = {p.product_id: p for p in products}
+    at_node: dict[str, list[str]] = {}
+    for p in products:
+        at_node.setdefault(p.node_id, []).append(p.product_id)
+    transfers: list[ProductTransfer] = []
+    link_of: dict[tuple[str, str], tuple[str, float | None, str]] = {}
+    edges = list(doc.edges) if doc is not None else []
+    for e, (source, target, carrier, quantity, unit, _tce, meters) in zip(
+        edges, metered, strict=True
+    ):
+        if carrier not in _PRODUCT_CARRIERS or not at_node.get(source):
+            continue
+        downstream = at_node.get(target)
+        if not downstream:
+            continue
+        upstream = _upstream_product(e.product, source, meters, at_node)
+        if upstream is None:
+            notes.append(
+                f"product link {source} → {target}: {source} makes several products and the "
+                "edge names none (edge field 'product'): no footprint carried"
+            )
+            continue
+        amount: float | None = None
+        if quantity is not None and unit is not None:
+            try:
+                amount = units.convert(quantity, unit, units.lookup(by_id[upstream].unit))
+            except units.UnitError as exc:
+                notes.append(f"product link {source} → {target}: {exc}; taken as all of it")
+        transfers.append(
+            ProductTransfer(
+                upstream, tuple(downstream), amount, tuple(by_id[d].output for d in downstream)
+            )
+        )
+        for d in downstream:
+            link_of[(upstream, d)] = (carrier, amount if len(downstream) == 1 else None,
+                                      by_id[upstream].unit)  # fmt: skip
+    own = {p.product_id: p.allocated for p in products}
+    output = {p.product_id: p.output for p in products}
+    footprints, shares, pass_notes = pass_along(own, output, transfers)
+    notes.extend(pass_notes)
+    made_from: dict[str, list[str]] = {}
+    for t in transfers:
+        for d in t.downstream:
+            made_from.setdefault(d, []).append(t.upstream)
+    carried: dict[tuple[str, str], list[Vector]] = {}
+    for share in shares:
+        carried.setdefault((share.upstream, share.downstream), []).append(share.carried)  # type: ignore[arg-type]
+    links = tuple(
+        FlowLink(
+            f"product:{up}", f"product:{down}", link_of[(up, down)][0], link_of[(up, down)][1],
+            link_of[(up, down)][2] if link_of[(up, down)][1] is not None else None, 0.0,
+            vsum(vectors), "embodied",
+        )
+        for (up, down), vectors in carried.items()
+    )  # fmt: skip
+    out: list[ProductFlow] = []
+    for p in products:
+        f = footprints[p.product_id]
+        footprint: Vector = f.footprint  # type: ignore[assignment]
+        what = f"intensity of {p.product_id}"
+        out.append(
+            replace(
+                p,
+                embodied=f.embodied,  # type: ignore[arg-type]
+                footprint=footprint,
+                passed_on=f.passed_on,  # type: ignore[arg-type]
+                final=f.final,  # type: ignore[arg-type]
+                made_from=tuple(made_from.get(p.product_id, ())),
+                intensity_location=ratio(footprint[2], p.output, f"tCO2e/{p.unit}", what=what),
+                intensity_market=ratio(footprint[3], p.output, f"tCO2e/{p.unit}", what=what),
+                gate_intensity_location=p.intensity_location,
+                gate_intensity_market=p.intensity_market,
+            )
+        )
+    return tuple(out), links

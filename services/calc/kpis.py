@@ -22,6 +22,12 @@ park                                      ``co2_per_energy`` [tCO2/tce] (CO2 onl
 enterprise                                ``zero_carbon_energy_share``, ``co2_per_energy``
 every organisation with flows (month,     ``energy_tce``, ``tco2e`` (attributed), and
 year)                                     ``product_intensity.<product>`` [tCO2e/t, gCO2e/kWh]
+                                          (cradle-to-gate within the site: product links carry
+                                          upstream footprints); with a ``project_baseline`` in
+                                          the site file ``unit_product_co2_reduction.<product>``
+                                          (target by the organisation's industry)
+any site with ``vehicles``                ``low_carbon_vehicle_share`` (vehicle-days in service
+                                          in the period; targets for parks only)
 ========================================= =======================================================
 
 Period values are compared with annual targets as they are (intensities and shares); totals
@@ -37,8 +43,9 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
 from carbonflow.domain.energy import to_tce
@@ -47,6 +54,7 @@ from carbonflow.domain.factors.library import Confidence
 from carbonflow.domain.indicators import (
     Budget,
     BudgetStatus,
+    FleetGroup,
     Indicator,
     IndicatorResult,
     Ratio,
@@ -58,6 +66,7 @@ from carbonflow.domain.indicators import (
     electricity_per_raw_coal,
     energy_per_raw_coal,
     evaluate,
+    fleet_low_carbon_share,
     methane_drainage_rate,
     methane_utilisation_rate,
     ratio,
@@ -157,6 +166,9 @@ class PeriodInputs:
     carbon: Sequence[_CarbonLike]
     devices: Mapping[tuple[int, int], float]  # (device_pk, metric_id) → quantity
     completeness: float
+    # The period's time span (the fleet share weighs vehicles by days in service in it).
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
     def _sum(self, pick: Iterable[float]) -> float:
         return math.fsum(pick)
@@ -263,6 +275,14 @@ def site_indicators(
         zero_carbon_energy_share(inputs.zero_carbon_tce, total_tce),
         "energy",
     )
+    doc = plan.document
+    start, end = inputs.period_start, inputs.period_end
+    if doc is not None and doc.vehicles and start is not None and end is not None and end > start:
+        add(
+            Indicator.LOW_CARBON_VEHICLE_SHARE,
+            fleet_low_carbon_share(fleet_groups(doc, plan.timezone), start, end),
+            "fleet",
+        )
     if kind == "mine":
         raw_coal = inputs.role_quantity([Role.PRODUCTION.value], carrier="raw_coal")
         co2e = inputs.tco2e("location")
@@ -332,14 +352,36 @@ def site_indicators(
     return out
 
 
+def fleet_groups(doc: SiteDocument, timezone: str) -> list[FleetGroup]:
+    """The site file's vehicles with their service dates as site-local midnights."""
+    zone = ZoneInfo(timezone)
+
+    def at(day: date | None) -> datetime | None:
+        return None if day is None else datetime.combine(day, time(), zone)
+
+    return [
+        FleetGroup(v.count, v.is_low_carbon, at(v.in_service_from), at(v.in_service_to))
+        for v in doc.vehicles
+    ]
+
+
 def _tce(factors: SiteFactors, quantity: float, unit: str, carrier: str) -> float:
     if quantity == 0:
         return 0.0
     return to_tce(quantity, unit, factors.tce(carrier)).energy_tce
 
 
-def org_indicators(graph: FlowGraph, *, kind: str, year: int, targets: TargetSet) -> list[Outcome]:
-    """Per organisation: attributed energy and CO2e, and the intensity of each product."""
+def org_indicators(
+    graph: FlowGraph,
+    *,
+    kind: str,
+    year: int,
+    targets: TargetSet,
+    doc: SiteDocument | None = None,
+) -> list[Outcome]:
+    """Per organisation: attributed energy and CO2e, the intensity of each product
+    (cradle-to-gate within the site) and, for products with a project baseline in the site file,
+    its reduction against it (``unit_product_co2_reduction.<product>``)."""
     out: list[Outcome] = []
     for org, vector in sorted(graph.orgs.items()):
         if not org:
@@ -368,6 +410,39 @@ def org_indicators(graph: FlowGraph, *, kind: str, year: int, targets: TargetSet
                 targets=targets, basis="location", org_id=product.org_id or "",
             )
         )  # fmt: skip
+    if doc is not None and doc.project_baseline is not None:
+        out.extend(_product_reductions(graph, doc, year=year, targets=targets))
+    return out
+
+
+def _product_reductions(
+    graph: FlowGraph, doc: SiteDocument, *, year: int, targets: TargetSet
+) -> list[Outcome]:
+    """Unit-product CO2e against the year before the project (深度降碳示范: coal power −5 %,
+    steel and non-ferrous −15 %, coking, coal chemicals, building materials −10 % by 2030).
+
+    The targets are for enterprises by industry, so the organisation's ``industry`` picks the
+    target whatever the site's kind; other industries have none (``no_target``)."""
+    assert doc.project_baseline is not None
+    base_year = doc.project_baseline.year
+    industry = {o.id: o.industry for o in doc.organisations}
+    out: list[Outcome] = []
+    for product in graph.products:
+        base = doc.project_baseline.products.get(product.product_id)
+        if base is None:
+            continue
+        # Both tCO2e per product unit, cradle-to-gate within the site, location-based.
+        baseline = ratio(base.co2e_t, base.output, f"tCO2e/{product.unit}", what="baseline")
+        reduction = reduction_vs_baseline(
+            baseline, product.intensity_location, baseline_label=f"project start {base_year}"
+        ).value
+        org = product.org_id or ""
+        result = evaluate(
+            Indicator.UNIT_PRODUCT_CO2_REDUCTION, reduction, site_kind="enterprise", year=year,
+            targets=targets, industry=industry.get(org),
+        )  # fmt: skip
+        name = f"{Indicator.UNIT_PRODUCT_CO2_REDUCTION}.{product.product_id}"
+        out.append(Outcome(org, name, replace(result, indicator=name), "location"))
     return out
 
 

@@ -222,11 +222,13 @@ def indicators_for_period(
     year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
     inputs = PeriodInputs(
         plan, year, (end - start).total_seconds() / 86400.0, year_days, carbon, quantities,
-        completeness,
+        completeness, period_start=start, period_end=end,
     )  # fmt: skip
     baseline = plan.document.baseline if plan.document is not None else None
     outcomes = site_indicators(inputs, targets, factors, baseline)
     if plan.document is not None:
         graph = build_flows(plan, carbon, quantities, factors)
-        outcomes.extend(org_indicators(graph, kind=plan.kind, year=year, targets=targets))
+        outcomes.extend(
+            org_indicators(graph, kind=plan.kind, year=year, targets=targets, doc=plan.document)
+        )
     return outcomes

@@ -29,7 +29,6 @@ from services.calc.balance import (
 )
 from services.calc.factors import site_factors
 from services.calc.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
-from services.calc.reference import SUPPLEMENT_FILE
 
 DAY = date(2025, 3, 1)
 
@@ -70,7 +69,7 @@ devices:
 
 @cache
 def library() -> FactorLibrary:
-    return load_library([*package_data_files(), SUPPLEMENT_FILE])
+    return load_library(package_data_files())
 
 
 @cache

@@ -14,12 +14,11 @@ from carbonflow.domain.factors.library import (
     package_data_files,
 )
 from services.calc.factors import fingerprint, site_factors, valid_purpose
-from services.calc.reference import SUPPLEMENT_FILE
 
 
 @cache
 def library() -> FactorLibrary:
-    return load_library([*package_data_files(), SUPPLEMENT_FILE])
+    return load_library(package_data_files())
 
 
 def test_the_rule_picks_the_newest_data_year_not_after_the_accounting_year() -> None:

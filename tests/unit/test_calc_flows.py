@@ -13,7 +13,6 @@ from services.calc.balance import Quantity, slot_inventory
 from services.calc.factors import SiteFactors, site_factors
 from services.calc.flows import COMPONENTS, FlowGraph, build_flows
 from services.calc.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
-from services.calc.reference import SUPPLEMENT_FILE
 from tests.unit.test_calc_balance import DAY
 
 # Grid → substation → (works A: product "a" | works B: no product | storage ↔ substation);
@@ -58,7 +57,7 @@ devices:
 @cache
 def setup() -> tuple[SitePlan, SiteFactors]:
     plan = plan_from_document(parse_site_text(SITE, "g.yaml"))
-    lib = load_library([*package_data_files(), SUPPLEMENT_FILE])
+    lib = load_library(package_data_files())
     return plan, site_factors(lib, province="shanxi", grid_region="north", year=2025)
 
 

@@ -23,7 +23,6 @@ from services.calc.kpis import (
     transition,
 )
 from services.calc.plan import SitePlan, flow_metric, plan_from_document
-from services.calc.reference import SUPPLEMENT_FILE
 
 MINE = "carbonflow/sites/examples/shanxi-mine.yaml"
 
@@ -65,7 +64,7 @@ def test_mine_indicators_on_hand_worked_numbers() -> None:
     plan = mine()
     doc = plan.document
     assert doc is not None
-    lib = load_library([*package_data_files(), SUPPLEMENT_FILE])
+    lib = load_library(package_data_files())
     factors = site_factors(lib, province="shanxi", grid_region="north", year=2025)
     devices = {
         **quantity(plan, "raw-coal-scale", 30_000.0),  # t
@@ -112,7 +111,7 @@ def test_zero_production_gives_undefined_indicators_not_errors() -> None:
     plan = mine()
     doc = plan.document
     assert doc is not None
-    lib = load_library([*package_data_files(), SUPPLEMENT_FILE])
+    lib = load_library(package_data_files())
     factors = site_factors(lib, province="shanxi", grid_region="north", year=2025)
     inputs = PeriodInputs(plan, 2025, 1.0, 365, [], {}, 0.0)
     out = {o.indicator: o.result for o in site_indicators(inputs, default_targets(), factors,

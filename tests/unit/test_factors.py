@@ -24,7 +24,7 @@ from carbonflow.domain.factors import (
     load_library,
     select_electricity_factor,
 )
-from carbonflow.domain.factors.library import package_data_files
+from carbonflow.domain.factors.library import SUPPLEMENT_FILE, package_data_files, unique_paths
 
 LIB = default_library()
 
@@ -377,3 +377,19 @@ def test_loader_rejects_bad_confidence(tmp_path: Path) -> None:
     )
     with pytest.raises(FactorError, match="confidence must be one of"):
         load_library([GEO, bad])
+
+
+def test_calc_supplement_is_part_of_the_library() -> None:
+    # Moved from services/calc/reference/ with its name and version unchanged (docs/calc.md).
+    assert SUPPLEMENT_FILE.parent == package_data_files()[0].parent
+    assert SUPPLEMENT_FILE in package_data_files()
+    diesel = LIB.get("density.diesel")
+    assert (diesel.value, diesel.file, diesel.version) == (
+        0.84,
+        "calc_supplement.yaml",
+        "calc-supplement-2026-11-22",
+    )
+    # Callers still listing it beside the package files get each file once.
+    twice = load_library([*package_data_files(), SUPPLEMENT_FILE])
+    assert twice.keys() == LIB.keys()
+    assert unique_paths([SUPPLEMENT_FILE, SUPPLEMENT_FILE]) == (SUPPLEMENT_FILE,)

@@ -49,6 +49,10 @@ FACTORS_SCHEMA = "carbonflow-factors/1"
 GEOGRAPHY_SCHEMA = "carbonflow-geography/1"
 TARGETS_SCHEMA = "carbonflow-targets/1"
 PACKAGE = "carbonflow.domain.factors"
+# Values the calc service needs beyond the method files (tce definition, pure-CH4 NCV, liquid
+# densities); it lived in services/calc/reference/ until the file moved here unchanged (same file
+# name and version, so the rows stored under that name keep their meaning).
+SUPPLEMENT_FILE = Path(__file__).with_name("calc_supplement.yaml")
 
 
 class Confidence(StrEnum):
@@ -475,6 +479,19 @@ def package_data_files() -> tuple[Path, ...]:
     )
 
 
+def unique_paths(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """``paths`` in order without repeats of the same file (callers listing ``SUPPLEMENT_FILE``
+    beside ``package_data_files()``, from before it moved into this package)."""
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(Path(path))
+    return tuple(out)
+
+
 def load_library(paths: Iterable[Path] | None = None) -> FactorLibrary:
     """Load the factor files (default: every data file of this package) into a library.
 
@@ -483,7 +500,7 @@ def load_library(paths: Iterable[Path] | None = None) -> FactorLibrary:
     files: list[FactorFile] = []
     geography: Geography | None = None
     carriers: dict[str, CarrierCoefficients] = {}
-    for path in paths if paths is not None else package_data_files():
+    for path in unique_paths(paths if paths is not None else package_data_files()):
         schema, doc = read_yaml(path)
         if schema == FACTORS_SCHEMA:
             files.append(_parse_factor_file(path.name, doc))

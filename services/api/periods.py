@@ -1,0 +1,119 @@
+"""Site-local periods for the calc-result routes: bounds of a day/month/year, the periods before
+it (a trend), how many points a range holds at a grain, and request ranges. Pure.
+
+A naive time in a request is the site's local time (China Standard Time for the example sites);
+one with an offset is taken as given. Days and months are the site's local calendar, as the calc
+service's rollups (docs/calc.md).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+# The grains of a time series and their fixed lengths (hour and 15 min are the same length in
+# every zone; days and months are counted on the local calendar).
+SERIES_GRAINS = ("15min", "hour", "day", "month")
+PERIOD_GRAINS = ("day", "month", "year")
+_FIXED = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1)}
+# Times a request may name: far enough either side for any accounting, near enough that adding a
+# year or converting between zones can never leave Python's datetime range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class RangeError(ValueError):
+    """A requested range the API refuses (422), with a message for the caller."""
+
+
+def as_site_time(value: datetime, tz: str) -> datetime:
+    """``value`` with its offset, or a naive value as the site's local time; in UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=ZoneInfo(tz))
+    return value.astimezone(UTC)
+
+
+def checked_range(start: datetime, end: datetime, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC; refused when empty, reversed or outside 1970–2200."""
+    try:
+        lo, hi = as_site_time(start, tz), as_site_time(end, tz)
+    except OverflowError:  # year 1 or 9999 moved across an offset
+        raise RangeError("start and end must lie between 1970-01-01 and 2200-01-01") from None
+    if not (EARLIEST <= lo <= LATEST and EARLIEST <= hi <= LATEST):
+        raise RangeError("start and end must lie between 1970-01-01 and 2200-01-01")
+    if hi <= lo:
+        raise RangeError("end must be after start")
+    return lo, hi
+
+
+def _month_index(local: datetime) -> int:
+    return local.year * 12 + local.month - 1
+
+
+def points_in(grain: str, start: datetime, end: datetime, tz: str) -> int:
+    """How many periods of ``grain`` start in [start, end) (local calendar for day and month).
+
+    Hour and 15 min count grid points: 09:07–10:00 holds none of 15 min starting at 09:00 but
+    three starting at 09:15, 09:30, 09:45.
+    """
+    step = _FIXED.get(grain)
+    if step is not None:
+        # Grid points p = k × step (k integer, from the epoch) with start <= p < end.
+        first = math.ceil((start - EARLIEST) / step)
+        last = math.ceil((end - EARLIEST) / step)
+        return max(0, last - first)
+    zone = ZoneInfo(tz)
+    lo, hi = start.astimezone(zone), end.astimezone(zone)
+    if grain == "day":
+        first_day = lo.date() if lo.time() == datetime.min.time() else lo.date() + timedelta(1)
+        last_day = hi.date() if hi.time() == datetime.min.time() else hi.date() + timedelta(1)
+        return max(0, (last_day - first_day).days)
+    if grain == "month":
+        at_month_start = lo.day == 1 and lo.time() == datetime.min.time()
+        first_m = _month_index(lo) + (0 if at_month_start else 1)
+        hi_at_start = hi.day == 1 and hi.time() == datetime.min.time()
+        last_m = _month_index(hi) + (0 if hi_at_start else 1)
+        return max(0, last_m - first_m)
+    raise ValueError(f"unknown grain {grain!r}")
+
+
+def period_of(grain: str, day: date, tz: str) -> tuple[datetime, datetime]:
+    """The local day, month or year containing ``day``, as [start, end) in UTC."""
+    zone = ZoneInfo(tz)
+    if grain == "day":
+        first, after = day, day + timedelta(days=1)
+    elif grain == "month":
+        first = day.replace(day=1)
+        after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    elif grain == "year":
+        first, after = date(day.year, 1, 1), date(day.year + 1, 1, 1)
+    else:
+        raise ValueError(f"unknown grain {grain!r}")
+    return _local_midnight(first, zone), _local_midnight(after, zone)
+
+
+def periods_before(grain: str, start: datetime, count: int, tz: str) -> datetime:
+    """The start (UTC) of the period ``count`` periods of ``grain`` before the one at ``start``."""
+    zone = ZoneInfo(tz)
+    local = start.astimezone(zone).date()
+    if grain == "day":
+        earlier = local - timedelta(days=count)
+    elif grain == "month":
+        index = local.year * 12 + local.month - 1 - count
+        earlier = date(index // 12, index % 12 + 1, 1)
+    elif grain == "year":
+        earlier = date(local.year - count, 1, 1)
+    else:
+        raise ValueError(f"unknown grain {grain!r}")
+    return _local_midnight(earlier, zone)
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def day_range(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
+    """Local days [start, end) as UTC times (``end`` exclusive)."""
+    zone = ZoneInfo(tz)
+    return _local_midnight(start, zone), _local_midnight(end, zone)

@@ -1,0 +1,197 @@
+"""The live web view (``/view/``): a static page and its assets, and the one data route the page
+needs beyond the live and flows routes (``/api/v1/sites/{site_id}/view/summary``).
+
+The page and its assets contain no data and need no key: the page asks for an API key, keeps it
+in ``sessionStorage`` and sends it as ``Authorization: Bearer`` on every data call (the live
+stream is read with ``fetch``, since ``EventSource`` cannot send headers). See docs/live-view.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import psycopg
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse
+
+from carbonflow.storage import calc_store
+from services.api.deps import ConnDep, ContextDep, LiveSite
+from services.api.problems import not_found, responses
+from services.api.schemas_flows import KpiOut, RecentCarbonOut, ViewSummaryOut
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+# Served by name only: the files present when the module loads, nothing else (no traversal).
+ASSETS: Mapping[str, Path] = {
+    p.relative_to(STATIC).as_posix(): p
+    for p in sorted(STATIC.rglob("*"))
+    if p.is_file() and p.name != "index.html"
+}
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
+# The page loads only its own assets and talks only to its own origin.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+SLOT_H = 0.25  # one calc slot [h]
+RECENT_SLOTS = 4  # "now" for calculated carbon: the newest hour of slots
+# How far back the newest calculated slots are looked for (calc may lag, or a site fall silent).
+RECENT_LOOKBACK = timedelta(hours=6)
+KPI_GRAINS = ("year", "month")
+KPI_LOOKBACK = timedelta(days=800)
+
+router = APIRouter(tags=["live view"])
+
+
+# --------------------------------------------------------------------------------------------
+# Pure
+# --------------------------------------------------------------------------------------------
+
+
+def recent_carbon(points: Sequence[calc_store.SeriesPoint]) -> RecentCarbonOut:
+    """The newest ``RECENT_SLOTS`` consecutive-or-not 15-min points (ordered by time) as an
+    hourly rate: e.g. 4 slots with 0.5 + 0.5 + 0.6 + 0.4 = 2.0 tCO2e → 2.0 / (4 × 0.25 h)
+    = 2.0 tCO2e/h."""
+    chosen = list(points)[-RECENT_SLOTS:]
+    if not chosen:
+        return RecentCarbonOut(
+            window_start=None, window_end=None, slots=0, energy_tce=0.0, zero_carbon_tce=0.0,
+            tco2e_location=0.0, tco2e_market=0.0, emission_rate_location_tco2e_h=None,
+            emission_rate_market_tco2e_h=None, zero_carbon_share=None, completeness=None,
+        )  # fmt: skip
+    hours = len(chosen) * SLOT_H
+    energy = math.fsum(p.energy_tce for p in chosen)
+    zero = math.fsum(p.zero_carbon_tce for p in chosen)
+    location = math.fsum(p.tco2e_location for p in chosen)
+    market = math.fsum(p.tco2e_market for p in chosen)
+    return RecentCarbonOut(
+        window_start=chosen[0].period_start,
+        window_end=chosen[-1].period_start + timedelta(hours=SLOT_H),
+        slots=len(chosen),
+        energy_tce=energy,
+        zero_carbon_tce=zero,
+        tco2e_location=location,
+        tco2e_market=market,
+        emission_rate_location_tco2e_h=location / hours,
+        emission_rate_market_tco2e_h=market / hours,
+        zero_carbon_share=zero / energy if energy > 0 else None,
+        completeness=math.fsum(p.completeness for p in chosen) / len(chosen),
+    )
+
+
+def newest_kpis(rows: Iterable[Mapping[str, Any]]) -> list[KpiOut]:
+    """For each (organisation, indicator), its row of the newest period of the coarsest grain
+    present (year before month): the KPI against its annual target, year to date."""
+    best: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for row in rows:
+        key = (row["org_id"], row["indicator"])
+        held = best.get(key)
+        rank = (KPI_GRAINS.index(row["grain"]), -row["period_start"].timestamp())
+        if held is None or rank < (
+            KPI_GRAINS.index(held["grain"]),
+            -held["period_start"].timestamp(),
+        ):
+            best[key] = row
+    return [
+        KpiOut(
+            org_id=row["org_id"] or None,
+            indicator=row["indicator"],
+            grain=row["grain"],
+            period_start=row["period_start"],
+            period_end=row["period_end"],
+            value=row["value"],
+            unit=row["unit"],
+            basis=row["basis"],
+            target_threshold=row["target_threshold"],
+            target_comparator=row["target_comparator"],
+            target_unit=row["target_unit"],
+            status=row["status"],
+            explanation=row["explanation"],
+            completeness=row["completeness"],
+        )
+        for _key, row in sorted(best.items())
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The page (no data, no key)
+# --------------------------------------------------------------------------------------------
+
+
+def _page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+
+@router.get("/view", include_in_schema=False)
+@router.get("/view/", include_in_schema=False)
+def view_index() -> FileResponse:
+    return _page()
+
+
+@router.get("/view/sites/{site_id}", include_in_schema=False)
+def view_site(site_id: str) -> FileResponse:
+    del site_id  # read by the page's script from its own address
+    return _page()
+
+
+@router.get("/view/assets/{name:path}", include_in_schema=False)
+def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
+    path = ASSETS.get(name)
+    if path is None:
+        raise not_found(f"no asset {name!r}")
+    return FileResponse(
+        path,
+        media_type=_MEDIA_TYPES.get(path.suffix, "text/plain; charset=utf-8"),
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The page's summary data
+# --------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/api/v1/sites/{site_id}/view/summary",
+    response_model=ViewSummaryOut,
+    summary="For the live view: emission rate and zero-carbon share of the newest calculated "
+    "hour, and the newest KPIs against their targets",
+    responses=responses(401, 403, 404, 422, 429, 500),
+)
+def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryOut:
+    now = ctx.wall_clock()
+    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    points = calc_store.site_series(
+        raw, site.site_id, "15min", now - RECENT_LOOKBACK, now, org_id=site.org_id
+    )
+    # The site's own indicators (org "") or, for an enterprise, its organisation's only.
+    rows = [
+        r
+        for grain in KPI_GRAINS
+        for r in calc_store.indicators(
+            raw,
+            site.site_id,
+            grain=grain,
+            start=now - KPI_LOOKBACK,
+            end=now,
+            org_id=site.org_id or "",
+        )
+    ]
+    return ViewSummaryOut(
+        site_id=site.site_id,
+        org_id=site.org_id,
+        as_of=now,
+        recent=recent_carbon(points),
+        kpis=newest_kpis(rows),
+    )

@@ -1,0 +1,549 @@
+// The carbonflow live view. No data is in the page: every call sends the API key kept in
+// sessionStorage as "Authorization: Bearer". The live stream is read with fetch (EventSource
+// cannot send that header). See docs/live-view.md.
+(function () {
+  "use strict";
+
+  const KEY_STORE = "carbonflow.apiKey";
+  const LANG_STORE = "carbonflow.lang";
+  // The Sankey shows the links that carry attributed energy and carbon (docs/api.md, Flows).
+  const SANKEY_KINDS = new Set(["supply", "emission", "energy", "allocation"]);
+  // Electricity entering the site's network: imports and own generation (not storage, not
+  // feeders behind them, which measure the same power again).
+  const SUPPLY_ROLES = new Set([
+    "grid_import", "green_import", "generation_pv", "generation_wind", "generation_gas",
+  ]);
+  const RENEWABLE_ROLES = new Set(["green_import", "generation_pv", "generation_wind"]);
+  const UNITS = { energy_tce: "tce", tco2e_location: "tCO2e", tco2e_market: "tCO2e" };
+  const REFRESH_MS = 60000; // flows and KPIs: calculated results change every few minutes
+
+  const state = {
+    lang: sessionStorage.getItem(LANG_STORE) || (navigator.language.startsWith("zh") ? "zh" : "en"),
+    siteId: null,
+    site: null,
+    sites: [],
+    period: "today", // today | 24h | month: the Sankey's period (docs/live-view.md)
+    flowsAsked: 0, // the newest flows request: an older answer arriving later is dropped
+    measure: "energy_tce",
+    flows: null,
+    summary: null,
+    snapshot: null,
+    stream: null,
+    refreshTimer: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ------------------------------------------------------------------------------------------
+  // Labels
+  // ------------------------------------------------------------------------------------------
+
+  function label(key, fallback) {
+    const entry = window.CF_LABELS[key];
+    if (entry && entry[state.lang]) return entry[state.lang];
+    return fallback !== undefined ? fallback : key;
+  }
+
+  function applyLabels() {
+    document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+    document.querySelectorAll("[data-label]").forEach((el) => {
+      el.textContent = label(el.dataset.label, el.textContent);
+    });
+    $("lang-toggle").textContent = state.lang === "zh" ? "EN" : "中文";
+    document.title = label("title");
+  }
+
+  function nodeLabel(node) {
+    if (!node) return "";
+    if (node.node_id === "outside:in") return label("outside_in");
+    if (node.node_id === "outside:out") return label("outside_out");
+    if (state.lang === "zh" && node.name_zh) return node.name_zh;
+    if (node.name) return node.name;
+    const entry = window.CF_LABELS[node.node_id];
+    if (entry) return entry[state.lang];
+    const [prefix, rest] = node.node_id.split(/:(.*)/s);
+    return rest !== undefined ? `${label(prefix + ":" + rest, rest)}` : node.node_id;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Numbers
+  // ------------------------------------------------------------------------------------------
+
+  function fmt(value, digits) {
+    if (value === null || value === undefined || Number.isNaN(value)) return "–";
+    return Number(value).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", {
+      maximumFractionDigits: digits,
+      minimumFractionDigits: digits,
+    });
+  }
+
+  function fmtAuto(value) {
+    const a = Math.abs(value);
+    return fmt(value, a >= 1000 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
+  }
+
+  function localDateTime(iso) {
+    if (!iso) return "";
+    const tz = state.site ? state.site.timezone : undefined;
+    return new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", {
+      timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  function localTime(iso) {
+    if (!iso) return "";
+    const tz = state.site ? state.site.timezone : undefined;
+    return new Date(iso).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", {
+      timeZone: tz, hour: "2-digit", minute: "2-digit", second: "2-digit",
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The API
+  // ------------------------------------------------------------------------------------------
+
+  class KeyRefused extends Error {}
+
+  function headers() {
+    return { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORE) || ""}` };
+  }
+
+  async function api(path) {
+    const response = await fetch(path, { headers: headers(), cache: "no-store" });
+    if (response.status === 401) throw new KeyRefused(path);
+    if (!response.ok) {
+      let detail = `${response.status}`;
+      try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+      throw new Error(detail);
+    }
+    return response.json();
+  }
+
+  function showMessage(text) {
+    const el = $("message");
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+
+  function askForKey(error) {
+    const dialog = $("key-dialog");
+    $("key-error").hidden = !error;
+    $("key-error").textContent = error ? label("key_refused") : "";
+    $("key-input").value = "";
+    if (!dialog.open) dialog.showModal();
+    $("key-input").focus();
+  }
+
+  function handleError(err) {
+    if (err instanceof KeyRefused) {
+      sessionStorage.removeItem(KEY_STORE);
+      stopStream();
+      askForKey(true);
+      return;
+    }
+    showMessage(String(err.message || err));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The live stream (server-sent events over fetch)
+  // ------------------------------------------------------------------------------------------
+
+  function setStreamState(name) {
+    const el = $("stream-state");
+    el.dataset.state = name;
+    el.dataset.label = `state_${name}`;
+    el.textContent = label(`state_${name}`);
+  }
+
+  function parseEvent(block) {
+    const event = { event: "message", data: "", id: null, retry: null };
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "data") data.push(value);
+      else if (field === "event") event.event = value;
+      else if (field === "id") event.id = value;
+      else if (field === "retry") event.retry = parseInt(value, 10);
+    }
+    event.data = data.join("\n");
+    return event;
+  }
+
+  function stopStream() {
+    if (state.stream) state.stream.abort();
+    state.stream = null;
+  }
+
+  async function runStream(siteId) {
+    stopStream();
+    const controller = new AbortController();
+    state.stream = controller;
+    let retryMs = 5000;
+    while (!controller.signal.aborted) {
+      setStreamState("connecting");
+      try {
+        const response = await fetch(`/api/v1/sites/${encodeURIComponent(siteId)}/live/stream`, {
+          headers: { ...headers(), Accept: "text/event-stream" },
+          signal: controller.signal,
+          cache: "no-store",
+        });
+        if (response.status === 401) throw new KeyRefused("stream");
+        if (!response.ok || !response.body) throw new Error(`live stream: ${response.status}`);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, "\n");
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const event = parseEvent(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+            if (event.retry) retryMs = event.retry;
+            if (event.event === "snapshot") {
+              setStreamState("live");
+              onSnapshot(JSON.parse(event.data));
+            } else if (event.event === "error") {
+              showMessage(JSON.parse(event.data).detail || "live stream error");
+            }
+          }
+        }
+      } catch (err) {
+        if (controller.signal.aborted) return;
+        if (err instanceof KeyRefused) { handleError(err); return; }
+        showMessage(String(err.message || err));
+      }
+      if (controller.signal.aborted) return;
+      setStreamState("retry");
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Rendering: live tiles, power table, KPIs
+  // ------------------------------------------------------------------------------------------
+
+  function onSnapshot(snapshot) {
+    state.snapshot = snapshot;
+    showMessage("");
+    let supplyKw = 0;
+    let renewableKw = 0;
+    for (const g of snapshot.power) {
+      if (g.carrier !== "electricity") continue;
+      if (SUPPLY_ROLES.has(g.role)) supplyKw += g.power_kw;
+      if (RENEWABLE_ROLES.has(g.role)) renewableKw += g.power_kw;
+    }
+    const total = $("power-total");
+    total.textContent = fmt(supplyKw / 1000, 2);
+    total.dataset.powerKw = String(supplyKw);
+    $("power-renewable").textContent = fmt(renewableKw / 1000, 2);
+    const f = snapshot.freshness;
+    $("fresh-count").textContent = `${f.fresh} / ${f.device_metrics}`;
+    const m = snapshot.methane;
+    $("methane-line").textContent = m && m.utilisation_rate !== null
+      ? `${label("methane_utilisation")} ${fmt(100 * m.utilisation_rate, 1)} %` : "";
+    $("as-of").textContent = `${label("as_of")} ${localTime(snapshot.as_of)}`;
+    $("as-of").dataset.asOf = snapshot.as_of;
+    const body = $("power-table").querySelector("tbody");
+    body.replaceChildren(...snapshot.power.map((g) => {
+      const tr = document.createElement("tr");
+      tr.dataset.carrier = g.carrier;
+      tr.dataset.role = g.role;
+      tr.dataset.powerKw = String(g.power_kw);
+      for (const [text, cls] of [
+        [label(g.carrier), ""], [label(g.role), ""], [fmt(g.power_kw, 0), "num"],
+        [`${g.devices_reporting} / ${g.devices}`, "num"],
+      ]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+  }
+
+  function renderSummary() {
+    const s = state.summary;
+    if (!s) return;
+    const r = s.recent;
+    $("emission-rate").textContent = r.emission_rate_location_tco2e_h === null
+      ? "–" : fmtAuto(r.emission_rate_location_tco2e_h);
+    $("emission-rate-market").textContent = r.emission_rate_market_tco2e_h === null
+      ? "–" : fmtAuto(r.emission_rate_market_tco2e_h);
+    $("zero-share").textContent = r.zero_carbon_share === null
+      ? "–" : fmt(100 * r.zero_carbon_share, 1);
+    $("recent-window").textContent = r.slots
+      ? `${label("recent_window")} ${localTime(r.window_start)}–${localTime(r.window_end)}`
+      : label("nothing_calculated");
+    const body = $("kpi-table").querySelector("tbody");
+    body.replaceChildren(...s.kpis.map((k) => {
+      const tr = document.createElement("tr");
+      tr.dataset.indicator = k.indicator;
+      tr.dataset.status = k.status;
+      const target = k.target_threshold === null ? "–"
+        : `${k.target_comparator === "le" ? "≤" : k.target_comparator === "ge" ? "≥" : ""} `
+          + `${fmtAuto(k.target_threshold)} ${k.target_unit || ""}`;
+      const cells = [
+        [`${label(k.indicator)}${k.org_id ? ` · ${k.org_id}` : ""}`, ""],
+        [k.value === null ? "–" : `${fmtAuto(k.value)} ${k.unit}`, "num"],
+        [target, "num"],
+        [label(k.status), `status status-${k.status}`],
+      ];
+      for (const [text, cls] of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+    $("kpi-empty").hidden = s.kpis.length > 0;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The Sankey
+  // ------------------------------------------------------------------------------------------
+
+  function sankeyLinks(flows, measure) {
+    return flows.links
+      .filter((l) => SANKEY_KINDS.has(l.kind) && l.attributed[measure] > 0)
+      .map((l) => ({ source: l.source, target: l.target, kind: l.kind, carrier: l.carrier,
+        value: l.attributed[measure], quantity: l.quantity, quantity_unit: l.quantity_unit }));
+  }
+
+  function renderSankey() {
+    const flows = state.flows;
+    const container = $("sankey");
+    const table = $("sankey-links").querySelector("tbody");
+    container.replaceChildren();
+    table.replaceChildren();
+    if (!flows) return;
+    const measure = state.measure;
+    const unit = UNITS[measure];
+    const links = sankeyLinks(flows, measure);
+    $("sankey-total").textContent = fmtAuto(flows.totals[measure]);
+    $("sankey-total").dataset.value = String(flows.totals[measure]);
+    $("sankey-unit").textContent = unit;
+    $("sankey-period").textContent = `${localDateTime(flows.start)} – ${localDateTime(flows.end)}`;
+    container.dataset.period = flows.period || "";
+    container.dataset.measure = measure;
+    container.dataset.start = flows.start;
+    container.dataset.end = flows.end;
+    container.dataset.computedAt = flows.computed_at;
+    for (const l of links) {
+      const tr = document.createElement("tr");
+      Object.assign(tr.dataset, { source: l.source, target: l.target, kind: l.kind,
+        value: String(l.value), unit });
+      for (const text of [l.source, l.target, l.kind, String(l.value), unit]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      table.appendChild(tr);
+    }
+    $("sankey-empty").hidden = links.length > 0;
+    container.dataset.links = String(links.length);
+    if (!links.length) { container.dataset.state = "empty"; return; }
+
+    const byId = new Map(flows.nodes.map((n) => [n.node_id, n]));
+    const used = [...new Set(links.flatMap((l) => [l.source, l.target]))];
+    const width = Math.max(container.clientWidth, 320);
+    const height = Math.max(320, Math.min(900, 26 * used.length));
+    const graph = d3.sankey()
+      .nodeId((d) => d.id)
+      .nodeAlign(d3.sankeyJustify)
+      .nodeWidth(14)
+      .nodePadding(12)
+      .extent([[1, 8], [width - 1, height - 8]])({
+        nodes: used.map((id) => ({ id, info: byId.get(id) || { node_id: id } })),
+        links: links.map((l) => ({ ...l })),
+      });
+    const color = d3.scaleOrdinal(d3.schemeTableau10);
+    const svg = d3.select(container).append("svg")
+      .attr("viewBox", `0 0 ${width} ${height}`)
+      .attr("width", width).attr("height", height)
+      .attr("role", "img")
+      .attr("aria-label", label("flows"));
+    svg.append("g").attr("class", "links")
+      .selectAll("path").data(graph.links).join("path")
+      .attr("class", (d) => `link link-${d.kind}`)
+      .attr("d", d3.sankeyLinkHorizontal())
+      .attr("stroke", (d) => color(d.carrier || d.source.id))
+      .attr("stroke-width", (d) => Math.max(1, d.width))
+      .attr("data-source", (d) => d.source.id)
+      .attr("data-target", (d) => d.target.id)
+      .attr("data-value", (d) => String(d.value))
+      .append("title")
+      .text((d) => `${nodeLabel(d.source.info)} → ${nodeLabel(d.target.info)}\n`
+        + `${fmtAuto(d.value)} ${unit}`
+        + (d.quantity !== null && d.quantity_unit ? ` · ${fmtAuto(d.quantity)} ${d.quantity_unit}` : ""));
+    const node = svg.append("g").attr("class", "nodes")
+      .selectAll("g").data(graph.nodes).join("g")
+      .attr("data-node", (d) => d.id);
+    node.append("rect")
+      .attr("x", (d) => d.x0).attr("y", (d) => d.y0)
+      .attr("height", (d) => Math.max(1, d.y1 - d.y0)).attr("width", (d) => d.x1 - d.x0)
+      .attr("fill", (d) => color(d.id.split(":")[0]));
+    node.append("text")
+      .attr("x", (d) => (d.x0 < width / 2 ? d.x1 + 6 : d.x0 - 6))
+      .attr("y", (d) => (d.y1 + d.y0) / 2)
+      .attr("dy", "0.35em")
+      .attr("text-anchor", (d) => (d.x0 < width / 2 ? "start" : "end"))
+      .text((d) => `${nodeLabel(d.info)} ${fmtAuto(d.value)}`);
+    container.dataset.state = "drawn";
+  }
+
+  function renderFactors() {
+    const list = $("factor-list");
+    list.replaceChildren(...(state.flows ? state.flows.factors : []).map((f) => {
+      const li = document.createElement("li");
+      li.textContent = `${label(f.carrier)} · ${f.category} (${f.basis}): ${f.factor_key} `
+        + `${f.factor_value === null ? "" : fmtAuto(f.factor_value)} ${f.factor_unit || ""}`
+        + ` — ${f.factor_version || ""}`;
+      return li;
+    }));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Loading
+  // ------------------------------------------------------------------------------------------
+
+  async function loadFlows() {
+    if (!state.siteId) return;
+    const site = encodeURIComponent(state.siteId);
+    const asked = ++state.flowsAsked;
+    try {
+      const flows = await api(`/api/v1/sites/${site}/flows?period=${state.period}`);
+      // A period switch or a site switch while this was on its way: a newer request counts.
+      if (asked !== state.flowsAsked) return;
+      state.flows = flows;
+      renderSankey();
+      renderFactors();
+    } catch (err) { handleError(err); }
+  }
+
+  async function loadSummary() {
+    if (!state.siteId) return;
+    try {
+      state.summary = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/view/summary`);
+      renderSummary();
+    } catch (err) { handleError(err); }
+  }
+
+  function refresh() {
+    loadFlows();
+    loadSummary();
+  }
+
+  async function loadSites() {
+    const page = await api("/api/v1/sites?limit=1000");
+    state.sites = page.items;
+    const picker = $("site-picker");
+    picker.replaceChildren(...state.sites.map((s) => {
+      const option = document.createElement("option");
+      option.value = s.site_id;
+      option.textContent = state.lang === "zh" && s.name_zh ? s.name_zh : s.name;
+      return option;
+    }));
+  }
+
+  function siteFromPath() {
+    const match = window.location.pathname.match(/^\/view\/sites\/([^/]+)\/?$/);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  async function start() {
+    if (!sessionStorage.getItem(KEY_STORE)) { askForKey(false); return; }
+    try {
+      await loadSites();
+    } catch (err) { handleError(err); return; }
+    if (!state.sites.length) { showMessage(label("no_sites")); return; }
+    const wanted = siteFromPath();
+    const site = state.sites.find((s) => s.site_id === wanted) || state.sites[0];
+    if (site.site_id !== wanted) {
+      window.history.replaceState(null, "", `/view/sites/${encodeURIComponent(site.site_id)}`);
+    }
+    selectSite(site);
+  }
+
+  function selectSite(site) {
+    state.site = site;
+    state.siteId = site.site_id;
+    $("site-picker").value = site.site_id;
+    $("site-name").textContent = state.lang === "zh" && site.name_zh ? site.name_zh : site.name;
+    document.body.dataset.site = site.site_id;
+    state.flows = null;
+    state.summary = null;
+    renderSankey();
+    refresh();
+    clearInterval(state.refreshTimer);
+    state.refreshTimer = setInterval(refresh, REFRESH_MS);
+    runStream(site.site_id);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Controls
+  // ------------------------------------------------------------------------------------------
+
+  function press(selector, chosen) {
+    document.querySelectorAll(selector).forEach((b) => {
+      b.setAttribute("aria-pressed", String(b === chosen));
+    });
+  }
+
+  function wire() {
+    $("key-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = $("key-input").value.trim();
+      if (!key) return;
+      sessionStorage.setItem(KEY_STORE, key);
+      $("key-dialog").close();
+      start();
+    });
+    $("key-change").addEventListener("click", () => askForKey(false));
+    $("lang-toggle").addEventListener("click", () => {
+      state.lang = state.lang === "zh" ? "en" : "zh";
+      sessionStorage.setItem(LANG_STORE, state.lang);
+      applyLabels();
+      if (state.site) {
+        $("site-name").textContent = state.lang === "zh" && state.site.name_zh
+          ? state.site.name_zh : state.site.name;
+      }
+      if (state.snapshot) onSnapshot(state.snapshot);
+      renderSummary();
+      renderSankey();
+      renderFactors();
+    });
+    $("site-picker").addEventListener("change", (event) => {
+      const site = state.sites.find((s) => s.site_id === event.target.value);
+      if (!site) return;
+      window.history.pushState(null, "", `/view/sites/${encodeURIComponent(site.site_id)}`);
+      selectSite(site);
+    });
+    document.querySelectorAll("button.period").forEach((b) => b.addEventListener("click", () => {
+      state.period = b.dataset.period;
+      press("button.period", b);
+      loadFlows();
+    }));
+    document.querySelectorAll("button.measure").forEach((b) => b.addEventListener("click", () => {
+      state.measure = b.dataset.measure;
+      press("button.measure", b);
+      renderSankey();
+    }));
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(renderSankey, 200);
+    });
+  }
+
+  applyLabels();
+  wire();
+  start();
+})();

@@ -1,0 +1,475 @@
+"""The monthly emission ledger (碳排放台账) of a site or one organisation, as a document. Pure.
+
+:func:`build_ledger` turns what :func:`services.calc.queries.ledger_inputs` returns (plus the
+month's green-power claims and a header) into a plain JSON-able document with these sections:
+
+============  ===================================================================================
+section       rows
+============  ===================================================================================
+header        site, organisation, month, period [UTC], time zone, generated at, calc watermark,
+              status (draft/closed), revision, who closed it and why
+activity      one per source (category × carrier): quantity + unit, energy [tce], completeness
+factors       every factor used: key, value, unit, version, file, source, confidence, selection
+emissions     one per scope × category × carrier × gas × basis: gas mass [t], CO2e [t]
+totals        location- and market-based view: scope 1, scope 2, total [tCO2e], CO2/CH4/N2O [t]
+green_power   the month's green-power claims: offered, applied, unused [MWh], accepted and why
+production    products: output + unit, location-based intensity [tCO2e per unit of output]
+indicators    the month's stored indicators with value, unit, target and status
+quality       completeness of the month, sources by quality, surplus export [MWh]
+changes       (revisions ≥ 2) what changed against the previous revision, per line
+============  ===================================================================================
+
+Numbers are rounded to :data:`SIGNIFICANT_DIGITS` so that recomputations that agree to float
+noise (docs/calc.md: 1e-12 relative) give the same document; :func:`canonical_json` is the one
+serialisation (sorted keys, no spaces, UTF-8), and :func:`content_sha256` hashes the accounting
+content only (not when it was generated, nor the revision bookkeeping), so the same computation
+always has the same hash. :func:`ledger_lines` flattens a document into numbered quantities with
+units and :func:`diff_ledgers` compares two documents line by line (before, after, delta, unit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.calc.queries import LedgerInputs, LedgerLine
+
+SCHEMA = "carbonflow.ledger/1"
+SIGNIFICANT_DIGITS = 10
+# Two figures closer than this (relative) are the same line: float noise of recomputation.
+SAME_REL = 1e-9
+LOCATION_VIEW = ("location", "both")
+MARKET_VIEW = ("market", "both")
+_QUALITY_RANK = {"measured": 0, "estimated": 1, "missing": 2}
+GASES = ("CO2", "CH4", "N2O")
+
+# The accounting sections in document order (the header and changes are bookkeeping).
+CONTENT_SECTIONS = (
+    "activity",
+    "factors",
+    "emissions",
+    "totals",
+    "green_power",
+    "production",
+    "indicators",
+    "quality",
+)
+# Header fields that identify the ledger (hashed); the others say when and by whom.
+IDENTITY_FIELDS = ("site_id", "org_id", "month", "timezone", "period_start", "period_end")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a section table: the document key and the unit of its values (if any)."""
+
+    key: str
+    unit: str | None = None
+
+    @property
+    def header(self) -> str:
+        return f"{self.key} [{self.unit}]" if self.unit else self.key
+
+
+# The tables of the list sections, for CSV and XLSX exports (units in the header cells).
+COLUMNS: Mapping[str, tuple[Column, ...]] = {
+    "activity": (
+        Column("category"), Column("carrier"), Column("scope"), Column("quantity"),
+        Column("unit"), Column("energy_tce", "tce"), Column("completeness_share", "1"),
+        Column("quality"),
+    ),
+    "factors": (
+        Column("factor_key"), Column("value"), Column("unit"), Column("version"),
+        Column("file"), Column("source"), Column("confidence"), Column("data_year"),
+        Column("selection"), Column("selection_reason"),
+    ),
+    "emissions": (
+        Column("scope"), Column("category"), Column("carrier"), Column("gas"),
+        Column("basis"), Column("gas_t", "t"), Column("tco2e", "tCO2e"),
+    ),
+    "totals": (
+        Column("view"), Column("scope_1_tco2e", "tCO2e"), Column("scope_2_tco2e", "tCO2e"),
+        Column("total_tco2e", "tCO2e"), Column("co2_t", "t"), Column("ch4_t", "t"),
+        Column("n2o_t", "t"),
+    ),
+    "green_power": (
+        Column("instrument_id"), Column("kind"), Column("accepted"),
+        Column("offered_mwh", "MWh"), Column("applied_mwh", "MWh"), Column("unused_mwh", "MWh"),
+        Column("reason"),
+    ),
+    "production": (
+        Column("product_id"), Column("output"), Column("unit"),
+        Column("intensity_location_tco2e"), Column("intensity_unit"),
+    ),
+    "indicators": (
+        Column("org_id"), Column("indicator"), Column("value"), Column("unit"),
+        Column("basis"), Column("status"), Column("target_threshold"),
+        Column("target_comparator"), Column("target_unit"), Column("completeness_share", "1"),
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class GreenClaim:
+    """One instrument's claim on the month (``calc_green_claim``)."""
+
+    instrument_id: str
+    kind: str
+    accepted: bool
+    offered_mwh: float
+    applied_mwh: float
+    unused_mwh: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHeader:
+    site_id: str
+    org_id: str | None
+    month: str  # YYYY-MM, site-local
+    timezone: str
+    generated_at: datetime
+    calc_results_through: datetime | None
+    calc_last_received_at: datetime | None
+
+
+def rounded(value: float | None) -> float | None:
+    """``value`` to :data:`SIGNIFICANT_DIGITS` significant digits (None and 0 stay)."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(f"a ledger figure is not finite: {value!r}")
+    out = float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return 0.0 if out == 0 else out  # no -0.0 in a document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _worst(qualities: Iterable[str]) -> str:
+    return max(qualities, key=lambda q: _QUALITY_RANK.get(q, 3), default="missing")
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+def _activity(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+    """One row per source. Each gas row and each scope-2 view of a source repeats its activity:
+    it is taken once (from the location/both rows), energy is summed (it sits on one row)."""
+    by_source: dict[tuple[str, str, str, str], list[LedgerLine]] = {}
+    for line in lines:
+        key = (line.category, line.carrier, line.scope, line.activity_unit)
+        by_source.setdefault(key, []).append(line)
+    rows = []
+    for (category, carrier, scope, unit), group in sorted(by_source.items()):
+        viewed = [ln for ln in group if ln.basis in LOCATION_VIEW] or group
+        per_gas: dict[str, float] = {}
+        for ln in viewed:
+            per_gas[ln.gas] = per_gas.get(ln.gas, 0.0) + ln.activity
+        rows.append(
+            {
+                "category": category,
+                "carrier": carrier,
+                "scope": scope,
+                "quantity": rounded(max(per_gas.values(), key=abs)),
+                "unit": unit,
+                "energy_tce": rounded(math.fsum(ln.energy_tce for ln in group)),
+                "completeness_share": rounded(_mean([ln.completeness for ln in group])),
+                "quality": _worst(ln.quality for ln in group),
+            }
+        )
+    return rows
+
+
+def _factors(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in lines:
+        for record in line.factors:
+            key = (str(record.get("factor_key")), str(record.get("factor_version")))
+            if key in seen:
+                continue
+            value = record.get("factor_value")
+            year = record.get("factor_data_year")
+            seen[key] = {
+                "factor_key": key[0],
+                "value": rounded(float(value)) if value is not None else None,
+                "unit": record.get("factor_unit"),
+                "version": key[1],
+                "file": record.get("factor_file"),
+                "source": record.get("factor_source"),
+                "confidence": record.get("factor_confidence"),
+                "data_year": int(year) if year is not None else None,
+                "selection": record.get("selection"),
+                "selection_reason": record.get("selection_reason"),
+            }
+    return [seen[k] for k in sorted(seen)]
+
+
+def _emissions(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+    sums: dict[tuple[str, str, str, str, str], list[float]] = {}
+    for line in lines:
+        key = (line.scope, line.category, line.carrier, line.gas, line.basis)
+        acc = sums.setdefault(key, [0.0, 0.0])
+        acc[0] += line.gas_t
+        acc[1] += line.tco2e
+    return [
+        {
+            "scope": scope, "category": category, "carrier": carrier, "gas": gas,
+            "basis": basis, "gas_t": rounded(gas_t), "tco2e": rounded(tco2e),
+        }
+        for (scope, category, carrier, gas, basis), (gas_t, tco2e) in sorted(sums.items())
+    ]  # fmt: skip
+
+
+def _totals(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+    """Location- and market-based views: a ``both`` row counts in each (scope 1, direct supply),
+    a ``location`` or ``market`` row in its own view only (ACCOUNTING §3, dual reporting)."""
+    rows = []
+    for view, bases in (("location", LOCATION_VIEW), ("market", MARKET_VIEW)):
+        chosen = [ln for ln in lines if ln.basis in bases]
+        scope1 = math.fsum(ln.tco2e for ln in chosen if ln.scope == "scope_1")
+        scope2 = math.fsum(ln.tco2e for ln in chosen if ln.scope == "scope_2")
+        row: dict[str, Any] = {
+            "view": view,
+            "scope_1_tco2e": rounded(scope1),
+            "scope_2_tco2e": rounded(scope2),
+            "total_tco2e": rounded(math.fsum(ln.tco2e for ln in chosen)),
+        }
+        for gas in GASES:
+            row[f"{gas.lower()}_t"] = rounded(math.fsum(ln.gas_t for ln in chosen if ln.gas == gas))
+        rows.append(row)
+    return rows
+
+
+def _green(claims: Sequence[GreenClaim]) -> list[dict[str, Any]]:
+    return [
+        {
+            "instrument_id": c.instrument_id, "kind": c.kind, "accepted": c.accepted,
+            "offered_mwh": rounded(c.offered_mwh), "applied_mwh": rounded(c.applied_mwh),
+            "unused_mwh": rounded(c.unused_mwh), "reason": c.reason,
+        }
+        for c in sorted(claims, key=lambda c: c.instrument_id)
+    ]  # fmt: skip
+
+
+def _production(inputs: LedgerInputs) -> list[dict[str, Any]]:
+    """Output and location-based intensity (flows: the carbon the product carries / output)."""
+    return [
+        {
+            "product_id": product_id, "output": rounded(output), "unit": unit,
+            "intensity_location_tco2e": rounded(intensity), "intensity_unit": f"tCO2e/{unit}",
+        }
+        for product_id, output, unit, intensity in sorted(inputs.products)
+    ]  # fmt: skip
+
+
+def _float(value: Any) -> float | None:
+    return rounded(float(value)) if value is not None else None
+
+
+def _indicators(inputs: LedgerInputs) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "org_id": str(r.get("org_id") or ""),
+            "indicator": str(r["indicator"]),
+            "value": _float(r.get("value")),
+            "unit": r.get("unit"),
+            "basis": r.get("basis"),
+            "status": r.get("status"),
+            "target_threshold": _float(r.get("target_threshold")),
+            "target_comparator": r.get("target_comparator"),
+            "target_unit": r.get("target_unit"),
+            "completeness_share": _float(r.get("completeness")),
+        }
+        for r in inputs.indicators
+        if r.get("period_start") == inputs.period_start
+    ]
+    return sorted(rows, key=lambda r: (r["org_id"], r["indicator"]))
+
+
+def _quality(inputs: LedgerInputs) -> dict[str, Any]:
+    counts = {q: 0 for q in _QUALITY_RANK}
+    for line in inputs.lines:
+        counts[line.quality] = counts.get(line.quality, 0) + 1
+    return {
+        "completeness_share": rounded(inputs.completeness),
+        "lines": len(inputs.lines),
+        "lines_measured": counts["measured"],
+        "lines_estimated": counts["estimated"],
+        "lines_missing": counts["missing"],
+        "surplus_export_mwh": rounded(inputs.surplus_export_mwh),
+        "attributed_energy_tce": _float(inputs.attributed.get("energy_tce")),
+        "attributed_tco2e_location": _float(inputs.attributed.get("tco2e_location")),
+        "attributed_tco2e_market": _float(inputs.attributed.get("tco2e_market")),
+    }
+
+
+def build_ledger(
+    inputs: LedgerInputs,
+    header: LedgerHeader,
+    claims: Sequence[GreenClaim] = (),
+) -> dict[str, Any]:
+    """The draft ledger document of ``inputs`` (module doc); ``claims`` are the month's green-
+    power claims already restricted to the ledger's organisation."""
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "header": {
+            "site_id": header.site_id,
+            "org_id": header.org_id,
+            "month": header.month,
+            "timezone": header.timezone,
+            "period_start": _iso(inputs.period_start),
+            "period_end": _iso(inputs.period_end),
+            "generated_at": _iso(header.generated_at),
+            "calc_results_through": _iso(header.calc_results_through),
+            "calc_last_received_at": _iso(header.calc_last_received_at),
+            "status": "draft",
+            "revision": None,
+            "closed_by": None,
+            "reason": None,
+        },
+        "activity": _activity(inputs.lines),
+        "factors": _factors(inputs.lines),
+        "emissions": _emissions(inputs.lines),
+        "totals": _totals(inputs.lines),
+        "green_power": _green(claims),
+        "production": _production(inputs),
+        "indicators": _indicators(inputs),
+        "quality": _quality(inputs),
+        "changes": [],
+    }
+    document["content_sha256"] = content_sha256(document)
+    return document
+
+
+def canonical_json(document: Mapping[str, Any]) -> bytes:
+    """The one serialisation of a document: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def content_sha256(document: Mapping[str, Any]) -> str:
+    """SHA-256 of the accounting content: identity header fields and the content sections."""
+    header = document["header"]
+    content = {
+        "schema": document["schema"],
+        "header": {k: header[k] for k in IDENTITY_FIELDS},
+        **{k: document[k] for k in CONTENT_SECTIONS},
+    }
+    return hashlib.sha256(canonical_json(content)).hexdigest()
+
+
+def closed(
+    draft: Mapping[str, Any],
+    *,
+    revision: int,
+    closed_at: datetime,
+    closed_by: str,
+    reason: str | None,
+    changes: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``draft`` frozen as ``revision``: status, who, when, why and the changes recorded."""
+    header = {
+        **draft["header"],
+        "status": "closed",
+        "revision": revision,
+        "closed_by": closed_by,
+        "generated_at": _iso(closed_at),
+        "reason": reason,
+    }
+    return {**draft, "header": header, "changes": [dict(c) for c in changes]}
+
+
+# --------------------------------------------------------------------------------------------
+# Lines and differences
+# --------------------------------------------------------------------------------------------
+
+_LINE_KEYS: Mapping[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    # section: (fields naming the row, (numeric field, its unit or "@field" holding it))
+    "activity": (
+        ("category", "carrier", "scope"),
+        (("quantity", "@unit"), ("energy_tce", "tce"), ("completeness_share", "1")),
+    ),
+    "factors": (("factor_key", "version"), (("value", "@unit"),)),
+    "emissions": (
+        ("scope", "category", "carrier", "gas", "basis"),
+        (("gas_t", "t"), ("tco2e", "tCO2e")),
+    ),
+    "totals": (
+        ("view",),
+        (("scope_1_tco2e", "tCO2e"), ("scope_2_tco2e", "tCO2e"), ("total_tco2e", "tCO2e"),
+         ("co2_t", "t"), ("ch4_t", "t"), ("n2o_t", "t")),
+    ),
+    "green_power": (
+        ("instrument_id",),
+        (("offered_mwh", "MWh"), ("applied_mwh", "MWh"), ("unused_mwh", "MWh")),
+    ),
+    "production": (
+        ("product_id",),
+        (("output", "@unit"), ("intensity_location_tco2e", "@intensity_unit")),
+    ),
+    "indicators": (("org_id", "indicator"), (("value", "@unit"),)),
+}  # fmt: skip
+_QUALITY_UNITS = {
+    "completeness_share": "1",
+    "surplus_export_mwh": "MWh",
+    "attributed_energy_tce": "tce",
+    "attributed_tco2e_location": "tCO2e",
+    "attributed_tco2e_market": "tCO2e",
+}
+
+
+def ledger_lines(document: Mapping[str, Any]) -> dict[str, tuple[float | None, str]]:
+    """Every figure of a document by a stable line id (``section/row…/field``), with its unit."""
+    out: dict[str, tuple[float | None, str]] = {}
+    for section, (names, fields) in _LINE_KEYS.items():
+        for row in document[section]:
+            row_id = "/".join(str(row[n]) if row[n] != "" else "site" for n in names)
+            for field, unit in fields:
+                # "@name": the unit is in the row's field ``name`` (it varies from row to row).
+                if unit.startswith("@"):
+                    unit = str(row.get(unit[1:]) or "")  # noqa: PLW2901
+                out[f"{section}/{row_id}/{field}"] = (row.get(field), unit)
+    for field, unit in _QUALITY_UNITS.items():
+        out[f"quality/{field}"] = (document["quality"].get(field), unit)
+    return out
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=SAME_REL, abs_tol=0.0) or a == b
+
+
+def diff_ledgers(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The lines whose figure differs between two documents: before, after, delta, unit.
+
+    A line present in one document only has ``null`` on the other side (a new source, a factor
+    replaced by a new version); ``delta`` is after − before when both are numbers.
+    """
+    old, new = ledger_lines(before), ledger_lines(after)
+    changes = []
+    for line in sorted(old.keys() | new.keys()):
+        b, b_unit = old.get(line, (None, ""))
+        a, a_unit = new.get(line, (None, ""))
+        if line in old and line in new and _same(b, a):
+            continue
+        delta = rounded(a - b) if a is not None and b is not None else None
+        changes.append(
+            {
+                "line": line,
+                "section": line.split("/", 1)[0],
+                "before": b,
+                "after": a,
+                "delta": delta,
+                "unit": a_unit or b_unit,
+            }
+        )
+    return changes

@@ -1,0 +1,160 @@
+"""The ledger builder (services/calc/ledger.py) on hand-worked inputs, and its exports. Pure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+from services.api.ledger_export import to_csv, to_xlsx
+from services.calc.ledger import (
+    GreenClaim,
+    LedgerHeader,
+    build_ledger,
+    canonical_json,
+    closed,
+    content_sha256,
+    diff_ledgers,
+    ledger_lines,
+    rounded,
+)
+from services.calc.queries import LedgerInputs, LedgerLine
+
+START = datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Asia/Shanghai
+END = datetime(2025, 5, 31, 16, tzinfo=UTC)
+GRID = {
+    "factor_key": "electricity.mee_nbs.province.shanxi.average.2023",
+    "factor_value": 0.5703,
+    "factor_unit": "tCO2/MWh",
+    "factor_version": "mee-nbs-electricity-2025-12-31",
+    "factor_file": "mee_nbs_electricity.yaml",
+    "factor_source": "MEE/NBS 2023 provincial average",
+    "factor_confidence": "A",
+    "factor_data_year": 2023,
+    "selection": "rule",
+    "selection_reason": "newest data year ≤ accounting year",
+}
+RESIDUAL = {**GRID, "factor_key": "electricity.residual.2023", "factor_value": 0.6096}
+
+
+def _line(**kw: object) -> LedgerLine:
+    base: dict[str, object] = {
+        "category": "purchased_electricity", "carrier": "electricity", "scope": "scope_2",
+        "basis": "location", "gas": "CO2", "activity": 12.5, "activity_unit": "MWh",
+        "gas_t": 0.0, "tco2e": 0.0, "energy_tce": 0.0, "factors": (), "quality": "measured",
+        "completeness": 1.0,
+    }  # fmt: skip
+    base.update(kw)
+    return LedgerLine(**base)  # type: ignore[arg-type]
+
+
+# 12.5 MWh × 0.5703 tCO2/MWh = 7.12875 t (location); 10 MWh uncovered × 0.6096 = 6.096 t
+# (market: 2.5 MWh covered by a certificate); 12.5 MWh × 0.1229 tce/MWh = 1.53625 tce.
+# Methane escape: 700 Nm³ CH4 × 0.000714 t/Nm³ ≈ 0.5 t × GWP 28 = 14 tCO2e (scope 1, both).
+LINES = (
+    _line(gas_t=7.12875, tco2e=7.12875, energy_tce=1.53625, factors=(GRID,)),
+    _line(basis="market", gas_t=6.096, tco2e=6.096, factors=(RESIDUAL,)),
+    _line(category="fugitive", carrier="coal_mine_methane", scope="scope_1", basis="both",
+          gas="CH4", activity=700.0, activity_unit="Nm3", gas_t=0.5, tco2e=14.0,
+          quality="estimated", completeness=0.5),
+)  # fmt: skip
+INPUTS = LedgerInputs(
+    "mine", None, START, END, LINES, {}, (("raw_coal", 1000.0, "t", 0.0213), ), (), 0.75, 0.0
+)  # fmt: skip
+HEADER = LedgerHeader("mine", None, "2025-05", "Asia/Shanghai", END, END, END)
+CLAIMS = (GreenClaim("GEC-1", "certificate", True, 2.5, 2.5, 0.0, "accepted"),)
+
+
+def test_totals_by_view_scope_and_gas() -> None:
+    doc = build_ledger(INPUTS, HEADER, CLAIMS)
+    totals = {row["view"]: row for row in doc["totals"]}
+    # location: scope 1 = 14; scope 2 = 7.12875; total 21.12875; CO2 7.12875 t, CH4 0.5 t
+    assert totals["location"] == {
+        "view": "location", "scope_1_tco2e": 14.0, "scope_2_tco2e": 7.12875,
+        "total_tco2e": 21.12875, "co2_t": 7.12875, "ch4_t": 0.5, "n2o_t": 0.0,
+    }  # fmt: skip
+    # market: 14 + 6.096 = 20.096
+    assert totals["market"]["scope_2_tco2e"] == 6.096
+    assert totals["market"]["total_tco2e"] == 20.096
+    activity = {row["category"]: row for row in doc["activity"]}
+    # The market row repeats the 12.5 MWh: taken once; energy only on the location row.
+    assert activity["purchased_electricity"]["quantity"] == 12.5
+    assert activity["purchased_electricity"]["unit"] == "MWh"
+    assert activity["purchased_electricity"]["energy_tce"] == 1.53625
+    assert activity["fugitive"]["quality"] == "estimated"
+    assert [f["factor_key"] for f in doc["factors"]] == [GRID["factor_key"], RESIDUAL["factor_key"]]
+    assert doc["factors"][0]["version"] == "mee-nbs-electricity-2025-12-31"
+    assert doc["green_power"][0]["applied_mwh"] == 2.5
+    assert doc["production"] == [
+        {"product_id": "raw_coal", "output": 1000.0, "unit": "t",
+         "intensity_location_tco2e": 0.0213, "intensity_unit": "tCO2e/t"},
+    ]  # fmt: skip
+    assert doc["quality"]["lines_estimated"] == 1 and doc["quality"]["completeness_share"] == 0.75
+
+
+def test_hash_covers_content_not_when_it_was_generated() -> None:
+    a = build_ledger(INPUTS, HEADER)
+    later = replace(HEADER, generated_at=END + timedelta(days=3), calc_results_through=None)
+    b = build_ledger(INPUTS, later)
+    assert a["content_sha256"] == b["content_sha256"] == content_sha256(a)
+    assert canonical_json(a) != canonical_json(b)
+    # Float noise of a recomputation (1e-13 relative) rounds away: same document content.
+    noisy = replace(INPUTS, lines=(replace(LINES[0], tco2e=7.12875 * (1 + 1e-13)), *LINES[1:]))
+    assert build_ledger(noisy, HEADER)["content_sha256"] == a["content_sha256"]
+    frozen = closed(a, revision=1, closed_at=END, closed_by="k1", reason=None, changes=[])
+    assert (
+        frozen["header"]["status"] == "closed" and frozen["content_sha256"] == a["content_sha256"]
+    )
+    assert json.loads(canonical_json(frozen)) == frozen
+    assert rounded(-0.0) == 0.0 and rounded(1 / 3) == 0.3333333333
+    with pytest.raises(ValueError, match="not finite"):
+        rounded(float("nan"))
+
+
+def test_differences_per_line_with_units() -> None:
+    before = build_ledger(INPUTS, HEADER)
+    # A late reading: 13.0 MWh instead of 12.5; 13.0 × 0.5703 = 7.4139 t; +0.28515 t
+    corrected = replace(
+        INPUTS, lines=(replace(LINES[0], activity=13.0, gas_t=7.4139, tco2e=7.4139), *LINES[1:])
+    )
+    after = build_ledger(corrected, HEADER)
+    changes = {c["line"]: c for c in diff_ledgers(before, after)}
+    assert changes["totals/location/total_tco2e"] == {
+        "line": "totals/location/total_tco2e", "section": "totals",
+        "before": 21.12875, "after": 21.4139, "delta": 0.28515, "unit": "tCO2e",
+    }  # fmt: skip
+    quantity = changes["activity/purchased_electricity/electricity/scope_2/quantity"]
+    assert (quantity["before"], quantity["after"], quantity["delta"], quantity["unit"]) == (
+        12.5, 13.0, 0.5, "MWh",
+    )  # fmt: skip
+    assert "totals/market/total_tco2e" not in changes  # the market row did not change
+    assert diff_ledgers(before, before) == []
+    # A new factor version: the old line goes (after null), the new one comes (before null).
+    newer = {**GRID, "factor_version": "mee-nbs-electricity-2026-12-31"}
+    swapped = replace(INPUTS, lines=(replace(LINES[0], factors=(newer,)), *LINES[1:]))
+    lines = diff_ledgers(before, build_ledger(swapped, HEADER))
+    assert {(c["before"], c["after"]) for c in lines} == {(None, 0.5703), (0.5703, None)}
+    assert all(unit for _value, unit in ledger_lines(before).values())
+
+
+def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
+    doc = closed(
+        build_ledger(INPUTS, HEADER, CLAIMS), revision=1, closed_at=END, closed_by="k1",
+        reason=None, changes=[],
+    )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode())))
+    location = next(r for r in rows if r["section"] == "totals" and r["view"] == "location")
+    assert float(location["total_tco2e [tCO2e]"]) == 21.12875
+    header = next(r for r in rows if r["section"] == "header" and r["field"] == "status")
+    assert header["value"] == "closed"
+    data = to_xlsx(doc)
+    assert to_xlsx(doc) == data  # same bytes: a strong ETag holds
+    sheet = load_workbook(io.BytesIO(data))["emissions"]
+    cells = list(sheet.iter_rows(values_only=True))
+    assert cells[0][-2:] == ("gas_t [t]", "tco2e [tCO2e]")
+    assert sorted(c[-1] for c in cells[1:]) == [6.096, 7.12875, 14.0]
