@@ -5,7 +5,7 @@
 #
 # Present (/usr/bin/chromium, or $CARBONFLOW_CHROMIUM, and the font): nothing to do.
 # Absent, as root with apt-get: apt-get install chromium fonts-wqy-microhei.
-# Absent otherwise: a note on stderr and exit 0 — the end-to-end test then skips, and the rest
+# Absent otherwise, or apt-get failing: a note on stderr and exit 0 — the end-to-end test then skips, and the rest
 # of the suite does not depend on a browser.
 set -euo pipefail
 
@@ -35,9 +35,12 @@ if ! {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei
 } >>"$log" 2>&1; then
-    echo "could not install chromium with apt-get; details: $log" >&2
-    exit 1
+    # Only the browser test needs it: say so and let the rest of the suite run.
+    echo "note: could not install chromium with apt-get (details: $log);" \
+        "the live-view browser test will be skipped." >&2
+    exit 0
 fi
 [[ -x "$binary" ]] && exit 0
-echo "chromium was installed but $binary is missing; details: $log" >&2
-exit 1
+echo "note: chromium was installed but $binary is missing (details: $log);" \
+    "the live-view browser test will be skipped." >&2
+exit 0

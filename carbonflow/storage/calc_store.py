@@ -66,21 +66,35 @@ class DeviceRow:
     metrics: tuple[tuple[int, str, str, str], ...]  # (metric_id, name, kind, unit)
 
 
-def load_sites(conn: Conn) -> list[SiteRow]:
+def load_sites(conn: Conn, site_id: str | None = None) -> list[SiteRow]:
+    """Every site, or the one asked for (an empty list when it does not exist)."""
     rows = conn.execute(
         "SELECT site_id, kind, province, grid_region, timezone, document, document_sha256 "
-        "FROM site ORDER BY site_id"
+        "FROM site WHERE %(site)s::text IS NULL OR site_id = %(site)s ORDER BY site_id",
+        {"site": site_id},
     ).fetchall()
     return [SiteRow(*r) for r in rows]
 
 
-def load_devices(conn: Conn) -> list[DeviceRow]:
+def site_version(conn: Conn, site_id: str) -> tuple[str, datetime] | None:
+    """(document SHA-256, loaded_at) of a site: the registry loader rewrites the site's devices
+    in the same transaction as these two, so together they identify its plan's inputs."""
+    row = conn.execute(
+        "SELECT document_sha256, loaded_at FROM site WHERE site_id = %s", (site_id,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), row[1])
+
+
+def load_devices(conn: Conn, site_id: str | None = None) -> list[DeviceRow]:
+    """Every device with its metrics, or those of one site."""
     rows = conn.execute(
         "SELECT d.device_pk, d.site_id, d.device_id, d.carrier, d.role, d.node_id, d.org_id, "
         "d.multiplier, d.counter_modulus, d.active, d.attributes, "
         "m.metric_id, m.name, dm.kind, m.unit "
         "FROM device d LEFT JOIN device_metric dm ON dm.device_pk = d.device_pk "
-        "LEFT JOIN metric m ON m.metric_id = dm.metric_id ORDER BY d.device_pk, m.name"
+        "LEFT JOIN metric m ON m.metric_id = dm.metric_id "
+        "WHERE %(site)s::text IS NULL OR d.site_id = %(site)s ORDER BY d.device_pk, m.name",
+        {"site": site_id},
     ).fetchall()
     heads: dict[int, tuple[Any, ...]] = {}
     metrics: dict[int, list[tuple[int, str, str, str]]] = {}

@@ -18,6 +18,7 @@ from services.calc.queries import (
     indicators_for_period,
     ledger_inputs,
     live_intervals,
+    site_plan,
 )
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
@@ -89,3 +90,21 @@ def test_queries_for_the_api(database_url: str) -> None:
         assert newest is not None
         records = store.factor_set(conn, int(newest[0]))
         assert records and "factor_source" in records[0]
+
+
+def test_a_site_plan_is_reused_until_the_site_file_is_loaded_again(database_url: str) -> None:
+    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    load_site(database_url, doc)
+    with psycopg.connect(database_url) as conn:
+        first = site_plan(conn, doc.site.id)
+        assert site_plan(conn, doc.site.id) is first  # same version: the cached plan
+    # The grid meter's multiplier changes in the site file: the next plan has it.
+    changed = parse_site_text(SMALL_SITE.replace("multiplier: 100", "multiplier: 200"), "s.yaml")
+    assert load_site(database_url, changed).status != "unchanged"
+    with psycopg.connect(database_url) as conn:
+        second = site_plan(conn, doc.site.id)
+        assert second is not first
+        grid = next(d for d in second.devices if d.device_id == "grid-meter")
+        assert grid.multiplier == 200
+        with pytest.raises(NotFound):
+            site_plan(conn, "no-such-site")
