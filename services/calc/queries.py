@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -90,10 +90,23 @@ def site_plan(conn: Conn, site_id: str) -> SitePlan:
     return plan
 
 
-def flows(conn: Conn, site_id: str, start: datetime, end: datetime) -> FlowGraph:
-    """The flow graph of [start, end): link totals equal the period's inventory totals."""
+def flows(
+    conn: Conn,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    totals: Sequence[store.CarbonTotal] | None = None,
+) -> FlowGraph:
+    """The flow graph of [start, end): link totals equal the period's inventory totals.
+
+    ``totals``: the period's :func:`~carbonflow.storage.calc_store.carbon_totals`, when the
+    caller has read them already (they are read here otherwise).
+    """
     plan = site_plan(conn, site_id)
-    carbon, _surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
+    if totals is None:
+        totals = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    carbon, _surplus = settle_period(totals)
     devices = store.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
@@ -184,19 +197,25 @@ def ledger_inputs(
 ) -> LedgerInputs:
     """Everything a ledger of [start, end) shows, for the site or one of its organisations."""
     plan = site_plan(conn, site_id)
-    totals, surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
+    stored = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    totals, surplus = settle_period(stored)
     lines = []
+    sets: dict[int, tuple[dict[str, Any], ...]] = {}  # many lines share a factor set: read once
     for t in totals:
         if org_id is not None and t.org_id != org_id:
             continue
-        factors = tuple(store.factor_set(conn, t.factor_set_id)) if t.factor_set_id else ()
+        factors: tuple[dict[str, Any], ...] = ()
+        if t.factor_set_id:
+            if t.factor_set_id not in sets:
+                sets[t.factor_set_id] = tuple(store.factor_set(conn, t.factor_set_id))
+            factors = sets[t.factor_set_id]
         lines.append(
             LedgerLine(
                 t.category, t.carrier, t.scope, t.basis, t.gas, t.activity, t.activity_unit,
                 t.gas_t, t.tco2e, t.energy_tce, factors, t.quality, t.completeness,
             )
         )  # fmt: skip
-    graph = flows(conn, site_id, start, end)
+    graph = flows(conn, site_id, start, end, totals=stored)
     attributed: dict[str, float] = {}
     if org_id is not None:
         vector = graph.orgs.get(org_id)

@@ -372,7 +372,7 @@ def get_flows(
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     inventory = calc_store.carbon_totals(raw, site.site_id, lo, hi, row.timezone)
     try:
-        graph = queries.flows(raw, site.site_id, lo, hi)
+        graph = queries.flows(raw, site.site_id, lo, hi, totals=inventory)
     except queries.NotFound as exc:
         raise not_found(f"site {site.site_id!r} not found") from exc
     except ReferenceDataError:
