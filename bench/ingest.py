@@ -29,7 +29,7 @@ from carbonflow.domain.contract import device_topic, encode, reading_set_documen
 from carbonflow.embedded.net import free_port
 from carbonflow.settings import MqttTarget
 from simulators.publisher import Publisher
-from tests.seed import seed_site
+from tests.support.seed import seed_site
 
 SITE = "bench"
 DEVICES = 1000

@@ -9,7 +9,7 @@
   kill the database under a running service.
 
 Nothing here starts unless a test asks for it, so unit tests never pay for these services.
-Helpers tests import live in ``tests/waiting.py`` (conftest modules are not importable).
+Helpers tests import live in ``tests/support/waiting.py`` (conftest modules are not importable).
 
 As root, PostgreSQL runs as the ``postgres`` user, which must be able to reach its data
 directory. pytest keeps its base temporary directory private to root and re-tightens it

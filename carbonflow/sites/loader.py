@@ -43,6 +43,9 @@ class SiteFileError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+#: The example sites shipped with the package (a coal mine in Shanxi, a park in Ordos).
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
 def load_site_file(path: str | Path) -> SiteDocument:
     """Read and validate one site file. Raises :class:`SiteFileError`."""
     path = Path(path)

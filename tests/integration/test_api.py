@@ -19,10 +19,10 @@ from carbonflow.storage.api_access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
-from tests.api_cases_carbon import CASES as CARBON_CASES
-from tests.api_cases_ledger import CASES as LEDGER_CASES
-from tests.api_cases_view import CASES as VIEW_CASES
-from tests.api_support import (
+from tests.support.api_cases_carbon import CASES as CARBON_CASES
+from tests.support.api_cases_ledger import CASES as LEDGER_CASES
+from tests.support.api_cases_view import CASES as VIEW_CASES
+from tests.support.api_support import (
     GREEN_BODY,
     MINE,
     NOW,
@@ -39,6 +39,8 @@ from tests.api_support import (
     make_app,
     seed,
 )
+
+pytestmark = pytest.mark.integration
 
 __all__ = ["api", "fresh"]  # fixtures, used by name
 

@@ -29,8 +29,10 @@ from services.api.tokens import new_key
 from services.calc.balance import settle_period
 from services.calc.engine import CalcEngine
 from services.calc.queries import indicators_for_period
-from tests.api_support import ADMIN_KEY, _database, assert_problem, make_app
 from tests.integration.test_calc_generator import generate, month_start, store_readings
+from tests.support.api_support import ADMIN_KEY, _database, assert_problem, make_app
+
+pytestmark = pytest.mark.integration
 
 SITE = "twin-works"
 SITE_B = "twin-works-b"

@@ -29,8 +29,10 @@ from services.api.routers.flows import OUTSIDE_IN, SANKEY_KINDS, resolve_period
 from services.api.routers.view import newest_kpis, recent_carbon
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.api_support import EXAMPLES, MINE, PARK, assert_problem, make_app
 from tests.integration.test_calc_generator import generate, store_readings
+from tests.support.api_support import EXAMPLES, MINE, PARK, assert_problem, make_app
+
+pytestmark = pytest.mark.integration
 
 TZ = "Asia/Shanghai"
 # NOW is 2026-11-23T06:15Z = 14:15 in Shanghai; three hours of readings before 06:00Z.
@@ -57,7 +59,7 @@ class Park:
 
 @pytest.fixture(scope="module")
 def park(pg_server: Any, migrated_template: str) -> Iterator[Park]:
-    from tests.api_support import _database  # a module-scoped copy of the migrated template
+    from tests.support.api_support import _database  # a module-scoped copy of the migrated template
 
     db = _database(pg_server, migrated_template)
     try:

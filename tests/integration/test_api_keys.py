@@ -12,7 +12,9 @@ from carbonflow.cli import main
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.registry import load_sites
 from services.api.tokens import key_id_of, token_sha256
-from tests.api_support import EXAMPLES, MINE, PARK, make_app
+from tests.support.api_support import EXAMPLES, MINE, PARK, make_app
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -31,9 +31,11 @@ from carbonflow.storage.registry import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.api_support import ADMIN_KEY, assert_problem, make_app
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
+from tests.support.api_support import ADMIN_KEY, assert_problem, make_app
+
+pytestmark = pytest.mark.integration
 
 SITE = "small-plant"
 ORG = "plant-co"

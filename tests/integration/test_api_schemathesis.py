@@ -28,7 +28,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from carbonflow.embedded.postgres import PostgresServer
-from tests.api_support import _database, make_app, seed
+from tests.support.api_support import _database, make_app, seed
+
+pytestmark = pytest.mark.integration
 
 # Examples per operation and generation mode: 18 operations × 2 modes × 8 = 288 at most.
 EXAMPLES = 8

@@ -13,8 +13,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.api.context import ApiContext
-from tests.api_support import MINE, make_app, seed
-from tests.waiting import wait_until
+from tests.support.api_support import MINE, make_app, seed
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -8,10 +8,13 @@ import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from carbonflow.domain.factors.library import SUPPLEMENT_FILE, package_data_files
 from carbonflow.storage import calc_reference as ref
 from services.calc.engine import default_reference_files
+
+pytestmark = pytest.mark.integration
 
 
 def test_moved_supplement_syncs_as_unchanged(database_url: str, tmp_path: Path) -> None:

@@ -27,9 +27,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
+import pytest
 
 from carbonflow.domain.site_model import Device, MetricKind, SiteDocument, multiplier_applies
 from carbonflow.domain.units import Dimension, metric_unit
+
+pytestmark = pytest.mark.integration
 
 SLOT = timedelta(minutes=15)
 # Register resolution [raw unit]: truth is knowable to ± one step × the multiplier at each end.

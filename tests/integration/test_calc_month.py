@@ -27,6 +27,8 @@ from tests.integration.test_calc_generator import (
     store_readings,
 )
 
+pytestmark = pytest.mark.integration
+
 MINE = "carbonflow/sites/examples/shanxi-mine.yaml"
 PARK = "carbonflow/sites/examples/inner-mongolia-park.yaml"
 MARGIN = timedelta(hours=2)  # readings start before and end after the month

@@ -23,6 +23,8 @@ from services.calc.queries import (
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
 
+pytestmark = pytest.mark.integration
+
 
 def test_queries_for_the_api(database_url: str) -> None:
     doc = parse_site_text(SMALL_SITE, "small.yaml")

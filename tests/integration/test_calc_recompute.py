@@ -28,6 +28,8 @@ from tests.integration.test_calc_generator import (
     store_readings,
 )
 
+pytestmark = pytest.mark.integration
+
 TZ = ZoneInfo("Asia/Shanghai")
 HOURLY = timedelta(hours=1)
 

@@ -25,10 +25,12 @@ from carbonflow.storage.registry import load_site
 from services.calc.service import CalcService
 from services.calc.settings import CalcSettings
 from simulators.publisher import Publisher
-from tests.ingest_harness import count, running_ingest
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
-from tests.waiting import wait_until
+from tests.support.ingest_harness import count, running_ingest
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 HOURLY = timedelta(hours=1)
 

@@ -20,16 +20,17 @@ import psycopg
 import pytest
 
 from carbonflow.embedded.broker import EmbeddedMosquitto
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.oracle import read_oracle
 from simulators.runner import register_fleet, run_simulation
-from tests.ingest_harness import count, running_ingest
-from tests.waiting import wait_until
+from tests.support.ingest_harness import count, running_ingest
+from tests.support.waiting import wait_until
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
+pytestmark = pytest.mark.integration
+
 TZ = ZoneInfo("Asia/Shanghai")
 SLOT = timedelta(minutes=15)
 

@@ -28,6 +28,8 @@ from carbonflow.grafana.push import (
     push,
 )
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "glsa_test_token"
 ENV = {
     "CARBONFLOW_GRAFANA_PG_HOST": "db.internal:5432",

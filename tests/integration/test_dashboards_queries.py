@@ -26,15 +26,16 @@ from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.grafana.build import dashboards
 from carbonflow.grafana.macros import VariableValue, expand
 from carbonflow.grafana.model import Dashboard, Sql, Variable
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.runner import register_fleet, run_simulation
-from tests.ingest_harness import count, running_ingest
-from tests.waiting import wait_until
+from tests.support.ingest_harness import count, running_ingest
+from tests.support.waiting import wait_until
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
+pytestmark = pytest.mark.integration
+
 MINE = "shanxi-jinzhong-mine"
 PARK = "inner-mongolia-ordos-park"
 SIMULATED = timedelta(hours=12)

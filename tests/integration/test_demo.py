@@ -15,10 +15,13 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
 from carbonflow.demo import READY_LINE
 from carbonflow.embedded.net import free_port
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 
 def _get(port: int, path: str) -> str:
@@ -70,7 +73,9 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
     def ready() -> bool:
         while not lines.empty():
             seen.append(lines.get())
-        return any(READY_LINE in line for line in seen) or proc.poll() is not None
+        # The block after the ready line ends with "press Ctrl-C"; wait for all of it.
+        ready_seen = any(READY_LINE in line for line in seen)
+        return (ready_seen and any("Ctrl-C" in line for line in seen)) or proc.poll() is not None
 
     try:
         wait_until(ready, 180, message="demo ready")

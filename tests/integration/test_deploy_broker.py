@@ -19,10 +19,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from carbonflow.broker_acl import parse_secrets
 from carbonflow.embedded.broker import EmbeddedMosquitto
-from tests.seed import seed_site
-from tests.waiting import wait_until
+from carbonflow.sites.loader import EXAMPLES
+from tests.support.seed import seed_site
+from tests.support.waiting import wait_until
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
+pytestmark = pytest.mark.integration
+
 INGEST_PASSWORD = "ingest-password-from-the-environment"
 
 

@@ -20,9 +20,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from carbonflow.broker_acl import parse_secrets
 from carbonflow.embedded.broker import find_mosquitto
 from carbonflow.embedded.net import current_user_name, free_port
-from tests.waiting import wait_until
+from tests.support import ROOT as ROOT_DIR
+from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+ROOT = ROOT_DIR
 DEPLOY = ROOT / "deploy"
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD",

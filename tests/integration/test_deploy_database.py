@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from carbonflow.embedded.postgres import PostgresServer
-from tests.deploy_support import pg_client_bin_dir, server_major
+from tests.support import ROOT as ROOT_DIR
+from tests.support.deploy_support import pg_client_bin_dir, server_major
 
-SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "timescaledb" / "initdb"
+pytestmark = pytest.mark.integration
+
+SCRIPT = ROOT_DIR / "deploy" / "timescaledb" / "initdb"
 PASSWORD = "grafana-test-password"
 
 

@@ -18,9 +18,12 @@ from carbonflow.cli import build_parser
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
-from tests.deploy_support import cli_environment, setting_fields
+from tests.support import ROOT as ROOT_DIR
+from tests.support.deploy_support import cli_environment, setting_fields
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+ROOT = ROOT_DIR
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 # The oldest Kubernetes release these manifests are written for (documented in operations.md).

@@ -17,13 +17,16 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from carbonflow.domain.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.net import free_port
 from simulators.publisher import Publisher
-from tests.ingest_harness import count, health, start_ingest_process
-from tests.seed import seed_site
-from tests.waiting import wait_until
+from tests.support.ingest_harness import count, health, start_ingest_process
+from tests.support.seed import seed_site
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
 
 BASE = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 DEVICES = 20

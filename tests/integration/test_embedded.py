@@ -183,6 +183,8 @@ import os, sys
 from pathlib import Path
 import psycopg
 from carbonflow.embedded.postgres import EmbeddedPostgres
+
+pytestmark = pytest.mark.integration
 server = EmbeddedPostgres(Path(sys.argv[1]))
 server.start()
 with psycopg.connect(server.url, autocommit=True) as conn:

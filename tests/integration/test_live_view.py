@@ -37,19 +37,23 @@ from services.api.routers.flows import SANKEY_KINDS
 from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.runner import SimulationRunner
-from tests.api_support import ADMIN_KEY, EXAMPLES, PARK, make_app
-from tests.ingest_harness import running_ingest
-from tests.waiting import wait_until
+from tests.support import ROOT as ROOT_DIR
+from tests.support.api_support import ADMIN_KEY, EXAMPLES, PARK, make_app
+from tests.support.ingest_harness import running_ingest
+from tests.support.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "live-view.png"
+SCREENSHOT = ROOT_DIR / "docs" / "img" / "live-view.png"
 BACKFILL = timedelta(hours=1)
 # The wall-screen layout (docs/live-view.md): two columns from 1600 px.
 VIEWPORT = {"width": 1680, "height": 1050}
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Debian's chromium: scripts/ensure-chromium.sh"
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium: scripts/ensure-chromium.sh"
+    ),
+]
 
 
 @dataclass

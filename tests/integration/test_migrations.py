@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -10,6 +11,8 @@ from carbonflow.cli import main
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.migrate import head_revision, upgrade
 from carbonflow.storage.schema import READING_TS_BRIN, metadata
+
+pytestmark = pytest.mark.integration
 
 
 def test_migrated_schema_matches_the_metadata(database_url: str) -> None:

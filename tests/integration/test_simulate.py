@@ -20,17 +20,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from carbonflow.cli import build_parser
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.engine import SimConfig, Simulation
 from simulators.faults import Outgoing
 from simulators.faultspec import FaultSpec
 from simulators.oracle import read_oracle
 from simulators.runner import RETIRED_DEVICE_ID, SimulationReport, register_fleet, run_simulation
-from tests.ingest_harness import count, reason_counts, running_ingest
-from tests.waiting import wait_until
+from tests.support.ingest_harness import count, reason_counts, running_ingest
+from tests.support.waiting import wait_until
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
+pytestmark = pytest.mark.integration
+
 TZ = ZoneInfo("Asia/Shanghai")
 
 

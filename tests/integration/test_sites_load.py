@@ -10,10 +10,11 @@ import pytest
 
 from carbonflow.cli import main
 from carbonflow.domain.site_model import SiteDocument, document_json, document_sha256
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.registry import list_sites, load_site, load_sites
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
+pytestmark = pytest.mark.integration
+
 MINE = EXAMPLES / "shanxi-mine.yaml"
 PARK = EXAMPLES / "inner-mongolia-park.yaml"
 REGISTRY_TABLES = (

@@ -6,12 +6,12 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.calc_store import local_tiles
 from services.calc.engine import merge_ranges
 from services.calc.plan import flow_metric, plan_from_document, reverse_metric
+from tests.support import ROOT
 
 T = datetime(2025, 3, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -72,7 +72,7 @@ _TIMESCALE_ONLY = re.compile(
 
 def test_result_queries_use_no_timescaledb_only_function() -> None:
     """Identical results on plain PostgreSQL and TimescaleDB: the SQL is core PostgreSQL."""
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     for module in ("carbonflow/storage/calc_store.py", "carbonflow/storage/calc_reference.py"):
         text = (root / module).read_text(encoding="utf-8")
         assert not _TIMESCALE_ONLY.search(text), module

@@ -13,7 +13,6 @@ import copy
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,9 +25,10 @@ from carbonflow.cli import build_parser
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
-from tests.deploy_support import cli_environment, setting_fields
+from tests.support import ROOT as ROOT_DIR
+from tests.support.deploy_support import cli_environment, setting_fields
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = ROOT_DIR
 DEPLOY = ROOT / "deploy"
 CARBONFLOW_IMAGE = "${CARBONFLOW_IMAGE:-carbonflow:local}"
 SETTINGS_HEADER = (

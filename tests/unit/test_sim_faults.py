@@ -9,14 +9,13 @@ import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from carbonflow.domain.contract import ContractError, Reason, parse_message, parse_topic
 from carbonflow.domain.site_model import SiteDocument
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.engine import OracleRecord, SimConfig, Simulation
 from simulators.faults import (
     LATE_S,
@@ -28,7 +27,6 @@ from simulators.faults import (
 )
 from simulators.faultspec import MALFORMED_REASONS, PRESETS, FaultSpec
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 10, 5, tzinfo=TZ)
 # Reasons a message alone can show (no registry needed): the contract parser rejects them.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,7 +19,7 @@ from carbonflow.domain.intervals import (
     Reading,
     counter_intervals,
 )
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.assumptions import default_assumptions
 from simulators.clock import make_calendar
 from simulators.faultspec import FaultSpec
@@ -28,7 +27,6 @@ from simulators.meters import RESET_SAFETY, CounterEvent, Meter
 from simulators.plant import SitePlant
 from simulators.randomness import stream
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 TZ = ZoneInfo("Asia/Shanghai")
 A = default_assumptions()
 STEP_S = 900.0

@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.engine import OracleRecord, SimConfig, Simulation
 from simulators.faults import Outgoing, Tally
 from simulators.faultspec import FaultSpec
 from simulators.oracle import FORMAT, OracleWriter, iter_records, read_oracle
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 TZ = ZoneInfo("Asia/Shanghai")
 
 

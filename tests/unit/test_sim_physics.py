@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
 from carbonflow.domain.site_model import SiteDocument
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.assumptions import default_assumptions
 from simulators.clock import make_calendar
 from simulators.plant import ChunkTruth, SitePlant, hint
@@ -26,7 +25,6 @@ from simulators.weather import (
     wind_power_fraction,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 TZ = ZoneInfo("Asia/Shanghai")
 A = default_assumptions()
 

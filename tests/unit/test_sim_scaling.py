@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from carbonflow.commands.simulate import parse_start, resolve_site
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.engine import base_device_id, parse_speed, published_ids
 from simulators.scaling import fleet, scale_site
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 
 
 def test_a_fleet_of_exactly_n_devices() -> None:

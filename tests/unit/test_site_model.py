@@ -21,8 +21,9 @@ from carbonflow.domain.site_model import (
 )
 from carbonflow.domain.units import metric_unit
 from carbonflow.sites.loader import SiteFileError, SiteFileProblem, load_site_file, parse_site_text
+from tests.support import ROOT as ROOT_DIR
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = ROOT_DIR
 EXAMPLES = REPO / "carbonflow" / "sites" / "examples"
 MINE = EXAMPLES / "shanxi-mine.yaml"
 PARK = EXAMPLES / "inner-mongolia-park.yaml"

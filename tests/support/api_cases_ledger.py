@@ -1,4 +1,4 @@
-"""Access-matrix rows for the ledger routes (see ``tests/api_support.py``).
+"""Access-matrix rows for the ledger routes (see ``tests/support/api_support.py``).
 
 The shared database has no closed ledger (its successful closes are the ``None`` cells, run in
 ``tests/integration/test_api_ledgers.py`` on a database of their own), so every revision is 404
@@ -7,7 +7,7 @@ and every revise 409 ("not closed"). October 2026 has ended at the fixed ``NOW``
 
 from __future__ import annotations
 
-from tests.api_support import Case, M, P
+from tests.support.api_support import Case, M, P
 
 OCT, NOV = "2026-10", "2026-11"
 CATHODE, DC = f"{P}/organisations/cathode-plant", f"{P}/organisations/data-centre"

@@ -1,4 +1,4 @@
-"""Access-matrix rows for the flows route and the live view (see ``tests/api_support.py``).
+"""Access-matrix rows for the flows route and the live view (see ``tests/support/api_support.py``).
 
 Keys of the shared seed: operator and regulator of the mine, enterprise ``cathode-plant`` of
 the park. The view's page and assets are public (they hold no data); its summary route is not.
@@ -6,7 +6,7 @@ the park. The view's page and assets are public (they hold no data); its summary
 
 from __future__ import annotations
 
-from tests.api_support import MINE, Case, M, P, S
+from tests.support.api_support import MINE, Case, M, P, S
 
 #        method   path                                                   adm  op   ent  reg
 CASES: tuple[Case, ...] = (

@@ -1,5 +1,6 @@
-"""Access-matrix rows for the calc-result routes (see ``tests/api_support.py``): carbon series,
-device energy, indicators, budgets, events, factor sets and library, regulator aggregates.
+"""Access-matrix rows for the calc-result routes (see ``tests/support/api_support.py``):
+carbon series, device energy, indicators, budgets, events, factor sets and library,
+regulator aggregates.
 
 In the seeded database the operator and regulator keys see the mine, the enterprise key the
 park's cathode plant; the data centre (``data-centre``, ``dc-incomer-a``, ``dc-it-halls``) is
@@ -10,7 +11,7 @@ read: a write is 405 for every role. The figures themselves are tested on real c
 
 from __future__ import annotations
 
-from tests.api_support import Case, M, P
+from tests.support.api_support import Case, M, P
 
 A = "/api/v1/aggregates"
 

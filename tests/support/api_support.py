@@ -12,7 +12,6 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,7 +21,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from carbonflow.embedded.postgres import PostgresServer
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.api_access import create_key
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry import load_sites
@@ -30,7 +29,6 @@ from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.api.tokens import new_key
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "carbonflow" / "sites" / "examples"
 MINE = "shanxi-jinzhong-mine"
 PARK = "inner-mongolia-ordos-park"
 NOW = datetime(2026, 11, 23, 6, 15, tzinfo=UTC)

@@ -19,8 +19,9 @@ from carbonflow.settings import DatabaseSettings, MqttSettings
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
+from tests.support import ROOT as ROOT_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = ROOT_DIR
 # The classes whose settings the deployed containers read.
 STACK_SETTINGS: tuple[type[BaseSettings], ...] = (
     DatabaseSettings,

@@ -18,7 +18,7 @@ import psycopg
 from carbonflow.embedded.net import free_port
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 def ingest_settings(database_url: str, mqtt_url: str, **overrides: Any) -> IngestSettings:
