@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -32,17 +32,6 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"duration {text!r}: write a number and a unit: 30d, 12h, 15m, 90s, 2w")
     return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
-
-
-def epoch_s(ts: datetime) -> float:
-    if ts.tzinfo is None:
-        raise ValueError(f"{ts} has no time zone")
-    return ts.timestamp()
-
-
-def from_epoch_s(seconds: float, tz: ZoneInfo | None = None) -> datetime:
-    ts = datetime.fromtimestamp(seconds, tz=UTC)
-    return ts.astimezone(tz) if tz is not None else ts
 
 
 @dataclass(frozen=True, slots=True)

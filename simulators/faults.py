@@ -44,7 +44,6 @@ from carbonflow.domain.contract import (
     device_topic,
     encode,
     encode_batch,
-    format_ts,
     reading_set_document,
 )
 from carbonflow.domain.site_model import Device, MetricKind
@@ -502,8 +501,3 @@ class Tally:
             "duplicate_messages": self.duplicate_messages,
             "rejections": dict(sorted(self.rejections.items())),
         }
-
-
-def format_reading_time(epoch_seconds: float, tz: ZoneInfo) -> str:
-    """RFC 3339 with the site's offset, as the contract formats it."""
-    return format_ts(datetime.fromtimestamp(epoch_seconds, tz=tz))

@@ -48,16 +48,6 @@ MALFORMED_REASONS: tuple[Reason, ...] = (
     Reason.COUNTER_BACKWARDS,
     Reason.DUPLICATE_CONFLICT,
 )
-# Where a message published on a wrong topic ends up.
-WRONG_TOPIC_REASONS: tuple[Reason, ...] = (
-    Reason.UNKNOWN_TOPIC,
-    Reason.UNKNOWN_SITE,
-    Reason.UNKNOWN_DEVICE,
-    Reason.WRONG_SITE,
-)
-NOT_INJECTABLE: Mapping[Reason, str] = {
-    Reason.STORE_FAILED: "needs the database to refuse a write; not injectable from MQTT",
-}
 
 
 @dataclass(frozen=True, slots=True)

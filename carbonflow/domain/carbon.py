@@ -116,11 +116,6 @@ class FuelParameters:
         """The unit fuel quantities are converted to: ``t`` or ``10^4 Nm3``."""
         return str(self.ncv.factor.denominator_unit)
 
-    @property
-    def ef_tco2_per_gj(self) -> float:
-        """CC × OF × 44/12 [tCO2/GJ]."""
-        return self.cc.value * self.of.value * CO2_PER_C
-
 
 def fuel_parameters(
     library: FactorLibrary,
@@ -193,18 +188,6 @@ def fuel_combustion_co2(
         ),
         label=label or params.fuel,
     )
-
-
-def carbonate_process_co2(
-    carbonate_t: float, factor: FactorValue | SelectedFactor, *, label: str = ""
-) -> Emission:
-    """Process CO2 [t] = carbonate decomposed [t] × factor [tCO2/t] (GB/T 32151.34 Table C.2)."""
-    used = require_unit(factor, "tCO2/t", "carbonate decomposition")
-    co2_t = carbonate_t * used.value
-    return Emission(
-        Category.PROCESS, Scope.SCOPE_1, Gas.CO2, co2_t, co2_t, carbonate_t, "t", (used,),
-        f"{carbonate_t:g} t × {used.value:g} tCO2/t = {co2_t:g} tCO2", label=label or used.key,
-    )  # fmt: skip
 
 
 # --- electricity -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ a Grafana screenshot, and every picture says so. Pure: results in, HTML text out
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -195,9 +195,3 @@ overflow:hidden;white-space:nowrap}} .bar i{{background:#5794f2;height:10px;marg
 def page_height_px(board: Dashboard) -> int:
     bottom = max(int(p["gridPos"]["y"] + p["gridPos"]["h"]) for p in board.to_json()["panels"])
     return 130 + bottom * (ROW_PX + 6)
-
-
-def boards_with_results(
-    boards: Sequence[Dashboard], results: Mapping[str, Any]
-) -> list[tuple[Dashboard, Mapping[str, Any]]]:
-    return [(b, results.get(b.uid, {})) for b in boards]

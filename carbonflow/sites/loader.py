@@ -46,6 +46,7 @@ class SiteFileError(ValueError):
 #: The example sites shipped with the package (a coal mine in Shanxi, a park in Ordos).
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
+
 def load_site_file(path: str | Path) -> SiteDocument:
     """Read and validate one site file. Raises :class:`SiteFileError`."""
     path = Path(path)

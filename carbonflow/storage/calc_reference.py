@@ -14,7 +14,7 @@ version with different content is refused — a changed value needs a new versio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -344,10 +344,6 @@ def green_instruments(conn: Conn, site_id: str) -> list[GreenRecord]:
         (site_id,),
     ).fetchall()
     return [GreenRecord(*row) for row in rows]
-
-
-def stored_file_names(conn: Conn) -> Iterable[str]:
-    return [str(r[0]) for r in conn.execute("SELECT DISTINCT file_name FROM factor_file")]
 
 
 __all__ = [

@@ -25,8 +25,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.types.json import Jsonb
 
-from carbonflow.domain.units import metric_unit
-
 Conn = psycopg.Connection[Any]
 
 # Advisory-lock namespace of the calc service (first key of the two-int form): one lock per site,
@@ -162,14 +160,6 @@ def delete_dirty_hours(conn: Conn, hours: Sequence[DirtyHour]) -> int:
             [h.hour_start for h in hours],
             [h.marked_at for h in hours],
         ),
-    )
-    return cur.rowcount
-
-
-def delete_orphan_dirty_hours(conn: Conn) -> int:
-    cur = conn.execute(
-        "DELETE FROM dirty_hour h WHERE NOT EXISTS "
-        "(SELECT 1 FROM device d WHERE d.device_pk = h.device_pk)"
     )
     return cur.rowcount
 
@@ -1105,18 +1095,3 @@ def factor_set(conn: Conn, factor_set_id: int) -> list[dict[str, Any]]:
         "SELECT factors FROM calc_factor_set WHERE factor_set_id = %s", (factor_set_id,)
     ).fetchone()
     return [] if row is None else list(row[0])
-
-
-def green_claims(conn: Conn, site_id: str, month_start: datetime) -> list[dict[str, Any]]:
-    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-    return list(
-        cur.execute(
-            "SELECT * FROM calc_green_claim WHERE site_id = %s AND month_start = %s "
-            "ORDER BY instrument_id",
-            (site_id, month_start),
-        ).fetchall()
-    )
-
-
-def metric_unit_symbol(name: str) -> str:
-    return metric_unit(name).symbol

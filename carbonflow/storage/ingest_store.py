@@ -17,7 +17,6 @@ from types import MappingProxyType
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from carbonflow.storage.db import connect
 
@@ -306,8 +305,3 @@ class BatchStore:
                     self.close()
             raise
         return result
-
-
-def count_rows(conn: psycopg.Connection[Any], table: str) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return int(row[0]) if row else 0

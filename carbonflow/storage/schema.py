@@ -13,7 +13,6 @@ from sqlalchemy.dialects import postgresql as pg
 
 metadata = sa.MetaData()
 
-SITE_KINDS = ("park", "mine", "enterprise")
 
 site = sa.Table(
     "site",
@@ -373,8 +372,6 @@ calc_factor_set = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_NOW),
 )
 
-CARBON_KEY = ("org_id", "node_id", "carrier", "category", "basis", "gas")
-
 
 def _carbon_columns() -> list[sa.Column[Any]]:
     return [
@@ -551,7 +548,6 @@ sa.Index("calc_request_open_idx", calc_request.c.site_id, calc_request.c.done_at
 # See docs/api.md. A key's secret is never stored: only the SHA-256 of the whole token.
 # ---------------------------------------------------------------------------------------------
 
-API_ROLES = ("admin", "operator", "enterprise", "regulator")
 
 api_key = sa.Table(
     "api_key",

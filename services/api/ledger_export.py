@@ -28,7 +28,6 @@ JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ZIP_MEDIA_TYPE = "application/zip"
-FORMATS = ("json", "csv", "xlsx")
 MEDIA_TYPES = {"json": JSON_MEDIA_TYPE, "csv": CSV_MEDIA_TYPE, "xlsx": XLSX_MEDIA_TYPE}
 # Sections as they are laid out: field/value sections, then tables (and the changes).
 FIELD_SECTIONS = ("header", "quality")

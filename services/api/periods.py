@@ -12,10 +12,6 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-# The grains of a time series and their fixed lengths (hour and 15 min are the same length in
-# every zone; days and months are counted on the local calendar).
-SERIES_GRAINS = ("15min", "hour", "day", "month")
-PERIOD_GRAINS = ("day", "month", "year")
 _FIXED = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1)}
 # Times a request may name: far enough either side for any accounting, near enough that adding a
 # year or converting between zones can never leave Python's datetime range.

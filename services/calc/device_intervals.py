@@ -34,7 +34,6 @@ from datetime import UTC, datetime, timedelta
 from carbonflow.domain.counters import FRESH_FACTOR, RESET_FRACTION, step_delta
 from carbonflow.domain.intervals import (
     IntervalGrid,
-    IntervalQuantity,
     IntervalSeries,
     MeterReplacement,
     Reading,
@@ -260,9 +259,3 @@ def window_grid(first_ts: datetime, last_ts: datetime, step: timedelta) -> Inter
     if end <= start:
         return None
     return IntervalGrid(start, end, step)
-
-
-def as_rows(intervals: Sequence[IntervalQuantity]) -> tuple[IntervalRow, ...]:
-    return tuple(
-        IntervalRow(i.start, i.quantity, i.quality.value, i.completeness, i.late) for i in intervals
-    )

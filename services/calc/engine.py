@@ -97,11 +97,6 @@ HOUR = timedelta(hours=1)
 EVENT_GRAINS = ("month", "year")
 
 
-def default_reference_files() -> tuple[Path, ...]:
-    # calc_supplement.yaml is one of the package's data files since it moved (docs/calc.md).
-    return package_data_files()
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     dirty_batch: int = 20_000  # dirty device-hours read per cycle
@@ -112,7 +107,7 @@ class EngineConfig:
     default_report_period: timedelta = DEFAULT_REPORT_PERIOD
     late_after: timedelta = DEFAULT_LATE_AFTER
     factor_check_s: float = 60.0
-    reference_files: tuple[Path, ...] = field(default_factory=default_reference_files)
+    reference_files: tuple[Path, ...] = field(default_factory=package_data_files)
 
 
 @dataclass

@@ -65,7 +65,6 @@ PURPOSES = (
     "ncv.ch4",
     "tce.gj_per_tce",
 )
-CARRIER_PURPOSE_PREFIXES = ("fuel.", "tce.", "density.")
 
 GREEN_ZERO_KEY = "green.evidenced_purchase.zero"
 SELF_ZERO_KEY = "green.self_generated_non_fossil.zero"
@@ -281,12 +280,6 @@ def site_factors(
         methane=methane,
         pins=pins,
     )
-
-
-def factor_records(
-    factors: tuple[SelectedFactor, ...],
-) -> list[dict[str, str | float | int | None]]:
-    return [f.record() for f in factors]
 
 
 def fingerprint(records: object) -> str:

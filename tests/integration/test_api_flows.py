@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage import calc_store
 from carbonflow.storage.api_access import create_key
 from carbonflow.storage.db import make_engine
@@ -30,7 +30,7 @@ from services.api.routers.view import newest_kpis, recent_carbon
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
 from tests.integration.test_calc_generator import generate, store_readings
-from tests.support.api_support import EXAMPLES, MINE, PARK, assert_problem, make_app
+from tests.support.api_support import MINE, PARK, assert_problem, make_app
 
 pytestmark = pytest.mark.integration
 

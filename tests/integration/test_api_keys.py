@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbonflow.cli import main
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.registry import load_sites
 from services.api.tokens import key_id_of, token_sha256
-from tests.support.api_support import EXAMPLES, MINE, PARK, make_app
+from tests.support.api_support import MINE, PARK, make_app
 
 pytestmark = pytest.mark.integration
 

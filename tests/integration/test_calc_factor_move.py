@@ -12,7 +12,6 @@ import pytest
 
 from carbonflow.domain.factors.library import SUPPLEMENT_FILE, package_data_files
 from carbonflow.storage import calc_reference as ref
-from services.calc.engine import default_reference_files
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +30,8 @@ def test_moved_supplement_syncs_as_unchanged(database_url: str, tmp_path: Path) 
             "SELECT file_name, version, sha256 FROM factor_file ORDER BY 1, 2"
         ).fetchall()
         # After the move: the calc service's reference files are the package's data files.
-        assert SUPPLEMENT_FILE in default_reference_files()
-        after = ref.sync_reference_files(conn, default_reference_files())
+        assert SUPPLEMENT_FILE in package_data_files()
+        after = ref.sync_reference_files(conn, package_data_files())
         assert {s.status for s in after} == {"unchanged"}
         # Listing the old alias beside the package files is harmless (a file given twice).
         again = ref.sync_reference_files(conn, [*package_data_files(), SUPPLEMENT_FILE])

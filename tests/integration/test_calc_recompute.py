@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 from carbonflow.domain.factors import PinnedFactor
+from carbonflow.domain.factors.library import package_data_files
 from carbonflow.sites.loader import load_site_file, parse_site_text
 from carbonflow.storage import calc_reference as ref
 from carbonflow.storage.calc_store import CALC_LOCK_NAMESPACE
 from carbonflow.storage.registry import load_site
-from services.calc.engine import CalcEngine, EngineConfig, default_reference_files
+from services.calc.engine import CalcEngine, EngineConfig
 from tests.integration.test_calc_generator import (
     Faults,
     generate,
@@ -335,7 +336,7 @@ def test_a_pinned_factor_and_a_new_factor_version_recompute_carbon(
         assert ref.delete_pin(conn, site, "electricity.location")
     # A corrected data file, under a new version, replaces the Shanxi 2023 value.
     files = []
-    for shipped in default_reference_files():
+    for shipped in package_data_files():
         path = shipped
         if path.name == "mee_nbs_electricity.yaml":
             text = path.read_text(encoding="utf-8")

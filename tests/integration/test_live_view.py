@@ -31,14 +31,14 @@ import uvicorn
 
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.net import free_port
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.registry import load_sites
 from services.api.routers.flows import SANKEY_KINDS
 from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.runner import SimulationRunner
 from tests.support import ROOT as ROOT_DIR
-from tests.support.api_support import ADMIN_KEY, EXAMPLES, PARK, make_app
+from tests.support.api_support import ADMIN_KEY, PARK, make_app
 from tests.support.ingest_harness import running_ingest
 from tests.support.waiting import wait_until
 
