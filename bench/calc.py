@@ -29,8 +29,8 @@ import psycopg
 from bench.calc_site import SITE, metric_of, rate_per_hour, site_document
 from bench.common import Stack, private_stack, quantile
 from bench.year import year_database
-from carbonflow.domain.contract import device_topic, encode, reading_set_document
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.net import free_port
 from carbonflow.storage.registry import load_site
 from simulators.publisher import Publisher

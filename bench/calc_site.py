@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.site.model import SiteDocument
 
 SITE = "bench-calc"
 GRID_METERS = 10

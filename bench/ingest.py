@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bench.common import Stack, peak_rss_mb, private_stack
-from carbonflow.domain.contract import device_topic, encode, reading_set_document
+from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.net import free_port
 from carbonflow.settings import MqttTarget
 from simulators.publisher import Publisher

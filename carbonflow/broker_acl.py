@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from carbonflow.domain.contract import SUBSCRIPTION, device_topic, gateway_topic
+from carbonflow.domain.readings.contract import SUBSCRIPTION, device_topic, gateway_topic
 
 # Mosquitto 2.0's mosquitto_passwd: PBKDF2-SHA512, 101 iterations, a 12-byte salt, a 64-byte
 # digest (mosquitto src/password_mosq.c, SALT_LEN and PW_DEFAULT_ITERATIONS).

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.broker import start_embedded_broker
 from carbonflow.embedded.net import free_port, port_accepts, wait_for
 from carbonflow.embedded.postgres import EmbeddedPostgres

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from carbonflow.domain.site_model import SiteDocument, document_sha256
+from carbonflow.domain.site.model import SiteDocument, document_sha256
 from simulators.assumptions import Assumptions, default_assumptions
 from simulators.clock import make_calendar
 from simulators.faults import Delivery, Outgoing, Tally, longest_disruption_h

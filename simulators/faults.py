@@ -4,7 +4,7 @@
 contract's batch form: a JSON array of reading sets for one device, at most ``batch_size``), and
 applies the faults of a :class:`~simulators.faultspec.FaultSpec`: gaps, clock skew, late
 batches, duplicates, reordering, messages on wrong topics and malformed extra messages. Every
-payload and topic is built with :mod:`carbonflow.domain.contract`.
+payload and topic is built with :mod:`carbonflow.domain.readings.contract`.
 
 Each message carries what ingest should do with it (``kind``, ``readings`` it should store,
 the one rejection ``reason`` it should record), so a run can be compared with the database:
@@ -39,14 +39,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
-from carbonflow.domain.contract import (
+from carbonflow.domain.readings.contract import (
     Reason,
     device_topic,
     encode,
     encode_batch,
     reading_set_document,
 )
-from carbonflow.domain.site_model import Device, MetricKind
+from carbonflow.domain.site.model import Device, MetricKind
 from simulators.faultspec import FaultSpec
 from simulators.randomness import per_step_probability
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-from carbonflow.domain.contract import Reason
+from carbonflow.domain.readings.contract import Reason
 
 # Reasons a malformed extra message can carry; each one produces exactly one rejected row.
 MALFORMED_REASONS: tuple[Reason, ...] = (

@@ -6,18 +6,19 @@ here), from the oracle's true quantities, so a calc service can be checked again
 - **activity data** by role: grid import and export, green import (绿电直连), PV, wind and
   gas-engine generation, fuels dispensed or metered (natural gas Nm³, diesel L → kg by the
   simulator's density assumption, LNG t), purchased heat, coal-mine methane flows (pure CH4);
-- **energy** (GB/T 2589, :mod:`carbonflow.domain.energy`): grid electricity at its net import;
-  zero-carbon electricity = PV + wind + green import − any surplus export; natural gas, diesel,
-  purchased heat by their carrier coefficients; coal-mine methane burnt on site as heat
+- **energy** (GB/T 2589, :mod:`carbonflow.domain.inventory.energy`): grid electricity at its net
+  import; zero-carbon electricity = PV + wind + green import − any surplus export; natural gas,
+  diesel, purchased heat by their carrier coefficients; coal-mine methane burnt on site as heat
   (CH4 Nm³ × LHV → MJ × the heat coefficient, the example site file's convention); gas-engine
   electricity is not counted again (its methane is). Carriers without a coefficient (LNG) are
   listed in ``not_counted``;
-- **emissions** (:mod:`carbonflow.domain.carbon`, :mod:`carbonflow.domain.methane`): location-
-  based scope 2 = net grid import × the MEE/NBS provincial average factor selected for the
-  accounting year (green import left out); fuel combustion; purchased heat; the mine methane
-  balance (GWP set SAR by default: escape, flaring, utilisation);
-- **indicators** (:mod:`carbonflow.domain.indicators`): electricity and CO2 per tonne of raw
-  coal (GB 29444 production system), methane drainage and utilisation rates, zero-carbon
+- **emissions** (:mod:`carbonflow.domain.inventory.carbon`,
+  :mod:`carbonflow.domain.inventory.methane`): location- based scope 2 = net grid import × the
+  MEE/NBS provincial average factor selected for the accounting year (green import left out); fuel
+  combustion; purchased heat; the mine methane balance (GWP set SAR by default: escape, flaring,
+  utilisation);
+- **indicators** (:mod:`carbonflow.domain.indicators.formulas`): electricity and CO2 per tonne of
+  raw coal (GB 29444 production system), methane drainage and utilisation rates, zero-carbon
   energy share, the park core indicator (CO2 only ÷ tce).
 """
 
@@ -30,7 +31,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
-from carbonflow.domain.carbon import (
+from carbonflow.domain.factors import (
+    ElectricityBasis,
+    FactorLibrary,
+    FactorNotFound,
+    default_library,
+    select_electricity_factor,
+)
+from carbonflow.domain.indicators.formulas import (
+    Ratio,
+    co2_per_energy,
+    co2_per_raw_coal,
+    electricity_per_raw_coal,
+    methane_drainage_rate,
+    methane_utilisation_rate,
+    zero_carbon_energy_share,
+)
+from carbonflow.domain.inventory.carbon import (
     Emission,
     Scope2Method,
     electricity_location_based,
@@ -40,25 +57,19 @@ from carbonflow.domain.carbon import (
     purchased_heat_co2,
     scope_totals,
 )
-from carbonflow.domain.energy import TceConversion, energy_balance, tce_coefficient, to_tce
-from carbonflow.domain.factors import (
-    ElectricityBasis,
-    FactorLibrary,
-    FactorNotFound,
-    default_library,
-    select_electricity_factor,
+from carbonflow.domain.inventory.energy import (
+    TceConversion,
+    energy_balance,
+    tce_coefficient,
+    to_tce,
 )
-from carbonflow.domain.indicators import (
-    Ratio,
-    co2_per_energy,
-    co2_per_raw_coal,
-    electricity_per_raw_coal,
-    methane_drainage_rate,
-    methane_utilisation_rate,
-    zero_carbon_energy_share,
+from carbonflow.domain.inventory.methane import (
+    GwpSet,
+    MethaneFlows,
+    methane_parameters,
+    mine_methane,
 )
-from carbonflow.domain.methane import GwpSet, MethaneFlows, methane_parameters, mine_methane
-from carbonflow.domain.site_model import (
+from carbonflow.domain.site.model import (
     Carrier,
     Device,
     NodeKind,

@@ -21,7 +21,7 @@ A reset or a replacement is only injected while every register of the device hol
 ``RESET_SAFETY`` × the largest quantity it could count during the longest delivery disruption
 the run can produce (gaps, late and reordered messages): then the first reading the ingest
 counter guard compares with a pre-reset value is always below ``RESET_FRACTION`` of it, so the
-guard classifies the drop as a reset (``carbonflow.domain.counters``), never as running
+guard classifies the drop as a reset (``carbonflow.domain.readings.counters``), never as running
 backwards; and never while a register is above ``ROLLOVER_HIGH_FRACTION`` of its modulus,
 where the counter rule would read the drop as a rollover and count phantom energy. Natural and
 injected rollovers are recorded as events too.
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from carbonflow.domain.counters import ROLLOVER_HIGH_FRACTION
-from carbonflow.domain.site_model import Device, MetricKind, multiplier_applies
+from carbonflow.domain.readings.counters import ROLLOVER_HIGH_FRACTION
+from carbonflow.domain.site.model import Device, MetricKind, multiplier_applies
 from simulators.faultspec import FaultSpec
 from simulators.plant import (
     DeviceTruth,

@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 
 from carbonflow.domain import units
-from carbonflow.domain.site_model import Device, MetricKind, SiteDocument
+from carbonflow.domain.site.model import Device, MetricKind, SiteDocument
 from simulators.plant import ChunkTruth
 
 FORMAT = "carbonflow-sim-oracle/1"

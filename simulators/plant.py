@@ -38,7 +38,7 @@ import numpy as np
 
 from carbonflow.domain import units
 from carbonflow.domain.factors.library import FactorLibrary, default_library
-from carbonflow.domain.site_model import (
+from carbonflow.domain.site.model import (
     Carrier,
     Device,
     DeviceKind,

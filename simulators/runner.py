@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from carbonflow.domain.site_model import Device, SiteDocument
+from carbonflow.domain.site.model import Device, SiteDocument
 from carbonflow.storage.registry import LoadReport
 from simulators.engine import OracleRecord, SimConfig, Simulation
 from simulators.faults import Tally

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.site.model import SiteDocument
 from simulators.plant import clone_id
 
 

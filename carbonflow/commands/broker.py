@@ -141,7 +141,7 @@ def _devices_from_registry(url: str) -> list[tuple[str, str]]:
 
 
 def _gateways(values: list[str]) -> list[tuple[str, str]]:
-    from carbonflow.domain.contract import is_slug
+    from carbonflow.domain.readings.contract import is_slug
 
     pairs = []
     for value in values:

@@ -102,7 +102,7 @@ def parse_start(text: str, step: timedelta, now: datetime) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from carbonflow.domain.contract import Reason
+    from carbonflow.domain.readings.contract import Reason
     from carbonflow.settings import DatabaseSettings, MqttSettings
     from carbonflow.sites.loader import SiteFileError, load_site_file
     from simulators.clock import parse_duration

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.settings import DatabaseSettings
 from carbonflow.sites.loader import SiteFileError, load_site_file
 from carbonflow.storage.registry import list_sites, load_sites

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from carbonflow.grafana.model import Override, Threshold, Variable
 
-# Status colours of calc_indicator / calc_budget / calc_event (services/calc/kpis.py).
+# Status colours of calc_indicator / calc_budget / calc_event
+# (carbonflow/domain/indicators/kpis.py).
 STATUS_MAPPINGS = (
     {
         "type": "value",

@@ -55,7 +55,8 @@ WHERE i.site_id = '$site' AND i.org_id = '$org' AND i.grain = 'month'
 ORDER BY i.indicator"""
 
 # Burn-down of the CO2 budget of the month's year: what is left after each day, from the daily
-# market-based CO2 the budget counts (services/calc/kpis.py: gas CO2, basis market or both).
+# market-based CO2 the budget counts (carbonflow/domain/indicators/kpis.py: gas CO2, basis market
+# or both).
 BURN_DOWN = f"""WITH year AS (
   SELECT date_trunc('year', '$period'::timestamptz AT TIME ZONE s.timezone) AT TIME ZONE s.timezone
          AS start, extract(year FROM '$period'::timestamptz AT TIME ZONE s.timezone)::int AS y

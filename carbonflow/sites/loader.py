@@ -1,4 +1,4 @@
-"""Site files: YAML in, a validated :class:`~carbonflow.domain.site_model.SiteDocument` out.
+"""Site files: YAML in, a validated :class:`~carbonflow.domain.site.model.SiteDocument` out.
 
 Every problem is reported with the file, the line and the field path, all at once::
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from carbonflow.domain.site_model import Loc, SiteDocument, format_loc, validation_issues
+from carbonflow.domain.site.model import Loc, SiteDocument, format_loc, validation_issues
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,14 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.types.json import Jsonb
 
+from carbonflow.domain.site.plan import (
+    DevicePlan,
+    MetricPlan,
+    SitePlan,
+    parse_document,
+    report_period_of,
+)
+
 Conn = psycopg.Connection[Any]
 
 # Advisory-lock namespace of the calc service (first key of the two-int form): one lock per site,
@@ -1095,3 +1103,38 @@ def factor_set(conn: Conn, factor_set_id: int) -> list[dict[str, Any]]:
         "SELECT factors FROM calc_factor_set WHERE factor_set_id = %s", (factor_set_id,)
     ).fetchone()
     return [] if row is None else list(row[0])
+
+
+def build_plan(site: SiteRow, devices: Sequence[DeviceRow], default_period: timedelta) -> SitePlan:
+    doc, problem = parse_document(site.document)
+    plans: list[DevicePlan] = []
+    for d in devices:
+        product = d.attributes.get("product")
+        plans.append(
+            DevicePlan(
+                device_pk=d.device_pk,
+                device_id=d.device_id,
+                role=d.role,
+                carrier=d.carrier,
+                node_id=d.node_id,
+                org_id=d.org_id,
+                multiplier=d.multiplier,
+                modulus=d.modulus,
+                active=d.active,
+                metrics=tuple(
+                    MetricPlan(mid, name, kind, unit) for mid, name, kind, unit in d.metrics
+                ),
+                product_id=str(product) if product else None,
+                report_period=report_period_of(d.attributes, default_period),
+            )
+        )
+    return SitePlan(
+        site_id=site.site_id,
+        kind=site.kind,
+        province=site.province,
+        grid_region=site.grid_region,
+        timezone=site.timezone,
+        devices=tuple(plans),
+        document=doc,
+        document_error=problem,
+    )

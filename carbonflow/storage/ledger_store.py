@@ -1,5 +1,5 @@
 """SQL for monthly ledgers: closed revisions (write-once), and the inputs a draft adds to
-``services.calc.queries.ledger_inputs`` (site time zone, calc watermark, green-power claims).
+``services.api.reads.ledger_inputs`` (site time zone, calc watermark, green-power claims).
 
 A revision's document is stored as the exact bytes served (canonical JSON text), with the
 SHA-256 of those bytes and of its accounting content; ``org_id`` '' is the site's own ledger.

@@ -1,6 +1,6 @@
 """The site registry: validated site documents written into the registry tables.
 
-``load_sites`` writes one or more :class:`~carbonflow.domain.site_model.SiteDocument` s in one
+``load_sites`` writes one or more :class:`~carbonflow.domain.site.model.SiteDocument` s in one
 transaction, so a failure leaves the registry as it was. Loading is idempotent: a document whose
 normalised SHA-256 equals the stored one is not written at all (status ``unchanged``). A changed
 document updates its rows; organisations, nodes, edges and products it no longer lists are
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from carbonflow.domain.site_model import Device, SiteDocument, document_json, document_sha256
+from carbonflow.domain.site.model import Device, SiteDocument, document_json, document_sha256
 from carbonflow.domain.units import metric_unit
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.schema import (

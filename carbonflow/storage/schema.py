@@ -271,7 +271,8 @@ factor_value = sa.Table(
 )
 
 # A site pins a library key, or overrides a factor with its own value and source, for one
-# purpose (electricity.location, fuel.diesel.ncv, methane.gwp, …; services/calc/factors.py).
+# purpose (electricity.location, fuel.diesel.ncv, methane.gwp, …;
+# carbonflow/domain/inventory/site_factors.py).
 factor_pin = sa.Table(
     "factor_pin",
     metadata,

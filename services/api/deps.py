@@ -16,7 +16,7 @@ from services.api.context import ApiContext
 from services.api.middleware import PRINCIPAL_STATE
 from services.api.problems import ApiProblemError, forbidden, not_found
 
-# Ids as the site model defines them (carbonflow/domain/site_model.py).
+# Ids as the site model defines them (carbonflow/domain/site/model.py).
 SITE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?$"
 MAX_ID_CHARS = 64

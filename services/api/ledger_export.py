@@ -1,4 +1,5 @@
-"""A ledger document (``services/calc/ledger.py``) as JSON, CSV or XLSX bytes, and a ZIP of many.
+"""A ledger document (``carbonflow/domain/ledger/document.py``) as JSON, CSV or XLSX bytes, and a
+ZIP of many.
 
 - JSON: the canonical bytes (what a closed revision stores and serves, byte for byte).
 - CSV: one file, one table: a ``section`` column, then the union of every section's columns,
@@ -22,7 +23,7 @@ from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
 
-from services.calc.ledger import COLUMNS, Column, canonical_json
+from carbonflow.domain.ledger.document import COLUMNS, Column, canonical_json
 
 JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"

@@ -19,7 +19,7 @@ class _Out(BaseModel):
 
 
 class FlowQuantities(_Out):
-    """The six attributed quantities (services/calc/flows.py ``COMPONENTS``)."""
+    """The six attributed quantities (carbonflow/domain/flows/graph.py ``COMPONENTS``)."""
 
     energy_tce: float = Field(description="energy [tce]")
     zero_carbon_tce: float = Field(description="of which zero-carbon energy [tce]")

@@ -1,7 +1,7 @@
 """Request and response schemas of the ledger routes (docs/api.md, Ledgers).
 
-The ledger document itself is described field by field in ``services/calc/ledger.py``; every
-number in it carries its unit in its name (``tco2e``, ``energy_tce``, ``applied_mwh``) or in a
+The ledger document itself is described field by field in ``carbonflow/domain/ledger/document.py``;
+every number in it carries its unit in its name (``tco2e``, ``energy_tce``, ``applied_mwh``) or in a
 ``unit`` field of its row (activity quantities, factor values, indicator values).
 """
 
@@ -40,7 +40,7 @@ class LedgerChange(_Out):
 
 
 class LedgerDocument(_Out):
-    """A ledger (module doc of ``services/calc/ledger.py``)."""
+    """A ledger (module doc of ``carbonflow/domain/ledger/document.py``)."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 

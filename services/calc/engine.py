@@ -15,13 +15,15 @@
 
    a. dirty device-hours (``dirty_hour``, written by ingest) and request chunks become reading
       windows; each is widened to the readings around it (a new reading changes the pairs on
-      both sides), its 15-min grid recomputed with :mod:`services.calc.device_intervals` and the
-      rows replaced;
+      both sides), its 15-min grid recomputed with
+      :mod:`carbonflow.domain.readings.device_intervals` and the rows replaced;
    b. the inventory of every affected 15-min interval is recomputed
-      (:mod:`services.calc.balance`, green pool of :mod:`services.calc.green`) and replaced;
+      (:mod:`carbonflow.domain.inventory.balance`, green pool of
+      :mod:`carbonflow.domain.inventory.green`) and replaced;
    c. hour, day and month rollups of the affected periods are rebuilt in SQL;
    d. indicators of the affected days, months and years, budgets of the affected years, and
-      early-warning events (:mod:`services.calc.kpis`, :mod:`services.calc.flows`);
+      early-warning events (:mod:`carbonflow.domain.indicators.kpis`,
+      :mod:`carbonflow.domain.flows.graph`);
    e. the dirty rows read are deleted **only where ``marked_at`` is unchanged**, so an hour
       re-marked by a concurrent ingest stays dirty; watermarks advance; commit.
 
@@ -48,29 +50,8 @@ import psycopg
 
 from carbonflow.domain.factors import FactorLibrary, FactorNotFound, TargetSet
 from carbonflow.domain.factors.library import package_data_files
-from carbonflow.domain.intervals import ACCOUNTING_INTERVAL, IntervalGrid
-from carbonflow.storage import calc_reference as ref
-from carbonflow.storage import calc_store as store
-from carbonflow.storage.db import connect
-from services.calc.balance import (
-    CarbonRow,
-    Quantity,
-    inventory_devices,
-    settle_period,
-    slot_inventory,
-)
-from services.calc.device_intervals import (
-    DEFAULT_LATE_AFTER,
-    SerialSpan,
-    StoredReading,
-    ceil_to,
-    floor_to,
-    quantity_intervals,
-)
-from services.calc.factors import SiteFactors, fingerprint, site_factors
-from services.calc.flows import FlowGraph, build_flows
-from services.calc.green import MonthPool, RegisterEntry, month_claims, month_pool
-from services.calc.kpis import (
+from carbonflow.domain.flows.graph import FlowGraph, build_flows
+from carbonflow.domain.indicators.kpis import (
     Event,
     Outcome,
     PeriodInputs,
@@ -81,14 +62,31 @@ from services.calc.kpis import (
     site_indicators,
     site_targets,
 )
-from services.calc.plan import (
-    DEFAULT_REPORT_PERIOD,
-    DevicePlan,
-    MetricPlan,
-    SitePlan,
-    parse_document,
-    report_period_of,
+from carbonflow.domain.inventory.balance import (
+    CarbonRow,
+    Quantity,
+    inventory_devices,
+    settle_period,
+    slot_inventory,
 )
+from carbonflow.domain.inventory.green import MonthPool, RegisterEntry, month_claims, month_pool
+from carbonflow.domain.inventory.site_factors import SiteFactors, fingerprint, site_factors
+from carbonflow.domain.readings.device_intervals import (
+    DEFAULT_LATE_AFTER,
+    SerialSpan,
+    StoredReading,
+    ceil_to,
+    floor_to,
+    quantity_intervals,
+)
+from carbonflow.domain.readings.intervals import ACCOUNTING_INTERVAL, IntervalGrid
+from carbonflow.domain.site.plan import (
+    DEFAULT_REPORT_PERIOD,
+    SitePlan,
+)
+from carbonflow.storage import calc_reference as ref
+from carbonflow.storage import calc_store as store
+from carbonflow.storage.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -140,43 +138,6 @@ def merge_ranges(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[date
         else:
             out.append((lo, hi))
     return out
-
-
-def build_plan(
-    site: store.SiteRow, devices: Sequence[store.DeviceRow], default_period: timedelta
-) -> SitePlan:
-    doc, problem = parse_document(site.document)
-    plans: list[DevicePlan] = []
-    for d in devices:
-        product = d.attributes.get("product")
-        plans.append(
-            DevicePlan(
-                device_pk=d.device_pk,
-                device_id=d.device_id,
-                role=d.role,
-                carrier=d.carrier,
-                node_id=d.node_id,
-                org_id=d.org_id,
-                multiplier=d.multiplier,
-                modulus=d.modulus,
-                active=d.active,
-                metrics=tuple(
-                    MetricPlan(mid, name, kind, unit) for mid, name, kind, unit in d.metrics
-                ),
-                product_id=str(product) if product else None,
-                report_period=report_period_of(d.attributes, default_period),
-            )
-        )
-    return SitePlan(
-        site_id=site.site_id,
-        kind=site.kind,
-        province=site.province,
-        grid_region=site.grid_region,
-        timezone=site.timezone,
-        devices=tuple(plans),
-        document=doc,
-        document_error=problem,
-    )
 
 
 @dataclass
@@ -316,7 +277,7 @@ class CalcEngine:
             for d in devices:
                 by_site.setdefault(d.site_id, []).append(d)
             plans = {
-                sid: build_plan(s, by_site.get(sid, []), self.config.default_report_period)
+                sid: store.build_plan(s, by_site.get(sid, []), self.config.default_report_period)
                 for sid, s in sites.items()
             }
             self._detect_changes(conn, plans, sites)

@@ -1,6 +1,7 @@
 """Reject cumulative-counter readings that dip backwards, by the named rule in
-:mod:`carbonflow.domain.counters` (``is_noise_dip``). Resets, rollovers and larger, ambiguous
-drops pass and are stored: the calc service, which sees the whole series, decides about them.
+:mod:`carbonflow.domain.readings.counters` (``is_noise_dip``). Resets, rollovers and larger,
+ambiguous drops pass and are stored: the calc service, which sees the whole series, decides about
+them.
 
 State: the newest accepted (ts, value) per (device, metric), seeded from the database the first
 time a key is seen. A reading older than that state is passed unchecked (out-of-order delivery);
@@ -12,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from carbonflow.domain.contract import Reason, Rejection
-from carbonflow.domain.counters import is_noise_dip
+from carbonflow.domain.readings.contract import Reason, Rejection
+from carbonflow.domain.readings.counters import is_noise_dip
 from services.ingest.validate import Candidate
 
 Key = tuple[int, int]

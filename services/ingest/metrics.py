@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from carbonflow.domain.contract import Reason
+from carbonflow.domain.readings.contract import Reason
 
 MESSAGE_RESULTS = ("stored", "partly_rejected", "rejected")
 # Fine below a second (live freshness), coarse above it (late and backfilled data) [s].

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from carbonflow.domain.contract import Rejection, parse_message
+from carbonflow.domain.readings.contract import Rejection, parse_message
 from carbonflow.storage.ingest_store import RegistrySnapshot, RejectionRow
 from services.ingest.batch import Batch
 from services.ingest.counter_guard import CounterGuard

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from carbonflow.domain.contract import Reason, device_topic
+from carbonflow.domain.readings.contract import Reason, device_topic
 from carbonflow.health_http import HealthServer
 from carbonflow.storage.ingest_store import BatchStore, ReadingRow, RegistrySnapshot, RejectionRow
 from services.ingest.batch import Batch, FlushPolicy

@@ -64,7 +64,7 @@ class IngestSettings(DatabaseSettings, MqttSettings):
 
     @property
     def topic_filter(self) -> str:
-        from carbonflow.domain.contract import SUBSCRIPTION
+        from carbonflow.domain.readings.contract import SUBSCRIPTION
 
         return f"$share/{self.shared_group}/{SUBSCRIPTION}" if self.shared_group else SUBSCRIPTION
 

@@ -1,7 +1,8 @@
 """Validate parsed reading sets against the device registry and normalise units — pure.
 
-Input: a :class:`~carbonflow.domain.contract.ParsedMessage`, a registry snapshot, the time now.
-Output: rows ready to store (values in each metric's canonical unit) and rejections with reasons.
+Input: a :class:`~carbonflow.domain.readings.contract.ParsedMessage`, a registry snapshot, the time
+now. Output: rows ready to store (values in each metric's canonical unit) and rejections with
+reasons.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from carbonflow.domain import units
-from carbonflow.domain.contract import ParsedMessage, Reason, Rejection
+from carbonflow.domain.readings.contract import ParsedMessage, Reason, Rejection
 from carbonflow.storage.ingest_store import DeviceInfo, MetricInfo, RegistrySnapshot
 
 

@@ -19,16 +19,16 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_store
 from carbonflow.storage.api_access import create_key
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry import load_site
+from services.api.reads import indicators_for_period
 from services.api.tokens import new_key
-from services.calc.balance import settle_period
 from services.calc.engine import CalcEngine
-from services.calc.queries import indicators_for_period
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.support.api_support import ADMIN_KEY, _database, assert_problem, make_app
 

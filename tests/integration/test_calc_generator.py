@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from carbonflow.domain.site_model import Device, MetricKind, SiteDocument, multiplier_applies
+from carbonflow.domain.site.model import Device, MetricKind, SiteDocument, multiplier_applies
 from carbonflow.domain.units import Dimension, metric_unit
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,7 @@ import pytest
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_store as store
 from carbonflow.storage.registry import load_site
-from services.calc.engine import CalcEngine
-from services.calc.queries import (
+from services.api.reads import (
     NotFound,
     flows,
     indicators_for_period,
@@ -20,6 +19,7 @@ from services.calc.queries import (
     live_intervals,
     site_plan,
 )
+from services.calc.engine import CalcEngine
 from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.integration.test_calc_recompute import SMALL_SITE
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from carbonflow.cli import main
-from carbonflow.domain.contract import device_topic, encode, reading_set_document
+from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.net import free_port
 from carbonflow.embedded.postgres import EmbeddedPostgres

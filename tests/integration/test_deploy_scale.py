@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from carbonflow.domain.contract import device_topic, encode, reading_set_document
+from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.net import free_port
 from simulators.publisher import Publisher
 from tests.support.ingest_harness import count, health, start_ingest_process

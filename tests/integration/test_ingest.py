@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carbonflow.domain.contract import (
+from carbonflow.domain.readings.contract import (
     Reason,
     device_topic,
     encode,

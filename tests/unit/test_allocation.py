@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carbonflow.domain.allocation import (
+from carbonflow.domain.flows.allocation import (
     AllocationBasis,
     AllocationKey,
     allocate_exact,

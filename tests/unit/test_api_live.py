@@ -1,4 +1,5 @@
-"""Live values from latest readings (services/api/live.py): multipliers, freshness, sums."""
+"""Live values from latest readings (carbonflow/domain/indicators/live.py): multipliers, freshness,
+sums."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.api.live import (
+from carbonflow.domain.indicators.live import (
     LatestValue,
     applied_multiplier,
     freshness,

@@ -1,4 +1,5 @@
-"""One interval's inventory by source, on hand-worked numbers (services/calc/balance.py).
+"""One interval's inventory by source, on hand-worked numbers
+(carbonflow/domain/inventory/balance.py).
 
 Factors for accounting year 2025 (rule: newest data year ≤ 2025 → 2023): Shanxi average
 0.6634 tCO2/MWh (location), national residual 0.6096 tCO2/MWh (market), electricity
@@ -17,8 +18,7 @@ import pytest
 
 from carbonflow.domain.factors import FactorLibrary, SiteOverride
 from carbonflow.domain.factors.library import Confidence, load_library, package_data_files
-from carbonflow.sites.loader import parse_site_text
-from services.calc.balance import (
+from carbonflow.domain.inventory.balance import (
     CarbonRow,
     Quantity,
     SlotResult,
@@ -27,8 +27,9 @@ from services.calc.balance import (
     slot_inventory,
     split_exact,
 )
-from services.calc.factors import site_factors
-from services.calc.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
+from carbonflow.domain.inventory.site_factors import site_factors
+from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
+from carbonflow.sites.loader import parse_site_text
 
 DAY = date(2025, 3, 1)
 

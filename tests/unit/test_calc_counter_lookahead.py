@@ -11,13 +11,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from carbonflow.domain.counters import (
+from carbonflow.domain.readings.counters import (
     DropVerdict,
     resolve_drop,
     restart_quantity,
     rollover_plausible,
 )
-from carbonflow.domain.intervals import (
+from carbonflow.domain.readings.intervals import (
     EventKind,
     IntervalGrid,
     IntervalSeries,

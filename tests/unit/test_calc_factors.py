@@ -1,4 +1,5 @@
-"""Which factor a site uses for a year, with pins and overrides (services/calc/factors.py)."""
+"""Which factor a site uses for a year, with pins and overrides
+(carbonflow/domain/inventory/site_factors.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from carbonflow.domain.factors.library import (
     load_library,
     package_data_files,
 )
-from services.calc.factors import fingerprint, site_factors, valid_purpose
+from carbonflow.domain.inventory.site_factors import fingerprint, site_factors, valid_purpose
 
 
 @cache

@@ -9,12 +9,17 @@ import pytest
 
 from carbonflow.domain.factors import default_targets
 from carbonflow.domain.factors.library import load_library, package_data_files
-from carbonflow.domain.indicators import FleetGroup, Status, fleet_low_carbon_share, ratio
+from carbonflow.domain.flows.graph import ZERO, FlowGraph, ProductFlow
+from carbonflow.domain.indicators.formulas import FleetGroup, Status, fleet_low_carbon_share, ratio
+from carbonflow.domain.indicators.kpis import (
+    PeriodInputs,
+    fleet_groups,
+    org_indicators,
+    site_indicators,
+)
+from carbonflow.domain.inventory.site_factors import site_factors
+from carbonflow.domain.site.plan import plan_from_document
 from carbonflow.sites.loader import SiteFileError, parse_site_text
-from services.calc.factors import site_factors
-from services.calc.flows import ZERO, FlowGraph, ProductFlow
-from services.calc.kpis import PeriodInputs, fleet_groups, org_indicators, site_indicators
-from services.calc.plan import plan_from_document
 
 SH = ZoneInfo("Asia/Shanghai")
 MARCH = datetime(2025, 3, 1, tzinfo=SH)

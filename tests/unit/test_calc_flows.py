@@ -1,4 +1,5 @@
-"""The energy–carbon–product graph of a period (services/calc/flows.py), hand-worked numbers."""
+"""The energy–carbon–product graph of a period (carbonflow/domain/flows/graph.py), hand-worked
+numbers."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from functools import cache
 import pytest
 
 from carbonflow.domain.factors.library import load_library, package_data_files
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, build_flows
+from carbonflow.domain.inventory.balance import Quantity, slot_inventory
+from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
+from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import parse_site_text
-from services.calc.balance import Quantity, slot_inventory
-from services.calc.factors import SiteFactors, site_factors
-from services.calc.flows import COMPONENTS, FlowGraph, build_flows
-from services.calc.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
 from tests.unit.test_calc_balance import DAY
 
 # Grid → substation → (works A: product "a" | works B: no product | storage ↔ substation);

@@ -1,4 +1,5 @@
-"""Green-power instruments month by month (services/calc/green.py), hand-worked numbers."""
+"""Green-power instruments month by month (carbonflow/domain/inventory/green.py), hand-worked
+numbers."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 from carbonflow.domain.factors import SelectedFactor, use_factor
 from carbonflow.domain.factors.library import load_library, package_data_files
-from services.calc.balance import covered_in_interval
-from services.calc.green import (
+from carbonflow.domain.inventory.balance import covered_in_interval
+from carbonflow.domain.inventory.green import (
     MonthPool,
     RegisterEntry,
     month_bounds,

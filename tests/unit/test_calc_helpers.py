@@ -7,10 +7,10 @@ import itertools
 import re
 from datetime import UTC, datetime, timedelta
 
+from carbonflow.domain.site.plan import flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.calc_store import local_tiles
 from services.calc.engine import merge_ranges
-from services.calc.plan import flow_metric, plan_from_document, reverse_metric
 from tests.support import ROOT
 
 T = datetime(2025, 3, 1, tzinfo=UTC)

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carbonflow.domain.intervals import IntervalGrid
-from services.calc.device_intervals import (
+from carbonflow.domain.readings.device_intervals import (
     SerialSpan,
     StoredReading,
     ceil_to,
@@ -22,6 +21,7 @@ from services.calc.device_intervals import (
     replacements_from_serials,
     window_grid,
 )
+from carbonflow.domain.readings.intervals import IntervalGrid
 
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""Indicators, site targets, budgets and early warnings (services/calc/kpis.py)."""
+"""Indicators, site targets, budgets and early warnings (carbonflow/domain/indicators/kpis.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import pytest
 
 from carbonflow.domain.factors import default_targets
 from carbonflow.domain.factors.library import load_library, package_data_files
-from carbonflow.domain.indicators import Status
-from carbonflow.sites.loader import load_site_file
-from services.calc.factors import site_factors
-from services.calc.kpis import (
+from carbonflow.domain.indicators.formulas import Status
+from carbonflow.domain.indicators.kpis import (
     PeriodInputs,
     budget_events,
     budget_outcomes,
@@ -22,7 +20,9 @@ from services.calc.kpis import (
     site_targets,
     transition,
 )
-from services.calc.plan import SitePlan, flow_metric, plan_from_document
+from carbonflow.domain.inventory.site_factors import site_factors
+from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document
+from carbonflow.sites.loader import load_site_file
 
 MINE = "carbonflow/sites/examples/shanxi-mine.yaml"
 

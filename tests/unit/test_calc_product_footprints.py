@@ -10,15 +10,15 @@ from functools import cache
 
 import pytest
 
-from carbonflow.domain.allocation import ProductTransfer, pass_along
 from carbonflow.domain.factors import default_targets
 from carbonflow.domain.factors.library import load_library, package_data_files
+from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, build_flows
+from carbonflow.domain.indicators.kpis import org_indicators
+from carbonflow.domain.inventory.balance import Quantity, slot_inventory
+from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
+from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document
 from carbonflow.sites.loader import parse_site_text
-from services.calc.balance import Quantity, slot_inventory
-from services.calc.factors import SiteFactors, site_factors
-from services.calc.flows import COMPONENTS, FlowGraph, build_flows
-from services.calc.kpis import org_indicators
-from services.calc.plan import SitePlan, flow_metric, plan_from_document
 from tests.unit.test_calc_balance import DAY
 
 # --- the pure rule ----------------------------------------------------------------------------

@@ -9,7 +9,16 @@ from datetime import date
 
 import pytest
 
-from carbonflow.domain.carbon import (
+from carbonflow.domain.factors import (
+    Confidence,
+    FactorNotFound,
+    PinnedFactor,
+    Selection,
+    SiteOverride,
+    default_library,
+    select_electricity_factor,
+)
+from carbonflow.domain.inventory.carbon import (
     Category,
     DoubleCountingError,
     GreenInstrument,
@@ -25,15 +34,6 @@ from carbonflow.domain.carbon import (
     net_electricity_import,
     purchased_heat_co2,
     self_generated_electricity,
-)
-from carbonflow.domain.factors import (
-    Confidence,
-    FactorNotFound,
-    PinnedFactor,
-    Selection,
-    SiteOverride,
-    default_library,
-    select_electricity_factor,
 )
 
 LIB = default_library()

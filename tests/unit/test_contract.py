@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from carbonflow.domain.contract import (
+from carbonflow.domain.readings.contract import (
     ContractError,
     Reason,
     TopicAddress,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from carbonflow.domain.energy import (
+from carbonflow.domain.factors import FactorNotFound, Selection, default_library
+from carbonflow.domain.inventory.energy import (
     energy_balance,
     kgce_to_tce,
     tce_coefficient,
     tce_to_kgce,
     to_tce,
 )
-from carbonflow.domain.factors import FactorNotFound, Selection, default_library
 from carbonflow.domain.units import UnitError
 
 LIB = default_library()

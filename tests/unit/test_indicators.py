@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from carbonflow.domain.factors import Comparator, default_targets
-from carbonflow.domain.indicators import (
+from carbonflow.domain.indicators.formulas import (
     Budget,
     Indicator,
     Status,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from carbonflow.domain import units
-from carbonflow.domain.contract import (
+from carbonflow.domain.readings.contract import (
     Reason,
     device_topic,
     encode,
@@ -245,7 +245,7 @@ def test_unit_table_agrees_with_pint() -> None:
 
 
 def test_noise_dip_rule() -> None:
-    from carbonflow.domain.counters import is_noise_dip
+    from carbonflow.domain.readings.counters import is_noise_dip
 
     # 1000 → 900: exactly 90 % of the previous value, the edge of read-out noise
     assert is_noise_dip(1000.0, 900.0)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carbonflow.domain.counters import CounterStep, classify_step, step_delta
-from carbonflow.domain.intervals import (
+from carbonflow.domain.readings.counters import CounterStep, classify_step, step_delta
+from carbonflow.domain.readings.intervals import (
     ACCOUNTING_INTERVAL,
     LIVE_INTERVAL,
     EventKind,

@@ -1,4 +1,5 @@
-"""The ledger builder (services/calc/ledger.py) on hand-worked inputs, and its exports. Pure."""
+"""The ledger builder (carbonflow/domain/ledger/document.py) on hand-worked inputs, and its
+exports. Pure."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
-from services.api.ledger_export import to_csv, to_xlsx
-from services.calc.ledger import (
+from carbonflow.domain.ledger.document import (
     GreenClaim,
     LedgerHeader,
+    LedgerInputs,
+    LedgerLine,
     build_ledger,
     canonical_json,
     closed,
@@ -23,7 +25,7 @@ from services.calc.ledger import (
     ledger_lines,
     rounded,
 )
-from services.calc.queries import LedgerInputs, LedgerLine
+from services.api.ledger_export import to_csv, to_xlsx
 
 START = datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Asia/Shanghai
 END = datetime(2025, 5, 31, 16, tzinfo=UTC)

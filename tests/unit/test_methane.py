@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from carbonflow.domain.carbon import Category, Gas, Scope
 from carbonflow.domain.factors import Confidence, SiteOverride, default_library
-from carbonflow.domain.methane import (
+from carbonflow.domain.inventory.carbon import Category, Gas, Scope
+from carbonflow.domain.inventory.methane import (
     GwpSet,
     MethaneFlows,
     methane_parameters,

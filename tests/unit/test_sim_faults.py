@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carbonflow.domain.contract import ContractError, Reason, parse_message, parse_topic
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.readings.contract import ContractError, Reason, parse_message, parse_topic
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.engine import OracleRecord, SimConfig, Simulation
 from simulators.faults import (

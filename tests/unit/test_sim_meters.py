@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from carbonflow.domain.counters import CounterStep, classify_step
-from carbonflow.domain.intervals import (
+from carbonflow.domain.readings.counters import CounterStep, classify_step
+from carbonflow.domain.readings.intervals import (
     EventKind,
     IntervalGrid,
     MeterReplacement,
@@ -100,7 +100,7 @@ def test_faulted_counters_still_give_the_truth_per_interval(
     device_id: str, faults: FaultSpec
 ) -> None:
     """Resets, replacements and rollovers change the readings; the platform's own rule
-    (carbonflow.domain.intervals) recovers the true 15-minute quantities from them."""
+    (carbonflow.domain.readings.intervals) recovers the true 15-minute quantities from them."""
     meter, truth, readings, events = run(device_id, faults)
     kinds = {e.kind for e in events}
     if faults is ROLLOVERS:

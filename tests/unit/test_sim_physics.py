@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from carbonflow.domain.site_model import SiteDocument
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from simulators.assumptions import default_assumptions
 from simulators.clock import make_calendar

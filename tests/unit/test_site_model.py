@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from carbonflow.domain.site_model import (
+from carbonflow.domain.site.model import (
     DEVICE_KINDS,
     QUANTITY_DIMENSIONS,
     Carrier,

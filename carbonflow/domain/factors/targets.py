@@ -1,7 +1,7 @@
 """Indicator targets by site kind and year, from ``targets.yaml`` (schema carbonflow-targets/1).
 
 The file's header documents its schema. Which target applies in a given year, and the
-on-track / at-risk / off-track status, are computed by :mod:`carbonflow.domain.indicators`.
+on-track / at-risk / off-track status, are computed by :mod:`carbonflow.domain.indicators.formulas`.
 """
 
 from __future__ import annotations

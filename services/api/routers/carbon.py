@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
-from carbonflow.domain.carbon import Category, Scope
-from carbonflow.domain.site_model import Carrier
+from carbonflow.domain.inventory.carbon import Category, Scope
+from carbonflow.domain.site.model import Carrier
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import api_store
 from services.api.context import ApiContext

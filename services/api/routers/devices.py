@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from carbonflow.domain.site_model import Carrier, DeviceKind, Role
+from carbonflow.domain.site.model import Carrier, DeviceKind, Role
 from carbonflow.storage import api_store as store
 from services.api.deps import ConnDep, PageDep, RegistrySite, id_path
 from services.api.pagination import fetch_size, page_items

@@ -2,7 +2,7 @@
 as Sankey nodes and links with values and units, and the factor versions behind them.
 
 The graph is computed on demand by the calc service's read side
-(:func:`services.calc.queries.flows`); this module only picks the period, converts the graph to
+(:func:`services.api.reads.flows`); this module only picks the period, converts the graph to
 the response and, for an enterprise key, cuts out its organisation's part
 (:func:`organisation_part`).
 """
@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 from fastapi import APIRouter, Query
 
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
 from carbonflow.storage import api_store, calc_store
 from carbonflow.storage.calc_reference import ReferenceDataError
+from services.api import reads as queries
 from services.api.deps import ConnDep, ContextDep, LiveSite
 from services.api.problems import ApiProblemError, not_found, responses
 from services.api.schemas_flows import (
@@ -31,8 +33,6 @@ from services.api.schemas_flows import (
     FlowQuantities,
     FlowsOut,
 )
-from services.calc import queries
-from services.calc.flows import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
 
 router = APIRouter(
     prefix="/api/v1/sites/{site_id}/flows",

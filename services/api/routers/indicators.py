@@ -25,6 +25,7 @@ from services.api.periods import (
     periods_before,
 )
 from services.api.problems import ApiProblemError, not_found, responses
+from services.api.reads import NotFound, flows, indicators_for_period
 from services.api.routers.carbon import IdQuery, site_timezone, visible_org
 from services.api.schemas_carbon import (
     BudgetOut,
@@ -37,7 +38,6 @@ from services.api.schemas_carbon import (
     TargetOut,
     TrendPointOut,
 )
-from services.calc.queries import NotFound, flows, indicators_for_period
 
 router = APIRouter(
     prefix="/api/v1/sites/{site_id}",
@@ -261,7 +261,7 @@ def _range_completeness(conn: ConnDep, site_id: str, lo: datetime, hi: datetime,
     return math.fsum(t.completeness for t in totals.values()) / len(totals)
 
 
-# What a budget quantity is in an organisation's attributed vector (services.calc.flows:
+# What a budget quantity is in an organisation's attributed vector (carbonflow.domain.flows.graph:
 # energy_tce, zero_carbon_tce, tco2e location, tco2e market, co2 location, co2 market): the
 # calc service budgets energy and market-based CO2.
 _BUDGET_COMPONENT = {"energy_tce": 0, "co2_t": 5}

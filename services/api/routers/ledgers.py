@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from carbonflow.domain.ledger import document as ledger_doc
+from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.storage import api_store
 from carbonflow.storage import ledger_store as store
 from carbonflow.storage.api_access import AuditEntry, write_audit
@@ -38,6 +40,7 @@ from services.api.ledger_export import (
     zip_files,
 )
 from services.api.problems import ApiProblemError, forbidden, not_found, responses
+from services.api.reads import ledger_inputs
 from services.api.schemas_ledger import (
     LedgerChange,
     LedgerDocument,
@@ -47,8 +50,6 @@ from services.api.schemas_ledger import (
     RevisionList,
     RevisionOut,
 )
-from services.calc import ledger as ledger_doc
-from services.calc.queries import LedgerInputs, ledger_inputs
 
 router = APIRouter(tags=["ledgers"], responses=responses(401, 403, 404, 422, 429, 500))
 

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from carbonflow.domain.site_model import MetricKind
+from carbonflow.domain.indicators import live
+from carbonflow.domain.site.model import MetricKind
 from carbonflow.storage import api_store as store
-from services.api import live
 from services.api.deps import ID_PATTERN, ConnDep, ContextDep, LiveSite, PageDep, SiteScope
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import ApiProblemError, not_found, problem_body, responses

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from carbonflow.domain.site_model import NodeKind
+from carbonflow.domain.site.model import NodeKind
 from carbonflow.storage import api_store as store
 from services.api.deps import ConnDep, PageDep, RegistrySite, id_path
 from services.api.pagination import fetch_size, page_items

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
 from carbonflow.storage.calc_store import CarbonTotal
@@ -34,7 +35,6 @@ from services.api.schemas_carbon import (
     SiteTotalsOut,
     TotalsOut,
 )
-from services.calc.balance import settle_period
 
 router = APIRouter(
     prefix="/api/v1/aggregates",

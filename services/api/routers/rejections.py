@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from carbonflow.domain.contract import Reason
+from carbonflow.domain.readings.contract import Reason
 from carbonflow.domain.units import UnitError, metric_unit
 from carbonflow.storage import api_store as store
 from services.api.deps import ID_PATTERN, ConnDep, PageDep, RejectionsSite

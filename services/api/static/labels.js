@@ -73,7 +73,7 @@ window.CF_LABELS = {
   "emission:purchased_electricity": { en: "purchased electricity", zh: "外购电力" },
   "emission:green_electricity": { en: "green electricity", zh: "绿色电力" },
   "emission:purchased_heat": { en: "purchased heat", zh: "外购热力" },
-  // indicators (carbonflow/domain/indicators.py)
+  // indicators (carbonflow/domain/indicators/formulas.py)
   co2_per_raw_coal: { en: "CO2 per tonne of raw coal", zh: "吨原煤二氧化碳排放" },
   co2_per_raw_coal_reduction: { en: "CO2 per tonne of raw coal, reduction", zh: "吨原煤碳排放降低率" },
   electricity_per_raw_coal: { en: "electricity per tonne of raw coal", zh: "吨原煤电耗" },

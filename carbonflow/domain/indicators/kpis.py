@@ -1,8 +1,8 @@
 """Indicators of a site (and its enterprises) for a period, with the target that applies and a
 status; budget burn-down; early-warning events. Pure.
 
-Formulas, targets and statuses are the pure core's (:mod:`carbonflow.domain.indicators`); this
-module gathers the period's inputs from the stored totals and decides which indicators a site
+Formulas, targets and statuses are the pure core's (:mod:`carbonflow.domain.indicators.formulas`);
+this module gathers the period's inputs from the stored totals and decides which indicators a site
 kind has (ACCOUNTING §6):
 
 ========================================= =======================================================
@@ -48,10 +48,10 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
-from carbonflow.domain.energy import to_tce
 from carbonflow.domain.factors import Comparator, Target, TargetSet
 from carbonflow.domain.factors.library import Confidence
-from carbonflow.domain.indicators import (
+from carbonflow.domain.flows.graph import FlowGraph
+from carbonflow.domain.indicators.formulas import (
     Budget,
     BudgetStatus,
     FleetGroup,
@@ -73,10 +73,10 @@ from carbonflow.domain.indicators import (
     reduction_vs_baseline,
     zero_carbon_energy_share,
 )
-from carbonflow.domain.site_model import Baseline, Role, SiteDocument
-from services.calc.factors import SiteFactors
-from services.calc.flows import FlowGraph
-from services.calc.plan import SitePlan, flow_metric
+from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.site.model import Baseline, Role, SiteDocument
+from carbonflow.domain.site.plan import SitePlan, flow_metric
 
 # Site-file target fields → (indicator, unit, scale to that unit, comparator).
 _PCT_TO_FRACTION = units.convert(1.0, "%", units.lookup("fraction"))

@@ -29,7 +29,7 @@ its products take it (physical keys: output quantity), else the organisation's p
 
 **Product links.** A document edge carrying a product (``raw_coal``, ``washed_coal``, ``coke``,
 ``product``) from a node making a product to a node making products passes the upstream
-product's footprint on (:func:`carbonflow.domain.allocation.pass_along`): the fraction fed on
+product's footprint on (:func:`carbonflow.domain.flows.allocation.pass_along`): the fraction fed on
 (the edge's meter ÷ the upstream output; unmetered = all of it) goes to the products of the
 receiving node by their output, so product intensities are cradle-to-gate within the site.
 Each product reports ``allocated`` (its node's share, = its allocation links), ``embodied``,
@@ -52,18 +52,24 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from carbonflow.domain import units
-from carbonflow.domain.allocation import (
+from carbonflow.domain.factors import FactorNotFound
+from carbonflow.domain.flows.allocation import (
     ProductTransfer,
     allocate_exact,
     close_exactly,
     pass_along,
 )
-from carbonflow.domain.energy import to_tce
-from carbonflow.domain.factors import FactorNotFound
-from carbonflow.domain.indicators import Ratio, ratio
-from carbonflow.domain.site_model import NodeKind, Role
-from services.calc.factors import SiteFactors
-from services.calc.plan import DevicePlan, MetricPlan, SitePlan, flow_metric, reverse_metric
+from carbonflow.domain.indicators.formulas import Ratio, ratio
+from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.site.model import NodeKind, Role
+from carbonflow.domain.site.plan import (
+    DevicePlan,
+    MetricPlan,
+    SitePlan,
+    flow_metric,
+    reverse_metric,
+)
 
 COMPONENTS = (
     "energy_tce",

@@ -1,6 +1,6 @@
 """The monthly emission ledger (碳排放台账) of a site or one organisation, as a document. Pure.
 
-:func:`build_ledger` turns what :func:`services.calc.queries.ledger_inputs` returns (plus the
+:func:`build_ledger` turns what :func:`services.api.reads.ledger_inputs` returns (plus the
 month's green-power claims and a header) into a plain JSON-able document with these sections:
 
 ============  ===================================================================================
@@ -37,7 +37,39 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.calc.queries import LedgerInputs, LedgerLine
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One source of a ledger: activity, the factors used (full records), emissions."""
+
+    category: str
+    carrier: str
+    scope: str
+    basis: str  # location | market | both
+    gas: str
+    activity: float
+    activity_unit: str
+    gas_t: float
+    tco2e: float
+    energy_tce: float
+    factors: tuple[Mapping[str, Any], ...]
+    quality: str
+    completeness: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerInputs:
+    site_id: str
+    org_id: str | None
+    period_start: datetime
+    period_end: datetime
+    lines: tuple[LedgerLine, ...]  # sources booked at the site (or at the organisation)
+    attributed: Mapping[str, float]  # the organisation's attributed totals (flows), if any
+    products: tuple[tuple[str, float, str, float | None], ...]  # id, output, unit, tCO2e/unit
+    indicators: tuple[Mapping[str, Any], ...]
+    completeness: float
+    surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
+
 
 SCHEMA = "carbonflow.ledger/1"
 SIGNIFICANT_DIGITS = 10

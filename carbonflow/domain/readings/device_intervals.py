@@ -1,6 +1,7 @@
 """Raw readings of one device metric → 15-min (accounting) or 1-min (live) quantities. Pure.
 
-A thin layer over :mod:`carbonflow.domain.intervals` that adds what the stored readings carry
+A thin layer over :mod:`carbonflow.domain.readings.intervals` that adds what the stored readings
+carry
 and the pure core leaves to the service:
 
 - **meter replacement** from the serial numbers seen in telemetry (``meter_serial``):
@@ -31,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from carbonflow.domain.counters import FRESH_FACTOR, RESET_FRACTION, step_delta
-from carbonflow.domain.intervals import (
+from carbonflow.domain.readings.counters import FRESH_FACTOR, RESET_FRACTION, step_delta
+from carbonflow.domain.readings.intervals import (
     IntervalGrid,
     IntervalSeries,
     MeterReplacement,

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from carbonflow.domain import units
-from carbonflow.domain.carbon import Category, Emission, Gas, Scope
 from carbonflow.domain.factors.library import (
     FactorLibrary,
     FactorValue,
@@ -32,7 +31,12 @@ from carbonflow.domain.factors.library import (
     require_unit,
     use_factor,
 )
-from carbonflow.domain.indicators import Ratio, methane_drainage_rate, methane_utilisation_rate
+from carbonflow.domain.indicators.formulas import (
+    Ratio,
+    methane_drainage_rate,
+    methane_utilisation_rate,
+)
+from carbonflow.domain.inventory.carbon import Category, Emission, Gas, Scope
 
 # Molar-mass ratio CO2 : CH4 [tCO2/tCH4] for complete oxidation, as the guidelines write it.
 CO2_PER_CH4 = 44.0 / 16.0

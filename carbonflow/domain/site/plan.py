@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from carbonflow.domain.site_model import (
+from carbonflow.domain.site.model import (
     MetricKind,
     NodeKind,
     Role,

@@ -36,8 +36,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from carbonflow.domain.carbon import FuelParameters, fuel_parameters
-from carbonflow.domain.energy import tce_coefficient
 from carbonflow.domain.factors import (
     ElectricityBasis,
     FactorLibrary,
@@ -52,7 +50,9 @@ from carbonflow.domain.factors import (
     use_factor,
 )
 from carbonflow.domain.factors.library import Confidence
-from carbonflow.domain.methane import GwpSet, MethaneParameters, methane_parameters
+from carbonflow.domain.inventory.carbon import FuelParameters, fuel_parameters
+from carbonflow.domain.inventory.energy import tce_coefficient
+from carbonflow.domain.inventory.methane import GwpSet, MethaneParameters, methane_parameters
 
 PURPOSES = (
     "electricity.location",

@@ -5,7 +5,7 @@ Plain queries (time series, indicators, budgets, events, factor sets, green clai
 computation:
 
 - :func:`flows` — the energy–carbon–product graph of a site and period (computed on demand
-  from the stored rollups; see :mod:`services.calc.flows` for why it is not stored);
+  from the stored rollups; see :mod:`carbonflow.domain.flows.graph` for why it is not stored);
 - :func:`live_intervals` — 1-min quantities of one device metric for live views, computed
   from the readings when asked (a view, not an accounting result: not stored);
 - :func:`indicators_for_period` — every indicator for any period (rolling 12 months …);
@@ -20,19 +20,25 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 
-from carbonflow.domain.intervals import LIVE_INTERVAL, IntervalGrid
-from carbonflow.storage import calc_reference as ref
-from carbonflow.storage import calc_store as store
-from services.calc.balance import settle_period
-from services.calc.device_intervals import (
+from carbonflow.domain.flows.graph import FlowGraph, build_flows
+from carbonflow.domain.indicators.kpis import (
+    Outcome,
+    PeriodInputs,
+    org_indicators,
+    site_indicators,
+    site_targets,
+)
+from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.site_factors import site_factors
+from carbonflow.domain.ledger.document import LedgerInputs, LedgerLine
+from carbonflow.domain.readings.device_intervals import (
     IntervalRow,
     SerialSpan,
     StoredReading,
@@ -40,17 +46,10 @@ from services.calc.device_intervals import (
     floor_to,
     quantity_intervals,
 )
-from services.calc.engine import build_plan
-from services.calc.factors import site_factors
-from services.calc.flows import FlowGraph, build_flows
-from services.calc.kpis import (
-    Outcome,
-    PeriodInputs,
-    org_indicators,
-    site_indicators,
-    site_targets,
-)
-from services.calc.plan import DEFAULT_REPORT_PERIOD, SitePlan
+from carbonflow.domain.readings.intervals import LIVE_INTERVAL, IntervalGrid
+from carbonflow.domain.site.plan import DEFAULT_REPORT_PERIOD, SitePlan
+from carbonflow.storage import calc_reference as ref
+from carbonflow.storage import calc_store as store
 
 Conn = psycopg.Connection[Any]
 
@@ -80,7 +79,7 @@ def site_plan(conn: Conn, site_id: str) -> SitePlan:
     sites = store.load_sites(conn, site_id)
     if not sites:
         raise NotFound(f"no site {site_id!r}")
-    plan = build_plan(sites[0], store.load_devices(conn, site_id), DEFAULT_REPORT_PERIOD)
+    plan = store.build_plan(sites[0], store.load_devices(conn, site_id), DEFAULT_REPORT_PERIOD)
     # Stored under the version read before the rows: a load in between makes it stale, and the
     # next request sees a newer version and rebuilds.
     with _plans_lock:
@@ -157,39 +156,6 @@ def live_intervals(
         serials=[SerialSpan(*s) for s in spans],
     )
     return result
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerLine:
-    """One source of a ledger: activity, the factors used (full records), emissions."""
-
-    category: str
-    carrier: str
-    scope: str
-    basis: str  # location | market | both
-    gas: str
-    activity: float
-    activity_unit: str
-    gas_t: float
-    tco2e: float
-    energy_tce: float
-    factors: tuple[Mapping[str, Any], ...]
-    quality: str
-    completeness: float
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerInputs:
-    site_id: str
-    org_id: str | None
-    period_start: datetime
-    period_end: datetime
-    lines: tuple[LedgerLine, ...]  # sources booked at the site (or at the organisation)
-    attributed: Mapping[str, float]  # the organisation's attributed totals (flows), if any
-    products: tuple[tuple[str, float, str, float | None], ...]  # id, output, unit, tCO2e/unit
-    indicators: tuple[Mapping[str, Any], ...]
-    completeness: float
-    surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
 
 
 def ledger_inputs(

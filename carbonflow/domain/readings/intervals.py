@@ -3,15 +3,16 @@
 Three kinds of metric (``device_metric.kind``):
 
 - **counter** — a cumulative register (kWh, Nm³, GJ, t). :func:`counter_intervals` takes the
-  difference of consecutive readings through the named rule of :mod:`carbonflow.domain.counters`
-  (normal step, rollover at the declared modulus, reset near zero; a *backwards* reading is noise
-  and is skipped, so the quantity is counted from the last good reading) and spreads each
-  difference linearly in time over the intervals the pair spans. A drop larger than a noise dip
-  that is neither is judged by the next reading (:func:`counters.resolve_drop`): continued from
-  the lower value it is a new base (the step's quantity: the new value if the meter could have
-  counted it from 0, else what the neighbouring rates give, estimated); back at the old level it
-  was an outlier. A wrap at the modulus far beyond the meter's rate, to a value a register
-  restarted at 0 would read, is a reset near the top (:func:`counters.rollover_plausible`).
+  difference of consecutive readings through the named rule of
+  :mod:`carbonflow.domain.readings.counters` (normal step, rollover at the declared modulus, reset
+  near zero; a *backwards* reading is noise and is skipped, so the quantity is counted from the
+  last good reading) and spreads each difference linearly in time over the intervals the pair
+  spans. A drop larger than a noise dip that is neither is judged by the next reading
+  (:func:`counters.resolve_drop`): continued from the lower value it is a new base (the step's
+  quantity: the new value if the meter could have counted it from 0, else what the neighbouring
+  rates give, estimated); back at the old level it was an outlier. A wrap at the modulus far beyond
+  the meter's rate, to a value a register restarted at 0 would read, is a reset near the top
+  (:func:`counters.rollover_plausible`).
 - **interval** — each report is the quantity since the previous report
   (:func:`report_intervals`), spread the same way over (previous report, this report].
 - **gauge** — an instantaneous value (kW, %, W/m²). :func:`gauge_intervals` gives the time-weighted
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
-from carbonflow.domain.counters import (
+from carbonflow.domain.readings.counters import (
     CounterStep,
     DropVerdict,
     classify_step,

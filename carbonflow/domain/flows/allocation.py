@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from carbonflow.domain.indicators import Ratio, ratio
+from carbonflow.domain.indicators.formulas import Ratio, ratio
 
 # A remainder within this fraction of the node total is float rounding of sub-metered sums.
 _NEGLIGIBLE = 1e-12

@@ -7,13 +7,14 @@ register entry is the evidence. Contracts and certificates are *period instrumen
 
 1. **Monthly volume.** An entry claims ``claimed_mwh`` for [claim_start, claim_end]; a month
    receives ``claimed_mwh × (days of the claim period in the month ÷ days of the claim period)``.
-2. **Acceptance** is the pure core's (:func:`carbonflow.domain.carbon.electricity_market_based`):
-   validity must overlap the month, evidence must be given, volume ≥ 0, an id is claimed once;
-   certificates must match ``certificates × 1 MWh`` (``green.gec.mwh_per_certificate``).
+2. **Acceptance** is the pure core's
+   (:func:`carbonflow.domain.inventory.carbon.electricity_market_based`): validity must overlap the
+   month, evidence must be given, volume ≥ 0, an id is claimed once; certificates must match
+   ``certificates × 1 MWh`` (``green.gec.mwh_per_certificate``).
 3. **Matching in time order.** The accepted monthly volume (the month's *pool*) covers the
    month's cumulative net grid import ``N`` as it grows: after each interval ``clamp(N, 0,
    pool)`` is covered, so an interval covers the change of that (an exporting interval gives
-   coverage back; :func:`services.calc.balance.covered_in_interval`). Every interval's
+   coverage back; :func:`carbonflow.domain.inventory.balance.covered_in_interval`). Every interval's
    market-based figure is final and additive: over the month the covered volume is
    min(pool, max(0, month net import)), what the core computes for the month as a whole. Late
    data early in a month moves coverage in the later intervals of the month (recomputed).
@@ -26,13 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from carbonflow.domain.carbon import (
+from carbonflow.domain.factors import SelectedFactor
+from carbonflow.domain.inventory.carbon import (
     GreenInstrument,
     InstrumentClaim,
     InstrumentKind,
     electricity_market_based,
 )
-from carbonflow.domain.factors import SelectedFactor
 
 PERIOD_KINDS = (InstrumentKind.GREEN_POWER_CONTRACT.value, InstrumentKind.CERTIFICATE.value)
 

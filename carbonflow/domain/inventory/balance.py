@@ -4,26 +4,27 @@ Input: the site plan, the interval quantities of its devices (``calc_interval``)
 the accounting year and what is left of the month's green-power pool. Output: the rows of
 ``calc_carbon`` for the interval — each with org, node, carrier, category, scope, basis
 (``location`` / ``market`` / ``both``), gas, activity, tce, gas mass, CO2e and the factors used.
-The formulas are the pure core's (:mod:`carbonflow.domain.carbon`, ``energy``, ``methane``);
-this module only decides which device feeds which formula (by its role), and where a row is
-booked (the node and organisation of the metering device).
+The formulas are the pure core's (:mod:`carbonflow.domain.inventory.carbon`, ``energy``,
+``methane``); this module only decides which device feeds which formula (by its role), and where a
+row is booked (the node and organisation of the metering device).
 
 Bookings by device role (ACCOUNTING §3–4):
 
 - ``grid_import`` / ``grid_export``: import and export registers of all grid meters are netted
   **per interval** (15-min is the accounting grain): net import ≥ 0 → scope 2, location-based at
   the grid average, market-based at the residual factor on what the green pool does not cover
-  (:mod:`services.calc.green`); a surplus export reduces the self-generation consumed on site.
-  Site-level figures are booked at the grid meters' nodes in proportion to their imports.
+  (:mod:`carbonflow.domain.inventory.green`); a surplus export reduces the self-generation consumed
+  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports.
 - ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
 - ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
 - ``heat_import``: purchased heat, scope 2 (both views).
 - ``fuel_supply``: combustion CO2, scope 1 (litres → kg by the fuel's density).
-- ``methane_*``: the mine balance of :func:`carbonflow.domain.methane.mine_methane` — escape
-  (CH4, fugitive) booked at the drainage node, flaring at the flare, on-site utilisation as fuel
-  combustion at the engines/boilers (with the tce of the CH4 burnt). In an interval where flared
-  + utilised exceed ventilation + drained (meter timing), the escape is 0 and the excess noted.
+- ``methane_*``: the mine balance of :func:`carbonflow.domain.inventory.methane.mine_methane` —
+  escape (CH4, fugitive) booked at the drainage node, flaring at the flare, on-site utilisation as
+  fuel combustion at the engines/boilers (with the tce of the CH4 burnt). In an interval where
+  flared + utilised exceed ventilation + drained (meter timing), the escape is 0 and the excess
+  noted.
 
 **Energy is counted once**: ``energy_tce`` is carried by ``location`` and ``both`` rows only;
 ``zero_carbon_tce`` by the row that makes energy zero-carbon (self-generation and direct supply:
@@ -40,8 +41,9 @@ from datetime import date
 from typing import Protocol, TypeVar
 
 from carbonflow.domain import units
-from carbonflow.domain.allocation import allocate_exact
-from carbonflow.domain.carbon import (
+from carbonflow.domain.factors import FactorNotFound, SelectedFactor
+from carbonflow.domain.flows.allocation import allocate_exact
+from carbonflow.domain.inventory.carbon import (
     Emission,
     GreenInstrument,
     InstrumentKind,
@@ -51,12 +53,17 @@ from carbonflow.domain.carbon import (
     purchased_heat_co2,
     self_generated_electricity,
 )
-from carbonflow.domain.energy import to_tce
-from carbonflow.domain.factors import FactorNotFound, SelectedFactor
-from carbonflow.domain.methane import MethaneFlows, mine_methane
-from carbonflow.domain.site_model import Role
-from services.calc.factors import SiteFactors
-from services.calc.plan import DevicePlan, MetricPlan, SitePlan, flow_metric, reverse_metric
+from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.methane import MethaneFlows, mine_methane
+from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.site.model import Role
+from carbonflow.domain.site.plan import (
+    DevicePlan,
+    MetricPlan,
+    SitePlan,
+    flow_metric,
+    reverse_metric,
+)
 
 _MWH = units.lookup("MWh")
 _KWH = "kWh"

@@ -2,7 +2,7 @@
 
 Stored readings are in the metric's canonical unit *before* the device multiplier (CT × PT ratio
 or pulse factor); :func:`true_value` applies it where it applies
-(:func:`carbonflow.domain.site_model.multiplier_applies`: energies, volumes, powers and flows,
+(:func:`carbonflow.domain.site.model.multiplier_applies`: energies, volumes, powers and flows,
 not concentrations or temperatures).
 
 "Now" totals use only *fresh* gauges, younger than ``stale_after_s``: a meter that stopped
@@ -13,10 +13,10 @@ are listed instead, so a total always says how many devices it covers.
   because they overlap (a grid connection meter and the feeders behind it measure the same
   power); adding across roles is the calc service's energy balance, not a live sum.
 - **Methane now** [Nm³/min of pure CH4]: per device, flow × CH4 concentration (ACCOUNTING §4,
-  :func:`carbonflow.domain.methane.pure_ch4_nm3`), summed by role; drained = ``methane_drained``,
-  utilised = ``methane_utilised`` + ``methane_sold`` (the guideline's Q_utilised), flared,
-  vented (drained gas released), ventilation (return-air shafts); the utilisation and drainage
-  rates of the moment by :mod:`carbonflow.domain.indicators`.
+  :func:`carbonflow.domain.inventory.methane.pure_ch4_nm3`), summed by role; drained =
+  ``methane_drained``, utilised = ``methane_utilised`` + ``methane_sold`` (the guideline's
+  Q_utilised), flared, vented (drained gas released), ventilation (return-air shafts); the
+  utilisation and drainage rates of the moment by :mod:`carbonflow.domain.indicators.formulas`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from carbonflow.domain.indicators import methane_drainage_rate, methane_utilisation_rate
-from carbonflow.domain.methane import pure_ch4_nm3
-from carbonflow.domain.site_model import Role, multiplier_applies
+from carbonflow.domain.indicators.formulas import methane_drainage_rate, methane_utilisation_rate
+from carbonflow.domain.inventory.methane import pure_ch4_nm3
+from carbonflow.domain.site.model import Role, multiplier_applies
 
 POWER_METRIC = "power_kw"
 CH4_PCT_METRIC = "ch4_pct"
