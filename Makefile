@@ -25,7 +25,8 @@ test: deps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy carbonflow services simulators tests bench
+	$(BIN)/mypy carbonflow services simulators cli tests bench
+	$(BIN)/lint-imports
 
 bench: deps
 	$(BIN)/python -m bench

@@ -74,7 +74,7 @@ class _Load(threading.Thread):
 
 def _service(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "carbonflow.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

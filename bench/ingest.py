@@ -162,7 +162,7 @@ def _start_worker(stack: Stack, client_id: str, port: int, group: str) -> subpro
         }
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "carbonflow.cli", "--log-level", "WARNING", "ingest"],
+        [sys.executable, "-m", "cli.main", "--log-level", "WARNING", "ingest"],
         env=env,
         stdout=subprocess.DEVNULL,
     )

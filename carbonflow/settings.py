@@ -18,7 +18,9 @@ Environment = Literal["development", "test", "production"]
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
 
 
-class _Base(BaseSettings):
+class EnvSettings(BaseSettings):
+    """Settings read from the environment (or `.env`), with the deployment stage."""
+
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Environment = Field(
@@ -50,7 +52,7 @@ class MqttTarget(BaseModel):
         )
 
 
-class DatabaseSettings(_Base):
+class DatabaseSettings(EnvSettings):
     """Where the database is. Unset ``DATABASE_URL`` means: start the embedded PostgreSQL."""
 
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
@@ -74,7 +76,7 @@ class DatabaseSettings(_Base):
         return value
 
 
-class MqttSettings(_Base):
+class MqttSettings(EnvSettings):
     """Where the broker is. Unset ``MQTT_URL`` means: start the embedded broker."""
 
     mqtt_url: str | None = Field(default=None, validation_alias="MQTT_URL")

@@ -39,12 +39,9 @@ from carbonflow.domain.factors import (
     select_electricity_factor,
 )
 from carbonflow.domain.indicators.formulas import (
-    Ratio,
     co2_per_energy,
     co2_per_raw_coal,
     electricity_per_raw_coal,
-    methane_drainage_rate,
-    methane_utilisation_rate,
     zero_carbon_energy_share,
 )
 from carbonflow.domain.inventory.carbon import (
@@ -66,7 +63,9 @@ from carbonflow.domain.inventory.energy import (
 from carbonflow.domain.inventory.methane import (
     GwpSet,
     MethaneFlows,
+    methane_drainage_rate,
     methane_parameters,
+    methane_utilisation_rate,
     mine_methane,
 )
 from carbonflow.domain.site.model import (
@@ -77,6 +76,7 @@ from carbonflow.domain.site.model import (
     SiteDocument,
     SiteKind,
 )
+from carbonflow.domain.units import Ratio
 from simulators.assumptions import Assumptions, default_assumptions
 from simulators.oracle import PeriodTotals
 

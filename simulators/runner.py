@@ -2,7 +2,7 @@
 
 ``run_simulation(config, mqtt_url, stop_event)`` is the in-process API (``carbonflow demo``
 can run it in a thread; :class:`SimulationRunner` wraps it as a service with ``run()`` and
-``request_stop()``); ``carbonflow simulate`` is the command line (``carbonflow/commands/
+``request_stop()``); ``carbonflow simulate`` is the command line (``cli/
 simulate.py``).
 
 Pacing: a message is due at ``wall_start + (t − start) / speed`` and never before its own time

@@ -7,6 +7,7 @@ dimension (``{"value": 1.2, "unit": "MWh"}``); :func:`convert` turns it into the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,3 +127,29 @@ def convert(value: float, from_symbol: str, to: Unit) -> float:
     if source is to:
         return value
     return value * source.to_canonical / to.to_canonical
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """``numerator / denominator`` in ``unit``; ``value`` is None when undefined (with a reason)."""
+
+    numerator: float
+    denominator: float
+    unit: str
+    value: float | None
+    undefined_reason: str | None = None
+
+    @property
+    def defined(self) -> bool:
+        return self.value is not None
+
+
+def ratio(numerator: float, denominator: float, unit: str, *, what: str = "ratio") -> Ratio:
+    """``numerator / denominator``; undefined (not an error) when the denominator is 0."""
+    if not (math.isfinite(numerator) and math.isfinite(denominator)):
+        raise ValueError(f"{what}: non-finite input {numerator} / {denominator}")
+    if denominator < 0:
+        raise ValueError(f"{what}: negative denominator {denominator}")
+    if denominator == 0:
+        return Ratio(numerator, denominator, unit, None, f"{what}: undefined, denominator is 0")
+    return Ratio(numerator, denominator, unit, numerator / denominator)

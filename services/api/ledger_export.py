@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.writer.excel import ExcelWriter  # type: ignore[import-untyped]
 
 from carbonflow.domain.ledger.document import COLUMNS, Column, canonical_json
 
@@ -120,7 +121,10 @@ def to_xlsx(document: Mapping[str, Any]) -> bytes:
         for row in _section_rows(document, section):
             sheet.append([_xlsx_cell(row.get(h)) for h in headers])
     raw = io.BytesIO()
-    workbook.save(raw)
+    # Workbook.save() stamps docProps/core.xml "modified" with the wall clock, so two downloads a
+    # second apart differed under one strong ETag; the writer it wraps leaves our time alone.
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(workbook, archive).save()
     return _fixed_zip(raw.getvalue())
 
 

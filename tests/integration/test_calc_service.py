@@ -15,13 +15,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from carbonflow.cli import main
 from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.net import free_port
 from carbonflow.embedded.postgres import EmbeddedPostgres
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage.registry import load_site
+from cli.main import main
 from services.calc.service import CalcService
 from services.calc.settings import CalcSettings
 from simulators.publisher import Publisher

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from carbonflow.cli import main
 from carbonflow.grafana.build import dashboards
 from carbonflow.grafana.push import (
     GrafanaSettings,
@@ -27,6 +26,7 @@ from carbonflow.grafana.push import (
     datasource_payloads,
     push,
 )
+from cli.main import main
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from carbonflow.demo import READY_LINE
 from carbonflow.embedded.net import free_port
+from cli.demo import READY_LINE
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c() -> None:
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "carbonflow.cli", "demo"],
+        [sys.executable, "-m", "cli.main", "demo"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

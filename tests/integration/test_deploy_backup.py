@@ -104,7 +104,7 @@ def test_pg_dump_and_restore_reproduce_the_results(
         # The restored database is a working carbonflow database: migrate is a no-op and
         # the calc engine finds nothing left to do.
         migrate = subprocess.run(
-            [sys.executable, "-m", "carbonflow.cli", "migrate"],
+            [sys.executable, "-m", "cli.main", "migrate"],
             env={**os.environ, "DATABASE_URL": restored_url},
             capture_output=True,
             text=True,

@@ -30,7 +30,7 @@ INGEST_PASSWORD = "ingest-password-from-the-environment"
 
 def _generate(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "carbonflow.cli", "broker", "acl", "--out", str(out), *args],
+        [sys.executable, "-m", "cli.main", "broker", "acl", "--out", str(out), *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -158,7 +158,7 @@ def test_shipped_mosquitto_config_with_generated_auth_and_tls(tmp_path: Path) ->
     auth, data, certs = tmp_path / "auth", tmp_path / "data", tmp_path / "certs"
     data.mkdir()
     generated = subprocess.run(
-        [sys.executable, "-m", "carbonflow.cli", "broker", "acl", "--out", str(auth), "--sites",
+        [sys.executable, "-m", "cli.main", "broker", "acl", "--out", str(auth), "--sites",
          str(ROOT / "carbonflow" / "sites" / "examples"), "--publisher", "simulator"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

@@ -26,6 +26,8 @@ from carbonflow.embedded.broker import (
 )
 from carbonflow.embedded.postgres import EmbeddedPostgres
 
+pytestmark = pytest.mark.integration
+
 TIMEOUT_S = 30.0
 """Bound on any single wait here [s]: a hang guard, not a speed expectation."""
 
@@ -183,8 +185,6 @@ import os, sys
 from pathlib import Path
 import psycopg
 from carbonflow.embedded.postgres import EmbeddedPostgres
-
-pytestmark = pytest.mark.integration
 server = EmbeddedPostgres(Path(sys.argv[1]))
 server.start()
 with psycopg.connect(server.url, autocommit=True) as conn:

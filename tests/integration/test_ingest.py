@@ -414,7 +414,7 @@ def test_retiring_a_worker_hands_its_share_back(database_url: str, mosquitto) ->
         wait_until(lambda: _rows(database_url) > 0, 30, message="the remaining worker's share")
         assert _rows(database_url) < 2000, "the stopped worker's session took no share"
         retire = subprocess.run(
-            [sys.executable, "-m", "carbonflow.cli", "ingest", "--retire"],
+            [sys.executable, "-m", "cli.main", "ingest", "--retire"],
             env={
                 **os.environ,
                 "DATABASE_URL": database_url,

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from carbonflow.cli import main
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.migrate import head_revision, upgrade
 from carbonflow.storage.schema import READING_TS_BRIN, metadata
+from cli.main import main
 
 pytestmark = pytest.mark.integration
 

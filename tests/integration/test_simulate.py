@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from carbonflow.cli import build_parser
 from carbonflow.sites.loader import EXAMPLES, load_site_file
+from cli.main import build_parser
 from simulators.engine import SimConfig, Simulation
 from simulators.faults import Outgoing
 from simulators.faultspec import FaultSpec

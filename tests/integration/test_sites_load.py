@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from carbonflow.cli import main
 from carbonflow.domain.site.model import SiteDocument, document_json, document_sha256
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.registry import list_sites, load_site, load_sites
+from cli.main import main
 
 pytestmark = pytest.mark.integration
 

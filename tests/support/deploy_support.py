@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 from pydantic_settings import BaseSettings
 
-from carbonflow.commands.broker import BrokerAclSettings
 from carbonflow.settings import DatabaseSettings, MqttSettings
+from cli.broker import BrokerAclSettings
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
@@ -45,7 +45,7 @@ def setting_fields() -> dict[str, Any]:
 
 def cli_environment() -> set[str]:
     """Variables the CLI itself reads (logging), found in its source."""
-    source = (ROOT / "carbonflow" / "cli.py").read_text()
+    source = (ROOT / "cli" / "main.py").read_text()
     return set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', source))
 
 

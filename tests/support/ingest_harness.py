@@ -66,7 +66,7 @@ def start_ingest_process(database_url: str, mqtt_url: str, **env: str) -> subpro
     )
     environment.update(env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "carbonflow.cli", "ingest"],
+        [sys.executable, "-m", "cli.main", "ingest"],
         env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

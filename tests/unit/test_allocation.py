@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carbonflow.domain.exact import allocate_exact
 from carbonflow.domain.flows.allocation import (
     AllocationBasis,
     AllocationKey,
-    allocate_exact,
     allocate_node,
     product_intensity,
     product_totals,

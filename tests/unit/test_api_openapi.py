@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carbonflow.cli import main
+from cli.main import main
 from services.api.app import create_app
 from services.api.openapi import CHECKED_IN, render
 from services.api.settings import ApiSettings

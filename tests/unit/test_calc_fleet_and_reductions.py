@@ -10,7 +10,7 @@ import pytest
 from carbonflow.domain.factors import default_targets
 from carbonflow.domain.factors.library import load_library, package_data_files
 from carbonflow.domain.flows.graph import ZERO, FlowGraph, ProductFlow
-from carbonflow.domain.indicators.formulas import FleetGroup, Status, fleet_low_carbon_share, ratio
+from carbonflow.domain.indicators.formulas import FleetGroup, Status, fleet_low_carbon_share
 from carbonflow.domain.indicators.kpis import (
     PeriodInputs,
     fleet_groups,
@@ -19,6 +19,7 @@ from carbonflow.domain.indicators.kpis import (
 )
 from carbonflow.domain.inventory.site_factors import site_factors
 from carbonflow.domain.site.plan import plan_from_document
+from carbonflow.domain.units import ratio
 from carbonflow.sites.loader import SiteFileError, parse_site_text
 
 SH = ZoneInfo("Asia/Shanghai")

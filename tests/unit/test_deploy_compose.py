@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from carbonflow.cli import build_parser
+from cli.main import build_parser
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
@@ -263,7 +263,7 @@ def test_dockerfile_builds_what_compose_runs() -> None:
         for path in source.split():
             assert (ROOT / path).exists(), f"COPY {path}: not in the repository"
     assert 'ENTRYPOINT ["carbonflow"]' in dockerfile
-    assert 'carbonflow = "carbonflow.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    assert 'carbonflow = "cli.main:main"' in (ROOT / "pyproject.toml").read_text()
     # broker-auth runs as Mosquitto's uid and writes into the directory the image prepares
     # for it (a named volume mounted there starts with that owner).
     auth = _compose()["services"]["broker-auth"]

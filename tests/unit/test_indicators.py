@@ -21,12 +21,12 @@ from carbonflow.domain.indicators.formulas import (
     energy_per_raw_coal,
     evaluate,
     low_carbon_vehicle_share,
-    methane_utilisation_rate,
     park_core_indicator,
     reduction_vs_baseline,
     status_against,
     zero_carbon_energy_share,
 )
+from carbonflow.domain.inventory.methane import methane_utilisation_rate
 
 TARGETS = default_targets()
 BAND = TARGETS.at_risk_band

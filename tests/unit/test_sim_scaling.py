@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carbonflow.commands.simulate import parse_start, resolve_site
 from carbonflow.sites.loader import EXAMPLES, load_site_file
+from cli.simulate import parse_start, resolve_site
 from simulators.engine import base_device_id, parse_speed, published_ids
 from simulators.scaling import fleet, scale_site
 

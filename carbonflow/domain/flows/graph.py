@@ -52,14 +52,9 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from carbonflow.domain import units
+from carbonflow.domain.exact import allocate_exact, close_exactly
 from carbonflow.domain.factors import FactorNotFound
-from carbonflow.domain.flows.allocation import (
-    ProductTransfer,
-    allocate_exact,
-    close_exactly,
-    pass_along,
-)
-from carbonflow.domain.indicators.formulas import Ratio, ratio
+from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
 from carbonflow.domain.inventory.energy import to_tce
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
@@ -70,6 +65,7 @@ from carbonflow.domain.site.plan import (
     flow_metric,
     reverse_metric,
 )
+from carbonflow.domain.units import Ratio, ratio
 
 COMPONENTS = (
     "energy_tce",

@@ -40,6 +40,7 @@ from enum import StrEnum
 
 from carbonflow.domain import units
 from carbonflow.domain.factors.targets import Comparator, Target, TargetSet
+from carbonflow.domain.units import Ratio, ratio
 
 # Values within this relative distance of a threshold count as equal to it, so that float
 # rounding ((0.7 − 0.56) / 0.7 = 0.19999999999999987) does not turn a met target into a miss.
@@ -73,32 +74,6 @@ class Status(StrEnum):
     UNDEFINED = "undefined"
 
 
-@dataclass(frozen=True, slots=True)
-class Ratio:
-    """``numerator / denominator`` in ``unit``; ``value`` is None when undefined (with a reason)."""
-
-    numerator: float
-    denominator: float
-    unit: str
-    value: float | None
-    undefined_reason: str | None = None
-
-    @property
-    def defined(self) -> bool:
-        return self.value is not None
-
-
-def ratio(numerator: float, denominator: float, unit: str, *, what: str = "ratio") -> Ratio:
-    """``numerator / denominator``; undefined (not an error) when the denominator is 0."""
-    if not (math.isfinite(numerator) and math.isfinite(denominator)):
-        raise ValueError(f"{what}: non-finite input {numerator} / {denominator}")
-    if denominator < 0:
-        raise ValueError(f"{what}: negative denominator {denominator}")
-    if denominator == 0:
-        return Ratio(numerator, denominator, unit, None, f"{what}: undefined, denominator is 0")
-    return Ratio(numerator, denominator, unit, numerator / denominator)
-
-
 def _scaled(r: Ratio, factor: float, unit: str) -> Ratio:
     return Ratio(
         r.numerator, r.denominator, unit, None if r.value is None else r.value * factor,
@@ -130,21 +105,6 @@ def energy_per_raw_coal(production_energy_tce: float, raw_coal_t: float) -> Rati
         what="comprehensive energy per tonne of raw coal",
     )
     return _scaled(r, units.convert(1.0, "t", units.lookup("kg")), "kgce/t")
-
-
-def methane_utilisation_rate(utilised_ch4_nm3: float, drained_ch4_nm3: float) -> Ratio:
-    """Utilised (on site + sold) ÷ drained pure CH4 [fraction] (瓦斯抽采利用率)."""
-    return ratio(utilised_ch4_nm3, drained_ch4_nm3, "fraction", what="methane utilisation rate")
-
-
-def methane_drainage_rate(drained_ch4_nm3: float, ventilation_ch4_nm3: float) -> Ratio:
-    """Drained ÷ (drained + ventilation) pure CH4 [fraction] (瓦斯抽采率)."""
-    return ratio(
-        drained_ch4_nm3,
-        drained_ch4_nm3 + ventilation_ch4_nm3,
-        "fraction",
-        what="methane drainage rate",
-    )
 
 
 # --- shares, park ------------------------------------------------------------------------------

@@ -57,7 +57,6 @@ from carbonflow.domain.indicators.formulas import (
     FleetGroup,
     Indicator,
     IndicatorResult,
-    Ratio,
     Status,
     budget_status,
     clean_energy_share,
@@ -67,16 +66,15 @@ from carbonflow.domain.indicators.formulas import (
     energy_per_raw_coal,
     evaluate,
     fleet_low_carbon_share,
-    methane_drainage_rate,
-    methane_utilisation_rate,
-    ratio,
     reduction_vs_baseline,
     zero_carbon_energy_share,
 )
 from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.methane import methane_drainage_rate, methane_utilisation_rate
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import Baseline, Role, SiteDocument
 from carbonflow.domain.site.plan import SitePlan, flow_metric
+from carbonflow.domain.units import Ratio, ratio
 
 # Site-file target fields → (indicator, unit, scale to that unit, comparator).
 _PCT_TO_FRACTION = units.convert(1.0, "%", units.lookup("fraction"))

@@ -26,8 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from carbonflow.domain.indicators.formulas import methane_drainage_rate, methane_utilisation_rate
-from carbonflow.domain.inventory.methane import pure_ch4_nm3
+from carbonflow.domain.inventory.methane import (
+    methane_drainage_rate,
+    methane_utilisation_rate,
+    pure_ch4_nm3,
+)
 from carbonflow.domain.site.model import Role, multiplier_applies
 
 POWER_METRIC = "power_kw"

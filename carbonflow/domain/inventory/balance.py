@@ -41,8 +41,8 @@ from datetime import date
 from typing import Protocol, TypeVar
 
 from carbonflow.domain import units
+from carbonflow.domain.exact import allocate_exact
 from carbonflow.domain.factors import FactorNotFound, SelectedFactor
-from carbonflow.domain.flows.allocation import allocate_exact
 from carbonflow.domain.inventory.carbon import (
     Emission,
     GreenInstrument,

@@ -23,7 +23,7 @@ from carbonflow.domain.factors.library import (
     Selection,
     use_factor,
 )
-from carbonflow.domain.indicators.formulas import Ratio, ratio
+from carbonflow.domain.units import Ratio, ratio
 
 _KG = units.lookup("kg")
 _T = units.lookup("t")

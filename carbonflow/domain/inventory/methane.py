@@ -31,12 +31,8 @@ from carbonflow.domain.factors.library import (
     require_unit,
     use_factor,
 )
-from carbonflow.domain.indicators.formulas import (
-    Ratio,
-    methane_drainage_rate,
-    methane_utilisation_rate,
-)
 from carbonflow.domain.inventory.carbon import Category, Emission, Gas, Scope
+from carbonflow.domain.units import Ratio, ratio
 
 # Molar-mass ratio CO2 : CH4 [tCO2/tCH4] for complete oxidation, as the guidelines write it.
 CO2_PER_CH4 = 44.0 / 16.0
@@ -282,4 +278,19 @@ def production_methane(
             f"= {tco2e:g} tCO2e"
         ),
         label=label or ef.key,
+    )
+
+
+def methane_utilisation_rate(utilised_ch4_nm3: float, drained_ch4_nm3: float) -> Ratio:
+    """Utilised (on site + sold) ÷ drained pure CH4 [fraction] (瓦斯抽采利用率)."""
+    return ratio(utilised_ch4_nm3, drained_ch4_nm3, "fraction", what="methane utilisation rate")
+
+
+def methane_drainage_rate(drained_ch4_nm3: float, ventilation_ch4_nm3: float) -> Ratio:
+    """Drained ÷ (drained + ventilation) pure CH4 [fraction] (瓦斯抽采率)."""
+    return ratio(
+        drained_ch4_nm3,
+        drained_ch4_nm3 + ventilation_ch4_nm3,
+        "fraction",
+        what="methane drainage rate",
     )

@@ -1,10 +1,12 @@
-"""The ``carbonflow`` command. Each subcommand lives in ``carbonflow.commands.<name>`` and exposes
-``register(subparsers)``; this module only wires them and configures logging."""
+"""The ``carbonflow`` command. Each subcommand lives in ``cli.<name>`` and exposes
+``register(subparsers)``; this module only wires them and configures logging.
+
+``cli`` is the composition root: it alone imports the services, the simulators and the core
+together (the dependency rule in pyproject.toml's import-linter contracts)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -12,20 +14,9 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from carbonflow.logs import configure
+from cli import api, broker, calc, demo, grafana, ingest, keys, migrate, simulate, sites
 
-# A subcommand appears here once its service exists.
-_COMMAND_MODULES = (
-    "migrate",
-    "sites",
-    "ingest",
-    "demo",
-    "simulate",
-    "calc",
-    "api",
-    "keys",
-    "broker",
-    "grafana",
-)
+_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="json: one JSON object per line, for log collectors (env CARBONFLOW_LOG_FORMAT)",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        module = importlib.import_module(f"carbonflow.commands.{name}")
+    for module in _COMMANDS:
         module.register(subparsers)
     return parser
 

@@ -8,9 +8,11 @@ stops everything cleanly on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import secrets
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,19 +20,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.broker import start_embedded_broker
 from carbonflow.embedded.net import free_port, port_accepts, wait_for
 from carbonflow.embedded.postgres import EmbeddedPostgres
 from carbonflow.settings import DatabaseSettings, MqttSettings
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.migrate import upgrade
 from carbonflow.storage.registry import load_sites
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = Path(__file__).parent / "sites" / "examples"
 READY_LINE = "carbonflow demo ready"
 _READY_TIMEOUT_S = 120.0
 # Reading sets per message while the simulators back-fill the recent past.
@@ -205,3 +208,24 @@ def _stop_service(service: _Service) -> None:
         service.thread.join(timeout=60)
         if service.thread.is_alive():
             log.error("%s did not stop within 60 s", service.name)
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "demo", help="run everything locally (embedded database and broker unless configured)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default: $CARBONFLOW_DATA_DIR or a temp dir"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return run_demo(stop, data_dir=args.data_dir, print_fn=lambda line: print(line, flush=True))

@@ -38,7 +38,7 @@ from carbonflow.broker_acl import (
     render_password_file,
     render_secrets,
 )
-from carbonflow.settings import _Base
+from carbonflow.settings import EnvSettings
 
 PASSWORD_FILE = "passwd"
 ACL_FILE = "acl"
@@ -47,7 +47,7 @@ CREDENTIALS_FILE = "credentials"
 _GENERATED_PASSWORD_BYTES = 32
 
 
-class BrokerAclSettings(_Base):
+class BrokerAclSettings(EnvSettings):
     """Passwords of the service users, from the environment (never from arguments)."""
 
     ingest_password: SecretStr | None = Field(

@@ -26,7 +26,8 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "sites" / "examples"
+from carbonflow.sites.loader import EXAMPLES
+
 _RELATIVE = re.compile(r"^now\s*(?:-\s*(.+))?$")
 
 

@@ -1,0 +1,1 @@
+"""The ``carbonflow`` command: the composition root wiring the core, services and simulators."""
