@@ -32,7 +32,7 @@ from bench.year import year_database
 from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.net import free_port
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from simulators.publisher import Publisher
 
 

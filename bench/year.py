@@ -18,7 +18,7 @@ from typing import Any
 from bench.calc_site import SITE, seed_year, site_document
 from bench.common import Stack, private_stack
 from carbonflow.domain.site.model import SiteDocument
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, EngineConfig
 
 PERIOD = timedelta(minutes=15)

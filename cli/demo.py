@@ -30,7 +30,7 @@ from carbonflow.embedded.postgres import EmbeddedPostgres
 from carbonflow.settings import DatabaseSettings, MqttSettings
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.migrate import upgrade
-from carbonflow.storage.registry import load_sites
+from carbonflow.storage.registry_load import load_sites
 
 log = logging.getLogger(__name__)
 

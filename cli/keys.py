@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from carbonflow.settings import DatabaseSettings
-from carbonflow.storage.api_access import (
+from carbonflow.storage.access import (
     KeyGrantError,
     audit_entries,
     create_key,

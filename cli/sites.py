@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from carbonflow.domain.site.model import SiteDocument
 from carbonflow.settings import DatabaseSettings
 from carbonflow.sites.loader import SiteFileError, load_site_file
-from carbonflow.storage.registry import list_sites, load_sites
+from carbonflow.storage.registry_load import list_sites, load_sites
 
 
 def register(subparsers: Any) -> None:

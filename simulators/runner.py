@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from carbonflow.domain.site.model import Device, SiteDocument
-from carbonflow.storage.registry import LoadReport
+from carbonflow.storage.registry_load import LoadReport
 from simulators.engine import OracleRecord, SimConfig, Simulation
 from simulators.faults import Tally
 from simulators.oracle import OracleWriter
@@ -417,7 +417,7 @@ def register_fleet(
 ) -> list[LoadReport]:
     """Load the (scaled) site into the registry; with ``retired``, first with a retired meter
     that the second load deactivates (for ``inactive_device`` faults)."""
-    from carbonflow.storage.registry import load_site
+    from carbonflow.storage.registry_load import load_site
     from simulators.scaling import fleet
 
     doc = fleet(config.site, config.devices).doc

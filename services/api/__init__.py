@@ -6,5 +6,5 @@ Pure modules (no I/O): ``tokens`` (key format, hashing), ``access`` (roles and w
 the latest readings). Shells: ``auth`` (key look-up with a short cache), ``middleware`` (metrics,
 authentication, rate limits, audit), ``deps`` (FastAPI dependencies), ``routers/`` (one per
 resource), ``app`` (``create_app(settings)``). SQL lives in ``carbonflow/storage/api_store.py``
-and ``carbonflow/storage/api_access.py``.
+and ``carbonflow/storage/access.py``.
 """

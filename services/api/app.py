@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
-from carbonflow.storage.api_access import AuditEntry, KeyRecord, lookup_key, write_audit
+from carbonflow.storage.access import AuditEntry, KeyRecord, lookup_key, write_audit
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.migrate import head_revision
 from services.api import problems

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from carbonflow.storage.api_access import KeyRecord
+from carbonflow.storage.access import KeyRecord
 from services.api.access import Principal, Role
 from services.api.tokens import key_id_of, matches, token_sha256
 

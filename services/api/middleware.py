@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from carbonflow.storage.api_access import AuditEntry
+from carbonflow.storage.access import AuditEntry
 from services.api.access import Principal
 from services.api.auth import MISS
 from services.api.context import ApiContext

@@ -48,8 +48,8 @@ from carbonflow.domain.readings.device_intervals import (
 )
 from carbonflow.domain.readings.intervals import LIVE_INTERVAL, IntervalGrid
 from carbonflow.domain.site.plan import DEFAULT_REPORT_PERIOD, SitePlan
-from carbonflow.storage import calc_reference as ref
 from carbonflow.storage import calc_store as store
+from carbonflow.storage import reference as ref
 
 Conn = psycopg.Connection[Any]
 

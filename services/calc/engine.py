@@ -84,8 +84,8 @@ from carbonflow.domain.site.plan import (
     DEFAULT_REPORT_PERIOD,
     SitePlan,
 )
-from carbonflow.storage import calc_reference as ref
 from carbonflow.storage import calc_store as store
+from carbonflow.storage import reference as ref
 from carbonflow.storage.db import connect
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from carbonflow.storage.api_access import create_key, revoke_key
+from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
@@ -407,7 +407,7 @@ def test_admin_creates_replaces_and_deletes_instruments_audited(fresh: Api) -> N
     )
     assert replaced.status_code == 200 and replaced.json()["claimed_mwh"] == 80.0
     # The calc service reads the same register.
-    from carbonflow.storage.calc_reference import green_instruments
+    from carbonflow.storage.reference import green_instruments
 
     with psycopg.connect(fresh.seeded.url) as conn:
         records = {r.instrument_id: r for r in green_instruments(conn, MINE)}

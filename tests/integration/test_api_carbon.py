@@ -23,9 +23,9 @@ from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_store
-from carbonflow.storage.api_access import create_key
+from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.api.reads import indicators_for_period
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine

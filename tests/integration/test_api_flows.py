@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage import calc_store
-from carbonflow.storage.api_access import create_key
+from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
-from carbonflow.storage.registry import load_sites
+from carbonflow.storage.registry_load import load_sites
 from services.api.problems import ApiProblemError
 from services.api.routers.flows import OUTSIDE_IN, SANKEY_KINDS, resolve_period
 from services.api.routers.view import newest_kpis, recent_carbon

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage.registry import load_sites
+from carbonflow.storage.registry_load import load_sites
 from cli.main import main
 from services.api.tokens import key_id_of, token_sha256
 from tests.support.api_support import MINE, PARK, make_app

@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage.api_access import create_key
+from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine

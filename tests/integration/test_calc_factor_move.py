@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from carbonflow.domain.factors.library import SUPPLEMENT_FILE, package_data_files
-from carbonflow.storage import calc_reference as ref
+from carbonflow.storage import reference as ref
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from carbonflow.sites.loader import load_site_file
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine
 from tests.integration.test_calc_generator import (
     Faults,

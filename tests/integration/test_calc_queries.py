@@ -10,7 +10,7 @@ import pytest
 
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_store as store
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.api.reads import (
     NotFound,
     flows,

@@ -17,9 +17,9 @@ import yaml
 from carbonflow.domain.factors import PinnedFactor
 from carbonflow.domain.factors.library import package_data_files
 from carbonflow.sites.loader import load_site_file, parse_site_text
-from carbonflow.storage import calc_reference as ref
+from carbonflow.storage import reference as ref
 from carbonflow.storage.calc_store import CALC_LOCK_NAMESPACE
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, EngineConfig
 from tests.integration.test_calc_generator import (
     Faults,

@@ -20,7 +20,7 @@ from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.net import free_port
 from carbonflow.embedded.postgres import EmbeddedPostgres
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from cli.main import main
 from services.calc.service import CalcService
 from services.calc.settings import CalcSettings

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage.registry import load_site
+from carbonflow.storage.registry_load import load_site
 from services.api.reads import ledger_inputs
 from services.calc.engine import CalcEngine
 from tests.integration.test_calc_generator import generate, month_start, store_readings

@@ -32,7 +32,7 @@ import uvicorn
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.net import free_port
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage.registry import load_sites
+from carbonflow.storage.registry_load import load_sites
 from services.api.routers.flows import SANKEY_KINDS
 from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig

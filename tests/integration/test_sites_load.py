@@ -10,7 +10,7 @@ import pytest
 
 from carbonflow.domain.site.model import SiteDocument, document_json, document_sha256
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage.registry import list_sites, load_site, load_sites
+from carbonflow.storage.registry_load import list_sites, load_site, load_sites
 from cli.main import main
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from psycopg import sql
 
 from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage.api_access import create_key
+from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
-from carbonflow.storage.registry import load_sites
+from carbonflow.storage.registry_load import load_sites
 from services.api.app import create_app
 from services.api.settings import ApiSettings
 from services.api.tokens import new_key

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from carbonflow.storage.api_access import KeyRecord
+from carbonflow.storage.access import KeyRecord
 from services.api.access import Action, Principal, Role, grant_problems
 from services.api.auth import BOOTSTRAP_KEY_ID, MISS, Authenticator
 from services.api.ratelimit import RateLimiter

@@ -73,7 +73,7 @@ _TIMESCALE_ONLY = re.compile(
 def test_result_queries_use_no_timescaledb_only_function() -> None:
     """Identical results on plain PostgreSQL and TimescaleDB: the SQL is core PostgreSQL."""
     root = ROOT
-    for module in ("carbonflow/storage/calc_store.py", "carbonflow/storage/calc_reference.py"):
+    for module in ("carbonflow/storage/calc_store.py", "carbonflow/storage/reference.py"):
         text = (root / module).read_text(encoding="utf-8")
         assert not _TIMESCALE_ONLY.search(text), module
     layout = (root / "carbonflow/storage/calc_layout.py").read_text(encoding="utf-8")

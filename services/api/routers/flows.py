@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
 from carbonflow.storage import api_store, calc_store
-from carbonflow.storage.calc_reference import ReferenceDataError
+from carbonflow.storage.reference import ReferenceDataError
 from services.api import reads as queries
 from services.api.deps import ConnDep, ContextDep, LiveSite
 from services.api.problems import ApiProblemError, not_found, responses

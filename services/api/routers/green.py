@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from carbonflow.storage import api_store as store
-from carbonflow.storage.api_access import AuditEntry, write_audit
+from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Role
 from services.api.deps import (
     ConnDep,

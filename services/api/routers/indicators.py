@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
-from carbonflow.storage.calc_reference import ReferenceDataError
+from carbonflow.storage.reference import ReferenceDataError
 from services.api.deps import ConnDep, ContextDep, PageDep, RegistrySite, SiteScope
 from services.api.pagination import fetch_size, page_items
 from services.api.periods import (

@@ -26,8 +26,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from carbonflow.domain.ledger import document as ledger_doc
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.storage import api_store
-from carbonflow.storage import ledger_store as store
-from carbonflow.storage.api_access import AuditEntry, write_audit
+from carbonflow.storage import ledgers as store
+from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Principal, Role
 from services.api.deps import ConnDep, ContextDep, PrincipalDep, SiteIdPath, id_path
 from services.api.ledger_export import (
