@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from bench.calc_site import LEDGER_ORG
 from bench.common import quantile
 from bench.year import YearDatabase, year_database
-from carbonflow.storage import api_store
+from carbonflow.storage import readings as readings_db
 from carbonflow.storage.db import make_engine
 from services.api.app import create_app
 from services.api.settings import ApiSettings
@@ -100,7 +100,7 @@ def run(quick: bool = False) -> dict[str, object]:
         with engine.connect() as conn:
 
             def query() -> object:
-                return api_store.latest_readings(
+                return readings_db.latest_readings(
                     conn, year.site_id, org_id=None, limit=1000, offset=0
                 )
 

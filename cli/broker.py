@@ -133,7 +133,7 @@ def _devices_from_files(paths: list[Path]) -> list[tuple[str, str]]:
 def _devices_from_registry(url: str) -> list[tuple[str, str]]:
     import psycopg
 
-    from carbonflow.storage.ingest_store import load_registry
+    from carbonflow.storage.registry import load_registry
 
     with psycopg.connect(url) as conn:
         snapshot = load_registry(conn)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import psycopg
 import sqlalchemy as sa
+
+#: A psycopg connection as the storage functions take it.
+Conn = psycopg.Connection[Any]
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -30,3 +36,26 @@ def connect(
 ) -> psycopg.Connection[tuple[object, ...]]:
     """A psycopg 3 connection, for the hot paths (COPY) that bypass SQLAlchemy."""
     return psycopg.connect(libpq_url(database_url), autocommit=autocommit)
+
+
+def psycopg_of(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under ``conn`` (the API's engine uses the psycopg 3 dialect)."""
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError("the API's engine must use the psycopg 3 driver")
+    return raw
+
+
+RowT = TypeVar("RowT")
+
+
+def make_row(cls: Callable[..., RowT], row: Any) -> RowT:
+    """A frozen row object from a result row, column by column in declaration order."""
+    return cls(*row)
+
+
+def psycopg_utc(conn: sa.Connection) -> psycopg.Connection[Any]:
+    """The request's connection as psycopg, in a UTC session for this transaction (the calc
+    read side expects one); ``SET LOCAL`` ends with the transaction, the pool stays clean."""
+    conn.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
+    return psycopg_of(conn)

@@ -10,19 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from carbonflow.storage.schema import (
-    calc_green_claim,
-    calc_site_state,
-    green_instrument,
     ledger_revision,
-    organisation,
-    site,
 )
 
 SITE_LEDGER = ""  # org_id of a site's own ledger
@@ -30,15 +23,6 @@ SITE_LEDGER = ""  # org_id of a site's own ledger
 
 class RevisionExists(Exception):  # noqa: N818 — a condition the API maps to 409
     """Another request stored this revision number first."""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerSite:
-    site_id: str
-    name: str
-    timezone: str
-    results_through: datetime | None
-    last_received_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,73 +37,6 @@ class RevisionRow:
     reason: str | None
     created_by: str
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRow:
-    instrument_id: str
-    kind: str
-    accepted: bool
-    offered_mwh: float
-    applied_mwh: float
-    unused_mwh: float
-    reason: str
-
-
-def psycopg_utc(conn: sa.Connection) -> psycopg.Connection[Any]:
-    """The request's connection as psycopg, in a UTC session for this transaction (the calc
-    read side expects one); ``SET LOCAL`` ends with the transaction, the pool stays clean."""
-    conn.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
-    driver = conn.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
-    return driver
-
-
-def ledger_site(conn: sa.Connection, site_id: str) -> LedgerSite | None:
-    s, st = site, calc_site_state
-    row = conn.execute(
-        sa.select(s.c.site_id, s.c.name, s.c.timezone, st.c.results_through, st.c.last_received_at)
-        .select_from(s.outerjoin(st, st.c.site_id == s.c.site_id))
-        .where(s.c.site_id == site_id)
-    ).first()
-    return None if row is None else LedgerSite(*row)
-
-
-def organisation_ids(conn: sa.Connection, site_id: str) -> list[str]:
-    query = (
-        sa.select(organisation.c.org_id)
-        .where(organisation.c.site_id == site_id)
-        .order_by(organisation.c.org_id)
-    )
-    return [str(r[0]) for r in conn.execute(query)]
-
-
-def month_claims(
-    conn: sa.Connection, site_id: str, month_start: datetime, org_id: str | None
-) -> list[ClaimRow]:
-    """The green-power claims of the month; of one organisation's instruments if ``org_id``."""
-    c, g = calc_green_claim, green_instrument
-    query = (
-        sa.select(
-            c.c.instrument_id,
-            c.c.kind,
-            c.c.accepted,
-            c.c.offered_mwh,
-            c.c.applied_mwh,
-            c.c.unused_mwh,
-            c.c.reason,
-        )
-        .select_from(
-            c.outerjoin(
-                g, sa.and_(g.c.site_id == c.c.site_id, g.c.instrument_id == c.c.instrument_id)
-            )
-        )
-        .where(c.c.site_id == site_id, c.c.month_start == month_start)
-        .order_by(c.c.instrument_id)
-    )
-    if org_id is not None:
-        query = query.where(g.c.org_id == org_id)
-    return [ClaimRow(*r) for r in conn.execute(query)]
 
 
 _COLUMNS = (

@@ -20,8 +20,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
+import sqlalchemy as sa
 from psycopg.types.json import Jsonb
+from sqlalchemy.dialects import postgresql as pg
 
 from carbonflow.domain.factors.geography import parse_geography
 from carbonflow.domain.factors.library import (
@@ -42,8 +43,11 @@ from carbonflow.domain.factors.library import (
     unique_paths,
 )
 from carbonflow.domain.factors.targets import TargetSet, parse_targets
-
-Conn = psycopg.Connection[Any]
+from carbonflow.storage.db import Conn, make_row
+from carbonflow.storage.registry import org_filter
+from carbonflow.storage.schema import (
+    green_instrument,
+)
 
 
 class ReferenceDataError(ValueError):
@@ -362,3 +366,208 @@ __all__ = [
     "targets_from_db",
     "upsert_green_instrument",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class FactorValueRow:
+    file_name: str
+    version: str
+    factor_key: str
+    value: float
+    unit: str
+    confidence: str
+    data_year: int | None
+    valid_from: date | None
+    valid_to: date | None
+    source_id: str
+    source: str
+    note: str
+    superseded_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FactorFilter:
+    key_prefix: str | None = None
+    file_name: str | None = None
+    version: str | None = None
+    confidence: str | None = None
+    current_only: bool = True
+
+
+def list_factor_values(
+    conn: sa.Connection, *, where: FactorFilter, limit: int, offset: int
+) -> list[FactorValueRow]:
+    """The factor library (every stored file version), by key, file and version."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT v.file_name, v.version, v.factor_key, v.value, v.unit, v.confidence, "
+            "v.data_year, v.valid_from, v.valid_to, v.source_id, v.source, v.note, "
+            "f.superseded_at FROM factor_value v JOIN factor_file f "
+            "ON f.file_name = v.file_name AND f.version = v.version "
+            "WHERE (CAST(:k AS text) IS NULL OR starts_with(v.factor_key, :k)) "
+            "AND (CAST(:fn AS text) IS NULL OR v.file_name = :fn) "
+            "AND (CAST(:ver AS text) IS NULL OR v.version = :ver) "
+            "AND (CAST(:c AS text) IS NULL OR v.confidence = :c) "
+            "AND (NOT CAST(:cur AS boolean) OR f.superseded_at IS NULL) "
+            "ORDER BY v.factor_key, v.file_name, v.version LIMIT :n OFFSET :off"
+        ),
+        {
+            "k": where.key_prefix,
+            "fn": where.file_name,
+            "ver": where.version,
+            "c": where.confidence,
+            "cur": where.current_only,
+            "n": limit,
+            "off": offset,
+        },
+    )
+    return [FactorValueRow(*r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class GreenInstrumentRow:
+    site_id: str
+    instrument_id: str
+    org_id: str | None
+    kind: str
+    evidence: str
+    certificates: int | None
+    volume_mwh: float
+    valid_from: date
+    valid_to: date
+    claimed_mwh: float
+    claim_start: date
+    claim_end: date
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GreenInstrumentValues:
+    """What a client writes; the key (site, instrument id) comes from the path."""
+
+    org_id: str | None
+    kind: str
+    evidence: str
+    certificates: int | None
+    volume_mwh: float
+    valid_from: date
+    valid_to: date
+    claimed_mwh: float
+    claim_start: date
+    claim_end: date
+
+
+class InstrumentOwnedElsewhere(Exception):  # noqa: N818 - a condition, not a failure
+    """The instrument id is registered at the site for another organisation (or the site)."""
+
+
+_GREEN_COLUMNS = (
+    green_instrument.c.site_id,
+    green_instrument.c.instrument_id,
+    green_instrument.c.org_id,
+    green_instrument.c.kind,
+    green_instrument.c.evidence,
+    green_instrument.c.certificates,
+    green_instrument.c.volume_mwh,
+    green_instrument.c.valid_from,
+    green_instrument.c.valid_to,
+    green_instrument.c.claimed_mwh,
+    green_instrument.c.claim_start,
+    green_instrument.c.claim_end,
+    green_instrument.c.created_at,
+    green_instrument.c.updated_at,
+)
+
+
+def list_green_instruments(
+    conn: sa.Connection,
+    site_id: str,
+    *,
+    org_id: str | None,
+    limit: int,
+    offset: int,
+    kind: str | None = None,
+    valid_on: date | None = None,
+) -> list[GreenInstrumentRow]:
+    g = green_instrument
+    query = sa.select(*_GREEN_COLUMNS).where(g.c.site_id == site_id, org_filter(g.c.org_id, org_id))
+    if kind is not None:
+        query = query.where(g.c.kind == kind)
+    if valid_on is not None:
+        query = query.where(g.c.valid_from <= valid_on, g.c.valid_to >= valid_on)
+    query = query.order_by(g.c.instrument_id).limit(limit).offset(offset)
+    return [make_row(GreenInstrumentRow, r) for r in conn.execute(query)]
+
+
+def get_green_instrument(
+    conn: sa.Connection, site_id: str, instrument_id: str, *, org_id: str | None
+) -> GreenInstrumentRow | None:
+    g = green_instrument
+    row = conn.execute(
+        sa.select(*_GREEN_COLUMNS).where(
+            g.c.site_id == site_id,
+            g.c.instrument_id == instrument_id,
+            org_filter(g.c.org_id, org_id),
+        )
+    ).first()
+    return None if row is None else make_row(GreenInstrumentRow, row)
+
+
+def put_green_instrument(
+    conn: sa.Connection,
+    site_id: str,
+    instrument_id: str,
+    values: GreenInstrumentValues,
+    *,
+    org_id: str | None,
+) -> tuple[GreenInstrumentRow, bool]:
+    """Create or replace one register entry; ``(row, created)``. The caller commits.
+
+    With ``org_id`` (an enterprise), an existing entry of another owner is not touched:
+    :class:`InstrumentOwnedElsewhere` is raised, so one piece of evidence is claimed once.
+    """
+    g = green_instrument
+    existing = conn.execute(
+        sa.select(g.c.org_id)
+        .where(g.c.site_id == site_id, g.c.instrument_id == instrument_id)
+        .with_for_update()
+    ).first()
+    if existing is not None and org_id is not None and existing.org_id != org_id:
+        raise InstrumentOwnedElsewhere(instrument_id)
+    fields = {
+        "org_id": values.org_id,
+        "kind": values.kind,
+        "evidence": values.evidence,
+        "certificates": values.certificates,
+        "volume_mwh": values.volume_mwh,
+        "valid_from": values.valid_from,
+        "valid_to": values.valid_to,
+        "claimed_mwh": values.claimed_mwh,
+        "claim_start": values.claim_start,
+        "claim_end": values.claim_end,
+    }
+    insert = pg.insert(g).values(site_id=site_id, instrument_id=instrument_id, **fields)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[g.c.site_id, g.c.instrument_id],
+        set_={**{k: insert.excluded[k] for k in fields}, "updated_at": sa.func.now()},
+    ).returning(*_GREEN_COLUMNS)
+    row = conn.execute(upsert).one()
+    return make_row(GreenInstrumentRow, row), existing is None
+
+
+def delete_green_instrument(
+    conn: sa.Connection, site_id: str, instrument_id: str, *, org_id: str | None
+) -> bool:
+    """Delete one entry the caller may see; ``False`` when there is none. The caller commits."""
+    g = green_instrument
+    result = conn.execute(
+        sa.delete(g)
+        .where(
+            g.c.site_id == site_id,
+            g.c.instrument_id == instrument_id,
+            org_filter(g.c.org_id, org_id),
+        )
+        .returning(g.c.instrument_id)
+    )
+    return result.first() is not None

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from carbonflow.storage.api_store import site_kind
+from carbonflow.storage.registry import site_kind
 from services.api.access import Action, Principal
 from services.api.context import ApiContext
 from services.api.middleware import PRINCIPAL_STATE

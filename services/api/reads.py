@@ -1,7 +1,8 @@
 """Read-side functions for the API that need the calc service's pure modules on top of SQL.
 
 Plain queries (time series, indicators, budgets, events, factor sets, green claims) are in
-:mod:`carbonflow.storage.calc_store`; the functions here combine stored totals with a pure
+:mod:`carbonflow.storage` (``carbon``, ``indicators``, ``intervals``); the functions here combine
+stored totals with a pure
 computation:
 
 - :func:`flows` — the energy–carbon–product graph of a site and period (computed on demand
@@ -48,8 +49,12 @@ from carbonflow.domain.readings.device_intervals import (
 )
 from carbonflow.domain.readings.intervals import LIVE_INTERVAL, IntervalGrid
 from carbonflow.domain.site.plan import DEFAULT_REPORT_PERIOD, SitePlan
-from carbonflow.storage import calc_store as store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import intervals
+from carbonflow.storage import readings as readings_db
 from carbonflow.storage import reference as ref
+from carbonflow.storage import registry as registry_db
 
 Conn = psycopg.Connection[Any]
 
@@ -68,7 +73,7 @@ _plans_lock = threading.Lock()
 
 def site_plan(conn: Conn, site_id: str) -> SitePlan:
     """The site's plan from the registry (cached until the site file is loaded again)."""
-    version = store.site_version(conn, site_id)
+    version = registry_db.site_version(conn, site_id)
     if version is None:
         raise NotFound(f"no site {site_id!r}")
     key = (f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}", site_id)
@@ -76,10 +81,12 @@ def site_plan(conn: Conn, site_id: str) -> SitePlan:
         cached = _plans.get(key)
     if cached is not None and cached[0] == version:
         return cached[1]
-    sites = store.load_sites(conn, site_id)
+    sites = registry_db.plan_sites(conn, site_id)
     if not sites:
         raise NotFound(f"no site {site_id!r}")
-    plan = store.build_plan(sites[0], store.load_devices(conn, site_id), DEFAULT_REPORT_PERIOD)
+    plan = registry_db.build_plan(
+        sites[0], registry_db.plan_devices(conn, site_id), DEFAULT_REPORT_PERIOD
+    )
     # Stored under the version read before the rows: a load in between makes it stale, and the
     # next request sees a newer version and rebuilds.
     with _plans_lock:
@@ -95,18 +102,18 @@ def flows(
     start: datetime,
     end: datetime,
     *,
-    totals: Sequence[store.CarbonTotal] | None = None,
+    totals: Sequence[carbon_db.CarbonTotal] | None = None,
 ) -> FlowGraph:
     """The flow graph of [start, end): link totals equal the period's inventory totals.
 
-    ``totals``: the period's :func:`~carbonflow.storage.calc_store.carbon_totals`, when the
+    ``totals``: the period's :func:`~carbonflow.storage.carbon.carbon_totals`, when the
     caller has read them already (they are read here otherwise).
     """
     plan = site_plan(conn, site_id)
     if totals is None:
-        totals = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+        totals = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     carbon, _surplus = settle_period(totals)
-    devices = store.device_totals(
+    devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
     library = ref.library_from_db(conn)
@@ -144,8 +151,8 @@ def live_intervals(
     if spec is None or not spec.is_quantity:
         raise NotFound(f"{device_id!r} has no counter or interval metric {metric!r}")
     lo, hi = floor_to(start, interval), ceil_to(end, interval)
-    rows = store.readings_with_context(conn, [(device.device_pk, spec.metric_id, lo, hi)])[0]
-    spans = store.serial_spans(conn, [device.device_pk]).get(device.device_pk, [])
+    rows = readings_db.readings_with_context(conn, [(device.device_pk, spec.metric_id, lo, hi)])[0]
+    spans = readings_db.serial_spans(conn, [device.device_pk]).get(device.device_pk, [])
     result, _series = quantity_intervals(
         [StoredReading(ts, value, received) for ts, value, received in rows],
         IntervalGrid(lo, hi, interval),
@@ -163,7 +170,7 @@ def ledger_inputs(
 ) -> LedgerInputs:
     """Everything a ledger of [start, end) shows, for the site or one of its organisations."""
     plan = site_plan(conn, site_id)
-    stored = store.carbon_totals(conn, site_id, start, end, plan.timezone)
+    stored = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     totals, surplus = settle_period(stored)
     lines = []
     sets: dict[int, tuple[dict[str, Any], ...]] = {}  # many lines share a factor set: read once
@@ -173,7 +180,7 @@ def ledger_inputs(
         factors: tuple[dict[str, Any], ...] = ()
         if t.factor_set_id:
             if t.factor_set_id not in sets:
-                sets[t.factor_set_id] = tuple(store.factor_set(conn, t.factor_set_id))
+                sets[t.factor_set_id] = tuple(carbon_db.factor_set(conn, t.factor_set_id))
             factors = sets[t.factor_set_id]
         lines.append(
             LedgerLine(
@@ -195,7 +202,7 @@ def ledger_inputs(
         if org_id is None or p.org_id == org_id
     )
     grain = "month" if (end - start) > timedelta(days=27) else "day"
-    rows = store.indicators(conn, site_id, grain=grain, start=start, end=end)
+    rows = indicators_db.indicators(conn, site_id, grain=grain, start=start, end=end)
     chosen = tuple(r for r in rows if org_id is None or r["org_id"] in ("", org_id))
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
@@ -220,8 +227,10 @@ def indicators_for_period(
         pins=ref.site_pins(conn, site_id),
     )
     targets = site_targets(ref.targets_from_db(conn), plan.document, site_id)
-    carbon, _surplus = settle_period(store.carbon_totals(conn, site_id, start, end, plan.timezone))
-    devices = store.device_totals(
+    carbon, _surplus = settle_period(
+        carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
+    )
+    devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
     quantities = {k: v.quantity for k, v in devices.items()}

@@ -84,7 +84,11 @@ from carbonflow.domain.site.plan import (
     DEFAULT_REPORT_PERIOD,
     SitePlan,
 )
-from carbonflow.storage import calc_store as store
+from carbonflow.storage import calc_queue, registry, rollup
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import intervals as intervals_db
+from carbonflow.storage import readings as readings_db
 from carbonflow.storage import reference as ref
 from carbonflow.storage.db import connect
 
@@ -164,7 +168,7 @@ class CalcEngine:
         self._monotonic = monotonic
         self._conn: psycopg.Connection[Any] | None = None
         self._reference: _Reference | None = None
-        self._factor_sets = store.FactorSets()
+        self._factor_sets = carbon_db.FactorSets()
         self._last_factor_check = float("-inf")
         self._logged: set[str] = set()
 
@@ -233,7 +237,7 @@ class CalcEngine:
         """Recompute everything of a site in [start, end): intervals, carbon and above."""
         conn = self.connection()
         try:
-            request_id = store.add_request(
+            request_id = calc_queue.add_request(
                 conn, site_id, "intervals", start, end, reason=reason, device_pk=None
             )
             conn.commit()
@@ -246,7 +250,7 @@ class CalcEngine:
         """Dirty hours plus open requests: 0 when the results are up to date."""
         conn = self.connection()
         try:
-            dirty = store.count_dirty_hours(conn)
+            dirty = calc_queue.count_dirty_hours(conn)
             row = conn.execute("SELECT count(*) FROM calc_request WHERE done_at IS NULL").fetchone()
             return dirty + (int(row[0]) if row else 0)
         finally:
@@ -270,22 +274,22 @@ class CalcEngine:
         conn = self.connection()
         try:
             reference = self._load_reference(conn)
-            sites = {s.site_id: s for s in store.load_sites(conn)}
-            devices = store.load_devices(conn)
+            sites = {s.site_id: s for s in registry.plan_sites(conn)}
+            devices = registry.plan_devices(conn)
             conn.commit()
-            by_site: dict[str, list[store.DeviceRow]] = {}
+            by_site: dict[str, list[registry.DevicePlanRow]] = {}
             for d in devices:
                 by_site.setdefault(d.site_id, []).append(d)
             plans = {
-                sid: store.build_plan(s, by_site.get(sid, []), self.config.default_report_period)
+                sid: registry.build_plan(s, by_site.get(sid, []), self.config.default_report_period)
                 for sid, s in sites.items()
             }
             self._detect_changes(conn, plans, sites)
             if self._monotonic() - self._last_factor_check >= self.config.factor_check_s:
                 self._check_factors(conn, plans, reference)
                 self._last_factor_check = self._monotonic()
-            dirty = store.dirty_hours(conn, self.config.dirty_batch)
-            requests = store.open_requests(conn)
+            dirty = calc_queue.dirty_hours(conn, self.config.dirty_batch)
+            requests = calc_queue.open_requests(conn)
             conn.commit()
         except BaseException:
             conn.rollback()
@@ -297,7 +301,7 @@ class CalcEngine:
             hours = dirty.get(site_id, [])
             report.dirty_hours_read += len(hours)
             try:
-                if not store.try_lock_site(conn, site_id):
+                if not calc_queue.try_lock_site(conn, site_id):
                     report.sites_locked += 1
                     conn.rollback()
                     continue
@@ -326,7 +330,7 @@ class CalcEngine:
         day = self._wall().replace(hour=0, minute=0, second=0, microsecond=0)
         event = Event("", "data", "calc", "day", day, "error", None, None, None, message)
         try:
-            store.insert_events(conn, [_event_row(site_id, event, self._wall())])
+            indicators_db.insert_events(conn, [_event_row(site_id, event, self._wall())])
             conn.commit()
         except psycopg.Error:
             conn.rollback()
@@ -337,16 +341,16 @@ class CalcEngine:
         self,
         conn: psycopg.Connection[Any],
         plans: Mapping[str, SitePlan],
-        sites: Mapping[str, store.SiteRow],
+        sites: Mapping[str, registry.SitePlanRow],
     ) -> None:
-        states = store.site_states(conn)
+        states = calc_queue.site_states(conn)
         for site_id, plan in plans.items():
             config: dict[str, Any] = dict(plan.device_config())
             config["_booking"] = plan.booking_hash()
             state = states.get(site_id)
             sha = sites[site_id].document_sha256
             if state is None:
-                store.save_site_state(conn, site_id, document_sha256=sha, device_config=config)
+                calc_queue.save_site_state(conn, site_id, document_sha256=sha, device_config=config)
                 continue
             if state.device_config == config and state.document_sha256 == sha:
                 continue
@@ -357,23 +361,23 @@ class CalcEngine:
                 if pk != "_booking" and pk in old and old[pk] != h
             ]
             for pk in changed:
-                first, last = store.reading_span(conn, [pk])
+                first, last = readings_db.reading_span(conn, [pk])
                 if first is not None and last is not None:
-                    store.add_request(
+                    calc_queue.add_request(
                         conn, site_id, "intervals", floor_to(first, SLOT),
                         ceil_to(last, SLOT) + SLOT, reason="device configuration changed",
                         device_pk=pk,
                     )  # fmt: skip
                     log.info("device %s of %s changed: recomputing its history", pk, site_id)
             if old.get("_booking") != config["_booking"] or state.document_sha256 != sha:
-                years = store.years_with_results(conn, site_id, plan.timezone)
+                years = calc_queue.years_with_results(conn, site_id, plan.timezone)
                 if years:
-                    store.add_request(
+                    calc_queue.add_request(
                         conn, site_id, "carbon", years[0][1], years[-1][2],
                         reason="site document changed",
                     )  # fmt: skip
                     log.info("site %s changed: recomputing carbon and indicators", site_id)
-            store.save_site_state(conn, site_id, document_sha256=sha, device_config=config)
+            calc_queue.save_site_state(conn, site_id, document_sha256=sha, device_config=config)
         conn.commit()
 
     def _year_factors(
@@ -419,7 +423,7 @@ class CalcEngine:
         plans: Mapping[str, SitePlan],
         reference: _Reference,
     ) -> None:
-        states = store.site_states(conn)
+        states = calc_queue.site_states(conn)
         for site_id, plan in plans.items():
             state = states.get(site_id)
             if state is None:
@@ -427,18 +431,18 @@ class CalcEngine:
             pins = ref.site_pins(conn, site_id)
             register = _register(conn, site_id)
             changed: dict[str, str] = {}
-            for year, start, end in store.years_with_results(conn, site_id, plan.timezone):
+            for year, start, end in calc_queue.years_with_results(conn, site_id, plan.timezone):
                 _f, sha, _err = self._year_factors(plan, reference, pins, register, year)
                 stored = state.factor_sets.get(str(year))
                 if stored is not None and stored != sha:
-                    store.add_request(
+                    calc_queue.add_request(
                         conn, site_id, "carbon", start, end,
                         reason=f"factors or green register of {year} changed",
                     )  # fmt: skip
                     log.info("factors of %s %s changed: recomputing carbon", site_id, year)
                     changed[str(year)] = sha
             if changed:
-                store.save_site_state(conn, site_id, factor_sets=changed)
+                calc_queue.save_site_state(conn, site_id, factor_sets=changed)
         conn.commit()
 
     # --- one site ------------------------------------------------------------------------------
@@ -449,8 +453,8 @@ class CalcEngine:
         plan: SitePlan,
         *,
         reference: _Reference,
-        hours: Sequence[store.DirtyHour],
-        requests: Sequence[store.Request],
+        hours: Sequence[calc_queue.DirtyHour],
+        requests: Sequence[calc_queue.Request],
         report: CycleReport,
     ) -> None:
         now = self._wall()
@@ -491,19 +495,19 @@ class CalcEngine:
             pks = sorted(
                 pk for pk, ranges in touched.items() if any(a < hi and b > lo for a, b in ranges)
             )
-            store.rollup_intervals(conn, pks, lo, hi, plan.timezone)
+            intervals_db.rollup_intervals(conn, pks, lo, hi, plan.timezone)
         for lo, hi in carbon_done:
-            store.rollup_carbon(conn, plan.site_id, lo, hi, plan.timezone)
+            carbon_db.rollup_carbon(conn, plan.site_id, lo, hi, plan.timezone)
         if carbon_done:
             self._indicators(
                 conn, plan, reference=reference, ranges=carbon_done, now=now, report=report
             )
-        report.dirty_hours_deleted += store.delete_dirty_hours(conn, hours)
+        report.dirty_hours_deleted += calc_queue.delete_dirty_hours(conn, hours)
         for request_id, cursor, done in advanced:
-            store.advance_request(conn, request_id, cursor, done)
+            calc_queue.advance_request(conn, request_id, cursor, done)
             report.requests_advanced += 1
         through = max((hi for _lo, hi in carbon_done), default=None)
-        store.save_site_state(
+        calc_queue.save_site_state(
             conn, plan.site_id, results_through=through,
             last_received_at=max(received) if received else None,
         )  # fmt: skip
@@ -526,7 +530,7 @@ class CalcEngine:
             for lo, hi in merge_ranges(ranges)
         ]
         grids: dict[tuple[int, int], list[tuple[datetime, datetime]]] = {}
-        for b in store.window_bounds(conn, flat):
+        for b in readings_db.window_bounds(conn, flat):
             device = plan.by_pk[b.device_pk]
             metric = next(m for m in device.metrics if m.metric_id == b.metric_id)
             start = b.previous or b.first
@@ -550,9 +554,9 @@ class CalcEngine:
             for (pk, mid), ranges in sorted(grids.items())
             for lo, hi in merge_ranges(ranges)
         ]
-        readings = store.readings_with_context(conn, final)
-        spans = store.serial_spans(conn, sorted({w[0] for w in final}))
-        results: list[tuple[int, int, datetime, datetime, list[store.IntervalTuple]]] = []
+        readings = readings_db.readings_with_context(conn, final)
+        spans = readings_db.serial_spans(conn, sorted({w[0] for w in final}))
+        results: list[tuple[int, int, datetime, datetime, list[intervals_db.IntervalTuple]]] = []
         touched: dict[int, list[tuple[datetime, datetime]]] = {}
         received: list[datetime] = []
         for (pk, mid, lo, hi), rows in zip(final, readings, strict=True):
@@ -575,7 +579,7 @@ class CalcEngine:
                  [(i.start, i.quantity, i.quality, i.completeness, i.late) for i in intervals])
             )  # fmt: skip
             touched.setdefault(pk, []).append((lo, hi))
-        report.intervals_written += store.replace_intervals(conn, results, now)
+        report.intervals_written += intervals_db.replace_intervals(conn, results, now)
         received.sort()
         return touched, merge_ranges(r for ranges in touched.values() for r in ranges), received
 
@@ -641,7 +645,7 @@ class CalcEngine:
                     # Coverage follows the month's cumulative net import: any change moves it
                     # for every later interval of the month.
                     m0, m1 = _month_utc(month, zone)
-                    data_end = store.last_interval_end(conn, pks, max(lo, m0))
+                    data_end = intervals_db.last_interval_end(conn, pks, max(lo, m0))
                     if data_end is not None:
                         hi = max(hi, min(m1, data_end))
                 month = (month + timedelta(days=32)).replace(day=1)
@@ -651,12 +655,12 @@ class CalcEngine:
         problems: dict[str, date] = {}
         for lo, hi in done:
             quantities: dict[datetime, dict[tuple[int, int], Quantity]] = {}
-            for row in store.intervals_in(conn, pks, lo, hi):
+            for row in intervals_db.intervals_in(conn, pks, lo, hi):
                 quantities.setdefault(row.start, {})[(row.device_pk, row.metric_id)] = Quantity(
                     row.quantity, row.quality, row.completeness
                 )
             net_before: dict[date, float] = {}  # the month's net grid import so far [MWh]
-            out: list[tuple[datetime, store.CarbonTuple]] = []
+            out: list[tuple[datetime, carbon_db.CarbonTuple]] = []
             for slot in sorted(quantities):
                 local = slot.astimezone(zone)
                 factors = factors_of(local.year)
@@ -669,7 +673,7 @@ class CalcEngine:
                     net_before[month] = 0.0
                     if pool_mwh > 0:
                         m0, _m1 = _month_utc(month, zone)
-                        net_before[month] = store.net_import_before(
+                        net_before[month] = carbon_db.net_import_before(
                             conn, plan.site_id, m0, max(lo, m0)
                         )
                 try:
@@ -687,7 +691,7 @@ class CalcEngine:
                     problems.setdefault(problem, local.date())
                 for r in result.rows:
                     out.append((slot, self._carbon_tuple(conn, r)))
-            report.carbon_rows_written += store.replace_carbon(
+            report.carbon_rows_written += carbon_db.replace_carbon(
                 conn, plan.site_id, lo, hi, out, computed_at=now
             )
         for problem, day in problems.items():
@@ -697,20 +701,20 @@ class CalcEngine:
             if not pool.offered:
                 continue
             m0, m1 = _month_utc(month, zone)
-            covered = store.covered_before(conn, plan.site_id, m0, m1)
-            store.replace_green_claims(
+            covered = carbon_db.covered_before(conn, plan.site_id, m0, m1)
+            carbon_db.replace_green_claims(
                 conn, plan.site_id, m0,
                 [(c.instrument_id, c.kind, c.accepted, c.offered_mwh, c.applied_mwh, c.unused_mwh,
                   c.reason) for c in month_claims(pool, covered)],
                 now,
             )  # fmt: skip
-        store.save_site_state(
+        calc_queue.save_site_state(
             conn, plan.site_id,
             factor_sets={str(y): sha for y, (_f, sha, _e) in years.items()},
         )  # fmt: skip
         return done
 
-    def _carbon_tuple(self, conn: psycopg.Connection[Any], r: CarbonRow) -> store.CarbonTuple:
+    def _carbon_tuple(self, conn: psycopg.Connection[Any], r: CarbonRow) -> carbon_db.CarbonTuple:
         principal = r.factors[0] if r.factors else None
         set_id = (
             self._factor_sets.id_for(conn, [f.record() for f in r.factors]) if r.factors else None
@@ -742,7 +746,7 @@ class CalcEngine:
             "year": set(),
         }
         for lo, hi in ranges:
-            for grain, items in store.periods_touching(conn, lo, hi, tz).items():
+            for grain, items in rollup.periods_touching(conn, lo, hi, tz).items():
                 periods[grain].update(items)
         targets = site_targets(reference.targets, plan.document, plan.site_id)
         baseline = plan.document.baseline if plan.document is not None else None
@@ -755,9 +759,11 @@ class CalcEngine:
             starts = sorted(periods[grain])
             if not starts:
                 continue
-            previous = store.indicator_statuses(conn, plan.site_id, grain, [p for p, _q in starts])
+            previous = indicators_db.indicator_statuses(
+                conn, plan.site_id, grain, [p for p, _q in starts]
+            )
             for p0, p1 in starts:
-                data_end = store.last_carbon_end(conn, plan.site_id, p0, p1)
+                data_end = carbon_db.last_carbon_end(conn, plan.site_id, p0, p1)
                 if data_end is None:
                     continue
                 year = p0.astimezone(ZoneInfo(tz)).year
@@ -765,9 +771,9 @@ class CalcEngine:
                 if factors is None:
                     continue
                 carbon, _surplus = settle_period(
-                    store.carbon_totals(conn, plan.site_id, p0, data_end, tz)
+                    carbon_db.carbon_totals(conn, plan.site_id, p0, data_end, tz)
                 )
-                devices = store.device_totals(conn, pks, p0, data_end, tz)
+                devices = intervals_db.device_totals(conn, pks, p0, data_end, tz)
                 quantities = {k: v.quantity for k, v in devices.items()}
                 completeness = (
                     math.fsum(v.completeness for v in devices.values()) / len(devices)
@@ -799,16 +805,16 @@ class CalcEngine:
                         plan.document, year, year_start=p0, year_end=p1, consumed=consumed,
                         as_of=data_end, band=reference.targets.at_risk_band,
                     )  # fmt: skip
-                    before = store.budget_statuses(conn, plan.site_id, year)
-                    store.upsert_budgets(
+                    before = indicators_db.budget_statuses(conn, plan.site_id, year)
+                    indicators_db.upsert_budgets(
                         conn,
                         [_budget_row(plan.site_id, year, org, q, s) for org, q, s in statuses],
                         now,
                     )
                     events.extend(budget_events(statuses, before, period_start=p0))
-        store.upsert_indicators(conn, rows, now)
+        indicators_db.upsert_indicators(conn, rows, now)
         report.indicators_written += len(rows)
-        report.events_raised += store.insert_events(
+        report.events_raised += indicators_db.insert_events(
             conn, [_event_row(plan.site_id, e, now) for e in events]
         )
         for e in events:
@@ -869,4 +875,4 @@ def _insert_data_event(
 ) -> None:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     event = Event("", "data", "calc", "day", start, "error", None, None, None, message[:1000])
-    store.insert_events(conn, [_event_row(site_id, event, now)])
+    indicators_db.insert_events(conn, [_event_row(site_id, event, now)])

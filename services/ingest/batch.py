@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from carbonflow.storage.ingest_store import ReadingRow, RejectionRow
+from carbonflow.storage.readings import ReadingRow, RejectionRow
 from services.ingest.messages import InboundMessage
 from services.ingest.validate import Candidate
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from carbonflow.domain.readings.contract import Rejection, parse_message
-from carbonflow.storage.ingest_store import RegistrySnapshot, RejectionRow
+from carbonflow.storage.readings import RejectionRow
+from carbonflow.storage.registry import RegistrySnapshot
 from services.ingest.batch import Batch
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.messages import InboundMessage

@@ -20,7 +20,8 @@ import psycopg
 
 from carbonflow.domain.readings.contract import Reason, device_topic
 from carbonflow.health_http import HealthServer
-from carbonflow.storage.ingest_store import BatchStore, ReadingRow, RegistrySnapshot, RejectionRow
+from carbonflow.storage.readings import BatchStore, ReadingRow, RejectionRow
+from carbonflow.storage.registry import RegistrySnapshot
 from services.ingest.batch import Batch, FlushPolicy
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.inbox import Inbox

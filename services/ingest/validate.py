@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from carbonflow.domain import units
 from carbonflow.domain.readings.contract import ParsedMessage, Reason, Rejection
-from carbonflow.storage.ingest_store import DeviceInfo, MetricInfo, RegistrySnapshot
+from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -632,12 +632,12 @@ def test_rate_limit_429_with_retry_after_then_refill(database_url: str) -> None:
 def test_unexpected_errors_are_500_problems_and_logged(
     api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from carbonflow.storage import api_store
+    from carbonflow.storage import registry
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(api_store, "list_sites", broken)
+    monkeypatch.setattr(registry, "list_sites", broken)
     body = assert_problem(api.get("admin", S), 500)
     assert body["type"] == "urn:carbonflow:problem:internal" and "boom" not in body["detail"]
     assert "boom" in caplog.text

@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage import calc_store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_site
@@ -194,7 +195,7 @@ def test_series_equals_the_calc_tables_at_every_grain(calc: Calc) -> None:
                 "admin", f"{S}/carbon/series", grain=grain, start=_iso(DAY2),
                 end=_iso(DAY2 + timedelta(days=1)),
             )  # fmt: skip
-            stored = calc_store.site_series(conn, SITE, grain, DAY2, DAY2 + timedelta(days=1))
+            stored = carbon_db.site_series(conn, SITE, grain, DAY2, DAY2 + timedelta(days=1))
             assert len(body["points"]) == len(stored) == count
             for point, row in zip(body["points"], stored, strict=True):
                 assert _ts(point["period_start"]) == row.period_start
@@ -211,7 +212,7 @@ def test_series_equals_the_calc_tables_at_every_grain(calc: Calc) -> None:
             "operator", f"{S}/carbon/series", grain="day", basis="market", start=_iso(START),
             end=_iso(END),
         )  # fmt: skip
-        days = calc_store.site_series(conn, SITE, "day", START, END)
+        days = carbon_db.site_series(conn, SITE, "day", START, END)
         assert [p["tco2e"] for p in market["points"]] == pytest.approx(
             [d.tco2e_market for d in days], rel=1e-12
         )
@@ -257,9 +258,9 @@ def test_enterprise_series_is_its_organisation_only(calc: Calc) -> None:
     own = calc.ok("enterprise", f"{S}/carbon/series", **params)
     assert own["org_id"] == "plant-co"
     with _conn(calc.url) as conn:
-        plant = calc_store.site_series(conn, SITE, "day", START, END, org_id="plant-co")
-        other = calc_store.site_series(conn, SITE, "day", START, END, org_id="other-co")
-        whole = calc_store.site_series(conn, SITE, "day", START, END)
+        plant = carbon_db.site_series(conn, SITE, "day", START, END, org_id="plant-co")
+        other = carbon_db.site_series(conn, SITE, "day", START, END, org_id="other-co")
+        whole = carbon_db.site_series(conn, SITE, "day", START, END)
     assert [p["tco2e"] for p in own["points"]] == pytest.approx(
         [p.tco2e_location for p in plant], rel=1e-12
     )
@@ -373,7 +374,7 @@ def test_stored_indicators_with_target_status_and_trend(calc: Calc) -> None:
     body = calc.ok("admin", f"{S}/indicators", grain="day", period="2025-05-03", trend=2)
     assert body["period_start"] == "2025-05-02T16:00:00Z"
     with _conn(calc.url) as conn:
-        stored = calc_store.indicators(
+        stored = indicators_db.indicators(
             conn, SITE, grain="day", start=START + timedelta(days=2), end=END
         )
     assert len(body["items"]) == len(stored) > 0
@@ -419,8 +420,8 @@ def test_range_indicators_equal_the_calc_services(calc: Calc) -> None:
 def test_budgets_and_events(calc: Calc) -> None:
     body = calc.ok("enterprise", f"{S}/budgets", year=2025)
     with _conn(calc.url) as conn:
-        stored = calc_store.budgets(conn, SITE, 2025)
-        events = calc_store.events(conn, SITE, limit=1000)
+        stored = indicators_db.budgets(conn, SITE, 2025)
+        events = indicators_db.events(conn, SITE, limit=1000)
     assert {(b["quantity"], b["consumed"], b["projected_total"]) for b in body["items"]} == {
         (r["quantity"], r["consumed"], r["projected_total"]) for r in stored
         if r["org_id"] == "plant-co"
@@ -478,7 +479,7 @@ def test_factor_set_only_for_a_key_that_sees_a_row_using_it(calc: Calc) -> None:
     assert here != there  # another province, another grid factor
     body = calc.ok("enterprise", f"/api/v1/factor-sets/{here}")
     with _conn(calc.url) as conn:
-        assert body["factors"] == calc_store.factor_set(conn, here)
+        assert body["factors"] == carbon_db.factor_set(conn, here)
     grid = body["factors"][0]
     assert grid["factor_unit"] and grid["factor_version"] and grid["factor_source"]
     for who in ("admin", "bootstrap", "operator", "regulator"):
@@ -524,7 +525,7 @@ def test_aggregate_totals_equal_the_period_totals(calc: Calc) -> None:
     with _conn(calc.url) as conn:
         for site in body["sites"]:
             rows, surplus = settle_period(
-                calc_store.carbon_totals(conn, site["site_id"], START, END, "Asia/Shanghai")
+                carbon_db.carbon_totals(conn, site["site_id"], START, END, "Asia/Shanghai")
             )
             location = math.fsum(r.tco2e for r in rows if r.basis != "market")
             market = math.fsum(r.tco2e for r in rows if r.basis != "location")
@@ -538,7 +539,7 @@ def test_aggregate_totals_equal_the_period_totals(calc: Calc) -> None:
                 pytest.approx(location, rel=1e-12)
             )
         # The day series and the aggregate agree (both from the calc tables).
-        days = calc_store.site_series(conn, SITE, "day", START, END)
+        days = carbon_db.site_series(conn, SITE, "day", START, END)
     assert body["sites"][0]["totals"]["location_tco2e"] == pytest.approx(
         math.fsum(d.tco2e_location for d in days), rel=1e-9
     )
@@ -564,7 +565,7 @@ def test_aggregate_compliance_and_completeness(calc: Calc) -> None:
     body = calc.ok("regulator", "/api/v1/aggregates/compliance", grain="month", period="2025-05-10")
     [site] = body["sites"]
     with _conn(calc.url) as conn:
-        stored = calc_store.indicators(conn, SITE, grain="month", start=START, end=END)
+        stored = indicators_db.indicators(conn, SITE, grain="month", start=START, end=END)
     assert len(site["items"]) == len(stored) > 0
     counts: dict[str, int] = {}
     for row in stored:

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage import calc_store
+from carbonflow.storage import carbon
 from carbonflow.storage.access import create_key
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_sites
@@ -113,7 +113,7 @@ def test_site_links_add_up_to_the_period_totals_and_the_calc_series(park: Park) 
         assert _sum(products, component) == pytest.approx(totals[component], rel=1e-9, abs=1e-9)
     # The same rows read another way: Σ of the stored 15-min series over the period.
     with psycopg.connect(park.url) as conn:
-        series = calc_store.site_series(conn, PARK, "15min", DATA_START, DATA_END)
+        series = carbon.site_series(conn, PARK, "15min", DATA_START, DATA_END)
     assert len(series) == 12  # 3 h × 4 slots
     assert totals["tco2e_location"] == pytest.approx(
         math.fsum(p.tco2e_location for p in series), rel=1e-9
@@ -332,9 +332,9 @@ def test_resolve_period_last_24_hours_hand_worked() -> None:
 
 
 def test_recent_carbon_is_an_hourly_rate_of_the_newest_slots() -> None:
-    def point(minute: int, tco2e: float, energy: float, zero: float) -> calc_store.SeriesPoint:
+    def point(minute: int, tco2e: float, energy: float, zero: float) -> carbon.SeriesPoint:
         ts = datetime(2026, 11, 23, 5, 0, tzinfo=UTC) + timedelta(minutes=minute)
-        return calc_store.SeriesPoint(ts, energy, zero, tco2e, tco2e / 2, 0.0, 0.0, 0.0, 0.0, 1.0)
+        return carbon.SeriesPoint(ts, energy, zero, tco2e, tco2e / 2, 0.0, 0.0, 0.0, 0.0, 1.0)
 
     # Five slots; the newest four count: 0.5 + 0.6 + 0.4 + 0.5 = 2.0 tCO2e over 4 × 0.25 h.
     points = [

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage import calc_store as store
+from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage.registry_load import load_site
 from services.api.reads import (
     NotFound,
@@ -40,9 +40,9 @@ def test_queries_for_the_api(database_url: str) -> None:
     day2 = start + timedelta(days=1)
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
-        hours = store.site_series(conn, site, "hour", day2, day2 + timedelta(days=1))
-        days = store.site_series(conn, site, "day", start, end)
-        quarter = store.site_series(conn, site, "15min", day2, day2 + timedelta(days=1))
+        hours = carbon_db.site_series(conn, site, "hour", day2, day2 + timedelta(days=1))
+        days = carbon_db.site_series(conn, site, "day", start, end)
+        quarter = carbon_db.site_series(conn, site, "15min", day2, day2 + timedelta(days=1))
         assert len(hours) == 24 and len(quarter) == 96 and len(days) == 3
         # The day is the sum of its hours and of its quarter hours.
         day = next(p for p in days if p.period_start == day2)
@@ -90,7 +90,7 @@ def test_queries_for_the_api(database_url: str) -> None:
         )
         newest = conn.execute("SELECT max(factor_set_id) FROM calc_carbon").fetchone()
         assert newest is not None
-        records = store.factor_set(conn, int(newest[0]))
+        records = carbon_db.factor_set(conn, int(newest[0]))
         assert records and "factor_source" in records[0]
 
 

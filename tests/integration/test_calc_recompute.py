@@ -18,7 +18,7 @@ from carbonflow.domain.factors import PinnedFactor
 from carbonflow.domain.factors.library import package_data_files
 from carbonflow.sites.loader import load_site_file, parse_site_text
 from carbonflow.storage import reference as ref
-from carbonflow.storage.calc_store import CALC_LOCK_NAMESPACE
+from carbonflow.storage.calc_queue import CALC_LOCK_NAMESPACE
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, EngineConfig
 from tests.integration.test_calc_generator import (

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from carbonflow.storage.calc_store import CarbonTotal
+from carbonflow.storage.carbon import CarbonTotal
 from services.api.periods import (
     RangeError,
     as_site_time,

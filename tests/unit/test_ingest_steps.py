@@ -16,7 +16,7 @@ from carbonflow.domain.readings.contract import (
     parse_message,
     reading_set_document,
 )
-from carbonflow.storage.ingest_store import DeviceInfo, MetricInfo, RegistrySnapshot
+from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 from services.ingest.batch import Batch, FlushPolicy
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.pipeline import payload_excerpt

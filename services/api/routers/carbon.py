@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain.inventory.carbon import Category, Scope
 from carbonflow.domain.site.model import Carrier
-from carbonflow.storage import api_calc_store as calc
-from carbonflow.storage import api_store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import intervals as intervals_db
+from carbonflow.storage import registry
 from services.api.context import ApiContext
 from services.api.deps import ConnDep, ContextDep, RegistrySite, SiteScope, id_path
 from services.api.periods import RangeError, as_site_time, checked_range, points_in
@@ -107,7 +108,7 @@ def period_end(grain: str, start: datetime, tz: str) -> datetime:
 
 
 def site_timezone(conn: ConnDep, site: SiteScope) -> str:
-    tz = calc.site_timezone(conn, site.site_id)
+    tz = registry.site_timezone(conn, site.site_id)
     if tz is None:  # removed between the access check and now
         raise not_found(f"site {site.site_id!r} not found")
     return tz
@@ -120,7 +121,7 @@ def visible_org(conn: ConnDep, site: SiteScope, org_id: str | None) -> str | Non
         return site.org_id
     if site.org_id is not None and org_id != site.org_id:
         raise not_found(f"organisation {org_id!r} not found at site {site.site_id!r}")
-    if not api_store.organisation_exists(conn, site.site_id, org_id):
+    if not registry.organisation_exists(conn, site.site_id, org_id):
         raise not_found(f"organisation {org_id!r} not found at site {site.site_id!r}")
     return org_id
 
@@ -153,19 +154,19 @@ def carbon_series(
     org = visible_org(conn, site, org_id)
     if (
         node_id is not None
-        and api_store.get_node(conn, site.site_id, node_id, org_id=site.org_id) is None
+        and registry.get_node(conn, site.site_id, node_id, org_id=site.org_id) is None
     ):
         raise not_found(f"node {node_id!r} not found at site {site.site_id!r}")
-    where = calc.SeriesFilter(
+    where = carbon_db.SeriesFilter(
         org_id=org,
         node_id=node_id,
         carrier=carrier.value if carrier else None,
         scope=scope.value if scope else None,
         category=category.value if category else None,
     )
-    rows = calc.carbon_series(conn, site.site_id, grain, lo, hi, basis=basis, where=where)
+    rows = carbon_db.carbon_series(conn, site.site_id, grain, lo, hi, basis=basis, where=where)
     activity: dict[datetime, list[ActivityOut]] = {}
-    for a in calc.activity_series(conn, site.site_id, grain, lo, hi, where=where):
+    for a in carbon_db.activity_series(conn, site.site_id, grain, lo, hi, where=where):
         activity.setdefault(a.period_start, []).append(
             ActivityOut(carrier=a.carrier, activity=a.activity, unit=a.unit)
         )
@@ -228,11 +229,11 @@ def device_energy(
 ) -> DeviceEnergyOut:
     tz = site_timezone(conn, site)
     lo, hi = checked_series_range(ctx, tz, grain, start, end)
-    pk = calc.device_pk(conn, site.site_id, device_id, org_id=site.org_id)
+    pk = registry.device_pk(conn, site.site_id, device_id, org_id=site.org_id)
     if pk is None:
         raise not_found(f"device {device_id!r} not found at site {site.site_id!r}")
     by_metric: dict[str, DeviceMetricSeriesOut] = {}
-    for r in calc.device_series(conn, pk, grain, lo, hi, metric=metric):
+    for r in intervals_db.device_series(conn, pk, grain, lo, hi, metric=metric):
         series = by_metric.setdefault(
             r.metric, DeviceMetricSeriesOut(metric=r.metric, unit=r.unit, points=[])
         )

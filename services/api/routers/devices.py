@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from carbonflow.domain.site.model import Carrier, DeviceKind, Role
-from carbonflow.storage import api_store as store
+from carbonflow.storage import registry as registry_db
 from services.api.deps import ConnDep, PageDep, RegistrySite, id_path
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import not_found, responses
@@ -22,7 +22,7 @@ router = APIRouter(
 DeviceIdPath = Annotated[str, id_path("device", "drainage-high")]
 
 
-def device_out(row: store.DeviceRow) -> DeviceOut:
+def device_out(row: registry_db.DeviceRow) -> DeviceOut:
     return DeviceOut(
         site_id=row.site_id,
         device_id=row.device_id,
@@ -64,13 +64,13 @@ def list_devices(
         ),
     ] = "active",
 ) -> DevicePage:
-    rows = store.list_devices(
+    rows = registry_db.list_devices(
         conn,
         site.site_id,
         org_id=site.org_id,
         limit=fetch_size(page),
         offset=page.offset,
-        where=store.DeviceFilter(
+        where=registry_db.DeviceFilter(
             of_org=org_id,
             node_id=node_id,
             kind=kind.value if kind else None,
@@ -85,7 +85,7 @@ def list_devices(
 
 @router.get("/{device_id}", response_model=DeviceOut, summary="One device")
 def get_device(site: RegistrySite, device_id: DeviceIdPath, conn: ConnDep) -> DeviceOut:
-    row = store.get_device(conn, site.site_id, device_id, org_id=site.org_id)
+    row = registry_db.get_device(conn, site.site_id, device_id, org_id=site.org_id)
     if row is None:
         raise not_found(f"device {device_id!r} not found at site {site.site_id!r}")
     return device_out(row)

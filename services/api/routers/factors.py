@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from carbonflow.storage import api_calc_store as calc
-from carbonflow.storage import calc_store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import db, reference
 from services.api.deps import ConnDep, PageDep, PrincipalDep
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import not_found, responses
@@ -42,10 +42,10 @@ def get_factor_set(
 ) -> FactorSetOut:
     # A set exists for a key only when a row it may see uses it: ids must not reveal what other
     # sites or organisations are computed with.
-    visible = calc.factor_set_visible(
+    visible = carbon_db.factor_set_visible(
         conn, factor_set_id, site_ids=principal.site_ids, org_id=principal.org_scope
     )
-    records = calc_store.factor_set(calc.driver_connection(conn), factor_set_id) if visible else []
+    records = carbon_db.factor_set(db.psycopg_of(conn), factor_set_id) if visible else []
     if not records:
         raise not_found(f"factor set {factor_set_id} not found")
     return FactorSetOut(
@@ -79,9 +79,9 @@ def list_factors(
         Query(description="current file versions only (default), or superseded ones too"),
     ] = "current",
 ) -> FactorValuePage:
-    rows = calc.list_factor_values(
+    rows = reference.list_factor_values(
         conn,
-        where=calc.FactorFilter(
+        where=reference.FactorFilter(
             key_prefix=key,
             file_name=file,
             version=version,
@@ -92,7 +92,7 @@ def list_factors(
         offset=page.offset,
     )
 
-    def out(r: calc.FactorValueRow) -> FactorValueOut:
+    def out(r: reference.FactorValueRow) -> FactorValueOut:
         return FactorValueOut(
             factor_key=r.factor_key,
             value=r.value,

@@ -20,7 +20,8 @@ import psycopg
 from fastapi import APIRouter, Query
 
 from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
-from carbonflow.storage import api_store, calc_store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import registry
 from carbonflow.storage.reference import ReferenceDataError
 from services.api import reads as queries
 from services.api.deps import ConnDep, ContextDep, LiveSite
@@ -225,7 +226,7 @@ def quantities(vector: Vector) -> FlowQuantities:
 
 
 def factors_used(
-    rows: Iterable[calc_store.CarbonTotal], org_id: str | None, carriers: Iterable[str]
+    rows: Iterable[carbon_db.CarbonTotal], org_id: str | None, carriers: Iterable[str]
 ) -> list[FactorUsedOut]:
     """The distinct factors of the period's inventory rows — for an organisation, those of its
     own rows and of the carriers that reach it."""
@@ -363,14 +364,14 @@ def get_flows(
         Query(description="period end (exclusive), with offset, on a 15-min boundary"),
     ] = None,
 ) -> FlowsOut:
-    row = api_store.get_site(conn, site.site_id, org_id=site.org_id)
+    row = registry.get_site(conn, site.site_id, org_id=site.org_id)
     if row is None:  # deleted since the access check
         raise not_found(f"site {site.site_id!r} not found")
     now = ctx.wall_clock()
     lo, hi = resolve_period(period, start, end, timezone=row.timezone, now=now)
     # The calc read side speaks psycopg; the pooled connection is one underneath.
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-    inventory = calc_store.carbon_totals(raw, site.site_id, lo, hi, row.timezone)
+    inventory = carbon_db.carbon_totals(raw, site.site_id, lo, hi, row.timezone)
     try:
         graph = queries.flows(raw, site.site_id, lo, hi, totals=inventory)
     except queries.NotFound as exc:
@@ -383,7 +384,7 @@ def get_flows(
     part = whole_site(graph) if site.org_id is None else organisation_part(graph, site.org_id)
     names = {
         n.node_id: (n.name, n.name_zh)
-        for n in api_store.list_nodes(
+        for n in registry.list_nodes(
             conn, site.site_id, org_id=site.org_id, limit=_NODE_LIMIT, offset=0
         )
     }

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from carbonflow.storage import api_store as store
+from carbonflow.storage import reference, registry
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Role
 from services.api.deps import (
@@ -55,7 +55,7 @@ InstrumentIdPath = Annotated[
 ]
 
 
-def instrument_out(row: store.GreenInstrumentRow) -> GreenInstrumentOut:
+def instrument_out(row: reference.GreenInstrumentRow) -> GreenInstrumentOut:
     return GreenInstrumentOut(
         site_id=row.site_id,
         instrument_id=row.instrument_id,
@@ -86,7 +86,7 @@ def list_instruments(
         date | None, Query(description="only instruments valid on this day")
     ] = None,
 ) -> GreenInstrumentPage:
-    rows = store.list_green_instruments(
+    rows = reference.list_green_instruments(
         conn,
         site.site_id,
         org_id=site.org_id,
@@ -103,7 +103,7 @@ def list_instruments(
 def get_instrument(
     site: GreenReadSite, instrument_id: InstrumentIdPath, conn: ConnDep
 ) -> GreenInstrumentOut:
-    row = store.get_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id)
+    row = reference.get_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id)
     if row is None:
         raise not_found(f"green instrument {instrument_id!r} not found at site {site.site_id!r}")
     return instrument_out(row)
@@ -158,11 +158,11 @@ def put_instrument(
     response: Response,
 ) -> GreenInstrumentOut:
     owner = _owner(site, body)
-    if owner is not None and not store.organisation_exists(conn, site.site_id, owner):
+    if owner is not None and not registry.organisation_exists(conn, site.site_id, owner):
         raise ApiProblemError(
             422, f"organisation {owner!r} is not registered at site {site.site_id!r}"
         )
-    values = store.GreenInstrumentValues(
+    values = reference.GreenInstrumentValues(
         org_id=owner,
         kind=body.kind,
         evidence=body.evidence,
@@ -175,10 +175,10 @@ def put_instrument(
         claim_end=body.claim_end,
     )
     try:
-        row, created = store.put_green_instrument(
+        row, created = reference.put_green_instrument(
             conn, site.site_id, instrument_id, values, org_id=site.org_id
         )
-    except store.InstrumentOwnedElsewhere:
+    except reference.InstrumentOwnedElsewhere:
         raise ApiProblemError(
             409,
             f"instrument {instrument_id!r} is already registered at site {site.site_id!r} by "
@@ -203,7 +203,7 @@ def delete_instrument(
     ctx: ContextDep,
     request: Request,
 ) -> Response:
-    if not store.delete_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id):
+    if not reference.delete_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id):
         raise not_found(f"green instrument {instrument_id!r} not found at site {site.site_id!r}")
     write_audit(conn, _audit(ctx, site, request, 204))
     conn.commit()

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 
-from carbonflow.storage import api_calc_store as calc
-from carbonflow.storage import calc_store
+from carbonflow.storage import db
+from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage.reference import ReferenceDataError
 from services.api.deps import ConnDep, ContextDep, PageDep, RegistrySite, SiteScope
 from services.api.pagination import fetch_size, page_items
@@ -56,7 +57,7 @@ def _org_out(org_id: str) -> str | None:
     return org_id or None
 
 
-def _indicator_out(row: calc.IndicatorRow, trend: list[TrendPointOut]) -> IndicatorOut:
+def _indicator_out(row: indicators_db.IndicatorRow, trend: list[TrendPointOut]) -> IndicatorOut:
     target = None
     if row.target_threshold is not None and row.target_comparator is not None:
         target = TargetOut(
@@ -87,7 +88,9 @@ def _indicator_out(row: calc.IndicatorRow, trend: list[TrendPointOut]) -> Indica
     )
 
 
-def _visible(rows: list[calc.IndicatorRow], site: SiteScope) -> list[calc.IndicatorRow]:
+def _visible(
+    rows: list[indicators_db.IndicatorRow], site: SiteScope
+) -> list[indicators_db.IndicatorRow]:
     """An enterprise sees its organisation's indicators, not the whole site's."""
     return rows if site.org_id is None else [r for r in rows if r.org_id == site.org_id]
 
@@ -128,7 +131,7 @@ def stored_indicators(
     tz = site_timezone(conn, site)
     org = visible_org(conn, site, org_id)
     if period is None:
-        latest = calc.latest_indicator_period(conn, site.site_id, grain, org_id=org)
+        latest = indicators_db.latest_indicator_period(conn, site.site_id, grain, org_id=org)
         if latest is None:
             return IndicatorsOut(
                 site_id=site.site_id, timezone=tz, grain=grain, period_start=None,
@@ -137,7 +140,7 @@ def stored_indicators(
         period = latest.astimezone(ZoneInfo(tz)).date()
     start, end = period_of(grain, _checked_day(period), tz)
     rows = _visible(
-        calc.indicator_rows(conn, [site.site_id], grain, start, end, org_id=org,
+        indicators_db.indicator_rows(conn, [site.site_id], grain, start, end, org_id=org,
                             indicator=indicator),
         site,
     )  # fmt: skip
@@ -145,7 +148,7 @@ def stored_indicators(
     if trend > 0:
         earlier = periods_before(grain, start, trend, tz)
         for r in _visible(
-            calc.indicator_rows(conn, [site.site_id], grain, earlier, start, org_id=org,
+            indicators_db.indicator_rows(conn, [site.site_id], grain, earlier, start, org_id=org,
                                 indicator=indicator),
             site,
         ):  # fmt: skip
@@ -207,7 +210,7 @@ def range_indicators(
     if hi - lo > MAX_RANGE:
         raise ApiProblemError(422, f"at most {MAX_RANGE.days} days per request")
     try:
-        outcomes = indicators_for_period(calc.driver_connection(conn), site.site_id, lo, hi)
+        outcomes = indicators_for_period(db.psycopg_of(conn), site.site_id, lo, hi)
     except NotFound:
         raise not_found(f"site {site.site_id!r} not found") from None
     except ReferenceDataError as exc:
@@ -254,8 +257,8 @@ def range_indicators(
 def _range_completeness(conn: ConnDep, site_id: str, lo: datetime, hi: datetime, tz: str) -> float:
     """Mean completeness of the site's metered quantities over the range, as the calc service
     computes it for the indicators (device metrics with stored intervals)."""
-    pks = sorted({m.device_pk for m in calc.quantity_metrics(conn, site_id)})
-    totals = calc_store.device_totals(calc.driver_connection(conn), pks, lo, hi, tz)
+    pks = sorted({m.device_pk for m in intervals_db.quantity_metrics(conn, site_id)})
+    totals = intervals_db.device_totals(db.psycopg_of(conn), pks, lo, hi, tz)
     if not totals:
         return 0.0
     return math.fsum(t.completeness for t in totals.values()) / len(totals)
@@ -268,7 +271,7 @@ _BUDGET_COMPONENT = {"energy_tce": 0, "co2_t": 5}
 
 
 def _burn_down(
-    raw: calc_store.Conn, site_id: str, tz: str, rows: list[dict[str, Any]]
+    raw: db.Conn, site_id: str, tz: str, rows: list[dict[str, Any]]
 ) -> dict[tuple[str, int, str], list[BurnDownPointOut]]:
     """Per (org, year, quantity): cumulative consumption at each local month end up to the
     budget's as_of, from each month's flow graph (what the calc service attributes)."""
@@ -304,9 +307,11 @@ def list_budgets(
     ] = False,
 ) -> BudgetsOut:
     org = visible_org(conn, site, org_id)
-    raw = calc.driver_connection(conn)
+    raw = db.psycopg_of(conn)
     rows = [
-        r for r in calc_store.budgets(raw, site.site_id, year) if org is None or r["org_id"] == org
+        r
+        for r in indicators_db.budgets(raw, site.site_id, year)
+        if org is None or r["org_id"] == org
     ]
     curves: dict[tuple[str, int, str], list[BurnDownPointOut]] = {}
     if burn_down and rows:
@@ -351,16 +356,16 @@ def list_events(
     org_id: Annotated[IdQuery, Query(description="only this organisation's")] = None,
 ) -> EventPage:
     org = visible_org(conn, site, org_id)
-    rows = calc.list_events(
+    rows = indicators_db.list_events(
         conn,
         site.site_id,
         org_id=site.org_id,
-        where=calc.EventFilter(kind=kind, status=status, of_org=org),
+        where=indicators_db.EventFilter(kind=kind, status=status, of_org=org),
         limit=fetch_size(page),
         offset=page.offset,
     )
 
-    def out(r: calc.EventRow) -> EventOut:
+    def out(r: indicators_db.EventRow) -> EventOut:
         return EventOut(
             event_id=r.event_id, site_id=r.site_id, org_id=_org_out(r.org_id),
             kind=r.kind,

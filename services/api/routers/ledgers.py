@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from carbonflow.domain.ledger import document as ledger_doc
 from carbonflow.domain.ledger.document import LedgerInputs
-from carbonflow.storage import api_store
+from carbonflow.storage import carbon, db, registry
 from carbonflow.storage import ledgers as store
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Principal, Role
@@ -104,7 +104,7 @@ class LedgerScope:
 
 
 def _visible_site(site_id: str, principal: Principal, conn: sa.Connection) -> None:
-    if not principal.sees_site(site_id) or api_store.site_kind(conn, site_id) is None:
+    if not principal.sees_site(site_id) or registry.site_kind(conn, site_id) is None:
         raise not_found(f"site {site_id!r} not found")
 
 
@@ -126,7 +126,7 @@ def _site_scope(site_id: str, principal: Principal, conn: sa.Connection) -> Ledg
 def _org_scope(site_id: str, org_id: str, principal: Principal, conn: sa.Connection) -> LedgerScope:
     _visible_site(site_id, principal, conn)
     own = principal.org_scope
-    if (own is not None and own != org_id) or not api_store.organisation_exists(
+    if (own is not None and own != org_id) or not registry.organisation_exists(
         conn, site_id, org_id
     ):
         raise not_found(f"organisation {org_id!r} not found at site {site_id!r}")
@@ -175,7 +175,7 @@ def draft_document(
     conn: sa.Connection, site_id: str, org_id: str | None, month: str, now: datetime
 ) -> dict[str, Any]:
     """The ledger as the calc results stand now."""
-    site = store.ledger_site(conn, site_id)
+    site = registry.ledger_site(conn, site_id)
     if site is None:
         raise not_found(f"site {site_id!r} not found")
     _first, start, end = month_bounds(month, site.timezone)
@@ -184,7 +184,7 @@ def draft_document(
         # reference data): an empty ledger, completeness 0, no watermark in its header.
         inputs = LedgerInputs(site_id, org_id, start, end, (), {}, (), (), 0.0, 0.0)
     else:
-        inputs = ledger_inputs(store.psycopg_utc(conn), site_id, start, end, org_id=org_id)
+        inputs = ledger_inputs(db.psycopg_utc(conn), site_id, start, end, org_id=org_id)
     claims = [
         ledger_doc.GreenClaim(
             c.instrument_id,
@@ -195,7 +195,7 @@ def draft_document(
             c.unused_mwh,
             c.reason,
         )
-        for c in store.month_claims(conn, site_id, start, org_id)
+        for c in carbon.month_claims(conn, site_id, start, org_id)
     ]
     header = ledger_doc.LedgerHeader(
         site_id=site_id,
@@ -373,7 +373,7 @@ def _store_revision(
 
 
 def _revisions(scope: LedgerScope, month: str, conn: sa.Connection) -> RevisionList:
-    site = store.ledger_site(conn, scope.site_id)
+    site = registry.ledger_site(conn, scope.site_id)
     assert site is not None  # the scope checked it
     first, _s, _e = month_bounds(month, site.timezone)
     rows = store.revisions(conn, scope.site_id, scope.stored_org, first)
@@ -384,7 +384,7 @@ def _revision(
     scope: LedgerScope, month: str, number: int, fmt: str | None, *, request: Request,
     conn: sa.Connection,
 ) -> Response:  # fmt: skip
-    site = store.ledger_site(conn, scope.site_id)
+    site = registry.ledger_site(conn, scope.site_id)
     assert site is not None
     first, _s, _e = month_bounds(month, site.timezone)
     row = store.get_revision(conn, scope.site_id, scope.stored_org, first, number)
@@ -614,17 +614,17 @@ def export_ledgers(
             422, f"from {first} to {last}: give 1 to {MAX_EXPORT_MONTHS} months, from ≤ to"
         )
     now = ctx.wall_clock()
-    sites = [s.site_id for s in api_store.list_sites(conn, **_site_listing(principal))]
+    sites = [s.site_id for s in registry.list_sites(conn, **_site_listing(principal))]
     files: list[tuple[str, bytes]] = []
     manifest: list[dict[str, Any]] = []
     for site_id in sites:
-        site = store.ledger_site(conn, site_id)
+        site = registry.ledger_site(conn, site_id)
         if site is None:
             continue
         firsts = [month_bounds(m, site.timezone)[0] for m in months]
         closed = store.latest_revisions(conn, [site_id], firsts)
         orgs: list[str | None] = [None] if principal.org_scope is None else []
-        orgs += [o for o in store.organisation_ids(conn, site_id)
+        orgs += [o for o in registry.organisation_ids(conn, site_id)
                  if principal.org_scope in (None, o)]  # fmt: skip
         for org_id in orgs:
             for month, first_day in zip(months, firsts, strict=True):

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from carbonflow.domain.indicators import live
 from carbonflow.domain.site.model import MetricKind
-from carbonflow.storage import api_store as store
+from carbonflow.storage import readings as readings_db
 from services.api.deps import ID_PATTERN, ConnDep, ContextDep, LiveSite, PageDep, SiteScope
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import ApiProblemError, not_found, problem_body, responses
@@ -58,7 +58,7 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-def _latest_value(row: store.LatestReadingRow) -> live.LatestValue:
+def _latest_value(row: readings_db.LatestReadingRow) -> live.LatestValue:
     return live.LatestValue(
         device_id=row.device_id,
         carrier=row.carrier,
@@ -73,7 +73,7 @@ def _latest_value(row: store.LatestReadingRow) -> live.LatestValue:
 def _all_latest(
     conn: sa.Connection, site: SiteScope, metrics: Sequence[str] | None
 ) -> list[live.LatestValue]:
-    rows = store.latest_readings(
+    rows = readings_db.latest_readings(
         conn,
         site.site_id,
         org_id=site.org_id,
@@ -177,7 +177,7 @@ def latest_readings(
     metric_kind: Annotated[MetricKind | None, Query(description="only this kind")] = None,
 ) -> LatestReadingPage:
     now = ctx.wall_clock()
-    rows = store.latest_readings(
+    rows = readings_db.latest_readings(
         conn,
         site.site_id,
         org_id=site.org_id,
@@ -188,7 +188,7 @@ def latest_readings(
         metric_kind=metric_kind.value if metric_kind else None,
     )
 
-    def out(row: store.LatestReadingRow) -> LatestReadingOut:
+    def out(row: readings_db.LatestReadingRow) -> LatestReadingOut:
         factor = live.applied_multiplier(row.metric, row.multiplier)
         return LatestReadingOut(
             device_id=row.device_id,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from carbonflow.domain.site.model import NodeKind
-from carbonflow.storage import api_store as store
+from carbonflow.storage import registry as registry_db
 from services.api.deps import ConnDep, PageDep, RegistrySite, id_path
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import not_found, responses
@@ -22,7 +22,7 @@ router = APIRouter(
 NodeIdPath = Annotated[str, id_path("node", "gas-drainage-station")]
 
 
-def node_out(row: store.NodeRow) -> NodeOut:
+def node_out(row: registry_db.NodeRow) -> NodeOut:
     return NodeOut(
         site_id=row.site_id,
         node_id=row.node_id,
@@ -46,7 +46,7 @@ def list_nodes(
     ] = None,
     kind: Annotated[NodeKind | None, Query(description="only nodes of this kind")] = None,
 ) -> NodePage:
-    rows = store.list_nodes(
+    rows = registry_db.list_nodes(
         conn,
         site.site_id,
         org_id=site.org_id,
@@ -61,7 +61,7 @@ def list_nodes(
 
 @router.get("/{node_id}", response_model=NodeOut, summary="One node")
 def get_node(site: RegistrySite, node_id: NodeIdPath, conn: ConnDep) -> NodeOut:
-    row = store.get_node(conn, site.site_id, node_id, org_id=site.org_id)
+    row = registry_db.get_node(conn, site.site_id, node_id, org_id=site.org_id)
     if row is None:
         raise not_found(f"node {node_id!r} not found at site {site.site_id!r}")
     return node_out(row)

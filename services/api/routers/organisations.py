@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
-from carbonflow.storage import api_store as store
+from carbonflow.storage import registry as registry_db
 from services.api.deps import ConnDep, PageDep, RegistrySite, id_path
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import not_found, responses
@@ -21,7 +21,7 @@ router = APIRouter(
 OrgIdPath = Annotated[str, id_path("organisation", "cathode-plant")]
 
 
-def organisation_out(row: store.OrganisationRow) -> OrganisationOut:
+def organisation_out(row: registry_db.OrganisationRow) -> OrganisationOut:
     return OrganisationOut(
         site_id=row.site_id,
         org_id=row.org_id,
@@ -35,7 +35,7 @@ def organisation_out(row: store.OrganisationRow) -> OrganisationOut:
 def list_organisations(
     site: RegistrySite, conn: ConnDep, page: PageDep, request: Request
 ) -> OrganisationPage:
-    rows = store.list_organisations(
+    rows = registry_db.list_organisations(
         conn, site.site_id, org_id=site.org_id, limit=fetch_size(page), offset=page.offset
     )
     items, links = page_items(rows, page, request, organisation_out)
@@ -44,7 +44,7 @@ def list_organisations(
 
 @router.get("/{org_id}", response_model=OrganisationOut, summary="One organisation")
 def get_organisation(site: RegistrySite, org_id: OrgIdPath, conn: ConnDep) -> OrganisationOut:
-    row = store.get_organisation(conn, site.site_id, org_id, org_id=site.org_id)
+    row = registry_db.get_organisation(conn, site.site_id, org_id, org_id=site.org_id)
     if row is None:
         raise not_found(f"organisation {org_id!r} not found at site {site.site_id!r}")
     return organisation_out(row)

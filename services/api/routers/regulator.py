@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from carbonflow.domain.inventory.balance import settle_period
-from carbonflow.storage import api_calc_store as calc
-from carbonflow.storage import calc_store
-from carbonflow.storage.calc_store import CarbonTotal
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import db, indicators, intervals, registry
+from carbonflow.storage.carbon import CarbonTotal
 from services.api.access import Principal, Role
 from services.api.context import ApiContext
 from services.api.deps import SITE_ID_PATTERN, ConnDep, ContextDep, PrincipalDep
@@ -117,17 +117,17 @@ def totals_of(rows: Sequence[CarbonTotal]) -> TotalsOut:
 # --------------------------------------------------------------------------------------------
 
 
-def _sites(conn: ConnDep, principal: Principal, site_id: str | None) -> list[calc.SiteInfo]:
+def _sites(conn: ConnDep, principal: Principal, site_id: str | None) -> list[registry.SiteInfo]:
     if principal.role is Role.ENTERPRISE:
         raise forbidden("cross-organisation aggregates are not for an enterprise key")
     if site_id is not None:
         if not principal.sees_site(site_id):
             raise not_found(f"site {site_id!r} not found")
-        found = calc.sites_info(conn, frozenset({site_id}))
+        found = registry.sites_info(conn, frozenset({site_id}))
         if not found:
             raise not_found(f"site {site_id!r} not found")
         return found
-    return calc.sites_info(conn, principal.site_ids)
+    return registry.sites_info(conn, principal.site_ids)
 
 
 def _days(ctx: ApiContext, start: date | None, end: date | None) -> tuple[date, date]:
@@ -164,13 +164,13 @@ def aggregate_totals(
 ) -> AggregateTotalsOut:
     start, end = _days(ctx, start, end)
     sites = _sites(conn, principal, site_id)
-    names = calc.organisation_names(conn, [s.site_id for s in sites])
-    raw = calc.driver_connection(conn)
+    names = registry.organisation_names(conn, [s.site_id for s in sites])
+    raw = db.psycopg_of(conn)
     out: list[SiteTotalsOut] = []
     every: list[CarbonTotal] = []
     for s in sites:
         lo, hi = day_range(start, end, s.timezone)
-        rows, surplus = settle_period(calc_store.carbon_totals(raw, s.site_id, lo, hi, s.timezone))
+        rows, surplus = settle_period(carbon_db.carbon_totals(raw, s.site_id, lo, hi, s.timezone))
         every += rows
         by_org: dict[str, list[CarbonTotal]] = {}
         for r in rows:
@@ -226,7 +226,7 @@ def aggregate_compliance(
     overall: dict[str, int] = {}
     for s in sites:
         lo, hi = period_of(grain, period, s.timezone)
-        rows = calc.indicator_rows(conn, [s.site_id], grain, lo, hi, org_id=None)
+        rows = indicators.indicator_rows(conn, [s.site_id], grain, lo, hi, org_id=None)
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -271,15 +271,15 @@ def aggregate_completeness(
 ) -> AggregateCompletenessOut:
     start, end = _days(ctx, start, end)
     sites = _sites(conn, principal, site_id)
-    names = calc.organisation_names(conn, [s.site_id for s in sites])
-    raw = calc.driver_connection(conn)
+    names = registry.organisation_names(conn, [s.site_id for s in sites])
+    raw = db.psycopg_of(conn)
     items: list[OrgCompletenessOut] = []
     for s in sites:
         lo, hi = day_range(start, end, s.timezone)
-        metrics = calc.quantity_metrics(conn, s.site_id)
+        metrics = intervals.quantity_metrics(conn, s.site_id)
         pks = sorted({m.device_pk for m in metrics})
-        stored = calc_store.device_totals(raw, pks, lo, hi, s.timezone)
-        by_org: dict[str, list[calc_store.DeviceTotal | None]] = {}
+        stored = intervals.device_totals(raw, pks, lo, hi, s.timezone)
+        by_org: dict[str, list[intervals.DeviceTotal | None]] = {}
         for m in metrics:
             by_org.setdefault(m.org_id or "", []).append(stored.get((m.device_pk, m.metric_id)))
         for org, found in sorted(by_org.items()):

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime
 
 from carbonflow.domain.readings.contract import Reason
 from carbonflow.domain.units import UnitError, metric_unit
-from carbonflow.storage import api_store as store
+from carbonflow.storage import readings as readings_db
 from services.api.deps import ID_PATTERN, ConnDep, PageDep, RejectionsSite
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import ApiProblemError, responses
@@ -31,7 +31,7 @@ def _unit(metric: str | None) -> str | None:
         return None
 
 
-def rejection_out(row: store.RejectionRow) -> RejectionOut:
+def rejection_out(row: readings_db.StoredRejection) -> RejectionOut:
     return RejectionOut(
         rejection_id=row.rejection_id,
         received_at=row.received_at,
@@ -68,12 +68,12 @@ def list_rejections(
 ) -> RejectionPage:
     if since is not None and until is not None and until < since:
         raise ApiProblemError(422, "until is before since")
-    rows = store.list_rejections(
+    rows = readings_db.list_rejections(
         conn,
         site.site_id,
         limit=fetch_size(page),
         offset=page.offset,
-        where=store.RejectionFilter(
+        where=readings_db.RejectionFilter(
             reason=reason.value if reason else None,
             device_id=device_id,
             metric=metric,

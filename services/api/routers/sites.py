@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from carbonflow.storage import api_store as store
+from carbonflow.storage import registry as registry_db
 from services.api.access import Action
 from services.api.deps import ConnDep, PageDep, PrincipalDep, RegistrySite
 from services.api.pagination import fetch_size, page_items
@@ -14,7 +14,7 @@ from services.api.schemas import SiteOut, SitePage
 router = APIRouter(prefix="/api/v1/sites", tags=["registry"], responses=responses(401, 429, 500))
 
 
-def site_out(row: store.SiteRow) -> SiteOut:
+def site_out(row: registry_db.SiteRow) -> SiteOut:
     return SiteOut(
         site_id=row.site_id,
         name=row.name,
@@ -42,7 +42,7 @@ def site_out(row: store.SiteRow) -> SiteOut:
 def list_sites(principal: PrincipalDep, conn: ConnDep, page: PageDep, request: Request) -> SitePage:
     if not principal.may(Action.READ_REGISTRY):
         raise forbidden(f"a {principal.role.value} key may not read the registry")
-    rows = store.list_sites(
+    rows = registry_db.list_sites(
         conn,
         site_ids=principal.site_ids,
         org_id=principal.org_scope,
@@ -60,7 +60,7 @@ def list_sites(principal: PrincipalDep, conn: ConnDep, page: PageDep, request: R
     responses=responses(403, 404, 422),
 )
 def get_site(site: RegistrySite, conn: ConnDep) -> SiteOut:
-    row = store.get_site(conn, site.site_id, org_id=site.org_id)
+    row = registry_db.get_site(conn, site.site_id, org_id=site.org_id)
     if row is None:  # deleted since the access check
         raise not_found(f"site {site.site_id!r} not found")
     return site_out(row)

@@ -19,7 +19,8 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from carbonflow.storage import calc_store
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
 from services.api.deps import ConnDep, ContextDep, LiveSite
 from services.api.problems import not_found, responses
 from services.api.schemas_flows import KpiOut, RecentCarbonOut, ViewSummaryOut
@@ -59,7 +60,7 @@ router = APIRouter(tags=["live view"])
 # --------------------------------------------------------------------------------------------
 
 
-def recent_carbon(points: Sequence[calc_store.SeriesPoint]) -> RecentCarbonOut:
+def recent_carbon(points: Sequence[carbon_db.SeriesPoint]) -> RecentCarbonOut:
     """The newest ``RECENT_SLOTS`` consecutive-or-not 15-min points (ordered by time) as an
     hourly rate: e.g. 4 slots with 0.5 + 0.5 + 0.6 + 0.4 = 2.0 tCO2e → 2.0 / (4 × 0.25 h)
     = 2.0 tCO2e/h."""
@@ -172,14 +173,14 @@ def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
 def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryOut:
     now = ctx.wall_clock()
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-    points = calc_store.site_series(
+    points = carbon_db.site_series(
         raw, site.site_id, "15min", now - RECENT_LOOKBACK, now, org_id=site.org_id
     )
     # The site's own indicators (org "") or, for an enterprise, its organisation's only.
     rows = [
         r
         for grain in KPI_GRAINS
-        for r in calc_store.indicators(
+        for r in indicators_db.indicators(
             raw,
             site.site_id,
             grain=grain,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from carbonflow.storage import calc_layout
+from carbonflow.storage import timescale
 
 revision = "0002"
 down_revision = "0001"
@@ -342,7 +342,7 @@ def upgrade() -> None:
     for statement in (*_CREATE, *_INDEXES):
         op.execute(statement)
     # Hypertables for the big result tables only when readings are a hypertable too.
-    calc_layout.setup_results(op.get_bind())
+    timescale.setup_results(op.get_bind())
 
 
 def downgrade() -> None:

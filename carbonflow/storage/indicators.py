@@ -1,0 +1,281 @@
+"""Indicators, budgets and early-warning events: ``calc_indicator``, ``calc_budget``,
+``calc_event``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from carbonflow.storage.db import Conn
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorRow:
+    site_id: str
+    org_id: str  # '' = the site as a whole
+    grain: str
+    period_start: datetime
+    indicator: str
+    period_end: datetime
+    value: float | None
+    unit: str
+    numerator: float
+    denominator: float
+    undefined_reason: str | None
+    basis: str
+    target_threshold: float | None
+    target_comparator: str | None
+    target_unit: str | None
+    target_basis: str | None
+    target_source: str | None
+    status: str
+    explanation: str
+    completeness: float
+
+
+_INDICATOR_COLUMNS = (
+    "site_id, org_id, grain, period_start, indicator, period_end, value, unit, numerator, "
+    "denominator, undefined_reason, basis, target_threshold, target_comparator, target_unit, "
+    "target_basis, target_source, status, explanation, completeness"
+)
+
+
+def latest_indicator_period(
+    conn: sa.Connection, site_id: str, grain: str, *, org_id: str | None
+) -> datetime | None:
+    latest: datetime | None = conn.execute(
+        sa.text(
+            "SELECT max(period_start) FROM calc_indicator WHERE site_id = :s AND grain = :g "
+            "AND (CAST(:o AS text) IS NULL OR org_id = :o)"
+        ),
+        {"s": site_id, "g": grain, "o": org_id},
+    ).scalar_one_or_none()
+    return latest
+
+
+def indicator_rows(
+    conn: sa.Connection,
+    site_ids: Sequence[str],
+    grain: str,
+    start: datetime,
+    end: datetime,
+    *,
+    org_id: str | None,
+    indicator: str | None = None,
+) -> list[IndicatorRow]:
+    """Stored indicators of periods starting in [start, end), oldest period first."""
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {_INDICATOR_COLUMNS} FROM calc_indicator WHERE site_id = ANY(:ids) "
+            "AND grain = :g AND period_start >= :a AND period_start < :b "
+            "AND (CAST(:o AS text) IS NULL OR org_id = :o) "
+            "AND (CAST(:i AS text) IS NULL OR indicator = :i) "
+            "ORDER BY site_id, period_start, org_id, indicator"
+        ),
+        {"ids": list(site_ids), "g": grain, "a": start, "b": end, "o": org_id, "i": indicator},
+    )
+    return [IndicatorRow(*r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    event_id: int
+    site_id: str
+    org_id: str
+    kind: str
+    subject: str
+    grain: str
+    period_start: datetime
+    status: str
+    previous_status: str | None
+    value: float | None
+    threshold: float | None
+    message: str
+    raised_at: datetime
+    unit: str | None  # of value and threshold (the indicator's or budget's); None: data events
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    kind: str | None = None
+    status: str | None = None
+    of_org: str | None = None
+
+
+def list_events(
+    conn: sa.Connection,
+    site_id: str,
+    *,
+    org_id: str | None,
+    where: EventFilter,
+    limit: int,
+    offset: int,
+) -> list[EventRow]:
+    """Early-warning events, newest first (raised time, then id)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT e.event_id, e.site_id, e.org_id, e.kind, e.subject, e.grain, "
+            "e.period_start, e.status, e.previous_status, e.value, e.threshold, e.message, "
+            "e.raised_at, coalesce(i.unit, b.unit) FROM calc_event e "
+            # The unit of value and threshold: the indicator's or the budget's.
+            "LEFT JOIN calc_indicator i ON e.kind = 'indicator' AND i.site_id = e.site_id "
+            "AND i.org_id = e.org_id AND i.grain = e.grain AND i.period_start = e.period_start "
+            "AND i.indicator = e.subject "
+            "LEFT JOIN calc_budget b ON e.kind = 'budget' AND b.site_id = e.site_id "
+            "AND b.org_id = e.org_id AND b.quantity = e.subject "
+            "AND b.year = extract(year FROM e.period_start AT TIME ZONE "
+            "(SELECT timezone FROM site WHERE site_id = e.site_id))::int "
+            "WHERE e.site_id = :s AND (CAST(:o AS text) IS NULL OR e.org_id = :o) "
+            "AND (CAST(:oo AS text) IS NULL OR e.org_id = :oo) "
+            "AND (CAST(:k AS text) IS NULL OR e.kind = :k) "
+            "AND (CAST(:st AS text) IS NULL OR e.status = :st) "
+            "ORDER BY e.raised_at DESC, e.event_id DESC LIMIT :n OFFSET :off"
+        ),
+        {
+            "s": site_id,
+            "o": org_id,
+            "oo": where.of_org,
+            "k": where.kind,
+            "st": where.status,
+            "n": limit,
+            "off": offset,
+        },
+    )
+    return [EventRow(*r) for r in rows]
+
+
+def upsert_indicators(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: datetime) -> None:
+    """rows: (site, org, grain, period_start, indicator, period_end, value, unit, numerator,
+    denominator, undefined_reason, basis, threshold, comparator, target_unit, target_basis,
+    target_source, status, explanation, completeness)."""
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO calc_indicator (site_id, org_id, grain, period_start, indicator, "
+            "period_end, value, unit, numerator, denominator, undefined_reason, basis, "
+            "target_threshold, target_comparator, target_unit, target_basis, target_source, "
+            "status, explanation, completeness, computed_at) VALUES (%s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (site_id, org_id, grain, period_start, indicator) DO UPDATE SET "
+            "period_end = excluded.period_end, value = excluded.value, unit = excluded.unit, "
+            "numerator = excluded.numerator, denominator = excluded.denominator, "
+            "undefined_reason = excluded.undefined_reason, basis = excluded.basis, "
+            "target_threshold = excluded.target_threshold, "
+            "target_comparator = excluded.target_comparator, "
+            "target_unit = excluded.target_unit, target_basis = excluded.target_basis, "
+            "target_source = excluded.target_source, status = excluded.status, "
+            "explanation = excluded.explanation, completeness = excluded.completeness, "
+            "computed_at = excluded.computed_at",
+            [(*r, computed_at) for r in rows],
+        )
+
+
+def indicator_statuses(
+    conn: Conn, site_id: str, grain: str, period_starts: Sequence[datetime]
+) -> dict[tuple[str, datetime, str], str]:
+    """(org, period_start, indicator) → stored status."""
+    rows = conn.execute(
+        "SELECT org_id, period_start, indicator, status FROM calc_indicator "
+        "WHERE site_id = %s AND grain = %s AND period_start = ANY(%s)",
+        (site_id, grain, list(period_starts)),
+    ).fetchall()
+    return {(str(o), p, str(i)): str(s) for o, p, i, s in rows}
+
+
+def upsert_budgets(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: datetime) -> None:
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO calc_budget (site_id, org_id, year, quantity, unit, budget, consumed, "
+            "remaining, elapsed_fraction, used_fraction, projected_total, projected_overrun, "
+            "projected_exhaustion, status, explanation, as_of, computed_at) VALUES (%s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (site_id, org_id, year, quantity) DO UPDATE SET unit = excluded.unit, "
+            "budget = excluded.budget, consumed = excluded.consumed, "
+            "remaining = excluded.remaining, elapsed_fraction = excluded.elapsed_fraction, "
+            "used_fraction = excluded.used_fraction, projected_total = excluded.projected_total, "
+            "projected_overrun = excluded.projected_overrun, "
+            "projected_exhaustion = excluded.projected_exhaustion, status = excluded.status, "
+            "explanation = excluded.explanation, as_of = excluded.as_of, "
+            "computed_at = excluded.computed_at",
+            [(*r, computed_at) for r in rows],
+        )
+
+
+def budget_statuses(conn: Conn, site_id: str, year: int) -> dict[tuple[str, str], str]:
+    rows = conn.execute(
+        "SELECT org_id, quantity, status FROM calc_budget WHERE site_id = %s AND year = %s",
+        (site_id, year),
+    ).fetchall()
+    return {(str(o), str(q)): str(s) for o, q, s in rows}
+
+
+def insert_events(conn: Conn, events: Sequence[tuple[Any, ...]]) -> int:
+    """events: (site, org, kind, subject, grain, period_start, status, previous_status, value,
+    threshold, message, raised_at, dedup_key); an event already raised is not raised again."""
+    if not events:
+        return 0
+    inserted = 0
+    with conn.cursor() as cur:
+        for event in events:
+            cur.execute(
+                "INSERT INTO calc_event (site_id, org_id, kind, subject, grain, period_start, "
+                "status, previous_status, value, threshold, message, raised_at, dedup_key) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (dedup_key) DO NOTHING",
+                event,
+            )
+            inserted += cur.rowcount
+    return inserted
+
+
+def indicators(
+    conn: Conn,
+    site_id: str,
+    *,
+    grain: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    org_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Stored indicator results, with the target and status, newest period first."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    rows = cur.execute(
+        "SELECT * FROM calc_indicator WHERE site_id = %(s)s "
+        "AND (%(g)s::text IS NULL OR grain = %(g)s) "
+        "AND (%(a)s::timestamptz IS NULL OR period_start >= %(a)s) "
+        "AND (%(b)s::timestamptz IS NULL OR period_start < %(b)s) "
+        "AND (%(o)s::text IS NULL OR org_id = %(o)s) "
+        "ORDER BY period_start DESC, org_id, indicator",
+        {"s": site_id, "g": grain, "a": start, "b": end, "o": org_id},
+    ).fetchall()
+    return list(rows)
+
+
+def budgets(conn: Conn, site_id: str, year: int | None = None) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return list(
+        cur.execute(
+            "SELECT * FROM calc_budget WHERE site_id = %(s)s "
+            "AND (%(y)s::int IS NULL OR year = %(y)s) ORDER BY year, org_id, quantity",
+            {"s": site_id, "y": year},
+        ).fetchall()
+    )
+
+
+def events(conn: Conn, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return list(
+        cur.execute(
+            "SELECT * FROM calc_event WHERE (%(s)s::text IS NULL OR site_id = %(s)s) "
+            "ORDER BY event_id DESC LIMIT %(n)s",
+            {"s": site_id, "n": limit},
+        ).fetchall()
+    )

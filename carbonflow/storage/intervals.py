@@ -1,0 +1,254 @@
+"""Interval quantities per device metric: ``calc_interval`` (15-min and 1-min rows) and
+``calc_interval_rollup``; device totals and series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from carbonflow.storage.db import Conn
+from carbonflow.storage.rollup import (
+    EXPECTED_INTERVALS,
+    GRAINS,
+    GROUP_QUALITY,
+    SLOT,
+    local_tiles,
+    merge_tiles,
+    period_bounds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePointRow:
+    metric: str
+    unit: str
+    period_start: datetime
+    quantity: float
+    quality: str
+    completeness: float
+    late: bool
+    intervals: int
+
+
+def device_series(
+    conn: sa.Connection,
+    pk: int,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    *,
+    metric: str | None,
+) -> list[DevicePointRow]:
+    """Interval quantities of a device's counter and interval metrics (after the multiplier)."""
+    if grain == "15min":
+        source = (
+            "SELECT metric_id, start_ts AS p, quantity, quality, completeness, late, "
+            "1 AS intervals FROM calc_interval WHERE device_pk = :pk "
+            "AND start_ts >= :a AND start_ts < :b"
+        )
+    else:
+        source = (
+            "SELECT metric_id, period_start AS p, quantity, quality, completeness, late, "
+            "intervals FROM calc_interval_rollup WHERE device_pk = :pk AND grain = :g "
+            "AND period_start >= :a AND period_start < :b"
+        )
+    rows = conn.execute(
+        sa.text(
+            "SELECT m.name, m.unit, c.p, c.quantity, c.quality, c.completeness, c.late, "
+            f"c.intervals FROM ({source}) c JOIN metric m ON m.metric_id = c.metric_id "
+            "WHERE CAST(:m AS text) IS NULL OR m.name = :m ORDER BY m.name, c.p"
+        ),
+        {"pk": pk, "g": grain, "a": start, "b": end, "m": metric},
+    )
+    return [DevicePointRow(*r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityMetricRow:
+    site_id: str
+    device_pk: int
+    metric_id: int
+    device_id: str
+    org_id: str | None
+
+
+def quantity_metrics(conn: sa.Connection, site_id: str) -> list[QuantityMetricRow]:
+    """The active devices' counter and interval metrics (what the calc service integrates)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT d.site_id, d.device_pk, dm.metric_id, d.device_id, d.org_id FROM device d "
+            "JOIN device_metric dm ON dm.device_pk = d.device_pk WHERE d.site_id = :s "
+            "AND d.active AND dm.kind IN ('counter', 'interval') ORDER BY d.device_id, "
+            "dm.metric_id"
+        ),
+        {"s": site_id},
+    )
+    return [QuantityMetricRow(*r) for r in rows]
+
+
+IntervalTuple = tuple[datetime, float, str, float, bool]  # start, quantity, quality, compl., late
+
+
+def replace_intervals(
+    conn: Conn,
+    results: Sequence[tuple[int, int, datetime, datetime, Sequence[IntervalTuple]]],
+    computed_at: datetime,
+) -> int:
+    """Replace the rows of each (device, metric) in [start, end) by the given ones."""
+    if not results:
+        return 0
+    conn.execute(
+        "DELETE FROM calc_interval c USING unnest(%s::int[], %s::int2[], %s::timestamptz[], "
+        "%s::timestamptz[]) AS w(pk, mid, lo, hi) WHERE c.device_pk = w.pk "
+        "AND c.metric_id = w.mid AND c.start_ts >= w.lo AND c.start_ts < w.hi",
+        (
+            [r[0] for r in results],
+            [r[1] for r in results],
+            [r[2] for r in results],
+            [r[3] for r in results],
+        ),
+    )
+    written = 0
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY calc_interval (device_pk, metric_id, start_ts, quantity, quality, "
+            "completeness, late, computed_at) FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(
+            ["int4", "int2", "timestamptz", "float8", "text", "float8", "bool", "timestamptz"]
+        )
+        for pk, mid, _lo, _hi, rows in results:
+            for start, quantity, quality, completeness, late in rows:
+                copy.write_row((pk, mid, start, quantity, quality, completeness, late, computed_at))
+                written += 1
+    return written
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInterval:
+    device_pk: int
+    metric_id: int
+    start: datetime
+    quantity: float
+    quality: str
+    completeness: float
+    late: bool
+
+
+def intervals_in(
+    conn: Conn, device_pks: Sequence[int], start: datetime, end: datetime
+) -> list[StoredInterval]:
+    if not device_pks:
+        return []
+    rows = conn.execute(
+        "SELECT device_pk, metric_id, start_ts, quantity, quality, completeness, late "
+        "FROM calc_interval WHERE device_pk = ANY(%s) AND start_ts >= %s AND start_ts < %s",
+        (list(device_pks), start, end),
+    ).fetchall()
+    return [StoredInterval(*r) for r in rows]
+
+
+def last_interval_end(conn: Conn, device_pks: Sequence[int], start: datetime) -> datetime | None:
+    """End of the newest interval at or after ``start`` of any of the devices."""
+    if not device_pks:
+        return None
+    row = conn.execute(
+        "SELECT max(start_ts) FROM calc_interval WHERE device_pk = ANY(%s) AND start_ts >= %s",
+        (list(device_pks), start),
+    ).fetchone()
+    return None if row is None or row[0] is None else row[0] + SLOT
+
+
+def rollup_intervals(
+    conn: Conn, device_pks: Sequence[int], start: datetime, end: datetime, tz: str
+) -> None:
+    """Recompute the hour, day and month rows of the devices touching [start, end)."""
+    if not device_pks:
+        return
+    bounds = period_bounds(conn, start, end, tz)
+    previous = "hour"
+    for grain in GRAINS:
+        lo, hi = bounds[grain]
+        params = {"pks": list(device_pks), "g": grain, "lo": lo, "hi": hi, "tz": tz}
+        conn.execute(
+            "DELETE FROM calc_interval_rollup WHERE device_pk = ANY(%(pks)s) AND grain = %(g)s "
+            "AND period_start >= %(lo)s AND period_start < %(hi)s",
+            params,
+        )
+        if grain == "hour":
+            period = "date_trunc('hour', start_ts, %(tz)s)"
+            source = "calc_interval WHERE start_ts >= %(lo)s AND start_ts < %(hi)s"
+            completeness = "sum(completeness::numeric)"
+            count = "count(*)"
+        else:
+            period = f"date_trunc('{grain}', period_start, %(tz)s)"
+            source = (
+                f"calc_interval_rollup WHERE grain = '{previous}' "
+                "AND period_start >= %(lo)s AND period_start < %(hi)s"
+            )
+            completeness = (
+                "sum((completeness * "
+                f"{EXPECTED_INTERVALS.format(p='period_start', grain=previous)})::numeric)"
+            )
+            count = "sum(intervals)"
+        conn.execute(
+            "INSERT INTO calc_interval_rollup (device_pk, metric_id, grain, period_start, "
+            "quantity, quality, completeness, late, intervals, computed_at) "
+            f"SELECT device_pk, metric_id, %(g)s, {period}, sum(quantity::numeric)::float8, "
+            f"{GROUP_QUALITY}, "
+            f"({completeness} / {EXPECTED_INTERVALS.format(p=period, grain=grain)})::float8, "
+            f"bool_or(late), {count}, now() FROM {source} AND device_pk = ANY(%(pks)s) "
+            f"GROUP BY device_pk, metric_id, {period}",
+            params,
+        )
+        previous = grain
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTotal:
+    device_pk: int
+    metric_id: int
+    quantity: float
+    quality: str
+    completeness: float
+    late: bool
+
+
+def device_totals(
+    conn: Conn, device_pks: Sequence[int], start: datetime, end: datetime, tz: str
+) -> dict[tuple[int, int], DeviceTotal]:
+    """Quantities of the devices' metrics over [start, end) (aligned to 15 min)."""
+    if not device_pks:
+        return {}
+    tiles = merge_tiles(local_tiles(start, end, tz))
+    parts: list[str] = []
+    params: dict[str, Any] = {"pks": list(device_pks), "tz": tz, "n": (end - start) / SLOT}
+    for grain, starts in tiles.items():
+        params[f"p_{grain}"] = starts
+        if grain == "slot":
+            parts.append(
+                "SELECT device_pk, metric_id, quantity, quality, completeness, late, "
+                "1.0::float8 AS slots FROM calc_interval WHERE device_pk = ANY(%(pks)s) "
+                f"AND start_ts = ANY(%(p_{grain})s)"
+            )
+        else:
+            parts.append(
+                "SELECT device_pk, metric_id, quantity, quality, completeness, late, "
+                f"{EXPECTED_INTERVALS.format(p='period_start', grain=grain)}::float8 AS slots "
+                "FROM calc_interval_rollup WHERE device_pk = ANY(%(pks)s) "
+                f"AND grain = '{grain}' AND period_start = ANY(%(p_{grain})s)"
+            )
+    rows = conn.execute(
+        "SELECT device_pk, metric_id, sum(quantity::numeric)::float8, "
+        f"{GROUP_QUALITY}, (sum((completeness * slots)::numeric) / %(n)s)::float8, bool_or(late) "
+        f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY device_pk, metric_id",
+        params,
+    ).fetchall()
+    return {(int(r[0]), int(r[1])): DeviceTotal(int(r[0]), int(r[1]), *r[2:]) for r in rows}

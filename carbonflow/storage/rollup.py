@@ -1,0 +1,111 @@
+"""SQL shared by the rollup tables (``calc_interval_rollup``, ``calc_carbon_rollup``): site-local
+period bounds, the quality of a group of rows, expected intervals of a period, the periods a change
+touches.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from carbonflow.storage.db import Conn
+
+# Quality of a group of rows: measured only if all are, missing only if all are (as the calc
+# service's rollups decide it).
+GROUP_QUALITY = (
+    "CASE WHEN bool_and(quality = 'measured') THEN 'measured' "
+    "WHEN bool_and(quality = 'missing') THEN 'missing' ELSE 'estimated' END"
+)
+
+
+GRAINS = ("hour", "day", "month")
+
+
+SLOT = timedelta(minutes=15)
+
+
+# 15-min intervals in one period [p, p + 1 grain) in the site's zone (DST-safe).
+EXPECTED_INTERVALS = (
+    "(extract(epoch FROM ((({p} AT TIME ZONE %(tz)s) + INTERVAL '1 {grain}') AT TIME ZONE %(tz)s)"
+    " - {p}) / 900.0)"
+)
+
+
+def period_bounds(
+    conn: Conn, start: datetime, end: datetime, tz: str
+) -> dict[str, tuple[datetime, datetime]]:
+    """For each grain, the periods [first, last + 1 grain) touching [start, end) in ``tz``."""
+    row = conn.execute(
+        "SELECT date_trunc('hour', %(s)s::timestamptz, %(tz)s), "
+        " date_trunc('hour', %(e)s::timestamptz - INTERVAL '1 microsecond', %(tz)s) "
+        "   + INTERVAL '1 hour', "
+        " date_trunc('day', %(s)s::timestamptz, %(tz)s), "
+        " ((date_trunc('day', %(e)s::timestamptz - INTERVAL '1 microsecond', %(tz)s) "
+        "   AT TIME ZONE %(tz)s) + INTERVAL '1 day') AT TIME ZONE %(tz)s, "
+        " date_trunc('month', %(s)s::timestamptz, %(tz)s), "
+        " ((date_trunc('month', %(e)s::timestamptz - INTERVAL '1 microsecond', %(tz)s) "
+        "   AT TIME ZONE %(tz)s) + INTERVAL '1 month') AT TIME ZONE %(tz)s",
+        {"s": start, "e": end, "tz": tz},
+    ).fetchone()
+    assert row is not None
+    return {"hour": (row[0], row[1]), "day": (row[2], row[3]), "month": (row[4], row[5])}
+
+
+def periods_touching(
+    conn: Conn, start: datetime, end: datetime, tz: str
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """The local days, months and years touching [start, end): [(period_start, period_end)]."""
+    rows = conn.execute(
+        "SELECT g, p, ((p AT TIME ZONE %(tz)s) + ('1 ' || g)::interval) AT TIME ZONE %(tz)s "
+        "FROM unnest(ARRAY['day', 'month', 'year']) AS g, LATERAL generate_series("
+        " date_trunc(g, %(s)s::timestamptz, %(tz)s) AT TIME ZONE %(tz)s,"
+        " date_trunc(g, %(e)s::timestamptz - INTERVAL '1 microsecond', %(tz)s) AT TIME ZONE %(tz)s,"
+        " ('1 ' || g)::interval) AS local_p, LATERAL (SELECT local_p AT TIME ZONE %(tz)s AS p) x "
+        "ORDER BY g, p",
+        {"s": start, "e": end, "tz": tz},
+    ).fetchall()
+    out: dict[str, list[tuple[datetime, datetime]]] = {"day": [], "month": [], "year": []}
+    for grain, p, q in rows:
+        out[str(grain)].append((p, q))
+    return out
+
+
+def local_tiles(start: datetime, end: datetime, tz: str) -> list[tuple[str, datetime, datetime]]:
+    """[start, end) covered by the coarsest whole local months, days, hours, then 15-min."""
+    zone = ZoneInfo(tz)
+    out: list[tuple[str, datetime, datetime]] = []
+    cursor = start.astimezone(UTC)
+    end = end.astimezone(UTC)
+    while cursor < end:
+        local = cursor.astimezone(zone)
+        chosen: tuple[str, datetime, datetime] | None = None
+        midnight = local.hour == 0 and local.minute == 0 and local.second == 0
+        candidates: list[tuple[str, bool, datetime]] = []
+        if midnight and local.microsecond == 0:
+            month_next = (local.replace(day=1) + timedelta(days=32)).replace(day=1)
+            candidates.append(("month", local.day == 1, month_next))
+            day_next = (local + timedelta(days=1)).replace(hour=0, minute=0)
+            candidates.append(
+                ("day", True, datetime(day_next.year, day_next.month, day_next.day, tzinfo=zone))
+            )
+        if local.minute == 0 and local.second == 0 and local.microsecond == 0:
+            candidates.append(("hour", True, cursor + timedelta(hours=1)))
+        for grain, aligned, boundary in candidates:
+            if grain == "month":
+                boundary = datetime(boundary.year, boundary.month, 1, tzinfo=zone)  # noqa: PLW2901
+            nxt_utc = boundary.astimezone(UTC)
+            if aligned and nxt_utc <= end:
+                chosen = (grain, cursor, nxt_utc)
+                break
+        if chosen is None:
+            chosen = ("slot", cursor, min(end, cursor + SLOT))
+        out.append(chosen)
+        cursor = chosen[2]
+    return out
+
+
+def merge_tiles(tiles: list[tuple[str, datetime, datetime]]) -> dict[str, list[datetime]]:
+    by_grain: dict[str, list[datetime]] = {}
+    for grain, lo, _hi in tiles:
+        by_grain.setdefault(grain, []).append(lo)
+    return by_grain
