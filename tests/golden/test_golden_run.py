@@ -52,20 +52,19 @@ from fastapi.testclient import TestClient
 
 # Project modules (renamed by the refactor): kept together here.
 from carbonflow.embedded.broker import EmbeddedMosquitto
-from carbonflow.sites.loader import load_site_file
+from carbonflow.sites.loader import EXAMPLES, load_site_file
 from services.calc.engine import CalcEngine, EngineConfig
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.runner import SimulationReport, register_fleet, run_simulation
-from tests.api_support import ADMIN_KEY, make_app
-from tests.ingest_harness import count, reason_counts, running_ingest
-from tests.waiting import wait_until
+from tests.support.api_support import ADMIN_KEY, make_app
+from tests.support.ingest_harness import count, reason_counts, running_ingest
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 GOLDEN = Path(__file__).with_name("golden.json")
 UPDATE_ENV = "CARBONFLOW_UPDATE_GOLDEN"
-EXAMPLES = Path(__file__).resolve().parents[2] / "carbonflow" / "sites" / "examples"
 TZ = ZoneInfo("Asia/Shanghai")
 MONTH = "2026-09"
 MONTH_START = datetime(2026, 9, 1, tzinfo=TZ)
