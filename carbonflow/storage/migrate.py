@@ -50,6 +50,15 @@ def current_revision(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def stored_revision(connection: sa.Connection) -> str | None:
+    """The revision in ``alembic_version``, read without Alembic (whose context logs at INFO on
+    every use); raises when the table is missing, as a database never migrated has none."""
+    revision: str | None = connection.execute(
+        sa.text("SELECT version_num FROM alembic_version")
+    ).scalar_one_or_none()
+    return revision
+
+
 def upgrade(
     database_url: str,
     *,

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from carbonflow.storage.migrate import stored_revision
 from services.api.deps import ContextDep
 from services.api.problems import ApiProblemError, responses
 from services.api.schemas import HealthOut
@@ -18,10 +19,7 @@ router = APIRouter(tags=["service"])
 def _revision(ctx: ContextDep) -> str | None:
     try:
         with ctx.engine.connect() as conn:
-            revision: str | None = conn.execute(
-                sa.text("SELECT version_num FROM alembic_version")
-            ).scalar_one_or_none()
-            return revision
+            return stored_revision(conn)
     except sa.exc.SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
         raise ApiProblemError(503, f"database unavailable: {type(cause).__name__}") from None
