@@ -12,11 +12,20 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from carbonflow.storage.db import Conn
+from carbonflow.storage.db import Conn, connect
 
 # Advisory-lock namespace of the calc service (first key of the two-int form): one lock per site,
 # so two calc instances never process the same site at once but may share the sites.
 CALC_LOCK_NAMESPACE = 0x63_66_63_6C  # "cfcl"
+
+
+def open_session(database_url: str) -> Conn:
+    """The calc service's long-lived connection: a UTC session (the calc reads and writes
+    timestamps in UTC), its set-up committed."""
+    conn = connect(database_url)
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.commit()
+    return conn
 
 
 def try_lock_site(conn: Conn, site_id: str) -> bool:
@@ -114,6 +123,11 @@ def open_requests(conn: Conn) -> dict[str, list[Request]]:
     for r in rows:
         out.setdefault(str(r[1]), []).append(Request(*r))
     return out
+
+
+def count_open_requests(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) FROM calc_request WHERE done_at IS NULL").fetchone()
+    return int(row[0]) if row else 0
 
 
 def advance_request(conn: Conn, request_id: int, cursor: datetime, done: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
+from carbonflow.domain.inventory.balance import CarbonRow
 from carbonflow.storage.db import Conn
 from carbonflow.storage.rollup import (
     EXPECTED_INTERVALS,
@@ -247,6 +248,19 @@ class FactorSets:
 #  zero_carbon_tce, gas_t, tco2e, factor_key, factor_version, factor_value, factor_unit,
 #  factor_set_id, quality, completeness)
 CarbonTuple = tuple[Any, ...]
+
+
+def carbon_tuple(conn: Conn, factor_sets: FactorSets, r: CarbonRow) -> CarbonTuple:
+    """One row for :func:`replace_carbon`; its factors stored once as a factor set."""
+    principal = r.factors[0] if r.factors else None
+    set_id = factor_sets.id_for(conn, [f.record() for f in r.factors]) if r.factors else None
+    return (
+        r.org_id, r.node_id, r.carrier, r.category, r.basis, r.gas, r.scope, r.activity,
+        r.activity_unit, r.energy_tce, r.zero_carbon_tce, r.gas_t, r.tco2e,
+        principal.key if principal else None, principal.version if principal else None,
+        principal.value if principal else None, principal.unit if principal else None,
+        set_id, r.quality, r.completeness,
+    )  # fmt: skip
 
 
 def replace_carbon(

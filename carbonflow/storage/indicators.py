@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
+from carbonflow.domain.indicators.formulas import BudgetStatus
+from carbonflow.domain.indicators.kpis import Event, Outcome
 from carbonflow.storage.db import Conn
 
 
@@ -147,6 +149,50 @@ def list_events(
         },
     )
     return [EventRow(*r) for r in rows]
+
+
+def indicator_row(  # noqa: PLR0917 — one row of calc_indicator, positional like the table
+    site_id: str, grain: str, p0: datetime, p1: datetime, o: Outcome, completeness: float
+) -> tuple[Any, ...]:
+    """One row for :func:`upsert_indicators`."""
+    r = o.result
+    target = r.target
+    return (
+        site_id, o.org_id, grain, p0, o.indicator, p1, r.value.value, r.value.unit,
+        r.value.numerator, r.value.denominator, r.value.undefined_reason, o.basis,
+        None if target is None else target.threshold,
+        None if target is None else target.comparator.value,
+        None if target is None else target.unit,
+        None if target is None else target.basis,
+        None if target is None else "; ".join(t.source for t in target.rows),
+        r.status.value, r.explanation, completeness,
+    )  # fmt: skip
+
+
+def budget_row(
+    site_id: str, year: int, org: str, quantity: str, s: BudgetStatus
+) -> tuple[Any, ...]:
+    """One row for :func:`upsert_budgets`."""
+    return (
+        site_id, org, year, quantity, s.budget.unit, s.budget.budget, s.consumed, s.remaining,
+        s.elapsed_fraction, s.used_fraction.value, s.projected_total, s.projected_overrun,
+        s.projected_exhaustion, s.status.value, s.explanation, s.as_of,
+    )  # fmt: skip
+
+
+def event_row(site_id: str, e: Event, raised_at: datetime) -> tuple[Any, ...]:
+    """One row for :func:`insert_events`."""
+    return (
+        site_id, e.org_id, e.kind, e.subject, e.grain, e.period_start, e.status,
+        e.previous_status, e.value, e.threshold, e.message, raised_at, e.dedup_key(site_id),
+    )  # fmt: skip
+
+
+def insert_data_event(conn: Conn, site_id: str, message: str, day: date, now: datetime) -> None:
+    """A ``data`` event of the calc (invalid data, a missing factor) on a UTC day."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    event = Event("", "data", "calc", "day", start, "error", None, None, None, message[:1000])
+    insert_events(conn, [event_row(site_id, event, now)])
 
 
 def upsert_indicators(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: datetime) -> None:

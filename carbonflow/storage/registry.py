@@ -464,6 +464,17 @@ def build_plan(
     )
 
 
+def build_plans(
+    sites: Sequence[SitePlanRow], devices: Sequence[DevicePlanRow], default_period: timedelta
+) -> dict[str, SitePlan]:
+    """The plan of every site, by site id, from the rows of :func:`plan_sites` and
+    :func:`plan_devices`."""
+    by_site: dict[str, list[DevicePlanRow]] = {}
+    for d in devices:
+        by_site.setdefault(d.site_id, []).append(d)
+    return {s.site_id: build_plan(s, by_site.get(s.site_id, []), default_period) for s in sites}
+
+
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
     metric_id: int

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from carbonflow.domain.readings.contract import Rejection, parse_message
+from carbonflow.logs import LogOnce
 from carbonflow.storage.readings import RejectionRow
 from carbonflow.storage.registry import RegistrySnapshot
 from services.ingest.batch import Batch
@@ -52,24 +53,16 @@ def rejection_row(message: InboundMessage, site: str | None, rejection: Rejectio
     )
 
 
-class LogOnce:
+def log_rejection(log_once: LogOnce, site: str | None, rejection: Rejection) -> None:
     """Log a data problem once per (site, device, reason), never once per message."""
-
-    def __init__(self) -> None:
-        self._seen: set[tuple[str | None, str | None, str]] = set()
-
-    def __call__(self, site: str | None, rejection: Rejection) -> None:
-        key = (site, rejection.device, rejection.reason.value)
-        if key in self._seen or len(self._seen) >= _MAX_LOGGED_KEYS:
-            return
-        self._seen.add(key)
-        log.warning(
-            "rejecting %s from site=%s device=%s: %s (logged once per device and reason)",
-            rejection.reason.value,
-            site,
-            rejection.device,
-            rejection.detail,
-        )
+    log_once(
+        (site, rejection.device, rejection.reason.value),
+        "rejecting %s from site=%s device=%s: %s (logged once per device and reason)",
+        rejection.reason.value,
+        site,
+        rejection.device,
+        rejection.detail,
+    )
 
 
 class Pipeline:
@@ -86,7 +79,7 @@ class Pipeline:
         self._policy = policy
         self._max_payload_bytes = max_payload_bytes
         self._wall = wall_clock
-        self.log_once = LogOnce()
+        self.log_once = LogOnce(log, capacity=_MAX_LOGGED_KEYS, when_full="stop")
 
     def add(self, batch: Batch, message: InboundMessage) -> None:
         """Parse and validate one message into the batch."""
@@ -101,7 +94,7 @@ class Pipeline:
         for pk, serial, ts in checked.serials:
             batch.add_serial(pk, serial, ts)
         for r in checked.rejections:
-            self.log_once(checked.site, r)
+            log_rejection(self.log_once, checked.site, r)
             batch.rejections.append(rejection_row(message, checked.site, r))
         batch.accepted.append(0)
         batch.rejected.append(len(checked.rejections))
@@ -128,7 +121,7 @@ class Pipeline:
         for i, rejection in backwards:
             message = batch.messages[batch.candidate_message[i]]
             site = batch.candidates[i].device.site_id
-            self.log_once(site, rejection)
+            log_rejection(self.log_once, site, rejection)
             batch.rejections.append(rejection_row(message, site, rejection))
             batch.rejected[batch.candidate_message[i]] += 1
         batch.candidates.clear()

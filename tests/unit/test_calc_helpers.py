@@ -12,7 +12,7 @@ from pathlib import Path
 from carbonflow.domain.site.plan import flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.rollup import local_tiles
-from services.calc.engine import merge_ranges
+from services.calc.windows import merge_ranges
 from tests.support import ROOT
 
 T = datetime(2025, 3, 1, tzinfo=UTC)

@@ -1,0 +1,174 @@
+"""Step b: the inventory of every affected 15-min interval (:mod:`carbonflow.domain.inventory.
+balance`) and the month's green-power claims (:mod:`carbonflow.domain.inventory.green`).
+
+A range is first extended to the end of the data of every month whose green pool it may shift
+(coverage follows the month's cumulative net import). A missing factor is a ``data`` event and
+its slots get no carbon rows until the factor exists; invalid data in one interval is a
+``data`` event and the other intervals go on (no poison interval).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from carbonflow.domain.factors import FactorNotFound
+from carbonflow.domain.inventory.balance import Quantity, inventory_devices, slot_inventory
+from carbonflow.domain.inventory.green import MonthPool, month_claims, month_pool
+from carbonflow.storage import calc_queue
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import intervals as intervals_db
+from services.calc.context import StepContext
+from services.calc.reference import SiteYears
+from services.calc.windows import SLOT, Range, merge_ranges, month_utc, next_month
+
+#: (device_pk, metric_id) → the quantity of one interval
+_SlotQuantities = dict[tuple[int, int], Quantity]
+
+
+@dataclass(frozen=True)
+class CarbonDone:
+    ranges: list[Range]  # recomputed (the requested ones, extended and merged)
+    rows_written: int
+
+
+def recompute_carbon(ctx: StepContext, ranges: Sequence[Range]) -> CarbonDone:
+    if not ranges:
+        return CarbonDone([], 0)
+    site = _SiteCarbon(ctx)
+    done = merge_ranges(site.extend(lo, hi) for lo, hi in ranges)
+    written = sum(site.replace(lo, hi) for lo, hi in done)
+    site.report_problems()
+    site.replace_claims()
+    calc_queue.save_site_state(ctx.conn, ctx.plan.site_id, factor_sets=site.years.fingerprints())
+    return CarbonDone(done, written)
+
+
+class _SiteCarbon:
+    """One site's carbon step: its factors by year and green pools by month, each computed
+    once, and the data problems met (reported once at the end, each with its first day)."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self.ctx = ctx
+        self.site_id = ctx.plan.site_id
+        self.zone = ZoneInfo(ctx.plan.timezone)
+        self.years = SiteYears.read(ctx.conn, ctx.reference, ctx.plan, self._missing_factor)
+        self.pools: dict[date, MonthPool] = {}
+        self.pks = [d.device_pk for d in inventory_devices(ctx.plan)]
+        self.problems: dict[str, date] = {}
+
+    def _missing_factor(self, year: int, error: str) -> None:
+        self.ctx.log_once(f"{self.site_id}:{year}:{error}", "%s %s: %s", self.site_id, year, error)
+        indicators_db.insert_data_event(
+            self.ctx.conn,
+            self.site_id,
+            f"missing factor for {year}: {error}",
+            date(year, 1, 1),
+            self.ctx.now,
+        )
+
+    def pool(self, month: date) -> MonthPool | None:
+        """The month's green pool; None while the year lacks a factor."""
+        if month not in self.pools:
+            factors = self.years.factors(month.year)
+            if factors is None:
+                return None
+            self.pools[month] = month_pool(
+                self.years.register,
+                month,
+                residual=factors.residual,
+                zero=factors.green_zero,
+                gec=factors.gec,
+            )
+        return self.pools[month]
+
+    def extend(self, lo: datetime, hi: datetime) -> Range:
+        """[lo, hi) extended to the end of the data of every month with a green pool it
+        touches: coverage follows the month's cumulative net import, so any change moves it
+        for every later interval of the month."""
+        end = hi
+        month = lo.astimezone(self.zone).date().replace(day=1)
+        last_local = (hi - SLOT).astimezone(self.zone).date().replace(day=1)
+        while month <= last_local:
+            pool = self.pool(month)
+            if pool is not None and pool.pool_mwh > 0:
+                m0, m1 = month_utc(month, self.zone)
+                data_end = intervals_db.last_interval_end(self.ctx.conn, self.pks, max(lo, m0))
+                if data_end is not None:
+                    end = max(end, min(m1, data_end))
+            month = next_month(month)
+        return lo, end
+
+    def replace(self, lo: datetime, hi: datetime) -> int:
+        """The carbon rows of [lo, hi) recomputed and replaced; the number written."""
+        quantities: dict[datetime, _SlotQuantities] = {}
+        for row in intervals_db.intervals_in(self.ctx.conn, self.pks, lo, hi):
+            quantities.setdefault(row.start, {})[(row.device_pk, row.metric_id)] = Quantity(
+                row.quantity, row.quality, row.completeness
+            )
+        net_before: dict[date, float] = {}  # the month's net grid import so far [MWh]
+        out: list[tuple[datetime, carbon_db.CarbonTuple]] = []
+        for slot in sorted(quantities):
+            out.extend(self._slot_rows(slot, quantities[slot], lo, net_before))
+        return carbon_db.replace_carbon(
+            self.ctx.conn, self.site_id, lo, hi, out, computed_at=self.ctx.now
+        )
+
+    def _slot_rows(
+        self,
+        slot: datetime,
+        quantities: _SlotQuantities,
+        range_start: datetime,
+        net_before: dict[date, float],
+    ) -> list[tuple[datetime, carbon_db.CarbonTuple]]:
+        local = slot.astimezone(self.zone)
+        factors = self.years.factors(local.year)
+        if factors is None:
+            return []
+        month = local.date().replace(day=1)
+        pool = self.pool(month)
+        pool_mwh = pool.pool_mwh if pool is not None else 0.0
+        if month not in net_before:
+            net_before[month] = self._net_before(month, range_start) if pool_mwh > 0 else 0.0
+        try:
+            result = slot_inventory(
+                self.ctx.plan, quantities, factors, day=local.date(), pool_mwh=pool_mwh,
+                month_net_before_mwh=net_before[month],
+            )  # fmt: skip
+        except (FactorNotFound, ValueError) as exc:
+            # Invalid data or configuration in one interval: no rows for it, a data event, and
+            # the rest of the site goes on (no poison interval).
+            self.problems.setdefault(f"interval not computed: {exc}", local.date())
+            return []
+        net_before[month] += result.net_import_mwh
+        for problem in result.problems:
+            self.problems.setdefault(problem, local.date())
+        conn, factor_sets = self.ctx.conn, self.ctx.factor_sets
+        return [(slot, carbon_db.carbon_tuple(conn, factor_sets, r)) for r in result.rows]
+
+    def _net_before(self, month: date, range_start: datetime) -> float:
+        """The month's net grid import stored before the range [MWh]."""
+        m0, _m1 = month_utc(month, self.zone)
+        return carbon_db.net_import_before(self.ctx.conn, self.site_id, m0, max(range_start, m0))
+
+    def report_problems(self) -> None:
+        for problem, day in self.problems.items():
+            self.ctx.log_once(f"{self.site_id}:{problem}", "%s: %s", self.site_id, problem)
+            indicators_db.insert_data_event(self.ctx.conn, self.site_id, problem, day, self.ctx.now)
+
+    def replace_claims(self) -> None:
+        """The green-power claims of every month with instruments on offer."""
+        for month, pool in self.pools.items():
+            if not pool.offered:
+                continue
+            m0, m1 = month_utc(month, self.zone)
+            covered = carbon_db.covered_before(self.ctx.conn, self.site_id, m0, m1)
+            carbon_db.replace_green_claims(
+                self.ctx.conn, self.site_id, m0,
+                [(c.instrument_id, c.kind, c.accepted, c.offered_mwh, c.applied_mwh, c.unused_mwh,
+                  c.reason) for c in month_claims(pool, covered)],
+                self.ctx.now,
+            )  # fmt: skip

@@ -1,0 +1,154 @@
+"""Step d: indicators of the local days, months and years the recomputed carbon touches,
+budgets of the years, and early-warning events on status changes
+(:mod:`carbonflow.domain.indicators.kpis`, :mod:`carbonflow.domain.flows.graph`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from carbonflow.domain.flows.graph import FlowGraph, build_flows
+from carbonflow.domain.indicators.kpis import (
+    Event,
+    PeriodInputs,
+    budget_events,
+    budget_outcomes,
+    indicator_events,
+    org_indicators,
+    site_indicators,
+    site_targets,
+)
+from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.storage import carbon as carbon_db
+from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import intervals as intervals_db
+from carbonflow.storage import rollup
+from services.calc.context import StepContext, log
+from services.calc.reference import SiteYears
+from services.calc.windows import Range
+
+GRAINS = ("day", "month", "year")
+EVENT_GRAINS = ("month", "year")
+
+#: (org, period_start, indicator) → status stored before this cycle
+_Previous = Mapping[tuple[str, datetime, str], str]
+
+
+@dataclass(frozen=True)
+class IndicatorsDone:
+    written: int  # indicator rows upserted
+    events_raised: int  # events new to calc_event
+
+
+def recompute_indicators(ctx: StepContext, ranges: Sequence[Range]) -> IndicatorsDone:
+    periods = _periods_touching(ctx, ranges)
+    site = _SiteIndicators(ctx)
+    for grain in GRAINS:
+        if periods[grain]:
+            site.evaluate(grain, sorted(periods[grain]))
+    indicators_db.upsert_indicators(ctx.conn, site.rows, ctx.now)
+    raised = indicators_db.insert_events(
+        ctx.conn, [indicators_db.event_row(ctx.plan.site_id, e, ctx.now) for e in site.events]
+    )
+    for e in site.events:
+        log.info("early warning %s/%s: %s", ctx.plan.site_id, e.org_id or "-", e.message)
+    return IndicatorsDone(len(site.rows), raised)
+
+
+def _periods_touching(ctx: StepContext, ranges: Sequence[Range]) -> dict[str, set[Range]]:
+    periods: dict[str, set[Range]] = {grain: set() for grain in GRAINS}
+    for lo, hi in ranges:
+        for grain, items in rollup.periods_touching(ctx.conn, lo, hi, ctx.plan.timezone).items():
+            periods[grain].update(items)
+    return periods
+
+
+class _SiteIndicators:
+    """One site's indicator rows and events of the cycle, period by period."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        plan = ctx.plan
+        self.ctx = ctx
+        self.site_id = plan.site_id
+        self.targets = site_targets(ctx.reference.targets, plan.document, plan.site_id)
+        self.baseline = plan.document.baseline if plan.document is not None else None
+        self.years = SiteYears.read(ctx.conn, ctx.reference, plan)
+        self.pks = [d.device_pk for d in plan.devices]
+        self.rows: list[tuple[Any, ...]] = []
+        self.events: list[Event] = []
+
+    def evaluate(self, grain: str, periods: Sequence[Range]) -> None:
+        previous = indicators_db.indicator_statuses(
+            self.ctx.conn, self.site_id, grain, [p for p, _q in periods]
+        )
+        for p0, p1 in periods:
+            self._period(grain, p0, p1, previous)
+
+    def _period(self, grain: str, p0: datetime, p1: datetime, previous: _Previous) -> None:
+        plan = self.ctx.plan
+        data_end = carbon_db.last_carbon_end(self.ctx.conn, self.site_id, p0, p1)
+        if data_end is None:
+            return
+        year = p0.astimezone(ZoneInfo(plan.timezone)).year
+        factors = self.years.factors(year)
+        if factors is None:
+            return
+        inputs, carbon = self._inputs(year, p0, data_end)
+        outcomes = site_indicators(inputs, self.targets, factors, self.baseline)
+        graph: FlowGraph | None = None
+        if grain != "day" and plan.document is not None:
+            graph = build_flows(plan, carbon, inputs.devices, factors)
+            outcomes.extend(
+                org_indicators(
+                    graph, kind=plan.kind, year=year, targets=self.targets, doc=plan.document
+                )
+            )
+        self.rows.extend(
+            indicators_db.indicator_row(self.site_id, grain, p0, p1, o, inputs.completeness)
+            for o in outcomes
+        )
+        if grain in EVENT_GRAINS:
+            prev = {(o, i): s for (o, p, i), s in previous.items() if p == p0}
+            self.events.extend(indicator_events(outcomes, prev, grain=grain, period_start=p0))
+        if grain == "year" and graph is not None:
+            self._budgets(year, (p0, p1), data_end, graph)
+
+    def _inputs(
+        self, year: int, p0: datetime, data_end: datetime
+    ) -> tuple[PeriodInputs, list[carbon_db.CarbonTotal]]:
+        """What the period [p0, data_end) consists of, and its settled carbon rows."""
+        conn, tz = self.ctx.conn, self.ctx.plan.timezone
+        carbon, _surplus = settle_period(
+            carbon_db.carbon_totals(conn, self.site_id, p0, data_end, tz)
+        )
+        devices = intervals_db.device_totals(conn, self.pks, p0, data_end, tz)
+        quantities = {k: v.quantity for k, v in devices.items()}
+        completeness = (
+            math.fsum(v.completeness for v in devices.values()) / len(devices) if devices else 0.0
+        )
+        year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
+        inputs = PeriodInputs(
+            self.ctx.plan, year, (data_end - p0).total_seconds() / 86400.0, year_days, carbon,
+            quantities, completeness, period_start=p0, period_end=data_end,
+        )  # fmt: skip
+        return inputs, carbon
+
+    def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
+        """The year's budgets upserted; their status changes as events."""
+        consumed = {org: (v[0], v[5]) for org, v in graph.orgs.items()}
+        statuses = budget_outcomes(
+            self.ctx.plan.document, year, year_start=period[0], year_end=period[1],
+            consumed=consumed, as_of=as_of, band=self.ctx.reference.targets.at_risk_band,
+        )  # fmt: skip
+        before = indicators_db.budget_statuses(self.ctx.conn, self.site_id, year)
+        indicators_db.upsert_budgets(
+            self.ctx.conn,
+            [indicators_db.budget_row(self.site_id, year, org, q, s) for org, q, s in statuses],
+            self.ctx.now,
+        )
+        self.events.extend(budget_events(statuses, before, period_start=period[0]))

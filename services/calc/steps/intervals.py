@@ -1,0 +1,122 @@
+"""Step a: reading windows → readings → 15-min quantities → the interval rows replaced.
+
+A window is widened to the readings around it (a new reading changes the pairs on both sides),
+aligned to the accounting grid, and its grid recomputed with
+:mod:`carbonflow.domain.readings.device_intervals`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from carbonflow.domain.readings.device_intervals import (
+    SerialSpan,
+    StoredReading,
+    ceil_to,
+    floor_to,
+    quantity_intervals,
+)
+from carbonflow.domain.readings.intervals import IntervalGrid
+from carbonflow.domain.site.plan import DevicePlan, MetricPlan, SitePlan
+from carbonflow.storage import intervals as intervals_db
+from carbonflow.storage import readings as readings_db
+from services.calc.context import StepContext
+from services.calc.windows import SLOT, Range, merge_ranges
+
+#: (device_pk, metric_id) → reading windows
+Windows = Mapping[tuple[int, int], Sequence[Range]]
+#: (device_pk, metric_id, start, end)
+_Window = tuple[int, int, datetime, datetime]
+
+
+@dataclass(frozen=True)
+class IntervalsDone:
+    written: int  # interval rows written
+    touched: dict[int, list[Range]]  # device_pk → grid ranges recomputed
+    ranges: list[Range]  # all of them, merged
+    received: list[datetime]  # received_at of the readings in the grids, sorted
+
+
+def recompute_intervals(ctx: StepContext, windows: Windows, late_after: timedelta) -> IntervalsDone:
+    flat = _flatten(windows)
+    grids: dict[tuple[int, int], list[Range]] = {}
+    for b in readings_db.window_bounds(ctx.conn, flat):
+        grid = _grid_of(ctx.plan, b)
+        if grid is not None:
+            grids.setdefault((b.device_pk, b.metric_id), []).append(grid)
+    final = _flatten(grids)
+    readings = readings_db.readings_with_context(ctx.conn, final)
+    spans = readings_db.serial_spans(ctx.conn, sorted({w[0] for w in final}))
+    results: list[tuple[int, int, datetime, datetime, list[intervals_db.IntervalTuple]]] = []
+    touched: dict[int, list[Range]] = {}
+    received: list[datetime] = []
+    for (pk, mid, lo, hi), rows in zip(final, readings, strict=True):
+        device, metric = _device_metric(ctx.plan, pk, mid)
+        stored = [StoredReading(ts, value, rec) for ts, value, rec in rows]
+        received.extend(r.received_at for r in stored if lo <= r.ts < hi)
+        serials = [SerialSpan(*s) for s in spans.get(pk, [])]
+        intervals = _grid_intervals(
+            device, metric, stored, (lo, hi), serials=serials, late_after=late_after
+        )
+        results.append((pk, mid, lo, hi, intervals))
+        touched.setdefault(pk, []).append((lo, hi))
+    written = intervals_db.replace_intervals(ctx.conn, results, ctx.now)
+    received.sort()
+    merged = merge_ranges(r for ranges in touched.values() for r in ranges)
+    return IntervalsDone(written, touched, merged, received)
+
+
+def _flatten(windows: Windows) -> list[_Window]:
+    return [
+        (pk, mid, lo, hi)
+        for (pk, mid), ranges in sorted(windows.items())
+        for lo, hi in merge_ranges(ranges)
+    ]
+
+
+def _device_metric(plan: SitePlan, pk: int, metric_id: int) -> tuple[DevicePlan, MetricPlan]:
+    device = plan.by_pk[pk]
+    return device, next(m for m in device.metrics if m.metric_id == metric_id)
+
+
+def _grid_of(plan: SitePlan, b: readings_db.WindowBounds) -> Range | None:
+    """The grid range a window's readings decide, or None when it has no readings."""
+    device, metric = _device_metric(plan, b.device_pk, b.metric_id)
+    start = b.previous or b.first
+    end = b.following or b.last
+    if start is None or end is None:
+        return None
+    if metric.kind == "counter":
+        # Look-ahead (intervals.counter_intervals): the reading two before can be the start of a
+        # pair this window's readings decide, and one skipped reading after the window joins
+        # the pairs around it.
+        start = b.before_previous or start
+        end = b.after_following or end
+    if b.previous is None and metric.kind == "interval":
+        start = start - device.report_period  # the first report covers the period before
+    g0, g1 = floor_to(start, SLOT), ceil_to(end, SLOT)
+    return None if g1 <= g0 else (g0, g1)
+
+
+def _grid_intervals(
+    device: DevicePlan,
+    metric: MetricPlan,
+    stored: list[StoredReading],
+    grid: Range,
+    *,
+    serials: list[SerialSpan],
+    late_after: timedelta,
+) -> list[intervals_db.IntervalTuple]:
+    intervals, _series = quantity_intervals(
+        stored,
+        IntervalGrid(grid[0], grid[1], SLOT),
+        kind=metric.kind,
+        multiplier=device.multiplier_for(metric),
+        modulus=device.modulus,
+        report_period=device.report_period,
+        serials=serials,
+        late_after=late_after,
+    )
+    return [(i.start, i.quantity, i.quality, i.completeness, i.late) for i in intervals]
