@@ -10,16 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from carbonflow.domain.calendar import day_range, period_of, periods_before
 from carbonflow.storage.calc_store import CarbonTotal
-from services.api.periods import (
-    RangeError,
-    as_site_time,
-    checked_range,
-    day_range,
-    period_of,
-    periods_before,
-    points_in,
-)
+from services.api.periods import RangeError, as_site_time, checked_range, points_in
 from services.api.routers.carbon import period_end
 from services.api.routers.regulator import combined_quality, totals_of
 from services.api.settings import ApiSettings

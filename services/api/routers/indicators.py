@@ -10,20 +10,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 
+from carbonflow.domain.calendar import month_bounds, period_of, periods_before
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
 from carbonflow.storage.calc_reference import ReferenceDataError
 from services.api.deps import ConnDep, ContextDep, PageDep, RegistrySite, SiteScope
 from services.api.pagination import fetch_size, page_items
-from services.api.periods import (
-    EARLIEST,
-    LATEST,
-    RangeError,
-    as_site_time,
-    checked_range,
-    period_of,
-    periods_before,
-)
+from services.api.periods import EARLIEST, LATEST, RangeError, as_site_time, checked_range
 from services.api.problems import ApiProblemError, not_found, responses
 from services.api.reads import NotFound, flows, indicators_for_period
 from services.api.routers.carbon import IdQuery, site_timezone, visible_org
@@ -276,7 +269,7 @@ def _burn_down(
     for year in sorted({int(r["year"]) for r in rows}):
         of_year = [r for r in rows if r["year"] == year]
         as_of = max(r["as_of"] for r in of_year)
-        month = period_of("month", date(year, 1, 1), tz)
+        month = month_bounds(date(year, 1, 1), tz)
         running: dict[tuple[str, str], float] = {}
         while month[0] < as_of and month[0].astimezone(ZoneInfo(tz)).year == year:
             graph = flows(raw, site_id, month[0], month[1])
@@ -288,7 +281,7 @@ def _burn_down(
                 out.setdefault((r["org_id"], year, r["quantity"]), []).append(
                     BurnDownPointOut(period_end=month[1], consumed=running[key])
                 )
-            month = period_of("month", month[1].astimezone(ZoneInfo(tz)).date(), tz)
+            month = month_bounds(month[1].astimezone(ZoneInfo(tz)).date(), tz)
     return out
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from carbonflow.domain.calendar import day_range, first_of_month, period_of
 from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
@@ -22,7 +23,7 @@ from carbonflow.storage.calc_store import CarbonTotal
 from services.api.access import Principal, Role
 from services.api.context import ApiContext
 from services.api.deps import SITE_ID_PATTERN, ConnDep, ContextDep, PrincipalDep
-from services.api.periods import EARLIEST, LATEST, day_range, period_of
+from services.api.periods import EARLIEST, LATEST
 from services.api.problems import ApiProblemError, forbidden, not_found, responses
 from services.api.schemas_carbon import (
     AggregateCompletenessOut,
@@ -133,7 +134,7 @@ def _sites(conn: ConnDep, principal: Principal, site_id: str | None) -> list[cal
 def _days(ctx: ApiContext, start: date | None, end: date | None) -> tuple[date, date]:
     """The days asked for, by default the current month to date (UTC calendar)."""
     today = ctx.wall_clock().date()
-    start = today.replace(day=1) if start is None else start
+    start = first_of_month(today) if start is None else start
     end = today + timedelta(days=1) if end is None else end
     _checked_days(start, end)
     return start, end
