@@ -56,6 +56,7 @@ from carbonflow.domain.inventory.carbon import (
 from carbonflow.domain.inventory.energy import to_tce
 from carbonflow.domain.inventory.methane import MethaneFlows, mine_methane
 from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.readings.quality import Quality
 from carbonflow.domain.site.model import Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
@@ -112,7 +113,7 @@ class Quantity:
     completeness: float
 
 
-MISSING = Quantity(0.0, "missing", 0.0)
+MISSING = Quantity(0.0, Quality.MISSING.value, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,16 +149,11 @@ class SlotResult:
 
 
 def combined_quality(parts: Sequence[Quantity]) -> tuple[str, float]:
-    """measured if all are, missing if all are, else estimated; mean completeness."""
+    """:meth:`Quality.combine` of the parts, and their mean completeness; no parts is
+    missing."""
     if not parts:
-        return "missing", 0.0
-    qualities = {p.quality for p in parts}
-    if qualities == {"measured"}:
-        quality = "measured"
-    elif qualities == {"missing"}:
-        quality = "missing"
-    else:
-        quality = "estimated"
+        return Quality.MISSING.value, 0.0
+    quality = Quality.combine(p.quality for p in parts).value
     return quality, math.fsum(p.completeness for p in parts) / len(parts)
 
 
@@ -619,14 +615,6 @@ def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
         if len(group) == 1:
             out.append(first)
             continue
-        qualities = {r.quality for r in group}
-        quality = (
-            "measured"
-            if qualities == {"measured"}
-            else "missing"
-            if qualities == {"missing"}
-            else "estimated"
-        )
         out.append(
             replace(
                 first,
@@ -635,7 +623,7 @@ def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
                 zero_carbon_tce=math.fsum(r.zero_carbon_tce for r in group),
                 gas_t=math.fsum(r.gas_t for r in group),
                 tco2e=math.fsum(r.tco2e for r in group),
-                quality=quality,
+                quality=Quality.combine(r.quality for r in group).value,
                 completeness=math.fsum(r.completeness for r in group) / len(group),
             )
         )

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain.calendar import day_range, first_of_month, period_of
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.readings.quality import Quality
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
 from carbonflow.storage.calc_store import CarbonTotal
@@ -78,15 +79,9 @@ EndDay = Annotated[
 
 
 def combined_quality(qualities: Iterable[str]) -> str | None:
-    """measured if every part is, missing if every part is, else estimated; None for none."""
-    seen = set(qualities)
-    if not seen:
-        return None
-    if seen == {"measured"}:
-        return "measured"
-    if seen == {"missing"}:
-        return "missing"
-    return "estimated"
+    """:meth:`Quality.combine` of the parts; None for none."""
+    seen = list(qualities)
+    return Quality.combine(seen).value if seen else None
 
 
 def totals_of(rows: Sequence[CarbonTotal]) -> TotalsOut:
