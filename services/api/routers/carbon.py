@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 
 from carbonflow.domain import calendar
-from carbonflow.domain.inventory.carbon import Category, Scope
+from carbonflow.domain.inventory.lines import Category, Scope
 from carbonflow.domain.site.model import Carrier
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import api_store

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain.calendar import day_range, first_of_month, period_of
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import View, in_view
 from carbonflow.domain.readings.quality import Quality
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
@@ -91,8 +92,8 @@ def totals_of(rows: Sequence[CarbonTotal]) -> TotalsOut:
     def total(pick: Iterable[float]) -> float:
         return math.fsum(pick)
 
-    location = [r for r in rows if r.basis != "market"]
-    market = [r for r in rows if r.basis != "location"]
+    location = in_view(rows, View.LOCATION)
+    market = in_view(rows, View.MARKET)
     return TotalsOut(
         energy_tce=total(r.energy_tce for r in location),
         zero_carbon_tce=total(r.zero_carbon_tce for r in location),
