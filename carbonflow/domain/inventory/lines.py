@@ -17,10 +17,12 @@ compare equal to them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
+
+from carbonflow.domain.readings.quality import Quality
 
 
 class Scope(StrEnum):
@@ -120,4 +122,56 @@ def view_totals(lines: Iterable[_Line], view: View) -> ViewTotals:
         co2_t=gas_t(Gas.CO2),
         ch4_t=gas_t(Gas.CH4),
         n2o_t=gas_t(Gas.N2O),
+    )
+
+
+class _PeriodLine(_Line, Protocol):
+    @property
+    def energy_tce(self) -> float: ...
+    @property
+    def zero_carbon_tce(self) -> float: ...
+    @property
+    def quality(self) -> str: ...
+    @property
+    def completeness(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodTotals:
+    """A period's settled lines summed in both scope-2 views (docs/calc.md): energy and
+    zero-carbon energy [tce] in the location view (the energy sits on location and both
+    lines), emissions [tCO2e] and CO2 [t] in each view, scope 1 once (it is ``both``)."""
+
+    energy_tce: float
+    zero_carbon_tce: float
+    location_tco2e: float
+    market_tco2e: float
+    co2_location_t: float
+    co2_market_t: float
+    scope1_tco2e: float
+    scope2_location_tco2e: float
+    scope2_market_tco2e: float
+    quality: str | None  # :meth:`Quality.combine` of the lines; None without lines
+    completeness: float  # mean over the lines; 0 without lines
+
+
+def period_totals(lines: Sequence[_PeriodLine]) -> PeriodTotals:
+    """:class:`PeriodTotals` of ``lines`` (summed over a period and settled)."""
+    location = view_totals(lines, View.LOCATION)
+    market = view_totals(lines, View.MARKET)
+    # Zero-carbon energy of the location view (location and both lines): the aggregates'
+    # choice; the indicators sum every line, the park dashboard the both lines only.
+    energy = in_view(lines, View.LOCATION)
+    return PeriodTotals(
+        energy_tce=math.fsum(ln.energy_tce for ln in energy),
+        zero_carbon_tce=math.fsum(ln.zero_carbon_tce for ln in energy),
+        location_tco2e=location.total_tco2e,
+        market_tco2e=market.total_tco2e,
+        co2_location_t=location.co2_t,
+        co2_market_t=market.co2_t,
+        scope1_tco2e=location.scope1_tco2e,
+        scope2_location_tco2e=location.scope2_tco2e,
+        scope2_market_tco2e=market.scope2_tco2e,
+        quality=Quality.combine(ln.quality for ln in lines).value if lines else None,
+        completeness=math.fsum(ln.completeness for ln in lines) / len(lines) if lines else 0.0,
     )

@@ -6,12 +6,18 @@ spread over a gap) or ``missing`` (no reading touches it); see
 row booked from several meters, a period's total — is measured if every part is, missing if
 every part is, and estimated otherwise (:meth:`Quality.combine`). The values are the strings
 stored in ``calc_interval.quality`` and ``calc_carbon.quality``.
+
+:func:`data_completeness` says how completely a set of device metrics was measured over a
+period; a metric without any stored interval counts as 0 % complete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class Quality(StrEnum):
@@ -32,3 +38,38 @@ class Quality(StrEnum):
         if seen == {cls.MISSING}:
             return cls.MISSING
         return cls.ESTIMATED
+
+
+class _Measured(Protocol):
+    """A device metric's quantity summed over a period (``calc_store.DeviceTotal``)."""
+
+    @property
+    def quality(self) -> str: ...
+    @property
+    def completeness(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataCompleteness:
+    """How completely a set of device metrics was measured over a period."""
+
+    device_metrics: int
+    without_data: int  # metrics with no interval stored in the period
+    completeness: float  # mean over the metrics: one without data is 0 % complete
+    measured: int  # metrics by the quality of their period total
+    estimated: int
+    missing: int
+
+
+def data_completeness(totals: Sequence[_Measured | None]) -> DataCompleteness:
+    """:class:`DataCompleteness` of device metrics given their period totals (None: no data).
+    At least one metric."""
+    present = [t for t in totals if t is not None]
+    return DataCompleteness(
+        device_metrics=len(totals),
+        without_data=len(totals) - len(present),
+        completeness=math.fsum(t.completeness for t in present) / len(totals),
+        measured=sum(1 for t in present if t.quality == Quality.MEASURED),
+        estimated=sum(1 for t in present if t.quality == Quality.ESTIMATED),
+        missing=sum(1 for t in present if t.quality == Quality.MISSING),
+    )

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 
 from carbonflow.domain.calendar import month_bounds, period_of, periods_before
+from carbonflow.domain.indicators.kpis import BUDGET_COMPONENT
 from carbonflow.storage import api_calc_store as calc
 from carbonflow.storage import calc_store
 from carbonflow.storage.calc_reference import ReferenceDataError
@@ -254,12 +255,6 @@ def _range_completeness(conn: ConnDep, site_id: str, lo: datetime, hi: datetime,
     return math.fsum(t.completeness for t in totals.values()) / len(totals)
 
 
-# What a budget quantity is in an organisation's attributed vector (carbonflow.domain.flows.graph:
-# energy_tce, zero_carbon_tce, tco2e location, tco2e market, co2 location, co2 market): the
-# calc service budgets energy and market-based CO2.
-_BUDGET_COMPONENT = {"energy_tce": 0, "co2_t": 5}
-
-
 def _burn_down(
     raw: calc_store.Conn, site_id: str, tz: str, rows: list[dict[str, Any]]
 ) -> dict[tuple[str, int, str], list[BurnDownPointOut]]:
@@ -276,7 +271,7 @@ def _burn_down(
             for r in of_year:
                 key = (r["org_id"], r["quantity"])
                 vector = graph.orgs.get(r["org_id"])
-                used = 0.0 if vector is None else vector[_BUDGET_COMPONENT[r["quantity"]]]
+                used = 0.0 if vector is None else vector[BUDGET_COMPONENT[r["quantity"]]]
                 running[key] = running.get(key, 0.0) + used
                 out.setdefault((r["org_id"], year, r["quantity"]), []).append(
                     BurnDownPointOut(period_end=month[1], consumed=running[key])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from carbonflow.domain.inventory.lines import (
     Scope,
     View,
     in_view,
+    period_totals,
     view_totals,
 )
 
@@ -100,3 +102,46 @@ def test_an_emission_s_basis_is_its_scope2_method_s_view_or_both() -> None:
     assert _emission(None).basis is Basis.BOTH
     assert _emission(Scope2Method.LOCATION_BASED).basis is Basis.LOCATION
     assert _emission(Scope2Method.MARKET_BASED).basis is Basis.MARKET
+
+
+@dataclass(frozen=True)
+class Total(Row):
+    energy_tce: float = 0.0
+    zero_carbon_tce: float = 0.0
+    quality: str = "measured"
+    completeness: float = 1.0
+
+
+def total(basis: str, scope: str, tco2e: float, **kw: Any) -> Total:
+    gas = kw.pop("gas", "CO2")
+    return Total(basis, scope, tco2e, gas, kw.pop("gas_t", tco2e), **kw)
+
+
+def test_period_totals_by_hand() -> None:
+    rows = [
+        total("location", "scope_2", 5.703, energy_tce=1.229),  # 10 MWh at 0.5703 tCO2/MWh
+        total("market", "scope_2", 3.0),  # residual mix on what certificates did not cover
+        # Certificates: zero-carbon energy on a market row, outside the location view.
+        total("market", "scope_2", 0.0, zero_carbon_tce=0.6),
+        total("both", "scope_1", 2.0, energy_tce=0.5, quality="estimated", completeness=0.5),
+        total("both", "scope_1", 0.25, gas="CH4", gas_t=0.01),
+        total("both", "scope_2", 0.0, energy_tce=0.4, zero_carbon_tce=0.4),  # own PV
+    ]
+    t = period_totals(rows)
+    # energy and zero-carbon energy of location and both rows: 1.229 + 0.5 + 0.4; 0.4
+    assert (t.energy_tce, t.zero_carbon_tce) == (2.129, 0.4)
+    # location: 5.703 + 2.0 + 0.25 = 7.953; market: 3.0 + 2.0 + 0.25 = 5.25
+    assert (t.location_tco2e, t.market_tco2e) == (7.953, 5.25)
+    # CO2 only: location 5.703 + 2.0, market 3.0 + 2.0
+    assert (t.co2_location_t, t.co2_market_t) == (7.703, 5.0)
+    assert (t.scope1_tco2e, t.scope2_location_tco2e, t.scope2_market_tco2e) == (2.25, 5.703, 3.0)
+    # one estimated row makes the sum estimated; mean completeness (5 × 1 + 0.5) / 6
+    assert t.quality == "estimated" and type(t.quality) is str
+    assert t.completeness == 5.5 / 6
+    assert period_totals([total("both", "scope_1", 1.0, quality="missing")]).quality == "missing"
+
+
+def test_period_totals_of_nothing() -> None:
+    t = period_totals([])
+    assert t.quality is None and t.completeness == 0.0
+    assert (t.energy_tce, t.location_tco2e, t.market_tco2e, t.scope1_tco2e) == (0, 0, 0, 0)

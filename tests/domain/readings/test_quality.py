@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import pytest
 
@@ -50,17 +51,31 @@ def test_nothing_to_combine_is_the_callers_to_say() -> None:
 
 
 def test_callers_keep_their_answer_for_no_parts() -> None:
-    """The inventory books a row of no parts as missing; the aggregates report no quality."""
+    """The inventory books a row of no parts as missing; period totals have no quality."""
     from carbonflow.domain.inventory.balance import Quantity, combined_quality
-    from services.api.routers.regulator import combined_quality as totals_quality
+    from carbonflow.domain.inventory.lines import period_totals
 
     assert combined_quality([]) == ("missing", 0.0)
     assert combined_quality([Quantity(1.0, "measured", 1.0), Quantity(0.0, "missing", 0.0)]) == (
         "estimated",
         0.5,
     )
-    assert totals_quality([]) is None
-    assert totals_quality(["missing", "missing"]) == "missing"
+    assert period_totals([]).quality is None
     # Rows carry plain strings, as before (the enum stays inside the rule).
     assert type(combined_quality([Quantity(1.0, "measured", 1.0)])[0]) is str
-    assert type(totals_quality(["measured"])) is str
+
+
+def test_data_completeness_counts_a_metric_without_data_as_0() -> None:
+    from carbonflow.domain.readings.quality import data_completeness
+
+    @dataclass(frozen=True)
+    class Total:
+        quality: str
+        completeness: float
+
+    c = data_completeness([Total("measured", 1.0), None, Total("estimated", 0.5), None])
+    assert (c.device_metrics, c.without_data) == (4, 2)
+    assert c.completeness == 1.5 / 4  # (1 + 0 + 0.5 + 0) / 4
+    assert (c.measured, c.estimated, c.missing) == (1, 1, 0)
+    only_gaps = data_completeness([None, Total("missing", 0.0)])
+    assert (only_gaps.completeness, only_gaps.missing, only_gaps.without_data) == (0.0, 1, 1)
