@@ -1,5 +1,6 @@
-"""Site-local periods for the calc-result routes: bounds of a day/month/year, the periods before
-it (a trend), how many points a range holds at a grain, and request ranges. Pure.
+"""Request checks of the calc-result routes: request ranges and how many points a range holds at
+a grain. Pure. The bounds of a site-local day, month or year and the periods before one (a
+trend) are the domain's calendar (:mod:`carbonflow.domain.calendar`).
 
 A naive time in a request is the site's local time (China Standard Time for the example sites);
 one with an offset is taken as given. Days and months are the site's local calendar, as the calc
@@ -9,7 +10,7 @@ service's rollups (docs/calc.md).
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 _FIXED = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1)}
@@ -72,44 +73,3 @@ def points_in(grain: str, start: datetime, end: datetime, tz: str) -> int:
         last_m = _month_index(hi) + (0 if hi_at_start else 1)
         return max(0, last_m - first_m)
     raise ValueError(f"unknown grain {grain!r}")
-
-
-def period_of(grain: str, day: date, tz: str) -> tuple[datetime, datetime]:
-    """The local day, month or year containing ``day``, as [start, end) in UTC."""
-    zone = ZoneInfo(tz)
-    if grain == "day":
-        first, after = day, day + timedelta(days=1)
-    elif grain == "month":
-        first = day.replace(day=1)
-        after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    elif grain == "year":
-        first, after = date(day.year, 1, 1), date(day.year + 1, 1, 1)
-    else:
-        raise ValueError(f"unknown grain {grain!r}")
-    return _local_midnight(first, zone), _local_midnight(after, zone)
-
-
-def periods_before(grain: str, start: datetime, count: int, tz: str) -> datetime:
-    """The start (UTC) of the period ``count`` periods of ``grain`` before the one at ``start``."""
-    zone = ZoneInfo(tz)
-    local = start.astimezone(zone).date()
-    if grain == "day":
-        earlier = local - timedelta(days=count)
-    elif grain == "month":
-        index = local.year * 12 + local.month - 1 - count
-        earlier = date(index // 12, index % 12 + 1, 1)
-    elif grain == "year":
-        earlier = date(local.year - count, 1, 1)
-    else:
-        raise ValueError(f"unknown grain {grain!r}")
-    return _local_midnight(earlier, zone)
-
-
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
-
-
-def day_range(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
-    """Local days [start, end) as UTC times (``end`` exclusive)."""
-    zone = ZoneInfo(tz)
-    return _local_midnight(start, zone), _local_midnight(end, zone)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from carbonflow.domain.calendar import merge_ranges
 from carbonflow.domain.readings.device_intervals import ceil_to, floor_to
 from carbonflow.domain.site.plan import DevicePlan, SitePlan
 from carbonflow.storage import calc_queue
@@ -20,7 +21,7 @@ from services.calc.context import StepContext
 from services.calc.steps.carbon import recompute_carbon
 from services.calc.steps.indicators import recompute_indicators
 from services.calc.steps.intervals import IntervalsDone, recompute_intervals
-from services.calc.windows import HOUR, SLOT, Range, merge_ranges
+from services.calc.windows import HOUR, SLOT, Range
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from carbonflow.domain.calendar import day_range, period_of, periods_before
 from carbonflow.storage.carbon import CarbonTotal
-from services.api.periods import (
-    RangeError,
-    as_site_time,
-    checked_range,
-    day_range,
-    period_of,
-    periods_before,
-    points_in,
-)
+from services.api.periods import RangeError, as_site_time, checked_range, points_in
 from services.api.routers.carbon import period_end
-from services.api.routers.regulator import combined_quality, totals_of
+from services.api.routers.regulator import totals_of
 from services.api.settings import ApiSettings
 
 CN = "Asia/Shanghai"  # UTC+8, no DST
@@ -153,13 +146,6 @@ def test_totals_of_rows_in_both_views() -> None:
     assert t.completeness == pytest.approx(0.875) and t.quality == "estimated"
     empty = totals_of([])
     assert empty.quality is None and empty.completeness == 0.0 and empty.location_tco2e == 0.0
-
-
-def test_combined_quality() -> None:
-    assert combined_quality([]) is None
-    assert combined_quality(["measured", "measured"]) == "measured"
-    assert combined_quality(["missing"]) == "missing"
-    assert combined_quality(["measured", "missing"]) == "estimated"
 
 
 def _settings(origins: str | None = None) -> ApiSettings:

@@ -21,10 +21,10 @@ from carbonflow.domain.readings.intervals import (
     EventKind,
     IntervalGrid,
     IntervalSeries,
-    Quality,
     Reading,
     counter_intervals,
 )
+from carbonflow.domain.readings.quality import Quality
 
 CST = timezone(timedelta(hours=8), "CST")
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=CST)

@@ -9,10 +9,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from carbonflow.domain.calendar import merge_ranges
 from carbonflow.domain.site.plan import flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.rollup import local_tiles
-from services.calc.windows import merge_ranges
 from tests.support import ROOT
 
 T = datetime(2025, 3, 1, tzinfo=UTC)

@@ -19,11 +19,9 @@ from carbonflow.domain.factors import (
     select_electricity_factor,
 )
 from carbonflow.domain.inventory.carbon import (
-    Category,
     DoubleCountingError,
     GreenInstrument,
     InstrumentKind,
-    Scope,
     Scope2Method,
     certificates,
     dual_scope_totals,
@@ -35,6 +33,7 @@ from carbonflow.domain.inventory.carbon import (
     purchased_heat_co2,
     self_generated_electricity,
 )
+from carbonflow.domain.inventory.lines import Category, Scope
 
 LIB = default_library()
 REL = 1e-12

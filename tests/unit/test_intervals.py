@@ -21,7 +21,6 @@ from carbonflow.domain.readings.intervals import (
     EventKind,
     IntervalGrid,
     MeterReplacement,
-    Quality,
     Reading,
     counter_intervals,
     gauge_intervals,
@@ -29,6 +28,7 @@ from carbonflow.domain.readings.intervals import (
     report_intervals,
     rollup,
 )
+from carbonflow.domain.readings.quality import Quality
 
 CST = timezone(timedelta(hours=8), "CST")  # Asia/Shanghai, fixed offset
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=CST)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from carbonflow.domain.factors import Confidence, SiteOverride, default_library
-from carbonflow.domain.inventory.carbon import Category, Gas, Scope
+from carbonflow.domain.inventory.lines import Category, Gas, Scope
 from carbonflow.domain.inventory.methane import (
     GwpSet,
     MethaneFlows,

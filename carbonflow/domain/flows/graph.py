@@ -56,6 +56,7 @@ from carbonflow.domain.exact import allocate_exact, close_exactly
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
 from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.lines import Basis, Gas, View
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
 from carbonflow.domain.site.plan import (
@@ -119,9 +120,10 @@ ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 def row_vector(row: InventoryRow) -> Vector:
     """The six attributed quantities of one inventory row."""
-    loc = row.basis != "market"
-    mkt = row.basis != "location"
-    co2 = row.gas_t if row.gas == "CO2" else 0.0
+    basis = Basis(row.basis)
+    loc = basis.in_view(View.LOCATION)
+    mkt = basis.in_view(View.MARKET)
+    co2 = row.gas_t if row.gas == Gas.CO2 else 0.0
     return (
         row.energy_tce,
         row.zero_carbon_tce,

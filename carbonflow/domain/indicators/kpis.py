@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 from carbonflow.domain import units
 from carbonflow.domain.factors import Comparator, Target, TargetSet
 from carbonflow.domain.factors.library import Confidence
-from carbonflow.domain.flows.graph import FlowGraph
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph
 from carbonflow.domain.indicators.formulas import (
     Budget,
     BudgetStatus,
@@ -70,6 +70,7 @@ from carbonflow.domain.indicators.formulas import (
     zero_carbon_energy_share,
 )
 from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.lines import Gas, View, in_view
 from carbonflow.domain.inventory.methane import methane_drainage_rate, methane_utilisation_rate
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import Baseline, Role, SiteDocument
@@ -171,6 +172,9 @@ class PeriodInputs:
     def _sum(self, pick: Iterable[float]) -> float:
         return math.fsum(pick)
 
+    # Energy and zero-carbon energy are summed over every row, whatever its basis (not over one
+    # View): the market-based green rows' zero-carbon energy counts here, unlike in the
+    # aggregates (location view) and on the park dashboard (``both`` rows only).
     @property
     def energy_tce(self) -> float:
         return self._sum(r.energy_tce for r in self.carbon)
@@ -179,13 +183,11 @@ class PeriodInputs:
     def zero_carbon_tce(self) -> float:
         return self._sum(r.zero_carbon_tce for r in self.carbon)
 
-    def tco2e(self, basis: str) -> float:
-        other = "market" if basis == "location" else "location"
-        return self._sum(r.tco2e for r in self.carbon if r.basis != other)
+    def tco2e(self, view: View) -> float:
+        return self._sum(r.tco2e for r in in_view(self.carbon, view))
 
-    def co2_t(self, basis: str) -> float:
-        other = "market" if basis == "location" else "location"
-        return self._sum(r.gas_t for r in self.carbon if r.basis != other and r.gas == "CO2")
+    def co2_t(self, view: View) -> float:
+        return self._sum(r.gas_t for r in in_view(self.carbon, view) if r.gas == Gas.CO2)
 
     def role_quantity(self, roles: Iterable[str], *, carrier: str | None = None) -> float:
         wanted = set(roles)
@@ -283,7 +285,7 @@ def site_indicators(
         )
     if kind == "mine":
         raw_coal = inputs.role_quantity([Role.PRODUCTION.value], carrier="raw_coal")
-        co2e = inputs.tco2e("location")
+        co2e = inputs.tco2e(View.LOCATION)
         intensity = co2_per_raw_coal(co2e, raw_coal)
         add(Indicator.CO2_PER_RAW_COAL, intensity, "location")
         if baseline is not None and baseline.co2e_t is not None and baseline.raw_coal_t:
@@ -324,7 +326,7 @@ def site_indicators(
             "volumes",
         )
     else:
-        co2 = inputs.co2_t("market")
+        co2 = inputs.co2_t(View.MARKET)
         annualise = inputs.year_days / inputs.period_days if inputs.period_days else 0.0
         annual = (
             baseline.energy_tce
@@ -445,6 +447,14 @@ def _product_reductions(
 
 
 # --- budgets -----------------------------------------------------------------------------------
+
+# What each budget quantity consumes of an organisation's attributed flow vector
+# (:data:`carbonflow.domain.flows.graph.COMPONENTS`): energy, and CO2 market-based, so evidenced
+# green power offsets it.
+BUDGET_COMPONENT = {
+    "energy_tce": COMPONENTS.index("energy_tce"),
+    "co2_t": COMPONENTS.index("co2_t_market"),
+}
 
 
 def budget_outcomes(

@@ -17,6 +17,8 @@ are listed instead, so a total always says how many devices it covers.
   ``methane_drained``, utilised = ``methane_utilised`` + ``methane_sold`` (the guideline's
   Q_utilised), flared, vented (drained gas released), ventilation (return-air shafts); the
   utilisation and drainage rates of the moment by :mod:`carbonflow.domain.indicators.formulas`.
+- **Carbon now** (:func:`carbon_now`): the newest calculated hour of 15-min slots as an hourly
+  emission rate in each scope-2 view, and the zero-carbon share of its energy.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from carbonflow.domain.inventory.methane import (
     methane_drainage_rate,
@@ -267,4 +270,77 @@ def freshness(values: Iterable[LatestValue], now: datetime, stale_after_s: float
         stale=len(stamps) - fresh,
         never_reported=len(items) - len(stamps),
         newest_ts=max(stamps) if stamps else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Calculated carbon now: the newest calculated hour
+# --------------------------------------------------------------------------------------------
+
+SLOT_H = 0.25  # one calc slot [h]
+RECENT_SLOTS = 4  # "now" for calculated carbon: the newest hour of slots
+
+
+class SlotTotals(Protocol):
+    """One 15-min slot of a site's calculated totals (``storage.carbon.SeriesPoint``)."""
+
+    @property
+    def period_start(self) -> datetime: ...
+    @property
+    def energy_tce(self) -> float: ...
+    @property
+    def zero_carbon_tce(self) -> float: ...
+    @property
+    def tco2e_location(self) -> float: ...
+    @property
+    def tco2e_market(self) -> float: ...
+    @property
+    def completeness(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonNow:
+    """Calculated carbon of the newest calculated hour (the calc service lags the readings)."""
+
+    window_start: datetime | None
+    window_end: datetime | None
+    slots: int
+    energy_tce: float
+    zero_carbon_tce: float
+    tco2e_location: float
+    tco2e_market: float
+    emission_rate_location_tco2e_h: float | None
+    emission_rate_market_tco2e_h: float | None
+    zero_carbon_share: float | None
+    completeness: float | None
+
+
+def carbon_now(points: Sequence[SlotTotals]) -> CarbonNow:
+    """The newest ``RECENT_SLOTS`` consecutive-or-not 15-min points (ordered by time) as an
+    hourly rate: e.g. 4 slots with 0.5 + 0.5 + 0.6 + 0.4 = 2.0 tCO2e → 2.0 / (4 × 0.25 h)
+    = 2.0 tCO2e/h; the zero-carbon share of their energy (None without energy)."""
+    chosen = list(points)[-RECENT_SLOTS:]
+    if not chosen:
+        return CarbonNow(
+            window_start=None, window_end=None, slots=0, energy_tce=0.0, zero_carbon_tce=0.0,
+            tco2e_location=0.0, tco2e_market=0.0, emission_rate_location_tco2e_h=None,
+            emission_rate_market_tco2e_h=None, zero_carbon_share=None, completeness=None,
+        )  # fmt: skip
+    hours = len(chosen) * SLOT_H
+    energy = math.fsum(p.energy_tce for p in chosen)
+    zero = math.fsum(p.zero_carbon_tce for p in chosen)
+    location = math.fsum(p.tco2e_location for p in chosen)
+    market = math.fsum(p.tco2e_market for p in chosen)
+    return CarbonNow(
+        window_start=chosen[0].period_start,
+        window_end=chosen[-1].period_start + timedelta(hours=SLOT_H),
+        slots=len(chosen),
+        energy_tce=energy,
+        zero_carbon_tce=zero,
+        tco2e_location=location,
+        tco2e_market=market,
+        emission_rate_location_tco2e_h=location / hours,
+        emission_rate_market_tco2e_h=market / hours,
+        zero_carbon_share=zero / energy if energy > 0 else None,
+        completeness=math.fsum(p.completeness for p in chosen) / len(chosen),
     )

@@ -54,8 +54,10 @@ from carbonflow.domain.inventory.carbon import (
     self_generated_electricity,
 )
 from carbonflow.domain.inventory.energy import to_tce
+from carbonflow.domain.inventory.lines import Basis
 from carbonflow.domain.inventory.methane import MethaneFlows, mine_methane
 from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.readings.quality import Quality
 from carbonflow.domain.site.model import Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
@@ -68,7 +70,6 @@ from carbonflow.domain.site.plan import (
 _MWH = units.lookup("MWh")
 _KWH = "kWh"
 
-LOCATION, MARKET, BOTH = "location", "market", "both"
 _FUEL_CARRIERS = frozenset(
     {"natural_gas", "lng", "lpg", "diesel", "gasoline", "fuel_oil", "raw_coal", "washed_coal",
      "coke", "hydrogen", "coal_mine_methane"}
@@ -112,7 +113,7 @@ class Quantity:
     completeness: float
 
 
-MISSING = Quantity(0.0, "missing", 0.0)
+MISSING = Quantity(0.0, Quality.MISSING.value, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,16 +149,11 @@ class SlotResult:
 
 
 def combined_quality(parts: Sequence[Quantity]) -> tuple[str, float]:
-    """measured if all are, missing if all are, else estimated; mean completeness."""
+    """:meth:`Quality.combine` of the parts, and their mean completeness; no parts is
+    missing."""
     if not parts:
-        return "missing", 0.0
-    qualities = {p.quality for p in parts}
-    if qualities == {"measured"}:
-        quality = "measured"
-    elif qualities == {"missing"}:
-        quality = "missing"
-    else:
-        quality = "estimated"
+        return Quality.MISSING.value, 0.0
+    quality = Quality.combine(p.quality for p in parts).value
     return quality, math.fsum(p.completeness for p in parts) / len(parts)
 
 
@@ -197,7 +193,7 @@ class _Slot:
         emission: Emission,
         *,
         carrier: str,
-        basis: str,
+        basis: Basis,
         parts: Sequence[Quantity],
         energy_tce: float = 0.0,
         zero_carbon_tce: float = 0.0,
@@ -210,7 +206,7 @@ class _Slot:
                 node_id=node or "",
                 carrier=carrier,
                 category=emission.category.value,
-                basis=basis,
+                basis=basis.value,
                 gas=emission.gas.value,
                 scope=emission.scope.value,
                 activity=emission.activity,
@@ -232,7 +228,7 @@ class _Slot:
         emission: Emission,
         *,
         carrier: str,
-        basis: str,
+        basis: Basis,
         parts: Sequence[Quantity],
         energy_tce: float = 0.0,
         zero_carbon_tce: float = 0.0,
@@ -343,7 +339,7 @@ def _electricity(
         places, weights = _places_weights((d, q.quantity) for d, q in booked)
         location = _signed(electricity_location_based(abs(net_mwh), f.location), sign)
         slot.split(
-            places, weights, location, carrier="electricity", basis=LOCATION, parts=parts,
+            places, weights, location, carrier="electricity", basis=Basis.LOCATION, parts=parts,
             energy_tce=sign * slot.tce_of(abs(net_mwh), "MWh", "electricity"),
         )  # fmt: skip
         covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
@@ -354,7 +350,7 @@ def _electricity(
         )  # fmt: skip
         slot.split(
             places, weights, _signed(market.remainder, -1.0 if remainder < 0 else 1.0),
-            carrier="electricity", basis=MARKET, parts=parts,
+            carrier="electricity", basis=Basis.MARKET, parts=parts,
         )  # fmt: skip
         if covered != 0:
             volume = abs(covered)
@@ -368,7 +364,7 @@ def _electricity(
             ).green  # fmt: skip
             c_sign = -1.0 if covered < 0 else 1.0
             slot.split(
-                places, weights, _signed(green, c_sign), carrier="electricity", basis=MARKET,
+                places, weights, _signed(green, c_sign), carrier="electricity", basis=Basis.MARKET,
                 parts=parts, zero_carbon_tce=c_sign * slot.tce_of(volume, "MWh", "electricity"),
             )  # fmt: skip
 
@@ -387,7 +383,7 @@ def _electricity(
                 self_generated_electricity(mwh, f.self_zero) if own else _direct_supply(mwh, f, day)
             )
             slot.add(
-                place, emission, carrier="electricity", basis=BOTH, parts=parts,
+                place, emission, carrier="electricity", basis=Basis.BOTH, parts=parts,
                 energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
     return net_mwh, covered
@@ -447,7 +443,9 @@ def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
     zero-carbon electricity it was made of (in proportion). Other periods are unchanged.
     """
     net = math.fsum(
-        r.activity for r in rows if r.category == "purchased_electricity" and r.basis == LOCATION
+        r.activity
+        for r in rows
+        if r.category == "purchased_electricity" and r.basis == Basis.LOCATION
     )
     if net >= 0:
         return list(rows), 0.0
@@ -455,14 +453,14 @@ def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
     zero_rows = [
         r
         for r in rows
-        if r.category in ("self_generation", "green_electricity") and r.basis == BOTH
+        if r.category in ("self_generation", "green_electricity") and r.basis == Basis.BOTH
     ]
     generated = math.fsum(r.activity for r in zero_rows)
     keep = 1.0 - min(1.0, surplus / generated) if generated > 0 else 1.0
     out: list[R] = []
     for r in rows:
         if r.category == "purchased_electricity" or (
-            r.category == "green_electricity" and r.basis == MARKET
+            r.category == "green_electricity" and r.basis == Basis.MARKET
         ):
             r = replace(  # type: ignore[type-var]  # noqa: PLW2901
                 r, activity=0.0, energy_tce=0.0, zero_carbon_tce=0.0, gas_t=0.0, tco2e=0.0
@@ -487,7 +485,7 @@ def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         gj = units.convert(q.quantity, metric.unit, units.lookup("GJ"))
         emission = purchased_heat_co2(gj, slot.f.heat)
         slot.add(
-            (d.org_id, d.node_id), emission, carrier=d.carrier, basis=BOTH, parts=[q],
+            (d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q],
             energy_tce=slot.tce_of(gj, "GJ", "heat"),
         )  # fmt: skip
 
@@ -530,7 +528,7 @@ def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         if extra:
             emission = replace(emission, factors=(*emission.factors, *extra))
         slot.add(
-            (org, node), emission, carrier=carrier, basis=BOTH, parts=parts,
+            (org, node), emission, carrier=carrier, basis=Basis.BOTH, parts=parts,
             energy_tce=tce.energy_tce,
         )  # fmt: skip
 
@@ -592,7 +590,7 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
     home = lines.get("drained") or lines.get("ventilation") or next(iter(lines.values()))
     slot.add(
         (home[0][0].org_id, home[0][0].node_id), balance.escape, carrier="coal_mine_methane",
-        basis=BOTH, parts=everything,
+        basis=Basis.BOTH, parts=everything,
     )  # fmt: skip
     for flow, emission in (("flared", balance.flaring), ("utilised", balance.utilisation)):
         group = lines.get(flow, [])
@@ -603,7 +601,7 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         if flow == "utilised":
             tce = slot.tce_of(volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True)
         slot.split(
-            places, weights, emission, carrier="coal_mine_methane", basis=BOTH,
+            places, weights, emission, carrier="coal_mine_methane", basis=Basis.BOTH,
             parts=[q for _, q in group], energy_tce=tce,
         )  # fmt: skip
 
@@ -619,14 +617,6 @@ def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
         if len(group) == 1:
             out.append(first)
             continue
-        qualities = {r.quality for r in group}
-        quality = (
-            "measured"
-            if qualities == {"measured"}
-            else "missing"
-            if qualities == {"missing"}
-            else "estimated"
-        )
         out.append(
             replace(
                 first,
@@ -635,7 +625,7 @@ def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
                 zero_carbon_tce=math.fsum(r.zero_carbon_tce for r in group),
                 gas_t=math.fsum(r.gas_t for r in group),
                 tco2e=math.fsum(r.tco2e for r in group),
-                quality=quality,
+                quality=Quality.combine(r.quality for r in group).value,
                 completeness=math.fsum(r.completeness for r in group) / len(group),
             )
         )

@@ -38,6 +38,7 @@ from carbonflow.domain.factors.library import (
     require_unit,
     use_factor,
 )
+from carbonflow.domain.inventory.lines import Basis, Category, Gas, Scope, View
 
 # Molar-mass ratio CO2 : C [tCO2/tC] as the Chinese guidelines write it (REFERENCE.md unit
 # conventions): 44/12, not 44.01/12.011.
@@ -46,31 +47,14 @@ CO2_PER_C = 44.0 / 12.0
 _MWH = units.lookup("MWh")
 
 
-class Scope(StrEnum):
-    SCOPE_1 = "scope_1"  # direct: combustion, process, fugitive, flaring
-    SCOPE_2 = "scope_2"  # indirect: purchased electricity and heat
-
-
 class Scope2Method(StrEnum):
     LOCATION_BASED = "location_based"
     MARKET_BASED = "market_based"
 
-
-class Gas(StrEnum):
-    CO2 = "CO2"
-    CH4 = "CH4"
-    N2O = "N2O"
-
-
-class Category(StrEnum):
-    FUEL_COMBUSTION = "fuel_combustion"
-    PROCESS = "process"
-    FUGITIVE = "fugitive"
-    FLARING = "flaring"
-    SELF_GENERATION = "self_generation"
-    PURCHASED_ELECTRICITY = "purchased_electricity"
-    GREEN_ELECTRICITY = "green_electricity"
-    PURCHASED_HEAT = "purchased_heat"
+    @property
+    def view(self) -> View:
+        """The scope-2 view the method reports."""
+        return View.LOCATION if self is Scope2Method.LOCATION_BASED else View.MARKET
 
 
 class DoubleCountingError(ValueError):
@@ -97,6 +81,13 @@ class Emission:
     formula: str
     scope2_method: Scope2Method | None = None
     label: str = ""
+
+    @property
+    def basis(self) -> Basis:
+        """The views the figure counts in: its ``scope2_method``'s, or both."""
+        if self.scope2_method is None:
+            return Basis.BOTH
+        return Basis(self.scope2_method.view.value)
 
 
 # --- fuel combustion ---------------------------------------------------------------------------
@@ -477,7 +468,7 @@ class ScopeTotals:
 
 def scope_totals(emissions: Iterable[Emission], method: Scope2Method) -> ScopeTotals:
     """Scope 1 + the scope-2 figures of ``method`` (and those valid for both, like heat)."""
-    chosen = [e for e in emissions if e.scope2_method in (None, method)]
+    chosen = [e for e in emissions if e.basis.in_view(method.view)]
     scope1 = math.fsum(e.emissions_tco2e for e in chosen if e.scope is Scope.SCOPE_1)
     scope2 = math.fsum(e.emissions_tco2e for e in chosen if e.scope is Scope.SCOPE_2)
     return ScopeTotals(

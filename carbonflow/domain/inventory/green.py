@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
+from carbonflow.domain.calendar import first_of_month, last_of_month
 from carbonflow.domain.factors import SelectedFactor
 from carbonflow.domain.inventory.carbon import (
     GreenInstrument,
@@ -64,9 +65,8 @@ class MonthPool:
 
 
 def month_bounds(day: date) -> tuple[date, date]:
-    start = day.replace(day=1)
-    nxt = (start + timedelta(days=32)).replace(day=1)
-    return start, nxt - timedelta(days=1)
+    """The first and the last day (inclusive) of the month holding ``day``."""
+    return first_of_month(day), last_of_month(day)
 
 
 def monthly_volume(entry: RegisterEntry, month_start: date, month_end: date) -> float:

@@ -31,7 +31,8 @@ from carbonflow.domain.factors.library import (
     require_unit,
     use_factor,
 )
-from carbonflow.domain.inventory.carbon import Category, Emission, Gas, Scope
+from carbonflow.domain.inventory.carbon import Emission
+from carbonflow.domain.inventory.lines import Category, Gas, Scope
 from carbonflow.domain.units import Ratio, ratio
 
 # Molar-mass ratio CO2 : CH4 [tCO2/tCH4] for complete oxidation, as the guidelines write it.

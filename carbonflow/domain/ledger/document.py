@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from carbonflow.domain.inventory.lines import View, in_view, view_totals
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerLine:
@@ -75,8 +77,6 @@ SCHEMA = "carbonflow.ledger/1"
 SIGNIFICANT_DIGITS = 10
 # Two figures closer than this (relative) are the same line: float noise of recomputation.
 SAME_REL = 1e-9
-LOCATION_VIEW = ("location", "both")
-MARKET_VIEW = ("market", "both")
 _QUALITY_RANK = {"measured": 0, "estimated": 1, "missing": 2}
 GASES = ("CO2", "CH4", "N2O")
 
@@ -200,7 +200,7 @@ def _activity(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
         by_source.setdefault(key, []).append(line)
     rows = []
     for (category, carrier, scope, unit), group in sorted(by_source.items()):
-        viewed = [ln for ln in group if ln.basis in LOCATION_VIEW] or group
+        viewed = in_view(group, View.LOCATION) or group
         per_gas: dict[str, float] = {}
         for ln in viewed:
             per_gas[ln.gas] = per_gas.get(ln.gas, 0.0) + ln.activity
@@ -263,18 +263,16 @@ def _totals(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
     """Location- and market-based views: a ``both`` row counts in each (scope 1, direct supply),
     a ``location`` or ``market`` row in its own view only (ACCOUNTING §3, dual reporting)."""
     rows = []
-    for view, bases in (("location", LOCATION_VIEW), ("market", MARKET_VIEW)):
-        chosen = [ln for ln in lines if ln.basis in bases]
-        scope1 = math.fsum(ln.tco2e for ln in chosen if ln.scope == "scope_1")
-        scope2 = math.fsum(ln.tco2e for ln in chosen if ln.scope == "scope_2")
+    for view in View:
+        totals = view_totals(lines, view)
         row: dict[str, Any] = {
-            "view": view,
-            "scope_1_tco2e": rounded(scope1),
-            "scope_2_tco2e": rounded(scope2),
-            "total_tco2e": rounded(math.fsum(ln.tco2e for ln in chosen)),
+            "view": view.value,
+            "scope_1_tco2e": rounded(totals.scope1_tco2e),
+            "scope_2_tco2e": rounded(totals.scope2_tco2e),
+            "total_tco2e": rounded(totals.total_tco2e),
         }
         for gas in GASES:
-            row[f"{gas.lower()}_t"] = rounded(math.fsum(ln.gas_t for ln in chosen if ln.gas == gas))
+            row[f"{gas.lower()}_t"] = rounded(totals.gas_t(gas))
         rows.append(row)
     return rows
 

@@ -57,6 +57,7 @@ from carbonflow.domain.readings.counters import (
     rollover_plausible,
     step_delta,
 )
+from carbonflow.domain.readings.quality import Quality
 
 ACCOUNTING_INTERVAL = timedelta(minutes=15)  # the accounting grain of ledgers
 LIVE_INTERVAL = timedelta(minutes=1)  # the grain of live views
@@ -67,12 +68,6 @@ GAP_FACTOR = 2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-class Quality(StrEnum):
-    MEASURED = "measured"
-    ESTIMATED = "estimated"
-    MISSING = "missing"
 
 
 class EventKind(StrEnum):
@@ -567,27 +562,19 @@ def gauge_intervals(
 def rollup(intervals: Sequence[IntervalQuantity], factor: int) -> tuple[IntervalQuantity, ...]:
     """Consecutive groups of ``factor`` intervals merged (e.g. 4 × 15 min → 1 h).
 
-    Quantity: sum (fsum). Completeness: mean. Quality: measured if all are, missing if all are,
-    else estimated. Late: if any is.
+    Quantity: sum (fsum). Completeness: mean. Quality: :meth:`Quality.combine`. Late: if any is.
     """
     if factor < 1 or len(intervals) % factor:
         raise ValueError(f"cannot roll {len(intervals)} intervals up by {factor}")
     out: list[IntervalQuantity] = []
     for i in range(0, len(intervals), factor):
         group = intervals[i : i + factor]
-        qualities = {g.quality for g in group}
-        if qualities == {Quality.MEASURED}:
-            quality = Quality.MEASURED
-        elif qualities == {Quality.MISSING}:
-            quality = Quality.MISSING
-        else:
-            quality = Quality.ESTIMATED
         out.append(
             IntervalQuantity(
                 start=group[0].start,
                 end=group[-1].end,
                 quantity=math.fsum(g.quantity for g in group),
-                quality=quality,
+                quality=Quality.combine(g.quality for g in group),
                 completeness=math.fsum(g.completeness for g in group) / factor,
                 late=any(g.late for g in group),
             )

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
-from carbonflow.domain.inventory.carbon import Category, Scope
+from carbonflow.domain import calendar
+from carbonflow.domain.inventory.lines import Category, Scope
 from carbonflow.domain.site.model import Carrier
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import intervals as intervals_db
@@ -97,14 +98,9 @@ def period_end(grain: str, start: datetime, tz: str) -> datetime:
         return start + timedelta(minutes=15)
     if grain == "hour":
         return start + timedelta(hours=1)
-    zone = ZoneInfo(tz)
-    local = start.astimezone(zone)
-    if grain == "day":
-        nxt = local.date() + timedelta(days=1)
-    else:
-        nxt = local.date().replace(day=1) + timedelta(days=32)
-        nxt = nxt.replace(day=1)
-    return datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone).astimezone(start.tzinfo)
+    local = start.astimezone(ZoneInfo(tz)).date()
+    nxt = local + timedelta(days=1) if grain == "day" else calendar.next_month(local)
+    return calendar.local_start(nxt, tz).astimezone(start.tzinfo)
 
 
 def site_timezone(conn: ConnDep, site: SiteScope) -> str:

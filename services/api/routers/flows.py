@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Query
 
+from carbonflow.domain import calendar
 from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import registry
@@ -102,20 +103,15 @@ def resolve_period(
         hi = slot_floor(now)
         return hi - ROLLING, hi
     if period is not None:
-        local = now.astimezone(zone)
+        local = now.astimezone(zone).date()
         if period == "today":
-            lo = datetime(local.year, local.month, local.day, tzinfo=zone)
-            nxt = lo + timedelta(days=1)
-            hi = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)  # a local midnight
-        else:
-            year, month = local.year, local.month
-            if period != "month":
-                year, month = int(period[:4]), int(period[5:7])
-                if not EARLIEST.year <= year < LATEST.year:
-                    raise _invalid("period", f"a month from {EARLIEST.year} to {LATEST.year - 1}")
-            lo = datetime(year, month, 1, tzinfo=zone)
-            hi = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
-        return lo.astimezone(UTC), hi.astimezone(UTC)
+            return calendar.day_bounds(local, zone)
+        if period != "month":
+            year, month = int(period[:4]), int(period[5:7])
+            if not EARLIEST.year <= year < LATEST.year:
+                raise _invalid("period", f"a month from {EARLIEST.year} to {LATEST.year - 1}")
+            local = date(year, month, 1)
+        return calendar.month_bounds(local, zone)
     if start is None or end is None:
         raise _invalid("start, end", "give both start and end (or a period)")
     for name, value in (("start", start), ("end", end)):

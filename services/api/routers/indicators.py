@@ -10,21 +10,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 
+from carbonflow.domain.calendar import month_bounds, period_of, periods_before
+from carbonflow.domain.indicators.kpis import BUDGET_COMPONENT
 from carbonflow.storage import db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage.reference import ReferenceDataError
 from services.api.deps import ConnDep, ContextDep, PageDep, RegistrySite, SiteScope
 from services.api.pagination import fetch_size, page_items
-from services.api.periods import (
-    EARLIEST,
-    LATEST,
-    RangeError,
-    as_site_time,
-    checked_range,
-    period_of,
-    periods_before,
-)
+from services.api.periods import EARLIEST, LATEST, RangeError, as_site_time, checked_range
 from services.api.problems import ApiProblemError, not_found, responses
 from services.api.reads import NotFound, flows, indicators_for_period
 from services.api.routers.carbon import IdQuery, site_timezone, visible_org
@@ -264,12 +258,6 @@ def _range_completeness(conn: ConnDep, site_id: str, lo: datetime, hi: datetime,
     return math.fsum(t.completeness for t in totals.values()) / len(totals)
 
 
-# What a budget quantity is in an organisation's attributed vector (carbonflow.domain.flows.graph:
-# energy_tce, zero_carbon_tce, tco2e location, tco2e market, co2 location, co2 market): the
-# calc service budgets energy and market-based CO2.
-_BUDGET_COMPONENT = {"energy_tce": 0, "co2_t": 5}
-
-
 def _burn_down(
     raw: db.Conn, site_id: str, tz: str, rows: list[dict[str, Any]]
 ) -> dict[tuple[str, int, str], list[BurnDownPointOut]]:
@@ -279,19 +267,19 @@ def _burn_down(
     for year in sorted({int(r["year"]) for r in rows}):
         of_year = [r for r in rows if r["year"] == year]
         as_of = max(r["as_of"] for r in of_year)
-        month = period_of("month", date(year, 1, 1), tz)
+        month = month_bounds(date(year, 1, 1), tz)
         running: dict[tuple[str, str], float] = {}
         while month[0] < as_of and month[0].astimezone(ZoneInfo(tz)).year == year:
             graph = flows(raw, site_id, month[0], month[1])
             for r in of_year:
                 key = (r["org_id"], r["quantity"])
                 vector = graph.orgs.get(r["org_id"])
-                used = 0.0 if vector is None else vector[_BUDGET_COMPONENT[r["quantity"]]]
+                used = 0.0 if vector is None else vector[BUDGET_COMPONENT[r["quantity"]]]
                 running[key] = running.get(key, 0.0) + used
                 out.setdefault((r["org_id"], year, r["quantity"]), []).append(
                     BurnDownPointOut(period_end=month[1], consumed=running[key])
                 )
-            month = period_of("month", month[1].astimezone(ZoneInfo(tz)).date(), tz)
+            month = month_bounds(month[1].astimezone(ZoneInfo(tz)).date(), tz)
     return out
 
 

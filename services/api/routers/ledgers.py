@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from carbonflow.domain import calendar
 from carbonflow.domain.ledger import document as ledger_doc
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.storage import carbon, db, registry
@@ -161,13 +161,9 @@ def _org_write(
 
 
 def month_bounds(month: str, timezone: str) -> tuple[date, datetime, datetime]:
-    """First day of ``month`` and its site-local [start, end) in UTC."""
-    year, number = int(month[:4]), int(month[5:])
-    zone = ZoneInfo(timezone)
-    first = date(year, number, 1)
-    following = date(year + number // 12, number % 12 + 1, 1)
-    start = datetime(first.year, first.month, 1, tzinfo=zone).astimezone(UTC)
-    end = datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC)
+    """First day of ``month`` (``YYYY-MM``) and its site-local [start, end) in UTC."""
+    first = date(int(month[:4]), int(month[5:]), 1)
+    start, end = calendar.month_bounds(first, timezone)
     return first, start, end
 
 
@@ -578,11 +574,12 @@ def org_revision(
 
 
 def _months(first: str, last: str) -> list[str]:
-    y, m = int(first[:4]), int(first[5:])
+    """The months from ``first`` to ``last`` (``YYYY-MM``, both included)."""
+    month = date(int(first[:4]), int(first[5:]), 1)
     out = []
-    while f"{y:04d}-{m:02d}" <= last:
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    while (name := f"{month.year:04d}-{month.month:02d}") <= last:
+        out.append(name)
+        month = calendar.next_month(month)
     return out
 
 

@@ -189,7 +189,8 @@ def latest_readings(
     )
 
     def out(row: readings_db.LatestReadingRow) -> LatestReadingOut:
-        factor = live.applied_multiplier(row.metric, row.multiplier)
+        raw = row.value
+        value = None if raw is None else live.true_value(row.metric, raw, row.multiplier)
         return LatestReadingOut(
             device_id=row.device_id,
             metric=row.metric,
@@ -197,9 +198,9 @@ def latest_readings(
             metric_kind=row.metric_kind,
             ts=row.ts,
             age_s=None if row.ts is None else live.age_s(row.ts, now),
-            value=None if row.value is None else row.value * factor,
-            raw_value=row.value,
-            multiplier=factor,
+            value=value,
+            raw_value=raw,
+            multiplier=live.applied_multiplier(row.metric, row.multiplier),
             received_at=row.received_at,
         )
 

@@ -8,21 +8,24 @@ and its own organisation's figures are on the site routes.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from carbonflow.domain.calendar import day_range, first_of_month, period_of
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import period_totals
+from carbonflow.domain.readings.quality import data_completeness
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import db, indicators, intervals, registry
 from carbonflow.storage.carbon import CarbonTotal
 from services.api.access import Principal, Role
 from services.api.context import ApiContext
 from services.api.deps import SITE_ID_PATTERN, ConnDep, ContextDep, PrincipalDep
-from services.api.periods import EARLIEST, LATEST, day_range, period_of
+from services.api.periods import EARLIEST, LATEST
 from services.api.problems import ApiProblemError, forbidden, not_found, responses
 from services.api.schemas_carbon import (
     AggregateCompletenessOut,
@@ -71,50 +74,9 @@ EndDay = Annotated[
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Pure: totals of summed inventory rows
-# --------------------------------------------------------------------------------------------
-
-
-def combined_quality(qualities: Iterable[str]) -> str | None:
-    """measured if every part is, missing if every part is, else estimated; None for none."""
-    seen = set(qualities)
-    if not seen:
-        return None
-    if seen == {"measured"}:
-        return "measured"
-    if seen == {"missing"}:
-        return "missing"
-    return "estimated"
-
-
 def totals_of(rows: Sequence[CarbonTotal]) -> TotalsOut:
-    """Period totals of inventory rows in both scope-2 views (docs/calc.md: energy on location
-    and both rows, location figures on location and both rows, market on market and both)."""
-
-    def total(pick: Iterable[float]) -> float:
-        return math.fsum(pick)
-
-    location = [r for r in rows if r.basis != "market"]
-    market = [r for r in rows if r.basis != "location"]
-    return TotalsOut(
-        energy_tce=total(r.energy_tce for r in location),
-        zero_carbon_tce=total(r.zero_carbon_tce for r in location),
-        location_tco2e=total(r.tco2e for r in location),
-        market_tco2e=total(r.tco2e for r in market),
-        co2_location_t=total(r.gas_t for r in location if r.gas == "CO2"),
-        co2_market_t=total(r.gas_t for r in market if r.gas == "CO2"),
-        scope1_tco2e=total(r.tco2e for r in location if r.scope == "scope_1"),
-        scope2_location_tco2e=total(r.tco2e for r in location if r.scope == "scope_2"),
-        scope2_market_tco2e=total(r.tco2e for r in market if r.scope == "scope_2"),
-        quality=combined_quality(r.quality for r in rows),
-        completeness=total(r.completeness for r in rows) / len(rows) if rows else 0.0,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Shell
-# --------------------------------------------------------------------------------------------
+    """Period totals of settled inventory rows in both scope-2 views (:func:`period_totals`)."""
+    return TotalsOut(**asdict(period_totals(rows)))
 
 
 def _sites(conn: ConnDep, principal: Principal, site_id: str | None) -> list[registry.SiteInfo]:
@@ -133,7 +95,7 @@ def _sites(conn: ConnDep, principal: Principal, site_id: str | None) -> list[reg
 def _days(ctx: ApiContext, start: date | None, end: date | None) -> tuple[date, date]:
     """The days asked for, by default the current month to date (UTC calendar)."""
     today = ctx.wall_clock().date()
-    start = today.replace(day=1) if start is None else start
+    start = first_of_month(today) if start is None else start
     end = today + timedelta(days=1) if end is None else end
     _checked_days(start, end)
     return start, end
@@ -283,19 +245,12 @@ def aggregate_completeness(
         for m in metrics:
             by_org.setdefault(m.org_id or "", []).append(stored.get((m.device_pk, m.metric_id)))
         for org, found in sorted(by_org.items()):
-            present = [t for t in found if t is not None]
             items.append(
                 OrgCompletenessOut(
                     site_id=s.site_id,
                     org_id=org or None,
                     name=names.get((s.site_id, org)),
-                    device_metrics=len(found),
-                    without_data=len(found) - len(present),
-                    # A metric without any stored interval in the period is 0 % complete.
-                    completeness=math.fsum(t.completeness for t in present) / len(found),
-                    measured=sum(1 for t in present if t.quality == "measured"),
-                    estimated=sum(1 for t in present if t.quality == "estimated"),
-                    missing=sum(1 for t in present if t.quality == "missing"),
+                    **asdict(data_completeness(found)),
                 )
             )
     return AggregateCompletenessOut(start=start, end=end, items=items)

@@ -8,8 +8,8 @@ stream is read with ``fetch``, since ``EventSource`` cannot send headers). See d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
+from carbonflow.domain.indicators.live import carbon_now
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from services.api.deps import ConnDep, ContextDep, LiveSite
@@ -45,8 +46,6 @@ _PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-SLOT_H = 0.25  # one calc slot [h]
-RECENT_SLOTS = 4  # "now" for calculated carbon: the newest hour of slots
 # How far back the newest calculated slots are looked for (calc may lag, or a site fall silent).
 RECENT_LOOKBACK = timedelta(hours=6)
 KPI_GRAINS = ("year", "month")
@@ -61,34 +60,8 @@ router = APIRouter(tags=["live view"])
 
 
 def recent_carbon(points: Sequence[carbon_db.SeriesPoint]) -> RecentCarbonOut:
-    """The newest ``RECENT_SLOTS`` consecutive-or-not 15-min points (ordered by time) as an
-    hourly rate: e.g. 4 slots with 0.5 + 0.5 + 0.6 + 0.4 = 2.0 tCO2e → 2.0 / (4 × 0.25 h)
-    = 2.0 tCO2e/h."""
-    chosen = list(points)[-RECENT_SLOTS:]
-    if not chosen:
-        return RecentCarbonOut(
-            window_start=None, window_end=None, slots=0, energy_tce=0.0, zero_carbon_tce=0.0,
-            tco2e_location=0.0, tco2e_market=0.0, emission_rate_location_tco2e_h=None,
-            emission_rate_market_tco2e_h=None, zero_carbon_share=None, completeness=None,
-        )  # fmt: skip
-    hours = len(chosen) * SLOT_H
-    energy = math.fsum(p.energy_tce for p in chosen)
-    zero = math.fsum(p.zero_carbon_tce for p in chosen)
-    location = math.fsum(p.tco2e_location for p in chosen)
-    market = math.fsum(p.tco2e_market for p in chosen)
-    return RecentCarbonOut(
-        window_start=chosen[0].period_start,
-        window_end=chosen[-1].period_start + timedelta(hours=SLOT_H),
-        slots=len(chosen),
-        energy_tce=energy,
-        zero_carbon_tce=zero,
-        tco2e_location=location,
-        tco2e_market=market,
-        emission_rate_location_tco2e_h=location / hours,
-        emission_rate_market_tco2e_h=market / hours,
-        zero_carbon_share=zero / energy if energy > 0 else None,
-        completeness=math.fsum(p.completeness for p in chosen) / len(chosen),
-    )
+    """The newest calculated hour (:func:`carbonflow.domain.indicators.live.carbon_now`)."""
+    return RecentCarbonOut(**asdict(carbon_now(points)))
 
 
 def newest_kpis(rows: Iterable[Mapping[str, Any]]) -> list[KpiOut]:

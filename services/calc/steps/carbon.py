@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from carbonflow.domain.calendar import merge_ranges, month_bounds, next_month
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.inventory.balance import Quantity, inventory_devices, slot_inventory
 from carbonflow.domain.inventory.green import MonthPool, month_claims, month_pool
@@ -23,7 +24,7 @@ from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
 from services.calc.context import StepContext
 from services.calc.reference import SiteYears
-from services.calc.windows import SLOT, Range, merge_ranges, month_utc, next_month
+from services.calc.windows import SLOT, Range
 
 #: (device_pk, metric_id) → the quantity of one interval
 _SlotQuantities = dict[tuple[int, int], Quantity]
@@ -95,7 +96,7 @@ class _SiteCarbon:
         while month <= last_local:
             pool = self.pool(month)
             if pool is not None and pool.pool_mwh > 0:
-                m0, m1 = month_utc(month, self.zone)
+                m0, m1 = month_bounds(month, self.zone)
                 data_end = intervals_db.last_interval_end(self.ctx.conn, self.pks, max(lo, m0))
                 if data_end is not None:
                     end = max(end, min(m1, data_end))
@@ -151,7 +152,7 @@ class _SiteCarbon:
 
     def _net_before(self, month: date, range_start: datetime) -> float:
         """The month's net grid import stored before the range [MWh]."""
-        m0, _m1 = month_utc(month, self.zone)
+        m0, _m1 = month_bounds(month, self.zone)
         return carbon_db.net_import_before(self.ctx.conn, self.site_id, m0, max(range_start, m0))
 
     def report_problems(self) -> None:
@@ -164,7 +165,7 @@ class _SiteCarbon:
         for month, pool in self.pools.items():
             if not pool.offered:
                 continue
-            m0, m1 = month_utc(month, self.zone)
+            m0, m1 = month_bounds(month, self.zone)
             covered = carbon_db.covered_before(self.ctx.conn, self.site_id, m0, m1)
             carbon_db.replace_green_claims(
                 self.ctx.conn, self.site_id, m0,

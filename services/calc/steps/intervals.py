@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from carbonflow.domain.calendar import merge_ranges
 from carbonflow.domain.readings.device_intervals import (
     SerialSpan,
     StoredReading,
@@ -23,7 +24,7 @@ from carbonflow.domain.site.plan import DevicePlan, MetricPlan, SitePlan
 from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage import readings as readings_db
 from services.calc.context import StepContext
-from services.calc.windows import SLOT, Range, merge_ranges
+from services.calc.windows import SLOT, Range
 
 #: (device_pk, metric_id) → reading windows
 Windows = Mapping[tuple[int, int], Sequence[Range]]
