@@ -34,17 +34,9 @@ from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.postgres import EmbeddedPostgres, ExternalPostgres, PostgresServer
 
 TEMPLATE_DB = "cf_template"
-_INTEGRATION_DIR = Path(__file__).parent / "integration"
 _database_numbers = itertools.count(1)
 _cluster_numbers = itertools.count(1)
 _FAILED = pytest.StashKey[bool]()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test under ``tests/integration`` is marked ``integration``."""
-    for item in items:
-        if item.path.is_relative_to(_INTEGRATION_DIR):
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,7 +6,7 @@ In the seeded database the operator and regulator keys see the mine, the enterpr
 park's cathode plant; the data centre (``data-centre``, ``dc-incomer-a``, ``dc-it-halls``) is
 another organisation of the park, which the enterprise probes: 404, never 403. The routes only
 read: a write is 405 for every role. The figures themselves are tested on real calc results in
-``tests/integration/test_api_carbon.py``.
+``tests/services/api/test_carbon.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Access-matrix rows for the ledger routes (see ``tests/support/api_support.py``).
 
 The shared database has no closed ledger (its successful closes are the ``None`` cells, run in
-``tests/integration/test_api_ledgers.py`` on a database of their own), so every revision is 404
+``tests/services/api/test_ledgers.py`` on a database of their own), so every revision is 404
 and every revise 409 ("not closed"). October 2026 has ended at the fixed ``NOW``; November not.
 """
 

@@ -2,8 +2,9 @@
 green instruments, one key per role), the app with a fixed wall clock, and the access-matrix
 ``Case`` each route module's cases are written in.
 
-Route modules add their rows to the access matrix in ``tests/api_cases_*.py``; the matrix test
-in ``tests/integration/test_api.py`` runs them all and fails when a route has no row.
+Route modules add their rows to the access matrix in ``tests/support/api_cases_*.py``; the
+matrix test in ``tests/services/api/test_app.py`` runs them all and fails when a route has no
+row.
 """
 
 from __future__ import annotations

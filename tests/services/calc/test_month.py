@@ -2,7 +2,7 @@
 
 Done-when of issue #5: interval energy within 0.1 % of truth per device, carbon per site within
 0.1 %, and every estimated interval flagged. The truth is the generator's (hand-built readings,
-tests/integration/test_calc_generator.py); the carbon truth is recomputed here by plain
+tests/support/calc_generator.py); the carbon truth is recomputed here by plain
 arithmetic on true monthly totals, with the factors written out, so it does not share code with
 the calc service.
 """
@@ -18,7 +18,7 @@ import pytest
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import (
+from tests.support.calc_generator import (
     Faults,
     Generated,
     generate,

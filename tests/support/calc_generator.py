@@ -13,13 +13,12 @@ serial, new register from 0), gaps (readings dropped; the intervals inside must 
 estimated), a backwards glitch (one reading slightly low) and late readings (``received_at``
 long after ``ts``).
 
-The tests at the bottom check the generator itself, so that the calc tests rest on it.
+Its own checks are in tests/services/calc/test_generator.py, so that the calc tests rest on it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +26,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
 
 from carbonflow.domain.site.model import Device, MetricKind, SiteDocument, multiplier_applies
 from carbonflow.domain.units import Dimension, metric_unit
-
-pytestmark = pytest.mark.integration
 
 SLOT = timedelta(minutes=15)
 # Register resolution [raw unit]: truth is knowable to ± one step × the multiplier at each end.
@@ -40,6 +36,49 @@ RESOLUTION = 1e-4
 RECEIVED_AFTER = timedelta(seconds=5)
 
 Key = tuple[str, str]  # (device id, metric name)
+
+# A small enterprise: a grid meter (import and export registers) feeding one plant, metered.
+SMALL_SITE = """
+site: {id: small-plant, name: Small plant, kind: enterprise, province: shanxi, grid_region: north}
+organisations: [{id: plant-co, name: Plant Co}]
+nodes:
+  - {id: grid, name: Grid, kind: supply}
+  - {id: substation, name: Substation, kind: distribution, org: plant-co}
+  - {id: works, name: Works, kind: process, org: plant-co}
+products: [{id: widget, name: Widgets, unit: t, node: works, org: plant-co}]
+edges:
+  - {source: grid, target: substation, carrier: electricity, meters: [grid-meter]}
+  - {source: substation, target: works, carrier: electricity, meters: [works-meter]}
+budgets: [{org: plant-co, year: 2025, energy_tce: 10, co2_t: 50}]
+devices:
+  - id: grid-meter
+    name: Grid meter
+    kind: electricity_meter
+    carrier: electricity
+    role: grid_import
+    node: substation
+    org: plant-co
+    multiplier: 100
+    metrics: {energy_export_kwh: counter}
+    sim: {rated_kw: 1000, mean_load_pct: 50, publish_interval_s: 3600}
+  - id: works-meter
+    name: Works feeder
+    kind: electricity_meter
+    carrier: electricity
+    role: consumption
+    node: works
+    org: plant-co
+    sim: {rated_kw: 1000, mean_load_pct: 45, publish_interval_s: 3600}
+  - id: widget-scale
+    name: Widget scale
+    kind: production_meter
+    carrier: product
+    role: production
+    product: widget
+    node: works
+    org: plant-co
+    sim: {rated_t_h: 10, mean_load_pct: 50, publish_interval_s: 3600}
+"""
 
 
 @dataclass(frozen=True)
@@ -304,41 +343,3 @@ def month_start(year: int, month: int, tz: str = "Asia/Shanghai") -> datetime:
 
 def totals_by_key(data: Generated, start: datetime, end: datetime) -> Mapping[Key, float]:
     return {key: data.true_total(key, start, end) for key in data.truth}
-
-
-# --- the generator's own checks --------------------------------------------------------------
-
-
-def _counter_total(series: Sequence[tuple[datetime, float]], modulus: float | None) -> float:
-    """Σ positive steps, wraps added back — the plain arithmetic a reader would do."""
-    total = 0.0
-    for (_t0, a), (_t1, b) in itertools.pairwise(series):
-        if b >= a:
-            total += b - a
-        elif modulus is not None and a > 0.9 * modulus:
-            total += modulus - a + b
-    return total
-
-
-def test_generated_counters_carry_the_truth() -> None:
-    from carbonflow.sites.loader import load_site_file
-
-    doc = load_site_file("carbonflow/sites/examples/shanxi-mine.yaml")
-    start = month_start(2025, 3)
-    data = generate(doc, start, start + timedelta(days=2), devices=["longwall-feeder", "flare"])
-    # longwall: 9 000 kW × 50 % × shift shape; its raw register × 12 000 gives kWh.
-    key = ("longwall-feeder", "energy_import_kwh")
-    series = data.readings[key]
-    raw = _counter_total(series, 1_000_000)
-    first, last = series[0][0], series[-1][0]
-    truth = data.true_total(key, start, start + timedelta(days=2))
-    # Readings cover [first, last] only: the truth outside that span is one period at each end.
-    assert raw * 12_000 == pytest_approx(truth, rel=0.01)
-    assert first >= start and last < start + timedelta(days=2)
-    assert data.kinds[("flare", "ch4_nm3")] == "counter"
-
-
-def pytest_approx(value: float, rel: float) -> object:
-    import pytest
-
-    return pytest.approx(value, rel=rel)

@@ -1,6 +1,6 @@
 """Monthly ledgers through the API, on calc results of the real engine over generated readings.
 
-The small plant of ``test_calc_recompute`` (one grid meter, one feeder, one product scale) gets
+The small plant ``SMALL_SITE`` (one grid meter, one feeder, one product scale) gets
 five days of May 2025 with the grid meter's last twelve hours held back. The month is closed
 (revision 1); the held-back readings then arrive late, the engine runs again, and the month's
 GET shows that the computation differs; a revision with a reason is revision 2 with the
@@ -31,9 +31,8 @@ from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import generate, month_start, store_readings
-from tests.integration.test_calc_recompute import SMALL_SITE
 from tests.support.api_support import ADMIN_KEY, assert_problem, make_app
+from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
 
 pytestmark = pytest.mark.integration
 

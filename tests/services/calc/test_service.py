@@ -25,8 +25,7 @@ from cli.main import main
 from services.calc.service import CalcService
 from services.calc.settings import CalcSettings
 from simulators.publisher import Publisher
-from tests.integration.test_calc_generator import generate, month_start, store_readings
-from tests.integration.test_calc_recompute import SMALL_SITE
+from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
 from tests.support.ingest_harness import count, running_ingest
 from tests.support.waiting import wait_until
 

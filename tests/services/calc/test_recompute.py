@@ -21,7 +21,8 @@ from carbonflow.storage import reference as ref
 from carbonflow.storage.calc_queue import CALC_LOCK_NAMESPACE
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, EngineConfig
-from tests.integration.test_calc_generator import (
+from tests.support.calc_generator import (
+    SMALL_SITE,
     Faults,
     generate,
     month_start,
@@ -33,49 +34,6 @@ pytestmark = pytest.mark.integration
 
 TZ = ZoneInfo("Asia/Shanghai")
 HOURLY = timedelta(hours=1)
-
-# A small enterprise: a grid meter (import and export registers) feeding one plant, metered.
-SMALL_SITE = """
-site: {id: small-plant, name: Small plant, kind: enterprise, province: shanxi, grid_region: north}
-organisations: [{id: plant-co, name: Plant Co}]
-nodes:
-  - {id: grid, name: Grid, kind: supply}
-  - {id: substation, name: Substation, kind: distribution, org: plant-co}
-  - {id: works, name: Works, kind: process, org: plant-co}
-products: [{id: widget, name: Widgets, unit: t, node: works, org: plant-co}]
-edges:
-  - {source: grid, target: substation, carrier: electricity, meters: [grid-meter]}
-  - {source: substation, target: works, carrier: electricity, meters: [works-meter]}
-budgets: [{org: plant-co, year: 2025, energy_tce: 10, co2_t: 50}]
-devices:
-  - id: grid-meter
-    name: Grid meter
-    kind: electricity_meter
-    carrier: electricity
-    role: grid_import
-    node: substation
-    org: plant-co
-    multiplier: 100
-    metrics: {energy_export_kwh: counter}
-    sim: {rated_kw: 1000, mean_load_pct: 50, publish_interval_s: 3600}
-  - id: works-meter
-    name: Works feeder
-    kind: electricity_meter
-    carrier: electricity
-    role: consumption
-    node: works
-    org: plant-co
-    sim: {rated_kw: 1000, mean_load_pct: 45, publish_interval_s: 3600}
-  - id: widget-scale
-    name: Widget scale
-    kind: production_meter
-    carrier: product
-    role: production
-    product: widget
-    node: works
-    org: plant-co
-    sim: {rated_t_h: 10, mean_load_pct: 50, publish_interval_s: 3600}
-"""
 
 RESULT_TABLES: dict[str, str] = {
     "calc_interval": "device_pk, metric_id, start_ts, quantity, quality, completeness, late",

@@ -24,8 +24,7 @@ from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage.registry_load import load_site
 from services.api.reads import ledger_inputs
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import generate, month_start, store_readings
-from tests.integration.test_calc_recompute import SMALL_SITE
+from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
 from tests.support.deploy_support import pg_client_bin_dir, server_major
 
 pytestmark = pytest.mark.integration

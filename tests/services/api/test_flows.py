@@ -29,8 +29,8 @@ from services.api.routers.flows import OUTSIDE_IN, SANKEY_KINDS, resolve_period
 from services.api.routers.view import newest_kpis, recent_carbon
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import generate, store_readings
 from tests.support.api_support import MINE, PARK, assert_problem, make_app
+from tests.support.calc_generator import generate, store_readings
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ Hand-worked numbers; vectors of the pure function are (tCO2e, tce) unless said o
 from __future__ import annotations
 
 import math
+from datetime import date
 from functools import cache
 
 import pytest
@@ -19,7 +20,8 @@ from carbonflow.domain.inventory.balance import Quantity, slot_inventory
 from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document
 from carbonflow.sites.loader import parse_site_text
-from tests.unit.test_calc_balance import DAY
+
+DAY = date(2025, 3, 1)
 
 # --- the pure rule ----------------------------------------------------------------------------
 

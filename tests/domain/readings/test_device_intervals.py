@@ -1,7 +1,7 @@
 """Readings → stored interval rows: meter replacement from serials, late flags, reports.
 
-Hand-worked numbers; the quantity arithmetic itself is the pure core's (tests/unit/
-test_intervals.py). Times in UTC; 15-min grid.
+Hand-worked numbers; the quantity arithmetic itself is the pure core's (tests/domain/
+readings/test_intervals.py). Times in UTC; 15-min grid.
 """
 
 from __future__ import annotations

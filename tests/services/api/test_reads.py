@@ -20,8 +20,7 @@ from services.api.reads import (
     site_plan,
 )
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import generate, month_start, store_readings
-from tests.integration.test_calc_recompute import SMALL_SITE
+from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,8 @@ from carbonflow.storage.registry_load import load_site
 from services.api.reads import indicators_for_period
 from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.integration.test_calc_generator import generate, month_start, store_readings
 from tests.support.api_support import ADMIN_KEY, _database, assert_problem, make_app
+from tests.support.calc_generator import generate, month_start, store_readings
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ on one shared subscription; one is killed (SIGKILL) holding received, uncommitte
 restarted under the same id, as a StatefulSet or compose restart does. Every reading published
 is stored exactly once.
 
-tests/integration/test_ingest.py covers two in-process workers sharing a stream and the kill of
+tests/services/ingest/test_ingest.py covers two in-process workers sharing a stream and the kill of
 a lone worker; this is the multi-process shared-subscription case the deployment relies on.
 """
 

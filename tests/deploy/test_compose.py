@@ -1,7 +1,7 @@
 """deploy/compose.yml, .env.example and the Prometheus files, checked against the code.
 
 The compose file is validated against the Compose Specification schema vendored in
-deploy/schema (tests/integration/test_deploy_compose.py also runs `docker compose config` where
+deploy/schema (tests/deploy/test_compose_tools.py also runs `docker compose config` where
 Compose is installed); every carbonflow command must parse with the real CLI parser, every port
 must be the settings default, every environment variable a settings field, every metric in an
 alert rule one the services declare.

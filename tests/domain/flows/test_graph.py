@@ -4,6 +4,7 @@ numbers."""
 from __future__ import annotations
 
 import math
+from datetime import date
 from functools import cache
 
 import pytest
@@ -14,7 +15,8 @@ from carbonflow.domain.inventory.balance import Quantity, slot_inventory
 from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import parse_site_text
-from tests.unit.test_calc_balance import DAY
+
+DAY = date(2025, 3, 1)
 
 # Grid → substation → (works A: product "a" | works B: no product | storage ↔ substation);
 # diesel → yard. Two organisations: "a-co" owns works A and the yard, "b-co" works B.
