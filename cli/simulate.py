@@ -102,7 +102,7 @@ def parse_start(text: str, step: timedelta, now: datetime) -> datetime:
     return start
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: C901, PLR0912, PLR0915 — command-line options to a simulation, one branch per option
     from carbonflow.domain.readings.contract import Reason
     from carbonflow.settings import DatabaseSettings, MqttSettings
     from carbonflow.sites.loader import SiteFileError, load_site_file

@@ -617,7 +617,7 @@ class ReplicaPlant:
             self._ar[key] = process
         return process.next(n)
 
-    def _vary(  # noqa: PLR0917 — a private helper called with positional noise parameters
+    def _vary(
         self, device_id: str, purpose: str, tau_s: float, sigma: float, n: int, floor: float = 0.0
     ) -> FloatArray:
         """Multiplicative noise ``max(floor, 1 + sigma × AR(1))``."""
@@ -1020,7 +1020,7 @@ class ReplicaPlant:
         self._put(t, d, "mixture_nm3", mixture_nm3_min * step_min)
         self._put(t, d, "ch4_nm3", ch4_nm3_min * step_min)
 
-    def _methane(  # noqa: PLR0917 — private, one call site
+    def _methane(
         self,
         cal: Calendar,
         wx: WeatherChunk,

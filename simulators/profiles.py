@@ -208,7 +208,7 @@ def pattern(
 class Profile:
     """A named profile calibrated for one site: :meth:`shape` has mean 1 over its active time."""
 
-    def __init__(  # noqa: PLR0917 — the profile's identity and the site's calendar and climate
+    def __init__(
         self,
         name: str | None,
         shift_pattern: str | None,

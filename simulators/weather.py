@@ -82,7 +82,7 @@ def clear_sky_ghi(cos_zenith: FloatArray) -> FloatArray:
     return np.where(cz > 0.0, ghi, 0.0)
 
 
-def plane_of_array(  # noqa: PLR0917 — the geometry's inputs, in the usual order
+def plane_of_array(
     ghi: FloatArray,
     kc: FloatArray,
     cos_zenith: FloatArray,
@@ -196,7 +196,7 @@ class WeatherChunk:
 class Weather:
     """One site's weather, chunk by chunk (state carries over; seeded by the caller's rng)."""
 
-    def __init__(  # noqa: PLR0917 — seeded by the caller; the site's place and climate
+    def __init__(
         self,
         rng: np.random.Generator,
         step_s: float,

@@ -63,7 +63,7 @@ class AuditEntry:
     client: str | None
 
 
-def create_key(
+def create_key(  # noqa: PLR0913 — keyword-only: the columns of one key
     conn: sa.Connection,
     *,
     key_id: str,

@@ -151,7 +151,7 @@ def list_events(
     return [EventRow(*r) for r in rows]
 
 
-def indicator_row(  # noqa: PLR0917 — one row of calc_indicator, positional like the table
+def indicator_row(
     site_id: str, grain: str, p0: datetime, p1: datetime, o: Outcome, completeness: float
 ) -> tuple[Any, ...]:
     """One row for :func:`upsert_indicators`."""

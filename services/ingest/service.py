@@ -158,7 +158,7 @@ class IngestService:
             "seconds_since_last_commit": age,
         }
 
-    def run(self) -> int:
+    def run(self) -> int:  # noqa: C901, PLR0912 — the worker's life cycle: connect, consume, back off, retire, drain
         """Run until :meth:`request_stop`; returns the process exit code."""
         try:
             self._wait_for_database()

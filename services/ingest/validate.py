@@ -40,7 +40,7 @@ class Validation:
     serials: list[tuple[int, str, datetime]] = field(default_factory=list)
 
 
-def validate(
+def validate(  # noqa: C901, PLR0912 — one check per rejection reason, in the contract's order
     parsed: ParsedMessage, registry: RegistrySnapshot, now: datetime, policy: ValidationPolicy
 ) -> Validation:
     address = parsed.address

@@ -120,7 +120,7 @@ def select_electricity_factor(
     return SelectedFactor(best, Selection.RULE, reason)
 
 
-def _what_exists(  # noqa: PLR0917 — private helper, called once
+def _what_exists(
     lib: FactorLibrary,
     geo: GridGeography,
     basis: ElectricityBasis,

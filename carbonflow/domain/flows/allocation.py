@@ -215,7 +215,7 @@ def _vadd(a: Sequence[float], b: Sequence[float]) -> tuple[float, ...]:
     return tuple(math.fsum((x, y)) for x, y in zip(a, b, strict=True))
 
 
-def pass_along(
+def pass_along(  # noqa: C901, PLR0912, PLR0915 — one pass over the product links in order; split after a property test
     own: Mapping[str, Sequence[float]],
     output: Mapping[str, float],
     transfers: Sequence[ProductTransfer],

@@ -245,7 +245,7 @@ def _split(total: Vector, weights: Sequence[float]) -> list[Vector]:
     return [tuple(parts[i][k] for i in range(6)) for k in range(len(weights))]  # type: ignore[misc]
 
 
-def build_flows(
+def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases (nodes, links, allocation, products)
     plan: SitePlan,
     inventory: Sequence[InventoryRow],
     device_quantities: Mapping[tuple[int, int], float],
@@ -487,7 +487,7 @@ def _topological(
     return order
 
 
-def _allocate(  # noqa: PLR0917 — private helper, called once
+def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a node
     plan: SitePlan,
     retained: Mapping[str, Vector],
     nodes_kind: Mapping[str, str],
@@ -594,7 +594,7 @@ def _upstream_product(
     return made_here[0] if len(made_here) == 1 else None
 
 
-def _pass_along(
+def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_along, per node
     plan: SitePlan,
     products: tuple[ProductFlow, ...],
     metered: Sequence[_Metered],

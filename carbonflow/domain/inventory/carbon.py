@@ -309,7 +309,7 @@ class MarketBasedElectricity:
 _AVERAGE_BASES = ("average", "ets_reporting")
 
 
-def electricity_market_based(
+def electricity_market_based(  # noqa: C901 — each acceptance rule of an instrument is one condition, in the guide's order
     consumption_mwh: float,
     instruments: Sequence[GreenInstrument],
     residual_factor: FactorValue | SelectedFactor,

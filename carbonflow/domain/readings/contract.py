@@ -252,7 +252,7 @@ def _collect_device_document(
         _collect_reading_set(device, document, received_at, sets, rejections)
 
 
-def _collect_reading_set(
+def _collect_reading_set(  # noqa: C901, PLR0911 — each field check returns its own rejection reason
     device: str,
     item: Any,
     received_at: datetime,

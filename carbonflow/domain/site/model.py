@@ -908,7 +908,7 @@ class SiteDocument(_Model):
 _LISTED = 12  # ids listed in an "unknown id" message
 
 
-def reference_issues(doc: SiteDocument) -> list[Issue]:
+def reference_issues(doc: SiteDocument) -> list[Issue]:  # noqa: C901, PLR0912, PLR0915 — one check per kind of reference in the site document
     """Duplicate ids, and references to organisations, nodes, products or devices not defined."""
     issues: list[Issue] = []
 

@@ -109,7 +109,7 @@ def _any_quantity(device: DevicePlan, dimensions: Iterable[Dimension]) -> Metric
     return None
 
 
-def flow_metric(device: DevicePlan) -> MetricPlan | None:
+def flow_metric(device: DevicePlan) -> MetricPlan | None:  # noqa: PLR0911 — one answer per device role
     """The quantity metric that measures the flow of the device's role, in its direction.
 
     Electricity: the import register for grid/green imports and consumption, the export

@@ -81,7 +81,7 @@ def slot_floor(moment: datetime) -> datetime:
     )
 
 
-def resolve_period(
+def resolve_period(  # noqa: C901, PLR0912 — the period grammar: today, 24h, month, YYYY-MM or start/end
     period: str | None,
     start: datetime | None,
     end: datetime | None,

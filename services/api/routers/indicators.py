@@ -164,7 +164,7 @@ def stored_indicators(
     summary="Every indicator for any range (e.g. a rolling 12 months), computed on request",
     responses=responses(409),
 )
-def range_indicators(
+def range_indicators(  # noqa: C901 — request checks of a range, one per refusal
     *,
     site: RegistrySite,
     conn: ConnDep,
