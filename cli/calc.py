@@ -79,6 +79,7 @@ def _serve(settings: Any) -> int:
 def _recompute(settings: Any, args: argparse.Namespace) -> int:
     import psycopg
 
+    from carbonflow.storage import registry
     from services.calc.engine import CalcEngine
 
     if args.date_to < args.date_from:
@@ -87,13 +88,11 @@ def _recompute(settings: Any, args: argparse.Namespace) -> int:
     engine = CalcEngine(settings.database_url, settings.engine_config())
     try:
         with psycopg.connect(settings.database_url) as conn:
-            row = conn.execute(
-                "SELECT timezone FROM site WHERE site_id = %s", (args.site,)
-            ).fetchone()
-        if row is None:
+            sites = registry.plan_sites(conn, args.site)
+        if not sites:
             print(f"no site {args.site!r}", file=sys.stderr)
             return 2
-        zone = ZoneInfo(str(row[0]))
+        zone = ZoneInfo(sites[0].timezone)
         start = datetime.combine(args.date_from, datetime.min.time(), zone)
         end = datetime.combine(args.date_to + timedelta(days=1), datetime.min.time(), zone)
         request = engine.request_recompute(args.site, start, end, "carbonflow calc recompute")
@@ -126,17 +125,14 @@ def _sync(settings: Any) -> int:
 def _status(settings: Any) -> int:
     import psycopg
 
+    from carbonflow.storage import calc_queue
+
     with psycopg.connect(settings.database_url) as conn:
-        dirty = conn.execute("SELECT count(*) FROM dirty_hour").fetchone()
-        rows = conn.execute(
-            "SELECT s.site_id, s.results_through, s.last_received_at, "
-            "(SELECT count(*) FROM calc_request r WHERE r.site_id = s.site_id "
-            " AND r.done_at IS NULL) FROM calc_site_state s ORDER BY s.site_id"
-        ).fetchall()
-    print(f"dirty device-hours: {dirty[0] if dirty else 0}")
-    for site_id, through, received, open_requests in rows:
+        dirty, sites = calc_queue.queue_status(conn)
+    print(f"dirty device-hours: {dirty}")
+    for s in sites:
         print(
-            f"{site_id}: results through {through}, readings received up to {received}, "
-            f"{open_requests} open requests"
+            f"{s.site_id}: results through {s.results_through}, readings received up to "
+            f"{s.last_received_at}, {s.open_requests} open requests"
         )
     return 0

@@ -201,3 +201,22 @@ def years_with_results(conn: Conn, site_id: str, tz: str) -> list[tuple[int, dat
         {"s": site_id, "tz": tz},
     ).fetchall()
     return [(int(y), a, b) for y, a, b in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteQueueStatus:
+    site_id: str
+    results_through: datetime | None
+    last_received_at: datetime | None
+    open_requests: int
+
+
+def queue_status(conn: Conn) -> tuple[int, list[SiteQueueStatus]]:
+    """Dirty device-hours waiting, and each site's progress (``carbonflow calc status``)."""
+    dirty = count_dirty_hours(conn)
+    rows = conn.execute(
+        "SELECT s.site_id, s.results_through, s.last_received_at, "
+        "(SELECT count(*) FROM calc_request r WHERE r.site_id = s.site_id "
+        " AND r.done_at IS NULL) FROM calc_site_state s ORDER BY s.site_id"
+    ).fetchall()
+    return dirty, [SiteQueueStatus(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
