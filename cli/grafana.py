@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         "--results",
         type=Path,
         required=True,
-        help="query results written by tests/integration/test_dashboards_queries.py "
+        help="query results written by tests/grafana/test_queries.py "
         "(CARBONFLOW_DASHBOARD_RESULTS=FILE)",
     )
     render.add_argument("--out", type=Path, default=Path("docs/img"), help="output directory")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Debian's chromium exists for the live-view end-to-end test
-# (tests/integration/test_live_view.py drives it with Playwright; Playwright's own browser
+# (tests/services/api/test_live_view.py drives it with Playwright; Playwright's own browser
 # download is never used), with a Chinese font so that the view's Chinese labels render.
 #
 # Present (/usr/bin/chromium, or $CARBONFLOW_CHROMIUM, and the font): nothing to do.
