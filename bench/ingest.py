@@ -26,15 +26,36 @@ from paho.mqtt.properties import Properties
 
 from bench.common import Stack, peak_rss_mb, private_stack
 from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.net import free_port
 from carbonflow.settings import MqttTarget
+from carbonflow.storage.registry_load import load_site
 from simulators.publisher import Publisher
-from tests.support.seed import seed_site
 
 SITE = "bench"
 DEVICES = 1000
 GROUP = "carbonflow-ingest"
 FILTER = f"$share/{GROUP}/carbonflow/v1/#"
+
+
+def _site(devices: int) -> SiteDocument:
+    """The bench site: ``devices`` consumption meters ``m0…`` in one workshop, as a site file
+    would describe them (loaded through the registry like any site)."""
+    meters = [f"m{i}" for i in range(devices)]
+    return SiteDocument.model_validate(
+        {
+            "site": {"id": SITE, "name": "Ingest bench", "kind": "park", "province": "shanxi",
+                     "grid_region": "north"},
+            "organisations": [{"id": "co", "name": "Co"}],
+            "nodes": [{"id": "grid", "name": "Grid", "kind": "supply"},
+                      {"id": "w", "name": "Workshop", "kind": "process", "org": "co"}],
+            "edges": [{"source": "grid", "target": "w", "carrier": "electricity",
+                       "meters": meters}],
+            "devices": [{"id": m, "name": m, "kind": "electricity_meter",
+                         "carrier": "electricity", "role": "consumption", "node": "w",
+                         "org": "co"} for m in meters],
+        }
+    )  # fmt: skip
 
 
 def _messages(readings: int, per_message: int) -> list[tuple[str, bytes]]:
@@ -320,9 +341,7 @@ def _hist_quantile(buckets: list[tuple[float, float]], q: float) -> float:
 def run(quick: bool = False) -> dict[str, object]:
     readings = 20_000 if quick else 100_000
     with private_stack() as stack:
-        seed_site(
-            stack.database_url, site=SITE, devices=DEVICES, metrics={"energy_import_kwh": "counter"}
-        )
+        load_site(stack.database_url, _site(DEVICES))
         single = _messages(readings, 1)
         batched = _messages(readings, 50)
         broker = broker_ceiling(stack, single)

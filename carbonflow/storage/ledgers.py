@@ -1,5 +1,6 @@
-"""SQL for monthly ledgers: closed revisions (write-once), and the inputs a draft adds to
-``services.api.reads.ledger_inputs`` (site time zone, calc watermark, green-power claims).
+"""SQL for monthly ledgers: closed revisions (write-once) in ``ledger_revision``. What a draft
+reads besides the calc results is elsewhere: the site (``registry.ledger_site``) and the month's
+green-power claims (``carbon.month_claims``).
 
 A revision's document is stored as the exact bytes served (canonical JSON text), with the
 SHA-256 of those bytes and of its accounting content; ``org_id`` '' is the site's own ledger.

@@ -1,5 +1,6 @@
 """Reference data in the database: factor files (versioned), site pins and overrides, and the
-green-power register. SQL only; the rules that use these live in ``services/calc``.
+green-power register. SQL only; the rules that use these live in ``carbonflow.domain``
+(``factors``, ``inventory.site_factors``, ``inventory.green``).
 
 **Versioned factor tables.** Each data file (``carbonflow/domain/factors/*.yaml``, including
 ``calc_supplement.yaml``, moved there with its name and version unchanged) is stored as one

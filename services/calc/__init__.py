@@ -1,10 +1,9 @@
 """The calc service: readings → interval energy → carbon → rollups → indicators (docs/calc.md).
 
-Pure modules (no I/O): ``plan`` (what each device measures), ``device_intervals`` (readings →
-15-min / 1-min quantities), ``factors`` (which factor applies), ``balance`` (one site's inventory
-per interval), ``green`` (green-power instruments against purchased electricity), ``kpis``
-(indicators, targets, budgets, events), ``flows`` (energy–carbon–product graph of a period).
-Shells: ``engine`` (one idempotent cycle against the database: connection, transactions, report)
-with its steps ``reference``, ``changes``, ``site_cycle`` and ``steps/`` (intervals, carbon,
-indicators); ``service`` (APScheduler loop, metrics, health).
+A shell: every rule it applies is the pure core's (``carbonflow.domain``: site plans, device
+intervals, factors, the interval inventory, the green pool, flows, indicators) and every
+statement it runs is storage's (``carbonflow.storage``). Here: ``engine`` (one idempotent cycle
+against the database: connection, transactions, report) with its steps ``reference``, ``changes``,
+``site_cycle`` and ``steps/`` (intervals, carbon, indicators); ``service`` (APScheduler loop,
+metrics, health).
 """

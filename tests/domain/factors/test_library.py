@@ -380,7 +380,8 @@ def test_loader_rejects_bad_confidence(tmp_path: Path) -> None:
 
 
 def test_calc_supplement_is_part_of_the_library() -> None:
-    # Moved from services/calc/reference/ with its name and version unchanged (docs/calc.md).
+    # Moved from the calc service into the library with its name and version unchanged
+    # (docs/calc.md).
     assert SUPPLEMENT_FILE.parent == package_data_files()[0].parent
     assert SUPPLEMENT_FILE in package_data_files()
     diesel = LIB.get("density.diesel")
