@@ -24,6 +24,7 @@ from carbonflow.storage.rollup import (
     local_tiles,
     merge_tiles,
     period_bounds,
+    rollup_source,
 )
 from carbonflow.storage.schema import (
     calc_green_claim,
@@ -371,30 +372,17 @@ def rollup_carbon(conn: Conn, site_id: str, start: datetime, end: datetime, tz: 
             "AND period_start >= %(lo)s AND period_start < %(hi)s",
             {"s": site_id, "g": grain, "lo": lo, "hi": hi},
         )
-        if grain == "hour":
-            period = "date_trunc('hour', start_ts, %(tz)s)"
-            source = (
-                "calc_carbon WHERE site_id = %(s)s AND start_ts >= %(lo)s AND start_ts < %(hi)s"
-            )
-            completeness = "sum(completeness::numeric)"
-        else:
-            period = f"date_trunc('{grain}', period_start, %(tz)s)"
-            source = (
-                f"calc_carbon_rollup WHERE site_id = %(s)s AND grain = '{previous}' "
-                "AND period_start >= %(lo)s AND period_start < %(hi)s"
-            )
-            completeness = (
-                "sum((completeness * "
-                f"{EXPECTED_INTERVALS.format(p='period_start', grain=previous)})::numeric)"
-            )
+        src = rollup_source(
+            grain, previous, "calc_carbon", "calc_carbon_rollup", where="site_id = %(s)s AND "
+        )
         conn.execute(
             "INSERT INTO calc_carbon_rollup (site_id, grain, period_start, org_id, node_id, "
             "carrier, category, basis, gas, scope, activity, activity_unit, energy_tce, "
             "zero_carbon_tce, gas_t, tco2e, factor_key, factor_version, factor_value, "
             "factor_unit, factor_set_id, quality, completeness, computed_at) "
-            f"SELECT %(s)s, %(g)s, {period}, {_CARBON_KEY}, {_CARBON_SUMS}{GROUP_QUALITY}, "
-            f"({completeness} / {EXPECTED_INTERVALS.format(p=period, grain=grain)})::float8, now() "
-            f"FROM {source} GROUP BY {period}, {_CARBON_KEY}",
+            f"SELECT %(s)s, %(g)s, {src.period}, {_CARBON_KEY}, {_CARBON_SUMS}{GROUP_QUALITY}, "
+            f"{src.completeness}, now() "
+            f"FROM {src.source} GROUP BY {src.period}, {_CARBON_KEY}",
             {"s": site_id, "g": grain, "lo": lo, "hi": hi, "tz": tz},
         )
         previous = grain

@@ -20,6 +20,7 @@ from carbonflow.storage.rollup import (
     local_tiles,
     merge_tiles,
     period_bounds,
+    rollup_source,
 )
 
 
@@ -182,30 +183,15 @@ def rollup_intervals(
             "AND period_start >= %(lo)s AND period_start < %(hi)s",
             params,
         )
-        if grain == "hour":
-            period = "date_trunc('hour', start_ts, %(tz)s)"
-            source = "calc_interval WHERE start_ts >= %(lo)s AND start_ts < %(hi)s"
-            completeness = "sum(completeness::numeric)"
-            count = "count(*)"
-        else:
-            period = f"date_trunc('{grain}', period_start, %(tz)s)"
-            source = (
-                f"calc_interval_rollup WHERE grain = '{previous}' "
-                "AND period_start >= %(lo)s AND period_start < %(hi)s"
-            )
-            completeness = (
-                "sum((completeness * "
-                f"{EXPECTED_INTERVALS.format(p='period_start', grain=previous)})::numeric)"
-            )
-            count = "sum(intervals)"
+        src = rollup_source(grain, previous, "calc_interval", "calc_interval_rollup")
+        count = "count(*)" if grain == "hour" else "sum(intervals)"
         conn.execute(
             "INSERT INTO calc_interval_rollup (device_pk, metric_id, grain, period_start, "
             "quantity, quality, completeness, late, intervals, computed_at) "
-            f"SELECT device_pk, metric_id, %(g)s, {period}, sum(quantity::numeric)::float8, "
-            f"{GROUP_QUALITY}, "
-            f"({completeness} / {EXPECTED_INTERVALS.format(p=period, grain=grain)})::float8, "
-            f"bool_or(late), {count}, now() FROM {source} AND device_pk = ANY(%(pks)s) "
-            f"GROUP BY device_pk, metric_id, {period}",
+            f"SELECT device_pk, metric_id, %(g)s, {src.period}, sum(quantity::numeric)::float8, "
+            f"{GROUP_QUALITY}, {src.completeness}, "
+            f"bool_or(late), {count}, now() FROM {src.source} AND device_pk = ANY(%(pks)s) "
+            f"GROUP BY device_pk, metric_id, {src.period}",
             params,
         )
         previous = grain

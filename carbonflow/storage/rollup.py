@@ -5,6 +5,7 @@ touches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -109,3 +110,36 @@ def merge_tiles(tiles: list[tuple[str, datetime, datetime]]) -> dict[str, list[d
     for grain, lo, _hi in tiles:
         by_grain.setdefault(grain, []).append(lo)
     return by_grain
+
+
+@dataclass(frozen=True, slots=True)
+class RollupSource:
+    """Where the rows of one grain come from: hours from the 15-min table, days from the hours
+    and months from the days (a rollup table's rows of the previous grain)."""
+
+    period: str  # the period-start expression, in the site's zone
+    source: str  # ``table WHERE …`` restricted to [lo, hi)
+    completeness: str  # the completeness of a group, as a fraction of its expected intervals
+
+
+def rollup_source(
+    grain: str, previous: str, base: str, rollup: str, where: str = ""
+) -> RollupSource:
+    """The rows of ``grain`` built from ``base`` (15-min rows, for hours) or from the ``previous``
+    grain's rows of ``rollup``; ``where`` (``"… AND "``) narrows both, e.g. to one site."""
+    if grain == "hour":
+        period = "date_trunc('hour', start_ts, %(tz)s)"
+        source = f"{base} WHERE {where}start_ts >= %(lo)s AND start_ts < %(hi)s"
+        weighted = "sum(completeness::numeric)"
+    else:
+        period = f"date_trunc('{grain}', period_start, %(tz)s)"
+        source = (
+            f"{rollup} WHERE {where}grain = '{previous}' "
+            "AND period_start >= %(lo)s AND period_start < %(hi)s"
+        )
+        weighted = (
+            "sum((completeness * "
+            f"{EXPECTED_INTERVALS.format(p='period_start', grain=previous)})::numeric)"
+        )
+    expected = EXPECTED_INTERVALS.format(p=period, grain=grain)
+    return RollupSource(period, source, f"({weighted} / {expected})::float8")
