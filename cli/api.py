@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.options import add_migrate, migrate_if_asked
+
 # Any syntactically valid URL will do to build the app for its OpenAPI document: nothing
 # connects to it.
 _NO_DATABASE = "postgresql://openapi@127.0.0.1:1/none"
@@ -20,9 +22,7 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "api", help="HTTP API: registry, live values, rejections, green register"
     )
-    parser.add_argument(
-        "--migrate", action="store_true", help="migrate the database before starting"
-    )
+    add_migrate(parser)
     parser.add_argument(
         "--write-openapi",
         type=Path,
@@ -48,14 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.database_url is None:
         print("set DATABASE_URL (or use `carbonflow demo`)", file=sys.stderr)
         return 2
-    if args.migrate:
-        from carbonflow.storage.migrate import upgrade
-
-        upgrade(
-            settings.database_url,
-            retention_days=settings.readings_retention_days,
-            compress_after_days=settings.readings_compress_after_days,
-        )
+    migrate_if_asked(args, settings)
     import uvicorn
 
     from services.api.app import create_app

@@ -17,14 +17,14 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cli.options import add_migrate, migrate_if_asked
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "calc", help="readings → energy, carbon, indicators (settings from the environment)"
     )
-    parser.add_argument(
-        "--migrate", action="store_true", help="migrate the database before starting"
-    )
+    add_migrate(parser)
     sub = parser.add_subparsers(dest="calc_command", metavar="ACTION")
     recompute = sub.add_parser("recompute", help="recompute a site's days (and all above them)")
     recompute.add_argument("--site", required=True, help="site id")
@@ -45,14 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.database_url is None:
         print("set DATABASE_URL (or use `carbonflow demo`)", file=sys.stderr)
         return 2
-    if args.migrate:
-        from carbonflow.storage.migrate import upgrade
-
-        upgrade(
-            settings.database_url,
-            retention_days=settings.readings_retention_days,
-            compress_after_days=settings.readings_compress_after_days,
-        )
+    migrate_if_asked(args, settings)
     command = getattr(args, "calc_command", None)
     if command == "recompute":
         return _recompute(settings, args)

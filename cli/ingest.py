@@ -8,14 +8,14 @@ import sys
 from types import FrameType
 from typing import Any
 
+from cli.options import add_migrate, migrate_if_asked
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "ingest", help="MQTT → database ingest worker (settings from the environment)"
     )
-    parser.add_argument(
-        "--migrate", action="store_true", help="migrate the database before starting"
-    )
+    add_migrate(parser)
     parser.add_argument(
         "--retire",
         action="store_true",
@@ -25,7 +25,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from carbonflow.storage.migrate import upgrade
     from services.ingest.service import IngestService
     from services.ingest.settings import IngestSettings
 
@@ -33,12 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.database_url is None or settings.mqtt_url is None:
         print("set DATABASE_URL and MQTT_URL (or use `carbonflow demo`)", file=sys.stderr)
         return 2
-    if args.migrate:
-        upgrade(
-            settings.database_url,
-            retention_days=settings.readings_retention_days,
-            compress_after_days=settings.readings_compress_after_days,
-        )
+    migrate_if_asked(args, settings)
     service = IngestService(settings, retire=args.retire)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

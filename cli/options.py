@@ -1,0 +1,34 @@
+"""Options the service commands share: ``--migrate`` before starting."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Protocol
+
+
+class _DatabaseSettings(Protocol):
+    @property
+    def database_url(self) -> str | None: ...
+    @property
+    def readings_retention_days(self) -> int: ...
+    @property
+    def readings_compress_after_days(self) -> int: ...
+
+
+def add_migrate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--migrate", action="store_true", help="migrate the database before starting"
+    )
+
+
+def migrate_if_asked(args: argparse.Namespace, settings: _DatabaseSettings) -> None:
+    """``--migrate``: bring the database to the newest schema with the service's retention."""
+    if not args.migrate or settings.database_url is None:
+        return
+    from carbonflow.storage.migrate import upgrade
+
+    upgrade(
+        settings.database_url,
+        retention_days=settings.readings_retention_days,
+        compress_after_days=settings.readings_compress_after_days,
+    )
