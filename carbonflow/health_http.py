@@ -60,3 +60,15 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def health_server(
+    host: str,
+    port: int | None,
+    registry: CollectorRegistry,
+    health: Callable[[], dict[str, Any]],
+    *,
+    name: str,
+) -> HealthServer | None:
+    """The service's ``/metrics`` + ``/healthz`` server; None when no port is set (0 or unset)."""
+    return HealthServer(host, port, registry, health, name=name) if port else None

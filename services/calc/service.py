@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from carbonflow.health_http import HealthServer
+from carbonflow.health_http import HealthServer, health_server
 from services.calc.engine import CalcEngine, CycleReport
 from services.calc.metrics import CalcMetrics
 from services.calc.settings import CalcSettings
@@ -64,15 +64,13 @@ class CalcService:
         self._last_ok: float | None = None
         self._last_report: CycleReport | None = None
         self.exit_code = 0
-        self.http: HealthServer | None = None
-        if settings.http_port:
-            self.http = HealthServer(
-                settings.http_host,
-                settings.http_port,
-                self.metrics.registry,
-                self.health,
-                name="calc-http",
-            )
+        self.http: HealthServer | None = health_server(
+            settings.http_host,
+            settings.http_port,
+            self.metrics.registry,
+            self.health,
+            name="calc-http",
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 

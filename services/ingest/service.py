@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from carbonflow.domain.readings.contract import Reason, device_topic
-from carbonflow.health_http import HealthServer
+from carbonflow.health_http import HealthServer, health_server
 from carbonflow.storage.readings import BatchStore, ReadingRow, RejectionRow
 from carbonflow.storage.registry import RegistrySnapshot
 from services.ingest.batch import Batch, FlushPolicy
@@ -129,15 +129,13 @@ class IngestService:
         self._last_commit: float | None = None
         self._store_failures = 0
         self._batch_size = 0
-        self.http: HealthServer | None = None
-        if settings.http_port:
-            self.http = HealthServer(
-                settings.http_host,
-                settings.http_port,
-                self.metrics.registry,
-                self.health,
-                name="ingest-http",
-            )
+        self.http: HealthServer | None = health_server(
+            settings.http_host,
+            settings.http_port,
+            self.metrics.registry,
+            self.health,
+            name="ingest-http",
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
