@@ -12,6 +12,7 @@ Conventions of every SQL query here (Grafana's PostgreSQL data source, raw SQL):
 from __future__ import annotations
 
 from carbonflow.grafana.model import Override, Threshold, Variable
+from carbonflow.storage.rollup import in_view
 
 # Status colours of calc_indicator / calc_budget / calc_event
 # (carbonflow/domain/indicators/kpis.py).
@@ -31,8 +32,8 @@ STATUS_CELL = Override("status", {"custom.cellOptions": {"type": "color-backgrou
 SHARE_THRESHOLDS = (Threshold(None, "red"), Threshold(0.3, "orange"), Threshold(0.6, "green"))
 
 # Carbon rows by view: scope 1 and heat are booked once as 'both' (docs/calc.md).
-LOCATION = "basis IN ('location', 'both')"
-MARKET = "basis IN ('market', 'both')"
+LOCATION = in_view("location")
+MARKET = in_view("market")
 # CO2e of a period with net import settled (docs/calc.md, balance.settle_period): purchased
 # electricity summed over the period, 0 when the period exported more than it imported.
 SETTLED_TCO2E = (

@@ -20,6 +20,7 @@ from carbonflow.storage.rollup import (
     EXPECTED_INTERVALS,
     GRAINS,
     GROUP_QUALITY,
+    IN_VIEW_PARAM,
     SLOT,
     local_tiles,
     merge_tiles,
@@ -122,7 +123,7 @@ def carbon_series(
     the basis (docs/calc.md). Periods without rows are absent.
     """
     source, ts = _series_source(grain)
-    in_basis = "basis IN (:basis, 'both')"
+    in_basis = IN_VIEW_PARAM
     rows = conn.execute(
         sa.text(
             f"SELECT {ts}, "

@@ -21,6 +21,17 @@ GROUP_QUALITY = (
 
 GRAINS = ("hour", "day", "month")
 
+# A carbon row counts in a view if its basis is the view or ``both`` (scope 1 and heat are
+# booked once as ``both``): the SQL form of ``domain.inventory.lines.Basis.in_view``.
+IN_VIEW_PARAM = "basis IN (:basis, 'both')"
+
+
+def in_view(view: str) -> str:
+    """The filter of the ``location`` or ``market`` view, as SQL text."""
+    if view not in ("location", "market"):
+        raise ValueError(f"not a view: {view!r}")
+    return f"basis IN ('{view}', 'both')"
+
 
 SLOT = timedelta(minutes=15)
 
