@@ -49,14 +49,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from carbonflow.domain import units
 from carbonflow.domain.exact import allocate_exact, close_exactly
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
 from carbonflow.domain.inventory.energy import to_tce
-from carbonflow.domain.inventory.lines import Basis, Gas, View
+from carbonflow.domain.inventory.lines import Gas, InventoryLine, View
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
 from carbonflow.domain.site.plan import (
@@ -89,40 +88,14 @@ _SUPPLY_CATEGORIES: dict[str, set[tuple[str, str | None]]] = {
 SITE_NODE = "site"
 
 
-class InventoryRow(Protocol):
-    """A carbon row summed over the period (``CarbonTotal`` of the store)."""
-
-    @property
-    def org_id(self) -> str: ...
-    @property
-    def node_id(self) -> str: ...
-    @property
-    def carrier(self) -> str: ...
-    @property
-    def category(self) -> str: ...
-    @property
-    def basis(self) -> str: ...
-    @property
-    def gas(self) -> str: ...
-    @property
-    def energy_tce(self) -> float: ...
-    @property
-    def zero_carbon_tce(self) -> float: ...
-    @property
-    def gas_t(self) -> float: ...
-    @property
-    def tco2e(self) -> float: ...
-
-
 Vector = tuple[float, float, float, float, float, float]
 ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def row_vector(row: InventoryRow) -> Vector:
+def row_vector(row: InventoryLine) -> Vector:
     """The six attributed quantities of one inventory row."""
-    basis = Basis(row.basis)
-    loc = basis.in_view(View.LOCATION)
-    mkt = basis.in_view(View.MARKET)
+    loc = row.basis.in_view(View.LOCATION)
+    mkt = row.basis.in_view(View.MARKET)
     co2 = row.gas_t if row.gas == Gas.CO2 else 0.0
     return (
         row.energy_tce,
@@ -247,7 +220,7 @@ def _split(total: Vector, weights: Sequence[float]) -> list[Vector]:
 
 def build_flows(
     plan: SitePlan,
-    inventory: Sequence[InventoryRow],
+    inventory: Sequence[InventoryLine],
     device_quantities: Mapping[tuple[int, int], float],
     factors: SiteFactors,
 ) -> FlowGraph:
@@ -264,7 +237,7 @@ def build_flows(
     devices = {d.device_id: d for d in plan.devices}
 
     # Injections by node; supply links claim theirs.
-    injections: dict[str, list[tuple[InventoryRow, Vector]]] = {}
+    injections: dict[str, list[tuple[InventoryLine, Vector]]] = {}
     for row in inventory:
         node = row.node_id if row.node_id in nodes_kind else SITE_NODE
         injections.setdefault(node, []).append((row, row_vector(row)))

@@ -44,7 +44,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
@@ -70,7 +69,7 @@ from carbonflow.domain.indicators.formulas import (
     zero_carbon_energy_share,
 )
 from carbonflow.domain.inventory.energy import to_tce
-from carbonflow.domain.inventory.lines import Gas, View, in_view
+from carbonflow.domain.inventory.lines import Gas, InventoryLine, View, in_view
 from carbonflow.domain.inventory.methane import methane_drainage_rate, methane_utilisation_rate
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import Baseline, Role, SiteDocument
@@ -139,21 +138,6 @@ def site_targets(defaults: TargetSet, doc: SiteDocument | None, site_id: str) ->
     return replace(defaults, targets=kept + tuple(own))
 
 
-class _CarbonLike(Protocol):
-    @property
-    def basis(self) -> str: ...
-    @property
-    def gas(self) -> str: ...
-    @property
-    def energy_tce(self) -> float: ...
-    @property
-    def zero_carbon_tce(self) -> float: ...
-    @property
-    def gas_t(self) -> float: ...
-    @property
-    def tco2e(self) -> float: ...
-
-
 @dataclass(frozen=True, slots=True)
 class PeriodInputs:
     """What one period of one site consists of, read from the stored totals."""
@@ -162,7 +146,7 @@ class PeriodInputs:
     year: int
     period_days: float
     year_days: int
-    carbon: Sequence[_CarbonLike]
+    carbon: Sequence[InventoryLine]
     devices: Mapping[tuple[int, int], float]  # (device_pk, metric_id) → quantity
     completeness: float
     # The period's time span (the fleet share weighs vehicles by days in service in it).

@@ -17,11 +17,12 @@ compare equal to them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from carbonflow.domain.factors import SelectedFactor
 from carbonflow.domain.readings.quality import Quality
 
 
@@ -64,6 +65,65 @@ class Basis(StrEnum):
     def in_view(self, view: View) -> bool:
         """A line counts in a view if its basis is that view or ``both``."""
         return self is Basis.BOTH or self.value == view.value
+
+
+# (org, node, carrier, category, basis, gas): what identifies a line of one interval or period
+LineKey = tuple[str, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FactorTrail:
+    """The factors behind a line: the principal one (key, version, value, unit — the first
+    used), the stored factor set once the line is stored, and the full records.
+
+    A line computed from readings carries the factors it ``used``; a line read back from
+    ``calc_carbon`` carries the principal columns and ``set_id``, and its ``records`` once the
+    factor set has been read (ledgers)."""
+
+    key: str | None = None
+    version: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    set_id: int | None = None  # calc_factor_set, once stored
+    used: tuple[SelectedFactor, ...] = ()  # as selected by the calculation
+    records: tuple[Mapping[str, Any], ...] = ()  # full records of the stored factor set
+
+    @classmethod
+    def of(cls, used: Sequence[SelectedFactor]) -> FactorTrail:
+        """The trail of the factors a calculation used (the first is the principal one)."""
+        if not used:
+            return cls()
+        principal = used[0]
+        return cls(
+            principal.key, principal.version, principal.value, principal.unit, used=tuple(used)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryLine:
+    """One source of the inventory, for one interval or summed over a period (a ``calc_carbon``
+    row): where it is booked, what it is, its activity, energy, gas mass and CO2e, the factors
+    behind it and how well it was measured."""
+
+    org_id: str
+    node_id: str
+    carrier: str
+    category: Category
+    basis: Basis
+    gas: Gas
+    scope: Scope
+    activity: float
+    activity_unit: str
+    energy_tce: float
+    zero_carbon_tce: float
+    gas_t: float
+    tco2e: float
+    factors: FactorTrail
+    quality: Quality
+    completeness: float
+
+    def key(self) -> LineKey:
+        return (self.org_id, self.node_id, self.carrier, self.category, self.basis, self.gas)
 
 
 class _Based(Protocol):

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain import calendar
 from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import registry
 from carbonflow.storage.reference import ReferenceDataError
@@ -222,29 +223,29 @@ def quantities(vector: Vector) -> FlowQuantities:
 
 
 def factors_used(
-    rows: Iterable[carbon_db.CarbonTotal], org_id: str | None, carriers: Iterable[str]
+    rows: Iterable[InventoryLine], org_id: str | None, carriers: Iterable[str]
 ) -> list[FactorUsedOut]:
     """The distinct factors of the period's inventory rows — for an organisation, those of its
     own rows and of the carriers that reach it."""
     wanted = set(carriers)
     seen: dict[tuple[Any, ...], FactorUsedOut] = {}
     for row in rows:
-        if row.factor_key is None:
+        f = row.factors
+        if f.key is None:
             continue
         if org_id is not None and row.org_id != org_id and row.carrier not in wanted:
             continue
-        key = (row.carrier, row.category, row.basis, row.factor_key, row.factor_version,
-               row.factor_value, row.factor_unit)  # fmt: skip
+        key = (row.carrier, row.category, row.basis, f.key, f.version, f.value, f.unit)
         seen.setdefault(
             key,
             FactorUsedOut(
                 carrier=row.carrier,
-                category=row.category,
-                basis=row.basis,
-                factor_key=row.factor_key,
-                factor_version=row.factor_version,
-                factor_value=row.factor_value,
-                factor_unit=row.factor_unit,
+                category=row.category.value,
+                basis=row.basis.value,
+                factor_key=f.key,
+                factor_version=f.version,
+                factor_value=f.value,
+                factor_unit=f.unit,
             ),
         )
     return [seen[k] for k in sorted(seen, key=lambda k: tuple(str(x) for x in k))]

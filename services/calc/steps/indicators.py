@@ -24,6 +24,7 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
@@ -120,7 +121,7 @@ class _SiteIndicators:
 
     def _inputs(
         self, year: int, p0: datetime, data_end: datetime
-    ) -> tuple[PeriodInputs, list[carbon_db.CarbonTotal]]:
+    ) -> tuple[PeriodInputs, list[InventoryLine]]:
         """What the period [p0, data_end) consists of, and its settled carbon rows."""
         conn, tz = self.ctx.conn, self.ctx.plan.timezone
         carbon, _surplus = settle_period(

@@ -72,10 +72,10 @@ def test_queries_for_the_api(database_url: str) -> None:
             line for line in ledger.lines
             if line.category == "purchased_electricity" and line.basis == "location"
         ]  # fmt: skip
-        assert electricity and electricity[0].factors[0]["factor_version"] == (
+        assert electricity and electricity[0].factors.records[0]["factor_version"] == (
             "mee-nbs-electricity-2025-12-31"
         )
-        assert electricity[0].factors[0]["selection"] == "rule"
+        assert electricity[0].factors.records[0]["selection"] == "rule"
         assert ledger.attributed["tco2e_location"] == pytest.approx(graph.totals[2])
         assert ledger.products[0][0] == "widget"
         assert ledger.indicators  # day indicators of the period
