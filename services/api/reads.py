@@ -38,7 +38,7 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.inventory.balance import settle_period
-from carbonflow.domain.inventory.lines import InventoryLine
+from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import site_factors
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.readings.device_intervals import (
@@ -189,9 +189,7 @@ def ledger_inputs(
     if org_id is not None:
         vector = graph.orgs.get(org_id)
         if vector is not None:
-            names = ("energy_tce", "zero_carbon_tce", "tco2e_location", "tco2e_market",
-                     "co2_t_location", "co2_t_market")  # fmt: skip
-            attributed = dict(zip(names, vector, strict=True))
+            attributed = dict(zip(FIGURES, vector, strict=True))
     products = tuple(
         (p.product_id, p.output, p.unit, p.intensity_location.value)
         for p in graph.products

@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 from carbonflow.domain import units
 from carbonflow.domain.factors import Comparator, Target, TargetSet
 from carbonflow.domain.factors.library import Confidence
-from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph
+from carbonflow.domain.flows.graph import FlowGraph
 from carbonflow.domain.indicators.formulas import (
     Budget,
     BudgetStatus,
@@ -435,10 +435,7 @@ def _product_reductions(
 # What each budget quantity consumes of an organisation's attributed flow vector
 # (:data:`carbonflow.domain.flows.graph.COMPONENTS`): energy, and CO2 market-based, so evidenced
 # green power offsets it.
-BUDGET_COMPONENT = {
-    "energy_tce": COMPONENTS.index("energy_tce"),
-    "co2_t": COMPONENTS.index("co2_t_market"),
-}
+BUDGET_COMPONENT = {"energy_tce": "energy_tce", "co2_t": "co2_t_market"}
 
 
 def budget_outcomes(

@@ -20,8 +20,8 @@ import psycopg
 from fastapi import APIRouter, Query
 
 from carbonflow.domain import calendar
-from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
-from carbonflow.domain.inventory.lines import InventoryLine
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink
+from carbonflow.domain.inventory.lines import Figures, InventoryLine
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import registry
 from carbonflow.storage.reference import ReferenceDataError
@@ -56,7 +56,7 @@ OUTSIDE_IN = "outside:in"
 OUTSIDE_OUT = "outside:out"
 # Links that carry attributed energy and carbon: the Sankey's links.
 SANKEY_KINDS = frozenset({"supply", "emission", "energy", "allocation"})
-_ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_ZERO = Figures()
 _NODE_LIMIT = 10_000
 NOTHING_CALCULATED = "nothing calculated yet: the calc service has not stored its reference data"
 # ``period=24h``: a control room's rolling window, never nearly empty just after local midnight.
@@ -144,7 +144,7 @@ class GraphPart:
     node_ids: tuple[str, ...]
     links: tuple[FlowLink, ...]
     product_ids: frozenset[str]
-    totals: Vector
+    totals: Figures
 
 
 def _merge(links: Sequence[FlowLink]) -> FlowLink:
@@ -159,7 +159,7 @@ def _merge(links: Sequence[FlowLink]) -> FlowLink:
         math.fsum(q or 0.0 for q in quantities) if same_unit else None,
         first.unit if same_unit else None,
         math.fsum(link.energy_tce for link in links),
-        vsum([link.attributed for link in links]),
+        Figures.sum(link.attributed for link in links),
         first.kind,
     )
 
@@ -218,7 +218,7 @@ def whole_site(graph: FlowGraph) -> GraphPart:
     )
 
 
-def quantities(vector: Vector) -> FlowQuantities:
+def quantities(vector: Figures) -> FlowQuantities:
     return FlowQuantities(**dict(zip(COMPONENTS, vector, strict=True)))
 
 

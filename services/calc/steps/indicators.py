@@ -141,7 +141,7 @@ class _SiteIndicators:
 
     def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
         """The year's budgets upserted; their status changes as events."""
-        consumed = {org: (v[0], v[5]) for org, v in graph.orgs.items()}
+        consumed = {org: (v.energy_tce, v.co2_t_market) for org, v in graph.orgs.items()}
         statuses = budget_outcomes(
             self.ctx.plan.document, year, year_start=period[0], year_end=period[1],
             consumed=consumed, as_of=as_of, band=self.ctx.reference.targets.at_risk_band,
