@@ -14,7 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
-from carbonflow.domain.inventory.balance import CarbonRow
+from carbonflow.domain.inventory.lines import (
+    Basis,
+    Category,
+    FactorTrail,
+    Gas,
+    InventoryLine,
+    Scope,
+)
+from carbonflow.domain.readings.quality import Quality
 from carbonflow.storage.db import Conn
 from carbonflow.storage.rollup import (
     EXPECTED_INTERVALS,
@@ -246,22 +254,33 @@ class FactorSets:
         self._pending.clear()
 
 
-# (org, node, carrier, category, basis, gas, scope, activity, activity_unit, energy_tce,
-#  zero_carbon_tce, gas_t, tco2e, factor_key, factor_version, factor_value, factor_unit,
-#  factor_set_id, quality, completeness)
-CarbonTuple = tuple[Any, ...]
+# A calc_carbon row after its site and interval start: (org, node, carrier, category, basis,
+# gas, scope, activity, activity_unit, energy_tce, zero_carbon_tce, gas_t, tco2e, factor_key,
+# factor_version, factor_value, factor_unit, factor_set_id, quality, completeness)
+_Packed = tuple[Any, ...]
 
 
-def carbon_tuple(conn: Conn, factor_sets: FactorSets, r: CarbonRow) -> CarbonTuple:
-    """One row for :func:`replace_carbon`; its factors stored once as a factor set."""
-    principal = r.factors[0] if r.factors else None
-    set_id = factor_sets.id_for(conn, [f.record() for f in r.factors]) if r.factors else None
+def pack_line(conn: Conn, factor_sets: FactorSets, line: InventoryLine) -> _Packed:
+    """The stored columns of one line; its factors stored once as a factor set."""
+    trail = line.factors
+    records = trail.records or tuple(f.record() for f in trail.used)
+    set_id = factor_sets.id_for(conn, records) if records else trail.set_id
     return (
-        r.org_id, r.node_id, r.carrier, r.category, r.basis, r.gas, r.scope, r.activity,
-        r.activity_unit, r.energy_tce, r.zero_carbon_tce, r.gas_t, r.tco2e,
-        principal.key if principal else None, principal.version if principal else None,
-        principal.value if principal else None, principal.unit if principal else None,
-        set_id, r.quality, r.completeness,
+        line.org_id, line.node_id, line.carrier, line.category.value, line.basis.value,
+        line.gas.value, line.scope.value, line.activity, line.activity_unit, line.energy_tce,
+        line.zero_carbon_tce, line.gas_t, line.tco2e, trail.key, trail.version, trail.value,
+        trail.unit, set_id, line.quality.value, line.completeness,
+    )  # fmt: skip
+
+
+def unpack_line(row: Sequence[Any]) -> InventoryLine:
+    """The line of stored columns in :func:`pack_line`'s order."""
+    (org, node, carrier, category, basis, gas, scope, activity, unit, energy, zero, gas_t, tco2e,
+     f_key, f_version, f_value, f_unit, f_set, quality, completeness) = row  # fmt: skip
+    return InventoryLine(
+        org, node, carrier, Category(category), Basis(basis), Gas(gas), Scope(scope), activity,
+        unit, energy, zero, gas_t, tco2e, FactorTrail(f_key, f_version, f_value, f_unit, f_set),
+        Quality(quality), completeness,
     )  # fmt: skip
 
 
@@ -270,10 +289,14 @@ def replace_carbon(
     site_id: str,
     start: datetime,
     end: datetime,
-    rows: Iterable[tuple[datetime, CarbonTuple]],
+    lines: Iterable[tuple[datetime, InventoryLine]],
     *,
+    factor_sets: FactorSets,
     computed_at: datetime,
 ) -> int:
+    """The carbon lines of [start, end) replaced by ``lines`` (interval start, line); the
+    number written. Each line's factors are stored first, as a factor set."""
+    packed = [(slot_start, pack_line(conn, factor_sets, line)) for slot_start, line in lines]
     conn.execute(
         "DELETE FROM calc_carbon WHERE site_id = %s AND start_ts >= %s AND start_ts < %s",
         (site_id, start, end),
@@ -293,7 +316,7 @@ def replace_carbon(
              "float8", "text", "float8", "float8", "float8", "float8", "text", "text", "float8",
              "text", "int4", "text", "float8", "timestamptz"]
         )  # fmt: skip
-        for slot_start, row in rows:
+        for slot_start, row in packed:
             copy.write_row((site_id, slot_start, *row, computed_at))
             written += 1
     return written
@@ -389,35 +412,9 @@ def rollup_carbon(conn: Conn, site_id: str, start: datetime, end: datetime, tz: 
         previous = grain
 
 
-@dataclass(frozen=True, slots=True)
-class CarbonTotal:
-    """A carbon row summed over a period."""
-
-    org_id: str
-    node_id: str
-    carrier: str
-    category: str
-    basis: str
-    gas: str
-    scope: str
-    activity: float
-    activity_unit: str
-    energy_tce: float
-    zero_carbon_tce: float
-    gas_t: float
-    tco2e: float
-    factor_key: str | None
-    factor_version: str | None
-    factor_value: float | None
-    factor_unit: str | None
-    factor_set_id: int | None
-    quality: str
-    completeness: float
-
-
 def carbon_totals(
     conn: Conn, site_id: str, start: datetime, end: datetime, tz: str
-) -> list[CarbonTotal]:
+) -> list[InventoryLine]:
     """The site's carbon rows summed over [start, end) (aligned to 15 min), by row key."""
     tiles = merge_tiles(local_tiles(start, end, tz))
     parts: list[str] = []
@@ -452,7 +449,7 @@ def carbon_totals(
         f"FROM ({' UNION ALL '.join(parts)}) u GROUP BY {_CARBON_KEY} ORDER BY {_CARBON_KEY}",
         {**params, "n": total_slots},
     ).fetchall()
-    return [CarbonTotal(*r) for r in rows]
+    return [unpack_line(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

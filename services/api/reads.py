@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,8 +38,9 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import site_factors
-from carbonflow.domain.ledger.document import LedgerInputs, LedgerLine
+from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.readings.device_intervals import (
     IntervalRow,
     SerialSpan,
@@ -102,7 +104,7 @@ def flows(
     start: datetime,
     end: datetime,
     *,
-    totals: Sequence[carbon_db.CarbonTotal] | None = None,
+    totals: Sequence[InventoryLine] | None = None,
 ) -> FlowGraph:
     """The flow graph of [start, end): link totals equal the period's inventory totals.
 
@@ -177,25 +179,17 @@ def ledger_inputs(
     for t in totals:
         if org_id is not None and t.org_id != org_id:
             continue
-        factors: tuple[dict[str, Any], ...] = ()
-        if t.factor_set_id:
-            if t.factor_set_id not in sets:
-                sets[t.factor_set_id] = tuple(carbon_db.factor_set(conn, t.factor_set_id))
-            factors = sets[t.factor_set_id]
-        lines.append(
-            LedgerLine(
-                t.category, t.carrier, t.scope, t.basis, t.gas, t.activity, t.activity_unit,
-                t.gas_t, t.tco2e, t.energy_tce, factors, t.quality, t.completeness,
-            )
-        )  # fmt: skip
+        set_id = t.factors.set_id
+        if set_id and set_id not in sets:
+            sets[set_id] = tuple(carbon_db.factor_set(conn, set_id))
+        records = sets[set_id] if set_id else ()
+        lines.append(replace(t, factors=replace(t.factors, records=records)))
     graph = flows(conn, site_id, start, end, totals=stored)
     attributed: dict[str, float] = {}
     if org_id is not None:
         vector = graph.orgs.get(org_id)
         if vector is not None:
-            names = ("energy_tce", "zero_carbon_tce", "tco2e_location", "tco2e_market",
-                     "co2_t_location", "co2_t_market")  # fmt: skip
-            attributed = dict(zip(names, vector, strict=True))
+            attributed = dict(zip(FIGURES, vector, strict=True))
     products = tuple(
         (p.product_id, p.output, p.unit, p.intensity_location.value)
         for p in graph.products

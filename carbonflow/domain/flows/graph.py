@@ -46,17 +46,15 @@ period's inventory totals.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from carbonflow.domain import units
-from carbonflow.domain.exact import allocate_exact, close_exactly
+from carbonflow.domain.exact import close_exactly
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
 from carbonflow.domain.inventory.energy import to_tce
-from carbonflow.domain.inventory.lines import Basis, Gas, View
+from carbonflow.domain.inventory.lines import FIGURES, Figures, InventoryLine
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
 from carbonflow.domain.site.plan import (
@@ -68,14 +66,7 @@ from carbonflow.domain.site.plan import (
 )
 from carbonflow.domain.units import Ratio, ratio
 
-COMPONENTS = (
-    "energy_tce",
-    "zero_carbon_tce",
-    "tco2e_location",
-    "tco2e_market",
-    "co2_t_location",
-    "co2_t_market",
-)
+COMPONENTS = FIGURES  # the six attributed quantities, in the order of Figures
 _PRODUCT_CARRIERS = frozenset({"product", "raw_coal", "washed_coal", "coke"})
 _METHANE = "coal_mine_methane"
 # Which inventory categories a supply link carries, by the role of its meters.
@@ -89,53 +80,7 @@ _SUPPLY_CATEGORIES: dict[str, set[tuple[str, str | None]]] = {
 SITE_NODE = "site"
 
 
-class InventoryRow(Protocol):
-    """A carbon row summed over the period (``CarbonTotal`` of the store)."""
-
-    @property
-    def org_id(self) -> str: ...
-    @property
-    def node_id(self) -> str: ...
-    @property
-    def carrier(self) -> str: ...
-    @property
-    def category(self) -> str: ...
-    @property
-    def basis(self) -> str: ...
-    @property
-    def gas(self) -> str: ...
-    @property
-    def energy_tce(self) -> float: ...
-    @property
-    def zero_carbon_tce(self) -> float: ...
-    @property
-    def gas_t(self) -> float: ...
-    @property
-    def tco2e(self) -> float: ...
-
-
-Vector = tuple[float, float, float, float, float, float]
-ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-
-
-def row_vector(row: InventoryRow) -> Vector:
-    """The six attributed quantities of one inventory row."""
-    basis = Basis(row.basis)
-    loc = basis.in_view(View.LOCATION)
-    mkt = basis.in_view(View.MARKET)
-    co2 = row.gas_t if row.gas == Gas.CO2 else 0.0
-    return (
-        row.energy_tce,
-        row.zero_carbon_tce,
-        row.tco2e if loc else 0.0,
-        row.tco2e if mkt else 0.0,
-        co2 if loc else 0.0,
-        co2 if mkt else 0.0,
-    )
-
-
-def vsum(vectors: Sequence[Vector]) -> Vector:
-    return tuple(math.fsum(v[i] for v in vectors) for i in range(6))  # type: ignore[return-value]
+ZERO = Figures()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +91,11 @@ class FlowLink:
     quantity: float | None  # metered, in ``unit``; None when the edge has no meter
     unit: str | None
     energy_tce: float  # metered energy of the link [tce] (0 for products and unmetered)
-    attributed: Vector  # COMPONENTS carried by the link
+    attributed: Figures  # COMPONENTS carried by the link
     kind: str  # supply | energy | methane | sink | product | emission | allocation | back_edge
 
     def component(self, name: str) -> float:
-        return self.attributed[COMPONENTS.index(name)]
+        return self.attributed.component(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +103,9 @@ class FlowNode:
     node_id: str
     kind: str
     org_id: str | None
-    injected: Vector  # emissions happening at the node (through virtual sources)
-    received: Vector  # over incoming links
-    retained: Vector  # kept (end use): allocated to products or unallocated
+    injected: Figures  # emissions happening at the node (through virtual sources)
+    received: Figures  # over incoming links
+    retained: Figures  # kept (end use): allocated to products or unallocated
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +115,7 @@ class ProductFlow:
     org_id: str | None
     output: float
     unit: str
-    allocated: Vector  # allocated at the product's own node (gate-to-gate), = allocation links
+    allocated: Figures  # allocated at the product's own node (gate-to-gate), = allocation links
     basis: str  # how the carbon was allocated: product node / org primary (physical key …)
     # tCO2e per unit, cradle-to-gate within the site: footprint ÷ output (= allocated ÷ output
     # for a product made from no other product of the site)
@@ -180,10 +125,10 @@ class ProductFlow:
     # from, the cradle-to-gate footprint (allocated + embodied), what went on into products
     # made from it, and what leaves the site with it (final = footprint − passed_on; the finals
     # of all products and the unallocated links add up to the period totals).
-    embodied: Vector = ZERO
-    footprint: Vector = ZERO
-    passed_on: Vector = ZERO
-    final: Vector = ZERO
+    embodied: Figures = ZERO
+    footprint: Figures = ZERO
+    passed_on: Figures = ZERO
+    final: Figures = ZERO
     made_from: tuple[str, ...] = ()  # upstream product ids
     gate_intensity_location: Ratio | None = None  # allocated ÷ output (the node's own share)
     gate_intensity_market: Ratio | None = None
@@ -195,8 +140,8 @@ class FlowGraph:
     nodes: tuple[FlowNode, ...]
     links: tuple[FlowLink, ...]
     products: tuple[ProductFlow, ...]
-    totals: Vector  # inventory totals of the period
-    orgs: Mapping[str, Vector]  # attributed to each organisation ("" = none)
+    totals: Figures  # inventory totals of the period
+    orgs: Mapping[str, Figures]  # attributed to each organisation ("" = none)
     notes: tuple[str, ...] = field(default=())
     # Product links carrying embodied footprints, ``product:<upstream>`` → ``product:<made from
     # it>`` (kind ``embodied``). Kept apart from ``links``: they move carbon inside the product
@@ -240,21 +185,16 @@ def _link_tce(
         return 0.0
 
 
-def _split(total: Vector, weights: Sequence[float]) -> list[Vector]:
-    parts = [allocate_exact(total[i], weights) for i in range(6)]
-    return [tuple(parts[i][k] for i in range(6)) for k in range(len(weights))]  # type: ignore[misc]
-
-
 def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases (nodes, links, allocation, products)
     plan: SitePlan,
-    inventory: Sequence[InventoryRow],
+    inventory: Sequence[InventoryLine],
     device_quantities: Mapping[tuple[int, int], float],
     factors: SiteFactors,
 ) -> FlowGraph:
     """The flow graph of one period (module doc)."""
     doc = plan.document
     notes: list[str] = []
-    totals = vsum([row_vector(r) for r in inventory])
+    totals = Figures.sum(r.figures() for r in inventory)
     nodes_kind: dict[str, str] = {}
     nodes_org: dict[str, str | None] = {}
     if doc is not None:
@@ -264,10 +204,10 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
     devices = {d.device_id: d for d in plan.devices}
 
     # Injections by node; supply links claim theirs.
-    injections: dict[str, list[tuple[InventoryRow, Vector]]] = {}
+    injections: dict[str, list[tuple[InventoryLine, Figures]]] = {}
     for row in inventory:
         node = row.node_id if row.node_id in nodes_kind else SITE_NODE
-        injections.setdefault(node, []).append((row, row_vector(row)))
+        injections.setdefault(node, []).append((row, row.figures()))
     claimed: set[int] = set()
 
     links: list[FlowLink] = []
@@ -293,7 +233,7 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
         metered.append((e.source, e.target, e.carrier.value, quantity, unit, tce, meters))
 
     # Supply links: the rows of their meters' sources at the target node.
-    supply_vectors: dict[int, Vector] = {}
+    supply_vectors: dict[int, Figures] = {}
     by_target: dict[tuple[str, str, str], list[int]] = {}
     for i, (source, target, carrier, _q, _u, _t, meters) in enumerate(metered):
         if nodes_kind.get(source) == NodeKind.SUPPLY.value:
@@ -309,30 +249,30 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
         ]
         if not rows:
             continue
-        vector = vsum([v for _, v in rows])
+        vector = Figures.sum(v for _, v in rows)
         claimed.update(id(injections[target][k][0]) for k, _ in rows)
         weights = [metered[i][5] or (metered[i][3] or 0.0) for i in link_ids]
         if not any(w > 0 for w in weights):
             weights = [1.0] * len(link_ids)
-        for i, part in zip(link_ids, _split(vector, weights), strict=True):
-            supply_vectors[i] = vsum([supply_vectors.get(i, ZERO), part])
+        for i, part in zip(link_ids, vector.split(weights), strict=True):
+            supply_vectors[i] = supply_vectors.get(i, ZERO) + part
 
     # Emission links (virtual sources) for unclaimed injections.
-    node_injected: dict[str, Vector] = {}
+    node_injected: dict[str, Figures] = {}
     emission_links: list[FlowLink] = []
     for node, items in injections.items():
         free = [(row, vec) for row, vec in items if id(row) not in claimed]
         if not free:
             continue
-        by_cat: dict[tuple[str, str], list[Vector]] = {}
+        by_cat: dict[tuple[str, str], list[Figures]] = {}
         for row, vec in free:
             by_cat.setdefault((row.category, row.carrier), []).append(vec)
         for (category, carrier), vecs in sorted(by_cat.items()):
-            v = vsum(vecs)
+            v = Figures.sum(vecs)
             emission_links.append(
                 FlowLink(f"emission:{category}", node, carrier, None, None, 0.0, v, "emission")
             )
-        node_injected[node] = vsum([vec for _, vec in free])
+        node_injected[node] = Figures.sum(vec for _, vec in free)
 
     # Propagation graph: energy links not into sinks, not methane, not products, not back edges.
     def propagates(i: int) -> bool:
@@ -354,17 +294,17 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
         out_edges[source] = [i for i in edges if i not in back]
     order = _topological(list(nodes_kind), out_edges, metered)
 
-    received: dict[str, list[Vector]] = {}
-    carried: dict[int, Vector] = dict(supply_vectors)
+    received: dict[str, list[Figures]] = {}
+    carried: dict[int, Figures] = dict(supply_vectors)
     for i, vec in supply_vectors.items():
         received.setdefault(metered[i][1], []).append(vec)
-    retained: dict[str, Vector] = {}
+    retained: dict[str, Figures] = {}
     for node in [*order, SITE_NODE]:
-        burden = vsum([*received.get(node, []), node_injected.get(node, ZERO)])
+        burden = Figures.sum([*received.get(node, []), node_injected.get(node, ZERO)])
         outs = out_edges.get(node, [])
-        if outs and any(c != 0 for c in burden):
+        if outs and not burden.is_zero():
             weights = [metered[i][5] for i in outs]
-            for i, part in zip(outs, _split(burden, weights), strict=True):
+            for i, part in zip(outs, burden.split(weights), strict=True):
                 carried[i] = part
                 received.setdefault(metered[i][1], []).append(part)
         elif outs:
@@ -398,13 +338,13 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
     # Close the product column exactly on the inventory totals (absorbs float rounding only).
     if allocation_links:
         columns = [
-            close_exactly([link.attributed[c] for link in allocation_links], totals[c])
-            for c in range(6)
+            close_exactly([link.attributed.as_tuple()[c] for link in allocation_links], total)
+            for c, total in enumerate(totals.as_tuple())
         ]
         allocation_links = [
             FlowLink(
                 link.source, link.target, link.carrier, None, None, 0.0,
-                tuple(columns[c][k] for c in range(6)),  # type: ignore[arg-type]
+                Figures(*(columns[c][k] for c in range(6))),
                 "allocation",
             )
             for k, link in enumerate(allocation_links)
@@ -416,7 +356,7 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
             kind=nodes_kind.get(n, "site"),
             org_id=nodes_org.get(n),
             injected=node_injected.get(n, ZERO),
-            received=vsum(received.get(n, [])),
+            received=Figures.sum(received.get(n, [])),
             retained=retained.get(n, ZERO),
         )
         for n in [*nodes_kind, SITE_NODE]
@@ -489,12 +429,12 @@ def _topological(
 
 def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a node
     plan: SitePlan,
-    retained: Mapping[str, Vector],
+    retained: Mapping[str, Figures],
     nodes_kind: Mapping[str, str],
     nodes_org: Mapping[str, str | None],
     device_quantities: Mapping[tuple[int, int], float],
     notes: list[str],
-) -> tuple[tuple[ProductFlow, ...], list[FlowLink], dict[str, Vector]]:
+) -> tuple[tuple[ProductFlow, ...], list[FlowLink], dict[str, Figures]]:
     doc = plan.document
     products = list(doc.products) if doc is not None else []
     output: dict[str, float] = {p.id: 0.0 for p in products}
@@ -520,15 +460,15 @@ def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a n
     for p in products:
         at_node.setdefault(p.node, []).append(p.id)
 
-    allocated: dict[str, list[Vector]] = {p.id: [] for p in products}
+    allocated: dict[str, list[Figures]] = {p.id: [] for p in products}
     basis: dict[str, set[str]] = {p.id: set() for p in products}
     links: list[FlowLink] = []
-    orgs: dict[str, list[Vector]] = {}
-    unallocated: dict[str, list[Vector]] = {}
+    orgs: dict[str, list[Figures]] = {}
+    unallocated: dict[str, list[Figures]] = {}
     for node, vec in retained.items():
         org = nodes_org.get(node) or ""
         orgs.setdefault(org, []).append(vec)
-        if not any(c != 0 for c in vec):
+        if vec.is_zero():
             continue
         targets = at_node.get(node) or primary.get(nodes_org.get(node) or None) or []
         how = "node's own products" if at_node.get(node) else "organisation's primary products"
@@ -545,13 +485,13 @@ def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a n
             how += ", equal shares (no output in the period)"
         else:
             how += ", physical key: output"
-        for pid, part in zip(targets, _split(vec, weights), strict=True):
+        for pid, part in zip(targets, vec.split(weights), strict=True):
             allocated[pid].append(part)
             basis[pid].add(how)
             links.append(FlowLink(node, f"product:{pid}", "", None, None, 0.0, part, "allocation"))
     flows: list[ProductFlow] = []
     for p in products:
-        vec = vsum(allocated[p.id])
+        vec = Figures.sum(allocated[p.id])
         flows.append(
             ProductFlow(
                 product_id=p.id,
@@ -562,14 +502,14 @@ def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a n
                 allocated=vec,
                 basis="; ".join(sorted(basis[p.id])) or "nothing allocated",
                 intensity_location=ratio(
-                    vec[2], output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
+                    vec.tco2e_location, output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
                 ),
                 intensity_market=ratio(
-                    vec[3], output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
+                    vec.tco2e_market, output[p.id], f"tCO2e/{p.unit}", what=f"intensity of {p.id}"
                 ),
             )
         )
-    return tuple(flows), links, {org: vsum(v) for org, v in orgs.items()}
+    return tuple(flows), links, {org: Figures.sum(v) for org, v in orgs.items()}
 
 
 _Metered = tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]
@@ -640,7 +580,7 @@ def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_alon
         for d in downstream:
             link_of[(upstream, d)] = (carrier, amount if len(downstream) == 1 else None,
                                       by_id[upstream].unit)  # fmt: skip
-    own = {p.product_id: p.allocated for p in products}
+    own = {p.product_id: p.allocated.as_tuple() for p in products}
     output = {p.product_id: p.output for p in products}
     footprints, shares, pass_notes = pass_along(own, output, transfers)
     notes.extend(pass_notes)
@@ -648,32 +588,36 @@ def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_alon
     for t in transfers:
         for d in t.downstream:
             made_from.setdefault(d, []).append(t.upstream)
-    carried: dict[tuple[str, str], list[Vector]] = {}
+    carried: dict[tuple[str, str], list[Figures]] = {}
     for share in shares:
-        carried.setdefault((share.upstream, share.downstream), []).append(share.carried)  # type: ignore[arg-type]
+        carried.setdefault((share.upstream, share.downstream), []).append(Figures(*share.carried))
     links = tuple(
         FlowLink(
             f"product:{up}", f"product:{down}", link_of[(up, down)][0], link_of[(up, down)][1],
             link_of[(up, down)][2] if link_of[(up, down)][1] is not None else None, 0.0,
-            vsum(vectors), "embodied",
+            Figures.sum(vectors), "embodied",
         )
         for (up, down), vectors in carried.items()
     )  # fmt: skip
     out: list[ProductFlow] = []
     for p in products:
         f = footprints[p.product_id]
-        footprint: Vector = f.footprint  # type: ignore[assignment]
+        footprint = Figures(*f.footprint)
         what = f"intensity of {p.product_id}"
         out.append(
             replace(
                 p,
-                embodied=f.embodied,  # type: ignore[arg-type]
+                embodied=Figures(*f.embodied),
                 footprint=footprint,
-                passed_on=f.passed_on,  # type: ignore[arg-type]
-                final=f.final,  # type: ignore[arg-type]
+                passed_on=Figures(*f.passed_on),
+                final=Figures(*f.final),
                 made_from=tuple(made_from.get(p.product_id, ())),
-                intensity_location=ratio(footprint[2], p.output, f"tCO2e/{p.unit}", what=what),
-                intensity_market=ratio(footprint[3], p.output, f"tCO2e/{p.unit}", what=what),
+                intensity_location=ratio(
+                    footprint.tco2e_location, p.output, f"tCO2e/{p.unit}", what=what
+                ),
+                intensity_market=ratio(
+                    footprint.tco2e_market, p.output, f"tCO2e/{p.unit}", what=what
+                ),
                 gate_intensity_location=p.intensity_location,
                 gate_intensity_market=p.intensity_market,
             )

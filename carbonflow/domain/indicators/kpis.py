@@ -44,13 +44,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain import units
 from carbonflow.domain.factors import Comparator, Target, TargetSet
 from carbonflow.domain.factors.library import Confidence
-from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph
+from carbonflow.domain.flows.graph import FlowGraph
 from carbonflow.domain.indicators.formulas import (
     Budget,
     BudgetStatus,
@@ -70,7 +69,7 @@ from carbonflow.domain.indicators.formulas import (
     zero_carbon_energy_share,
 )
 from carbonflow.domain.inventory.energy import to_tce
-from carbonflow.domain.inventory.lines import Gas, View, in_view
+from carbonflow.domain.inventory.lines import Gas, InventoryLine, View, in_view
 from carbonflow.domain.inventory.methane import methane_drainage_rate, methane_utilisation_rate
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import Baseline, Role, SiteDocument
@@ -139,21 +138,6 @@ def site_targets(defaults: TargetSet, doc: SiteDocument | None, site_id: str) ->
     return replace(defaults, targets=kept + tuple(own))
 
 
-class _CarbonLike(Protocol):
-    @property
-    def basis(self) -> str: ...
-    @property
-    def gas(self) -> str: ...
-    @property
-    def energy_tce(self) -> float: ...
-    @property
-    def zero_carbon_tce(self) -> float: ...
-    @property
-    def gas_t(self) -> float: ...
-    @property
-    def tco2e(self) -> float: ...
-
-
 @dataclass(frozen=True, slots=True)
 class PeriodInputs:
     """What one period of one site consists of, read from the stored totals."""
@@ -162,7 +146,7 @@ class PeriodInputs:
     year: int
     period_days: float
     year_days: int
-    carbon: Sequence[_CarbonLike]
+    carbon: Sequence[InventoryLine]
     devices: Mapping[tuple[int, int], float]  # (device_pk, metric_id) → quantity
     completeness: float
     # The period's time span (the fleet share weighs vehicles by days in service in it).
@@ -451,10 +435,7 @@ def _product_reductions(
 # What each budget quantity consumes of an organisation's attributed flow vector
 # (:data:`carbonflow.domain.flows.graph.COMPONENTS`): energy, and CO2 market-based, so evidenced
 # green power offsets it.
-BUDGET_COMPONENT = {
-    "energy_tce": COMPONENTS.index("energy_tce"),
-    "co2_t": COMPONENTS.index("co2_t_market"),
-}
+BUDGET_COMPONENT = {"energy_tce": "energy_tce", "co2_t": "co2_t_market"}
 
 
 def budget_outcomes(

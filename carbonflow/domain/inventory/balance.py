@@ -38,7 +38,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Protocol, TypeVar
 
 from carbonflow.domain import units
 from carbonflow.domain.exact import allocate_exact
@@ -54,7 +53,7 @@ from carbonflow.domain.inventory.carbon import (
     self_generated_electricity,
 )
 from carbonflow.domain.inventory.energy import to_tce
-from carbonflow.domain.inventory.lines import Basis
+from carbonflow.domain.inventory.lines import Basis, Category, FactorTrail, InventoryLine, LineKey
 from carbonflow.domain.inventory.methane import MethaneFlows, mine_methane
 from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.readings.quality import Quality
@@ -117,32 +116,8 @@ MISSING = Quantity(0.0, Quality.MISSING.value, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
-class CarbonRow:
-    org_id: str
-    node_id: str
-    carrier: str
-    category: str
-    basis: str
-    gas: str
-    scope: str
-    activity: float
-    activity_unit: str
-    energy_tce: float
-    zero_carbon_tce: float
-    gas_t: float
-    tco2e: float
-    factors: tuple[SelectedFactor, ...]
-    quality: str
-    completeness: float
-
-    @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
-        return (self.org_id, self.node_id, self.carrier, self.category, self.basis, self.gas)
-
-
-@dataclass(frozen=True, slots=True)
 class SlotResult:
-    rows: tuple[CarbonRow, ...]
+    rows: tuple[InventoryLine, ...]
     net_import_mwh: float
     covered_mwh: float
     problems: tuple[str, ...]
@@ -179,7 +154,7 @@ class _Slot:
         self.plan = plan
         self.q = quantities
         self.f = factors
-        self.rows: list[CarbonRow] = []
+        self.rows: list[InventoryLine] = []
         self.problems: list[str] = []
 
     def get(self, device: DevicePlan, metric: MetricPlan | None) -> Quantity:
@@ -201,22 +176,22 @@ class _Slot:
         org, node = device_place
         quality, completeness = combined_quality(parts)
         self.rows.append(
-            CarbonRow(
+            InventoryLine(
                 org_id=org or "",
                 node_id=node or "",
                 carrier=carrier,
-                category=emission.category.value,
-                basis=basis.value,
-                gas=emission.gas.value,
-                scope=emission.scope.value,
+                category=emission.category,
+                basis=basis,
+                gas=emission.gas,
+                scope=emission.scope,
                 activity=emission.activity,
                 activity_unit=emission.activity_unit,
                 energy_tce=energy_tce,
                 zero_carbon_tce=zero_carbon_tce,
                 gas_t=emission.gas_t,
                 tco2e=emission.emissions_tco2e,
-                factors=emission.factors,
-                quality=quality,
+                factors=FactorTrail.of(emission.factors),
+                quality=Quality(quality),
                 completeness=completeness,
             )
         )
@@ -414,27 +389,7 @@ def covered_in_interval(net_before_mwh: float, net_mwh: float, pool_mwh: float) 
     return after - before
 
 
-class _SettledRow(Protocol):
-    @property
-    def category(self) -> str: ...
-    @property
-    def basis(self) -> str: ...
-    @property
-    def activity(self) -> float: ...
-    @property
-    def energy_tce(self) -> float: ...
-    @property
-    def zero_carbon_tce(self) -> float: ...
-    @property
-    def gas_t(self) -> float: ...
-    @property
-    def tco2e(self) -> float: ...
-
-
-R = TypeVar("R", bound=_SettledRow)
-
-
-def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
+def settle_period(rows: Sequence[InventoryLine]) -> tuple[list[InventoryLine], float]:
     """A period's summed rows as reported, and its surplus export [MWh] (ACCOUNTING §3).
 
     Intervals store signed net imports so that periods add up; a period whose net import is
@@ -445,7 +400,7 @@ def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
     net = math.fsum(
         r.activity
         for r in rows
-        if r.category == "purchased_electricity" and r.basis == Basis.LOCATION
+        if r.category == Category.PURCHASED_ELECTRICITY and r.basis == Basis.LOCATION
     )
     if net >= 0:
         return list(rows), 0.0
@@ -453,20 +408,21 @@ def settle_period(rows: Sequence[R]) -> tuple[list[R], float]:
     zero_rows = [
         r
         for r in rows
-        if r.category in ("self_generation", "green_electricity") and r.basis == Basis.BOTH
+        if r.category in (Category.SELF_GENERATION, Category.GREEN_ELECTRICITY)
+        and r.basis == Basis.BOTH
     ]
     generated = math.fsum(r.activity for r in zero_rows)
     keep = 1.0 - min(1.0, surplus / generated) if generated > 0 else 1.0
-    out: list[R] = []
+    out: list[InventoryLine] = []
     for r in rows:
-        if r.category == "purchased_electricity" or (
-            r.category == "green_electricity" and r.basis == Basis.MARKET
+        if r.category == Category.PURCHASED_ELECTRICITY or (
+            r.category == Category.GREEN_ELECTRICITY and r.basis == Basis.MARKET
         ):
-            r = replace(  # type: ignore[type-var]  # noqa: PLW2901
+            r = replace(  # noqa: PLW2901
                 r, activity=0.0, energy_tce=0.0, zero_carbon_tce=0.0, gas_t=0.0, tco2e=0.0
             )
         elif r in zero_rows:
-            r = replace(  # type: ignore[type-var]  # noqa: PLW2901
+            r = replace(  # noqa: PLW2901
                 r, activity=r.activity * keep, energy_tce=r.energy_tce * keep,
                 zero_carbon_tce=r.zero_carbon_tce * keep,
             )  # fmt: skip
@@ -606,12 +562,12 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:  # noqa: C901 
         )  # fmt: skip
 
 
-def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
+def merge_rows(rows: Iterable[InventoryLine]) -> list[InventoryLine]:
     """Rows with the same key summed (exactly rounded), in first-seen order."""
-    groups: dict[tuple[str, ...], list[CarbonRow]] = {}
+    groups: dict[LineKey, list[InventoryLine]] = {}
     for row in rows:
-        groups.setdefault(row.key, []).append(row)
-    out: list[CarbonRow] = []
+        groups.setdefault(row.key(), []).append(row)
+    out: list[InventoryLine] = []
     for group in groups.values():
         first = group[0]
         if len(group) == 1:
@@ -625,7 +581,7 @@ def merge_rows(rows: Iterable[CarbonRow]) -> list[CarbonRow]:
                 zero_carbon_tce=math.fsum(r.zero_carbon_tce for r in group),
                 gas_t=math.fsum(r.gas_t for r in group),
                 tco2e=math.fsum(r.tco2e for r in group),
-                quality=Quality.combine(r.quality for r in group).value,
+                quality=Quality.combine(r.quality for r in group),
                 completeness=math.fsum(r.completeness for r in group) / len(group),
             )
         )

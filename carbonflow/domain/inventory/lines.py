@@ -17,11 +17,13 @@ compare equal to them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from carbonflow.domain.exact import allocate_exact
+from carbonflow.domain.factors import SelectedFactor
 from carbonflow.domain.readings.quality import Quality
 
 
@@ -64,6 +66,128 @@ class Basis(StrEnum):
     def in_view(self, view: View) -> bool:
         """A line counts in a view if its basis is that view or ``both``."""
         return self is Basis.BOTH or self.value == view.value
+
+
+# (org, node, carrier, category, basis, gas): what identifies a line of one interval or period
+LineKey = tuple[str, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FactorTrail:
+    """The factors behind a line: the principal one (key, version, value, unit — the first
+    used), the stored factor set once the line is stored, and the full records.
+
+    A line computed from readings carries the factors it ``used``; a line read back from
+    ``calc_carbon`` carries the principal columns and ``set_id``, and its ``records`` once the
+    factor set has been read (ledgers)."""
+
+    key: str | None = None
+    version: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    set_id: int | None = None  # calc_factor_set, once stored
+    used: tuple[SelectedFactor, ...] = ()  # as selected by the calculation
+    records: tuple[Mapping[str, Any], ...] = ()  # full records of the stored factor set
+
+    @classmethod
+    def of(cls, used: Sequence[SelectedFactor]) -> FactorTrail:
+        """The trail of the factors a calculation used (the first is the principal one)."""
+        if not used:
+            return cls()
+        principal = used[0]
+        return cls(
+            principal.key, principal.version, principal.value, principal.unit, used=tuple(used)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a line, or a sum of lines, amounts to in both views: energy and zero-carbon energy
+    [tce], CO2e location- and market-based [tCO2e], CO2 location- and market-based [t] — the six
+    quantities the flow graph attributes (:data:`FIGURES`, in this order)."""
+
+    energy_tce: float = 0.0
+    zero_carbon_tce: float = 0.0
+    tco2e_location: float = 0.0
+    tco2e_market: float = 0.0
+    co2_t_location: float = 0.0
+    co2_t_market: float = 0.0
+
+    def as_tuple(self) -> tuple[float, float, float, float, float, float]:
+        return (
+            self.energy_tce, self.zero_carbon_tce, self.tco2e_location, self.tco2e_market,
+            self.co2_t_location, self.co2_t_market,
+        )  # fmt: skip
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.as_tuple())
+
+    def component(self, name: str) -> float:
+        """One quantity by its name in :data:`FIGURES`."""
+        return float(getattr(self, name))
+
+    def is_zero(self) -> bool:
+        return not any(c != 0 for c in self.as_tuple())
+
+    def __add__(self, other: Figures) -> Figures:
+        """Component by component, exactly rounded (``math.fsum`` of the two)."""
+        return Figures.sum((self, other))
+
+    @classmethod
+    def sum(cls, parts: Iterable[Figures]) -> Figures:
+        """Component by component, exactly rounded (``math.fsum``); no parts is zero."""
+        rows = [p.as_tuple() for p in parts]
+        return cls(*(math.fsum(r[i] for r in rows) for i in range(6)))
+
+    def split(self, weights: Sequence[float]) -> list[Figures]:
+        """Parts in proportion to ``weights`` whose components add up exactly
+        (:func:`allocate_exact`)."""
+        parts = [allocate_exact(c, weights) for c in self.as_tuple()]
+        return [Figures(*(parts[i][k] for i in range(6))) for k in range(len(weights))]
+
+
+FIGURES = tuple(f.name for f in fields(Figures))
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryLine:
+    """One source of the inventory, for one interval or summed over a period (a ``calc_carbon``
+    row): where it is booked, what it is, its activity, energy, gas mass and CO2e, the factors
+    behind it and how well it was measured."""
+
+    org_id: str
+    node_id: str
+    carrier: str
+    category: Category
+    basis: Basis
+    gas: Gas
+    scope: Scope
+    activity: float
+    activity_unit: str
+    energy_tce: float
+    zero_carbon_tce: float
+    gas_t: float
+    tco2e: float
+    factors: FactorTrail
+    quality: Quality
+    completeness: float
+
+    def key(self) -> LineKey:
+        return (self.org_id, self.node_id, self.carrier, self.category, self.basis, self.gas)
+
+    def figures(self) -> Figures:
+        """The line's energy, and its CO2e and CO2 in each view it counts in."""
+        loc = self.basis.in_view(View.LOCATION)
+        mkt = self.basis.in_view(View.MARKET)
+        co2 = self.gas_t if self.gas == Gas.CO2 else 0.0
+        return Figures(
+            self.energy_tce,
+            self.zero_carbon_tce,
+            self.tco2e if loc else 0.0,
+            self.tco2e if mkt else 0.0,
+            co2 if loc else 0.0,
+            co2 if mkt else 0.0,
+        )
 
 
 class _Based(Protocol):

@@ -37,26 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from carbonflow.domain.inventory.lines import View, in_view, view_totals
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerLine:
-    """One source of a ledger: activity, the factors used (full records), emissions."""
-
-    category: str
-    carrier: str
-    scope: str
-    basis: str  # location | market | both
-    gas: str
-    activity: float
-    activity_unit: str
-    gas_t: float
-    tco2e: float
-    energy_tce: float
-    factors: tuple[Mapping[str, Any], ...]
-    quality: str
-    completeness: float
+from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +46,8 @@ class LedgerInputs:
     org_id: str | None
     period_start: datetime
     period_end: datetime
-    lines: tuple[LedgerLine, ...]  # sources booked at the site (or at the organisation)
+    # sources booked at the site (or at the organisation), with their factor records
+    lines: tuple[InventoryLine, ...]
     attributed: Mapping[str, float]  # the organisation's attributed totals (flows), if any
     products: tuple[tuple[str, float, str, float | None], ...]  # id, output, unit, tCO2e/unit
     indicators: tuple[Mapping[str, Any], ...]
@@ -191,12 +173,13 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
 
 
-def _activity(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+def _activity(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
     """One row per source. Each gas row and each scope-2 view of a source repeats its activity:
     it is taken once (from the location/both rows), energy is summed (it sits on one row)."""
-    by_source: dict[tuple[str, str, str, str], list[LedgerLine]] = {}
+    by_source: dict[tuple[str, str, str, str], list[InventoryLine]] = {}
     for line in lines:
-        key = (line.category, line.carrier, line.scope, line.activity_unit)
+        # plain strings in the document (the members equal them)
+        key = (str(line.category), line.carrier, str(line.scope), line.activity_unit)
         by_source.setdefault(key, []).append(line)
     rows = []
     for (category, carrier, scope, unit), group in sorted(by_source.items()):
@@ -213,16 +196,16 @@ def _activity(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
                 "unit": unit,
                 "energy_tce": rounded(math.fsum(ln.energy_tce for ln in group)),
                 "completeness_share": rounded(_mean([ln.completeness for ln in group])),
-                "quality": _worst(ln.quality for ln in group),
+                "quality": str(_worst(ln.quality for ln in group)),
             }
         )
     return rows
 
 
-def _factors(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+def _factors(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for line in lines:
-        for record in line.factors:
+        for record in line.factors.records:
             key = (str(record.get("factor_key")), str(record.get("factor_version")))
             if key in seen:
                 continue
@@ -243,10 +226,10 @@ def _factors(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
     return [seen[k] for k in sorted(seen)]
 
 
-def _emissions(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+def _emissions(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
     sums: dict[tuple[str, str, str, str, str], list[float]] = {}
     for line in lines:
-        key = (line.scope, line.category, line.carrier, line.gas, line.basis)
+        key = (str(line.scope), str(line.category), line.carrier, str(line.gas), str(line.basis))
         acc = sums.setdefault(key, [0.0, 0.0])
         acc[0] += line.gas_t
         acc[1] += line.tco2e
@@ -259,7 +242,7 @@ def _emissions(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _totals(lines: Sequence[LedgerLine]) -> list[dict[str, Any]]:
+def _totals(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
     """Location- and market-based views: a ``both`` row counts in each (scope 1, direct supply),
     a ``location`` or ``market`` row in its own view only (ACCOUNTING §3, dual reporting)."""
     rows = []

@@ -20,7 +20,8 @@ import psycopg
 from fastapi import APIRouter, Query
 
 from carbonflow.domain import calendar
-from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink, Vector, vsum
+from carbonflow.domain.flows.graph import COMPONENTS, FlowGraph, FlowLink
+from carbonflow.domain.inventory.lines import Figures, InventoryLine
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import registry
 from carbonflow.storage.reference import ReferenceDataError
@@ -55,7 +56,7 @@ OUTSIDE_IN = "outside:in"
 OUTSIDE_OUT = "outside:out"
 # Links that carry attributed energy and carbon: the Sankey's links.
 SANKEY_KINDS = frozenset({"supply", "emission", "energy", "allocation"})
-_ZERO: Vector = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+_ZERO = Figures()
 _NODE_LIMIT = 10_000
 NOTHING_CALCULATED = "nothing calculated yet: the calc service has not stored its reference data"
 # ``period=24h``: a control room's rolling window, never nearly empty just after local midnight.
@@ -143,7 +144,7 @@ class GraphPart:
     node_ids: tuple[str, ...]
     links: tuple[FlowLink, ...]
     product_ids: frozenset[str]
-    totals: Vector
+    totals: Figures
 
 
 def _merge(links: Sequence[FlowLink]) -> FlowLink:
@@ -158,7 +159,7 @@ def _merge(links: Sequence[FlowLink]) -> FlowLink:
         math.fsum(q or 0.0 for q in quantities) if same_unit else None,
         first.unit if same_unit else None,
         math.fsum(link.energy_tce for link in links),
-        vsum([link.attributed for link in links]),
+        Figures.sum(link.attributed for link in links),
         first.kind,
     )
 
@@ -217,34 +218,34 @@ def whole_site(graph: FlowGraph) -> GraphPart:
     )
 
 
-def quantities(vector: Vector) -> FlowQuantities:
+def quantities(vector: Figures) -> FlowQuantities:
     return FlowQuantities(**dict(zip(COMPONENTS, vector, strict=True)))
 
 
 def factors_used(
-    rows: Iterable[carbon_db.CarbonTotal], org_id: str | None, carriers: Iterable[str]
+    rows: Iterable[InventoryLine], org_id: str | None, carriers: Iterable[str]
 ) -> list[FactorUsedOut]:
     """The distinct factors of the period's inventory rows — for an organisation, those of its
     own rows and of the carriers that reach it."""
     wanted = set(carriers)
     seen: dict[tuple[Any, ...], FactorUsedOut] = {}
     for row in rows:
-        if row.factor_key is None:
+        f = row.factors
+        if f.key is None:
             continue
         if org_id is not None and row.org_id != org_id and row.carrier not in wanted:
             continue
-        key = (row.carrier, row.category, row.basis, row.factor_key, row.factor_version,
-               row.factor_value, row.factor_unit)  # fmt: skip
+        key = (row.carrier, row.category, row.basis, f.key, f.version, f.value, f.unit)
         seen.setdefault(
             key,
             FactorUsedOut(
                 carrier=row.carrier,
-                category=row.category,
-                basis=row.basis,
-                factor_key=row.factor_key,
-                factor_version=row.factor_version,
-                factor_value=row.factor_value,
-                factor_unit=row.factor_unit,
+                category=row.category.value,
+                basis=row.basis.value,
+                factor_key=f.key,
+                factor_version=f.version,
+                factor_value=f.value,
+                factor_unit=f.unit,
             ),
         )
     return [seen[k] for k in sorted(seen, key=lambda k: tuple(str(x) for x in k))]

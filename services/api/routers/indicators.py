@@ -274,7 +274,7 @@ def _burn_down(
             for r in of_year:
                 key = (r["org_id"], r["quantity"])
                 vector = graph.orgs.get(r["org_id"])
-                used = 0.0 if vector is None else vector[BUDGET_COMPONENT[r["quantity"]]]
+                used = 0.0 if vector is None else vector.component(BUDGET_COMPONENT[r["quantity"]])
                 running[key] = running.get(key, 0.0) + used
                 out.setdefault((r["org_id"], year, r["quantity"]), []).append(
                     BurnDownPointOut(period_end=month[1], consumed=running[key])

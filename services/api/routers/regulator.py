@@ -17,11 +17,10 @@ from fastapi import APIRouter, Query
 
 from carbonflow.domain.calendar import day_range, first_of_month, period_of
 from carbonflow.domain.inventory.balance import settle_period
-from carbonflow.domain.inventory.lines import period_totals
+from carbonflow.domain.inventory.lines import InventoryLine, period_totals
 from carbonflow.domain.readings.quality import data_completeness
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import db, indicators, intervals, registry
-from carbonflow.storage.carbon import CarbonTotal
 from services.api.access import Principal, Role
 from services.api.context import ApiContext
 from services.api.deps import SITE_ID_PATTERN, ConnDep, ContextDep, PrincipalDep
@@ -74,7 +73,7 @@ EndDay = Annotated[
 ]
 
 
-def totals_of(rows: Sequence[CarbonTotal]) -> TotalsOut:
+def totals_of(rows: Sequence[InventoryLine]) -> TotalsOut:
     """Period totals of settled inventory rows in both scope-2 views (:func:`period_totals`)."""
     return TotalsOut(**asdict(period_totals(rows)))
 
@@ -129,12 +128,12 @@ def aggregate_totals(
     names = registry.organisation_names(conn, [s.site_id for s in sites])
     raw = db.psycopg_of(conn)
     out: list[SiteTotalsOut] = []
-    every: list[CarbonTotal] = []
+    every: list[InventoryLine] = []
     for s in sites:
         lo, hi = day_range(start, end, s.timezone)
         rows, surplus = settle_period(carbon_db.carbon_totals(raw, s.site_id, lo, hi, s.timezone))
         every += rows
-        by_org: dict[str, list[CarbonTotal]] = {}
+        by_org: dict[str, list[InventoryLine]] = {}
         for r in rows:
             by_org.setdefault(r.org_id, []).append(r)
         out.append(

@@ -18,6 +18,7 @@ from carbonflow.domain.calendar import merge_ranges, month_bounds, next_month
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.inventory.balance import Quantity, inventory_devices, slot_inventory
 from carbonflow.domain.inventory.green import MonthPool, month_claims, month_pool
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.storage import calc_queue
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
@@ -111,11 +112,17 @@ class _SiteCarbon:
                 row.quantity, row.quality, row.completeness
             )
         net_before: dict[date, float] = {}  # the month's net grid import so far [MWh]
-        out: list[tuple[datetime, carbon_db.CarbonTuple]] = []
+        out: list[tuple[datetime, InventoryLine]] = []
         for slot in sorted(quantities):
             out.extend(self._slot_rows(slot, quantities[slot], lo, net_before))
         return carbon_db.replace_carbon(
-            self.ctx.conn, self.site_id, lo, hi, out, computed_at=self.ctx.now
+            self.ctx.conn,
+            self.site_id,
+            lo,
+            hi,
+            out,
+            factor_sets=self.ctx.factor_sets,
+            computed_at=self.ctx.now,
         )
 
     def _slot_rows(
@@ -124,7 +131,7 @@ class _SiteCarbon:
         quantities: _SlotQuantities,
         range_start: datetime,
         net_before: dict[date, float],
-    ) -> list[tuple[datetime, carbon_db.CarbonTuple]]:
+    ) -> list[tuple[datetime, InventoryLine]]:
         local = slot.astimezone(self.zone)
         factors = self.years.factors(local.year)
         if factors is None:
@@ -147,8 +154,7 @@ class _SiteCarbon:
         net_before[month] += result.net_import_mwh
         for problem in result.problems:
             self.problems.setdefault(problem, local.date())
-        conn, factor_sets = self.ctx.conn, self.ctx.factor_sets
-        return [(slot, carbon_db.carbon_tuple(conn, factor_sets, r)) for r in result.rows]
+        return [(slot, line) for line in result.rows]
 
     def _net_before(self, month: date, range_start: datetime) -> float:
         """The month's net grid import stored before the range [MWh]."""

@@ -24,6 +24,7 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
@@ -120,7 +121,7 @@ class _SiteIndicators:
 
     def _inputs(
         self, year: int, p0: datetime, data_end: datetime
-    ) -> tuple[PeriodInputs, list[carbon_db.CarbonTotal]]:
+    ) -> tuple[PeriodInputs, list[InventoryLine]]:
         """What the period [p0, data_end) consists of, and its settled carbon rows."""
         conn, tz = self.ctx.conn, self.ctx.plan.timezone
         carbon, _surplus = settle_period(
@@ -140,7 +141,7 @@ class _SiteIndicators:
 
     def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
         """The year's budgets upserted; their status changes as events."""
-        consumed = {org: (v[0], v[5]) for org, v in graph.orgs.items()}
+        consumed = {org: (v.energy_tce, v.co2_t_market) for org, v in graph.orgs.items()}
         statuses = budget_outcomes(
             self.ctx.plan.document, year, year_start=period[0], year_end=period[1],
             consumed=consumed, as_of=as_of, band=self.ctx.reference.targets.at_risk_band,

@@ -183,22 +183,22 @@ def test_washed_coal_carries_the_raw_coal_fed_into_the_plant() -> None:
     raw, washed = p["raw-coal"], p["washed-coal"]
     # 10 MWh × 0.6634 tCO2/MWh = 6.634 t at the substation → hoist 6/10 = 3.9804 t, plant
     # 4/10 = 2.6536 t. Raw coal (gate-to-gate = cradle-to-gate): 3.9804 / 1000 t = 0.0039804.
-    assert raw.allocated[2] == pytest.approx(3.9804)
+    assert raw.allocated.tco2e_location == pytest.approx(3.9804)
     assert raw.intensity_location.value == pytest.approx(0.0039804)
     # 800 of 1000 t fed on: 0.8 × 3.9804 = 3.18432 t; raw coal keeps 0.79608 t as final.
-    assert raw.passed_on[2] == pytest.approx(3.18432)
-    assert raw.final[2] == pytest.approx(0.79608)
+    assert raw.passed_on.tco2e_location == pytest.approx(3.18432)
+    assert raw.final.tco2e_location == pytest.approx(0.79608)
     # Washed coal: own 2.6536 + 3.18432 = 5.83792 t over 500 t = 0.01167584 tCO2e/t
     # (gate-to-gate only 2.6536 / 500 = 0.0053072).
-    assert washed.allocated[2] == pytest.approx(2.6536)
-    assert washed.footprint[2] == pytest.approx(5.83792)
+    assert washed.allocated.tco2e_location == pytest.approx(2.6536)
+    assert washed.footprint.tco2e_location == pytest.approx(5.83792)
     assert washed.intensity_location.value == pytest.approx(0.01167584)
     assert washed.gate_intensity_location is not None
     assert washed.gate_intensity_location.value == pytest.approx(0.0053072)
     assert washed.made_from == ("raw-coal",)
     # Energy: 10 000 kWh × 0.1229 kgce/kWh = 1.229 tce; washed coal 0.4916 + 0.8 × 0.7374 =
     # 1.08152 tce cradle-to-gate.
-    assert washed.footprint[0] == pytest.approx(1.08152)
+    assert washed.footprint.energy_tce == pytest.approx(1.08152)
     (link,) = g.embodied_links
     assert (link.source, link.target, link.kind) == ("product:raw-coal", "product:washed-coal",
                                                      "embodied")  # fmt: skip
@@ -208,17 +208,21 @@ def test_washed_coal_carries_the_raw_coal_fed_into_the_plant() -> None:
 
 def test_finals_add_up_to_the_period_totals_no_double_counting() -> None:
     g = graph(VALUES)
-    for c, name in enumerate(COMPONENTS):
-        finals = math.fsum(p.final[c] for p in g.products) + math.fsum(
-            link.attributed[c] for link in g.final_links() if link.target.startswith("unallocated")
+    for name in COMPONENTS:
+        finals = math.fsum(p.final.component(name) for p in g.products) + math.fsum(
+            link.attributed.component(name)
+            for link in g.final_links()
+            if link.target.startswith("unallocated")
         )
-        assert finals == pytest.approx(g.totals[c], rel=1e-12, abs=1e-15), name
+        assert finals == pytest.approx(g.totals.component(name), rel=1e-12, abs=1e-15), name
         # The allocation column is unchanged: gate-to-gate shares still close exactly.
-        assert math.fsum(link.attributed[c] for link in g.final_links()) == g.totals[c], name
+        assert math.fsum(
+            link.attributed.component(name) for link in g.final_links()
+        ) == g.totals.component(name), name
         # Footprints count the embodied part twice over (upstream and downstream): Σ footprint
         # = Σ final + Σ passed on, which is why only finals are totals.
-        footprints = math.fsum(p.footprint[c] for p in g.products)
-        passed = math.fsum(p.passed_on[c] for p in g.products)
+        footprints = math.fsum(p.footprint.component(name) for p in g.products)
+        passed = math.fsum(p.passed_on.component(name) for p in g.products)
         assert footprints == pytest.approx(finals + passed, rel=1e-12, abs=1e-15), name
 
 
@@ -227,8 +231,8 @@ def test_product_link_metered_by_the_output_meter_carries_everything() -> None:
     # raw coal hoisted is washed, so raw coal's final total is 0 and washed coal carries 6.634 t.
     g = graph({**VALUES, "feed-scale": 1_000.0})
     p = {x.product_id: x for x in g.products}
-    assert p["raw-coal"].final[2] == pytest.approx(0.0, abs=1e-12)
-    assert p["washed-coal"].footprint[2] == pytest.approx(6.634)
+    assert p["raw-coal"].final.tco2e_location == pytest.approx(0.0, abs=1e-12)
+    assert p["washed-coal"].footprint.tco2e_location == pytest.approx(6.634)
 
 
 def test_product_intensity_indicator_is_cradle_to_gate() -> None:

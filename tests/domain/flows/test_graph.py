@@ -92,12 +92,14 @@ VALUES = {
 
 def test_link_totals_equal_the_period_totals_exactly() -> None:
     g = graph(VALUES)
-    for c, name in enumerate(COMPONENTS):
-        sources = math.fsum(link.attributed[c] for link in g.source_links())
-        products = math.fsum(link.attributed[c] for link in g.final_links())
-        assert sources == g.totals[c], name
-        assert products == g.totals[c], name
-    assert math.fsum(v[2] for v in g.orgs.values()) == pytest.approx(g.totals[2], rel=1e-15)
+    for name in COMPONENTS:
+        sources = math.fsum(link.attributed.component(name) for link in g.source_links())
+        products = math.fsum(link.attributed.component(name) for link in g.final_links())
+        assert sources == g.totals.component(name), name
+        assert products == g.totals.component(name), name
+    assert math.fsum(v.tco2e_location for v in g.orgs.values()) == pytest.approx(
+        g.totals.tco2e_location, rel=1e-15
+    )
 
 
 def test_grid_carbon_follows_the_electricity_to_the_end_uses() -> None:
@@ -123,12 +125,12 @@ def test_node_emissions_go_to_products_and_orgs_without_products_stay_unallocate
     # too: product a = 4.2404488 t over 50 t = 0.084809 tCO2e/t.
     diesel = 0.084 * 42.652 * 0.0202 * 0.98 * 44 / 12
     product = g.products[0]
-    assert product.allocated[2] == pytest.approx(3.9804 + diesel)
+    assert product.allocated.tco2e_location == pytest.approx(3.9804 + diesel)
     assert product.intensity_location.value == pytest.approx((3.9804 + diesel) / 50)
-    finals = {link.target: link.attributed[2] for link in g.final_links()}
+    finals = {link.target: link.attributed.tco2e_location for link in g.final_links()}
     assert finals["unallocated:b-co"] == pytest.approx(1.9902)
     assert finals["unallocated:park"] == pytest.approx(0.6634)  # the battery's share
-    assert g.orgs["a-co"][2] == pytest.approx(3.9804 + diesel)
+    assert g.orgs["a-co"].tco2e_location == pytest.approx(3.9804 + diesel)
 
 
 def test_a_product_without_output_gets_an_undefined_intensity() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
@@ -20,21 +19,22 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
     transition,
 )
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.domain.inventory.site_factors import site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document
 from carbonflow.sites.loader import load_site_file
+from tests.support.lines import line
 
 MINE = "carbonflow/sites/examples/shanxi-mine.yaml"
 
 
-@dataclass(frozen=True)
-class Row:
-    basis: str
-    gas: str
-    energy_tce: float
-    zero_carbon_tce: float
-    gas_t: float
-    tco2e: float
+def Row(  # noqa: N802 — reads as the row it builds
+    basis: str, gas: str, energy_tce: float, zero_carbon_tce: float, gas_t: float, tco2e: float
+) -> InventoryLine:
+    return line(
+        basis=basis, gas=gas, energy_tce=energy_tce, zero_carbon_tce=zero_carbon_tce,
+        gas_t=gas_t, tco2e=tco2e,
+    )  # fmt: skip
 
 
 @cache

@@ -17,6 +17,7 @@ from carbonflow.domain.indicators.kpis import (
     org_indicators,
     site_indicators,
 )
+from carbonflow.domain.inventory.lines import Figures
 from carbonflow.domain.inventory.site_factors import site_factors
 from carbonflow.domain.site.plan import plan_from_document
 from carbonflow.domain.units import ratio
@@ -126,7 +127,7 @@ project_baseline:
 
 def product(pid: str, org: str, co2e_t: float, output_t: float) -> ProductFlow:
     r = ratio(co2e_t, output_t, "tCO2e/t")
-    vec = (0.0, 0.0, co2e_t, co2e_t, co2e_t, co2e_t)
+    vec = Figures(0.0, 0.0, co2e_t, co2e_t, co2e_t, co2e_t)
     return ProductFlow(pid, "n", org, output_t, "t", vec, "test", r, r, footprint=vec, final=vec)
 
 

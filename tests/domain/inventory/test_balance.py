@@ -19,7 +19,6 @@ import pytest
 from carbonflow.domain.factors import FactorLibrary, SiteOverride
 from carbonflow.domain.factors.library import Confidence, load_library, package_data_files
 from carbonflow.domain.inventory.balance import (
-    CarbonRow,
     Quantity,
     SlotResult,
     combined_quality,
@@ -27,6 +26,7 @@ from carbonflow.domain.inventory.balance import (
     slot_inventory,
     split_exact,
 )
+from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.domain.inventory.site_factors import site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import parse_site_text
@@ -89,7 +89,7 @@ def quantities(values: dict[tuple[str, str], float]) -> dict[tuple[int, int], Qu
     return out
 
 
-def rows_by(result_rows: tuple[CarbonRow, ...]) -> dict[tuple[str, str], CarbonRow]:
+def rows_by(result_rows: tuple[InventoryLine, ...]) -> dict[tuple[str, str], InventoryLine]:
     return {(r.category, r.basis): r for r in result_rows}
 
 
@@ -114,8 +114,8 @@ def test_grid_import_net_of_export_location_and_market() -> None:
     assert loc.tco2e == pytest.approx(0.79608)
     assert mkt.tco2e == pytest.approx(0.73152)
     assert loc.energy_tce == pytest.approx(0.14748) and mkt.energy_tce == 0.0
-    assert loc.factors[0].key == "electricity.mee_nbs.province.shanxi.average.2023"
-    assert mkt.factors[0].key == "electricity.mee_nbs.national.residual.2023"
+    assert loc.factors.key == "electricity.mee_nbs.province.shanxi.average.2023"
+    assert mkt.factors.key == "electricity.mee_nbs.national.residual.2023"
     assert loc.node_id == "sub" and loc.scope == "scope_2"
 
 
@@ -180,7 +180,7 @@ def test_purchased_heat_diesel_and_natural_gas() -> None:
     result = inventory(
         {("steam", "flow"): 10.0, ("diesel", "flow"): 1_000.0, ("gas", "flow"): 2_000.0}
     )
-    rows = {(r.category, r.carrier): r for r in result.rows}
+    rows: dict[tuple[str, str], InventoryLine] = {(r.category, r.carrier): r for r in result.rows}
     heat = rows[("purchased_heat", "heat")]
     # 10 GJ × 0.11 = 1.1 t; 10 GJ = 10 000 MJ × 0.03412 kgce/MJ = 341.2 kgce = 0.3412 tce.
     assert heat.tco2e == pytest.approx(1.1) and heat.energy_tce == pytest.approx(0.3412)
@@ -189,7 +189,7 @@ def test_purchased_heat_diesel_and_natural_gas() -> None:
     # 840 kg × 1.4571 kgce/kg = 1 223.964 kgce = 1.223964 tce.
     assert diesel.tco2e == pytest.approx(0.84 * 42.652 * 0.0202 * 0.98 * 44 / 12)
     assert diesel.energy_tce == pytest.approx(1.223964)
-    assert [f.key for f in diesel.factors][-1] == "density.diesel"
+    assert [f.key for f in diesel.factors.used][-1] == "density.diesel"
     gas = rows[("fuel_combustion", "natural_gas")]
     # 2 000 Nm3 = 0.2 × 10^4 Nm3 × 389.31 × 0.0153 × 0.99 × 44/12 = 4.32448 t;
     # 2 000 Nm3 × 1.2143 kgce/Nm3 = 2.4286 tce.
@@ -205,7 +205,7 @@ def test_a_site_override_of_the_diesel_density_is_used_and_recorded() -> None:
     rows = {r.carrier: r for r in result.rows}
     # 1 000 L × 0.83 = 0.83 t.
     assert rows["diesel"].activity == pytest.approx(0.83)
-    assert rows["diesel"].factors[-1].key == "site.t.density.diesel"
+    assert rows["diesel"].factors.used[-1].key == "site.t.density.diesel"
 
 
 def test_coal_mine_methane_escape_flaring_and_utilisation() -> None:
@@ -218,7 +218,7 @@ def test_coal_mine_methane_escape_flaring_and_utilisation() -> None:
         {("shaft", "flow"): 600.0, ("drain", "flow"): 1_000.0, ("use", "flow"): 400.0,
          ("flare", "flow"): 100.0}
     )  # fmt: skip
-    rows = {r.category: r for r in result.rows}
+    rows: dict[str, InventoryLine] = {r.category: r for r in result.rows}
     assert rows["fugitive"].gas == "CH4" and rows["fugitive"].node_id == "mine"
     assert rows["fugitive"].gas_t == pytest.approx(0.7887)
     assert rows["fugitive"].tco2e == pytest.approx(16.5627)
@@ -231,7 +231,7 @@ def test_coal_mine_methane_escape_flaring_and_utilisation() -> None:
 def test_an_interval_with_more_methane_burnt_than_captured_has_no_negative_escape() -> None:
     # Meter timing: 300 Nm3 utilised but only 200 drained and 50 ventilated in this interval.
     result = inventory({("shaft", "flow"): 50.0, ("drain", "flow"): 200.0, ("use", "flow"): 300.0})
-    rows = {r.category: r for r in result.rows}
+    rows: dict[str, InventoryLine] = {r.category: r for r in result.rows}
     assert rows["fugitive"].tco2e == 0.0
     assert rows["fuel_combustion"].tco2e == pytest.approx(0.03 * 7.17 * 2.75 * 0.99)
     assert result.problems and "escape is set to 0" in result.problems[0]
@@ -255,6 +255,6 @@ def test_methane_volumes_equal_up_to_float_rounding_do_not_stop_the_interval() -
     # 0.3 Nm3 released, 0.1 + 0.2 = 0.30000000000000004 Nm3 destroyed: equal but for the last
     # bit. The interval is computed (escape ≈ 0, noted), instead of raising for every cycle.
     result = inventory({("shaft", "flow"): 0.3, ("flare", "flow"): 0.1, ("use", "flow"): 0.2})
-    rows = {r.category: r for r in result.rows}
+    rows: dict[str, InventoryLine] = {r.category: r for r in result.rows}
     assert rows["fugitive"].tco2e == pytest.approx(0.0, abs=1e-12)
     assert rows["flaring"].tco2e > 0 and rows["fuel_combustion"].tco2e > 0

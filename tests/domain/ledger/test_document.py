@@ -8,15 +8,16 @@ import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from carbonflow.domain.inventory.lines import FactorTrail, InventoryLine
 from carbonflow.domain.ledger.document import (
     GreenClaim,
     LedgerHeader,
     LedgerInputs,
-    LedgerLine,
     build_ledger,
     canonical_json,
     closed,
@@ -26,6 +27,7 @@ from carbonflow.domain.ledger.document import (
     rounded,
 )
 from services.api.ledger_export import to_csv, to_xlsx
+from tests.support.lines import line
 
 START = datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Asia/Shanghai
 END = datetime(2025, 5, 31, 16, tzinfo=UTC)
@@ -44,23 +46,23 @@ GRID = {
 RESIDUAL = {**GRID, "factor_key": "electricity.residual.2023", "factor_value": 0.6096}
 
 
-def _line(**kw: object) -> LedgerLine:
-    base: dict[str, object] = {
+def _line(**kw: Any) -> InventoryLine:
+    base: dict[str, Any] = {
         "category": "purchased_electricity", "carrier": "electricity", "scope": "scope_2",
         "basis": "location", "gas": "CO2", "activity": 12.5, "activity_unit": "MWh",
-        "gas_t": 0.0, "tco2e": 0.0, "energy_tce": 0.0, "factors": (), "quality": "measured",
+        "gas_t": 0.0, "tco2e": 0.0, "energy_tce": 0.0, "records": (), "quality": "measured",
         "completeness": 1.0,
     }  # fmt: skip
     base.update(kw)
-    return LedgerLine(**base)  # type: ignore[arg-type]
+    return line(**base)
 
 
 # 12.5 MWh × 0.5703 tCO2/MWh = 7.12875 t (location); 10 MWh uncovered × 0.6096 = 6.096 t
 # (market: 2.5 MWh covered by a certificate); 12.5 MWh × 0.1229 tce/MWh = 1.53625 tce.
 # Methane escape: 700 Nm³ CH4 × 0.000714 t/Nm³ ≈ 0.5 t × GWP 28 = 14 tCO2e (scope 1, both).
 LINES = (
-    _line(gas_t=7.12875, tco2e=7.12875, energy_tce=1.53625, factors=(GRID,)),
-    _line(basis="market", gas_t=6.096, tco2e=6.096, factors=(RESIDUAL,)),
+    _line(gas_t=7.12875, tco2e=7.12875, energy_tce=1.53625, records=(GRID,)),
+    _line(basis="market", gas_t=6.096, tco2e=6.096, records=(RESIDUAL,)),
     _line(category="fugitive", carrier="coal_mine_methane", scope="scope_1", basis="both",
           gas="CH4", activity=700.0, activity_unit="Nm3", gas_t=0.5, tco2e=14.0,
           quality="estimated", completeness=0.5),
@@ -138,7 +140,9 @@ def test_differences_per_line_with_units() -> None:
     assert diff_ledgers(before, before) == []
     # A new factor version: the old line goes (after null), the new one comes (before null).
     newer = {**GRID, "factor_version": "mee-nbs-electricity-2026-12-31"}
-    swapped = replace(INPUTS, lines=(replace(LINES[0], factors=(newer,)), *LINES[1:]))
+    swapped = replace(
+        INPUTS, lines=(replace(LINES[0], factors=FactorTrail(records=(newer,))), *LINES[1:])
+    )
     lines = diff_ledgers(before, build_ledger(swapped, HEADER))
     assert {(c["before"], c["after"]) for c in lines} == {(None, 0.5703), (0.5703, None)}
     assert all(unit for _value, unit in ledger_lines(before).values())

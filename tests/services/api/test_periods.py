@@ -11,11 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from carbonflow.domain.calendar import day_range, period_of, periods_before
-from carbonflow.storage.carbon import CarbonTotal
+from carbonflow.domain.inventory.lines import InventoryLine
 from services.api.periods import RangeError, as_site_time, checked_range, points_in
 from services.api.routers.carbon import period_end
 from services.api.routers.regulator import totals_of
 from services.api.settings import ApiSettings
+from tests.support.lines import line
 
 CN = "Asia/Shanghai"  # UTC+8, no DST
 BERLIN = "Europe/Berlin"  # DST: 2025-03-30 has 23 hours, 2025-10-26 has 25
@@ -117,11 +118,18 @@ def _row(
     org: str = "a",
     quality: str = "measured",
     completeness: float = 1.0,
-) -> CarbonTotal:
-    return CarbonTotal(
-        org, "n", "electricity", "purchased_electricity", basis, gas, scope, 1.0, "MWh",
-        energy_tce, 0.0, tco2e, tco2e, None, None, None, None, None, quality, completeness,
-    )  # fmt: skip
+) -> InventoryLine:
+    return line(
+        org_id=org,
+        basis=basis,
+        gas=gas,
+        scope=scope,
+        energy_tce=energy_tce,
+        gas_t=tco2e,
+        tco2e=tco2e,
+        quality=quality,
+        completeness=completeness,
+    )
 
 
 def test_totals_of_rows_in_both_views() -> None:
