@@ -52,7 +52,7 @@ from dataclasses import dataclass, field, replace
 from carbonflow.domain import units
 from carbonflow.domain.exact import close_exactly
 from carbonflow.domain.factors import FactorNotFound
-from carbonflow.domain.flows.allocation import ProductTransfer, pass_along
+from carbonflow.domain.flows.allocation import ProductTransfer, TransferShare, pass_along
 from carbonflow.domain.inventory.energy import to_tce
 from carbonflow.domain.inventory.lines import FIGURES, Figures, InventoryLine
 from carbonflow.domain.inventory.site_factors import SiteFactors
@@ -78,6 +78,9 @@ _SUPPLY_CATEGORIES: dict[str, set[tuple[str, str | None]]] = {
     Role.HEAT_IMPORT.value: {("purchased_heat", None)},
 }
 SITE_NODE = "site"
+# An edge of the document with what its meters measured: source, target, carrier, quantity,
+# unit, energy [tce], meters.
+_Metered = tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]
 
 
 ZERO = Figures()
@@ -185,58 +188,135 @@ def _link_tce(
         return 0.0
 
 
-def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases (nodes, links, allocation, products)
+def build_flows(
     plan: SitePlan,
     inventory: Sequence[InventoryLine],
     device_quantities: Mapping[tuple[int, int], float],
     factors: SiteFactors,
 ) -> FlowGraph:
     """The flow graph of one period (module doc)."""
-    doc = plan.document
     notes: list[str] = []
     totals = Figures.sum(r.figures() for r in inventory)
-    nodes_kind: dict[str, str] = {}
-    nodes_org: dict[str, str | None] = {}
-    if doc is not None:
-        for n in doc.nodes:
-            nodes_kind[n.id] = n.kind.value
-            nodes_org[n.id] = n.org
-    devices = {d.device_id: d for d in plan.devices}
+    nodes = _nodes(plan)
+    injections = _injections(inventory, nodes)
+    metered = _metered_edges(plan, nodes, device_quantities, factors, notes)
+    supply_vectors, claimed = _supply(metered, nodes, injections)
+    node_injected, emission_links = _emissions(injections, claimed)
+    spread = _propagate(metered, nodes, supply_vectors, node_injected)
 
-    # Injections by node; supply links claim theirs.
-    injections: dict[str, list[tuple[InventoryLine, Figures]]] = {}
+    links = [*_edge_links(metered, nodes, spread), *emission_links]
+    products, allocation_links, org_totals = _allocate(
+        plan, spread.retained, nodes.kind, nodes.org, device_quantities, notes
+    )
+    products, embodied_links = _pass_along(plan, products, metered, notes)
+    links.extend(_closed_on(allocation_links, totals))
+    flow_nodes = tuple(
+        FlowNode(
+            node_id=n,
+            kind=nodes.kind.get(n, "site"),
+            org_id=nodes.org.get(n),
+            injected=node_injected.get(n, ZERO),
+            received=Figures.sum(spread.received.get(n, [])),
+            retained=spread.retained.get(n, ZERO),
+        )
+        for n in [*nodes.kind, SITE_NODE]
+        if n in nodes.kind or n in node_injected or n in spread.retained
+    )
+    return FlowGraph(
+        site_id=plan.site_id,
+        nodes=flow_nodes,
+        links=tuple(links),
+        products=products,
+        totals=totals,
+        orgs=org_totals,
+        notes=tuple(notes),
+        embodied_links=embodied_links,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Nodes:
+    """The document's nodes: kind and organisation by id, in document order."""
+
+    kind: Mapping[str, str]
+    org: Mapping[str, str | None]
+
+    def is_kind(self, node: str, kind: NodeKind) -> bool:
+        return self.kind.get(node) == kind.value
+
+
+def _nodes(plan: SitePlan) -> _Nodes:
+    doc = plan.document
+    nodes = list(doc.nodes) if doc is not None else []
+    return _Nodes({n.id: n.kind.value for n in nodes}, {n.id: n.org for n in nodes})
+
+
+_Injections = dict[str, list[tuple[InventoryLine, Figures]]]
+
+
+def _injections(inventory: Sequence[InventoryLine], nodes: _Nodes) -> _Injections:
+    """The lines by the node they are booked at (``site`` for a node not in the document)."""
+    injections: _Injections = {}
     for row in inventory:
-        node = row.node_id if row.node_id in nodes_kind else SITE_NODE
+        node = row.node_id if row.node_id in nodes.kind else SITE_NODE
         injections.setdefault(node, []).append((row, row.figures()))
-    claimed: set[int] = set()
+    return injections
 
-    links: list[FlowLink] = []
-    raw_edges = list(doc.edges) if doc is not None else []
-    metered: list[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]] = []
-    for e in raw_edges:
-        sink = nodes_kind.get(e.target) == NodeKind.SINK.value
+
+def _metered_edges(
+    plan: SitePlan,
+    nodes: _Nodes,
+    device_quantities: Mapping[tuple[int, int], float],
+    factors: SiteFactors,
+    notes: list[str],
+) -> list[_Metered]:
+    """The document's edges with what their meters measured and its energy [tce]."""
+    doc = plan.document
+    devices = {d.device_id: d for d in plan.devices}
+    metered: list[_Metered] = []
+    for e in list(doc.edges) if doc is not None else []:
+        sink = nodes.is_kind(e.target, NodeKind.SINK)
         meters = [devices[m] for m in e.meters if m in devices]
-        quantity: float | None = None
-        unit: str | None = None
-        for d in meters:
-            metric = _link_metric(d, e.source, e.target, sink)
-            if metric is None:
-                continue
-            value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
-            if unit is None:
-                quantity, unit = value, metric.unit
-            else:
-                quantity = (quantity or 0.0) + units.convert(value, metric.unit, units.lookup(unit))
+        quantity, unit = _edge_quantity(e.source, e.target, sink, meters, device_quantities)
         tce = 0.0 if quantity is None or unit is None else _link_tce(
             e.carrier.value, quantity, unit, factors, notes
         )  # fmt: skip
         metered.append((e.source, e.target, e.carrier.value, quantity, unit, tce, meters))
+    return metered
 
-    # Supply links: the rows of their meters' sources at the target node.
+
+def _edge_quantity(
+    source: str,
+    target: str,
+    sink: bool,
+    meters: Sequence[DevicePlan],
+    device_quantities: Mapping[tuple[int, int], float],
+) -> tuple[float | None, str | None]:
+    """What an edge's meters measured, in the unit of the first (None without a metric)."""
+    quantity: float | None = None
+    unit: str | None = None
+    for d in meters:
+        metric = _link_metric(d, source, target, sink)
+        if metric is None:
+            continue
+        value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
+        if unit is None:
+            quantity, unit = value, metric.unit
+        else:
+            quantity = (quantity or 0.0) + units.convert(value, metric.unit, units.lookup(unit))
+    return quantity, unit
+
+
+def _supply(
+    metered: Sequence[_Metered], nodes: _Nodes, injections: _Injections
+) -> tuple[dict[int, Figures], set[int]]:
+    """Supply links: the lines of their meters' sources at the target node, split over the
+    links by their metered tce (or quantity); and the ids of the lines they claimed."""
     supply_vectors: dict[int, Figures] = {}
+    claimed: set[int] = set()
     by_target: dict[tuple[str, str, str], list[int]] = {}
     for i, (source, target, carrier, _q, _u, _t, meters) in enumerate(metered):
-        if nodes_kind.get(source) == NodeKind.SUPPLY.value:
+        if nodes.is_kind(source, NodeKind.SUPPLY):
             wanted = {c for d in meters for c in _SUPPLY_CATEGORIES.get(d.role, set())}
             for category, basis in wanted:
                 by_target.setdefault((target, carrier, category + "|" + str(basis)), []).append(i)
@@ -256,8 +336,14 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
             weights = [1.0] * len(link_ids)
         for i, part in zip(link_ids, vector.split(weights), strict=True):
             supply_vectors[i] = supply_vectors.get(i, ZERO) + part
+    return supply_vectors, claimed
 
-    # Emission links (virtual sources) for unclaimed injections.
+
+def _emissions(
+    injections: _Injections, claimed: set[int]
+) -> tuple[dict[str, Figures], list[FlowLink]]:
+    """Emission links (virtual sources) for the lines no supply link claimed, and what each
+    node has injected through them."""
     node_injected: dict[str, Figures] = {}
     emission_links: list[FlowLink] = []
     for node, items in injections.items():
@@ -273,26 +359,48 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
                 FlowLink(f"emission:{category}", node, carrier, None, None, 0.0, v, "emission")
             )
         node_injected[node] = Figures.sum(vec for _, vec in free)
+    return node_injected, emission_links
 
-    # Propagation graph: energy links not into sinks, not methane, not products, not back edges.
-    def propagates(i: int) -> bool:
-        source, target, carrier, _quantity, _u, tce, _m = metered[i]
-        return (
-            nodes_kind.get(target) != NodeKind.SINK.value
-            and carrier != _METHANE
-            and carrier not in _PRODUCT_CARRIERS
-            and nodes_kind.get(source) != NodeKind.SUPPLY.value
-            and tce > 0
-        )
 
+@dataclass(frozen=True, slots=True)
+class _Spread:
+    """What the energy links carried, what each node received and what it retained."""
+
+    back: set[int]
+    carried: dict[int, Figures]
+    received: dict[str, list[Figures]]
+    retained: dict[str, Figures]
+
+
+def _propagates(link: _Metered, nodes: _Nodes) -> bool:
+    """Energy links not into sinks, not methane, not products, not from supply, with energy."""
+    source, target, carrier, _quantity, _u, tce, _m = link
+    return (
+        not nodes.is_kind(target, NodeKind.SINK)
+        and carrier != _METHANE
+        and carrier not in _PRODUCT_CARRIERS
+        and not nodes.is_kind(source, NodeKind.SUPPLY)
+        and tce > 0
+    )
+
+
+def _propagate(
+    metered: Sequence[_Metered],
+    nodes: _Nodes,
+    supply_vectors: Mapping[int, Figures],
+    node_injected: Mapping[str, Figures],
+) -> _Spread:
+    """Each node passes what it receives and injects on over its outgoing energy links (not
+    back edges) in proportion to their tce, in topological order; a node without such links
+    retains it."""
     out_edges: dict[str, list[int]] = {}
-    for i, (source, *_rest) in enumerate(metered):
-        if propagates(i):
-            out_edges.setdefault(source, []).append(i)
-    back = _back_edges(list(nodes_kind), out_edges, metered)
+    for i, link in enumerate(metered):
+        if _propagates(link, nodes):
+            out_edges.setdefault(link[0], []).append(i)
+    back = _back_edges(list(nodes.kind), out_edges, metered)
     for source, edges in list(out_edges.items()):
         out_edges[source] = [i for i in edges if i not in back]
-    order = _topological(list(nodes_kind), out_edges, metered)
+    order = _topological(list(nodes.kind), out_edges, metered)
 
     received: dict[str, list[Figures]] = {}
     carried: dict[int, Figures] = dict(supply_vectors)
@@ -312,72 +420,56 @@ def build_flows(  # noqa: C901, PLR0912, PLR0915 — to be split into its phases
                 carried[i] = ZERO
         else:
             retained[node] = burden
+    return _Spread(back, carried, received, retained)
 
-    for i, (source, target, carrier, quantity, unit, tce, _m) in enumerate(metered):
-        if nodes_kind.get(source) == NodeKind.SUPPLY.value:
-            kind = "supply"
-        elif nodes_kind.get(target) == NodeKind.SINK.value:
-            kind = "sink"
-        elif carrier == _METHANE:
-            kind = "methane"
-        elif carrier in _PRODUCT_CARRIERS:
-            kind = "product"
-        elif i in back:
-            kind = "back_edge"
-        else:
-            kind = "energy"
-        links.append(
-            FlowLink(source, target, carrier, quantity, unit, tce, carried.get(i, ZERO), kind)
-        )
-    links.extend(emission_links)
 
-    products, allocation_links, org_totals = _allocate(
-        plan, retained, nodes_kind, nodes_org, device_quantities, notes
-    )
-    products, embodied_links = _pass_along(plan, products, metered, notes)
-    # Close the product column exactly on the inventory totals (absorbs float rounding only).
-    if allocation_links:
-        columns = [
-            close_exactly([link.attributed.as_tuple()[c] for link in allocation_links], total)
-            for c, total in enumerate(totals.as_tuple())
-        ]
-        allocation_links = [
-            FlowLink(
-                link.source, link.target, link.carrier, None, None, 0.0,
-                Figures(*(columns[c][k] for c in range(6))),
-                "allocation",
-            )
-            for k, link in enumerate(allocation_links)
-        ]  # fmt: skip
-    links.extend(allocation_links)
-    flow_nodes = tuple(
-        FlowNode(
-            node_id=n,
-            kind=nodes_kind.get(n, "site"),
-            org_id=nodes_org.get(n),
-            injected=node_injected.get(n, ZERO),
-            received=Figures.sum(received.get(n, [])),
-            retained=retained.get(n, ZERO),
+def _edge_kind(i: int, link: _Metered, nodes: _Nodes, back: set[int]) -> str:
+    source, target, carrier, *_rest = link
+    if nodes.is_kind(source, NodeKind.SUPPLY):
+        return "supply"
+    if nodes.is_kind(target, NodeKind.SINK):
+        return "sink"
+    if carrier == _METHANE:
+        return "methane"
+    if carrier in _PRODUCT_CARRIERS:
+        return "product"
+    return "back_edge" if i in back else "energy"
+
+
+def _edge_links(metered: Sequence[_Metered], nodes: _Nodes, spread: _Spread) -> list[FlowLink]:
+    """The document's edges as links, with what they carried."""
+    links = []
+    for i, link in enumerate(metered):
+        source, target, carrier, quantity, unit, tce, _m = link
+        kind = _edge_kind(i, link, nodes, spread.back)
+        carried = spread.carried.get(i, ZERO)
+        links.append(FlowLink(source, target, carrier, quantity, unit, tce, carried, kind))
+    return links
+
+
+def _closed_on(allocation_links: Sequence[FlowLink], totals: Figures) -> list[FlowLink]:
+    """The product column closed exactly on the inventory totals (absorbs float rounding
+    only)."""
+    if not allocation_links:
+        return []
+    columns = [
+        close_exactly([link.attributed.as_tuple()[c] for link in allocation_links], total)
+        for c, total in enumerate(totals.as_tuple())
+    ]
+    return [
+        FlowLink(
+            link.source, link.target, link.carrier, None, None, 0.0,
+            Figures(*(columns[c][k] for c in range(6))),
+            "allocation",
         )
-        for n in [*nodes_kind, SITE_NODE]
-        if n in nodes_kind or n in node_injected or n in retained
-    )
-    return FlowGraph(
-        site_id=plan.site_id,
-        nodes=flow_nodes,
-        links=tuple(links),
-        products=products,
-        totals=totals,
-        orgs=org_totals,
-        notes=tuple(notes),
-        embodied_links=embodied_links,
-    )
+        for k, link in enumerate(allocation_links)
+    ]  # fmt: skip
 
 
 def _back_edges(
     nodes: Sequence[str],
     out_edges: Mapping[str, Sequence[int]],
-    metered: Sequence[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]],
+    metered: Sequence[_Metered],
 ) -> set[int]:
     """Edges closing a cycle in a depth-first walk from the nodes in document order."""
     state: dict[str, int] = {}  # 1 on the stack, 2 done
@@ -408,7 +500,7 @@ def _back_edges(
 def _topological(
     nodes: Sequence[str],
     out_edges: Mapping[str, Sequence[int]],
-    metered: Sequence[tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]],
+    metered: Sequence[_Metered],
 ) -> list[str]:
     indegree = {n: 0 for n in nodes}
     for edges in out_edges.values():
@@ -427,7 +519,29 @@ def _topological(
     return order
 
 
-def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a node
+def _product_output(
+    plan: SitePlan, device_quantities: Mapping[tuple[int, int], float], notes: list[str]
+) -> dict[str, float]:
+    """Each product's output in the period [its unit], from its production meters."""
+    doc = plan.document
+    products = list(doc.products) if doc is not None else []
+    output: dict[str, float] = {p.id: 0.0 for p in products}
+    for d in plan.devices:
+        if d.role != Role.PRODUCTION or d.product_id not in output:
+            continue
+        metric = flow_metric(d)
+        if metric is None:
+            continue
+        value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
+        unit = next(p.unit for p in products if p.id == d.product_id)
+        try:
+            output[d.product_id] += units.convert(value, metric.unit, units.lookup(unit))
+        except units.UnitError as exc:
+            notes.append(f"{d.device_id}: {exc}")
+    return output
+
+
+def _allocate(
     plan: SitePlan,
     retained: Mapping[str, Figures],
     nodes_kind: Mapping[str, str],
@@ -437,17 +551,7 @@ def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a n
 ) -> tuple[tuple[ProductFlow, ...], list[FlowLink], dict[str, Figures]]:
     doc = plan.document
     products = list(doc.products) if doc is not None else []
-    output: dict[str, float] = {p.id: 0.0 for p in products}
-    for d in plan.devices:
-        if d.role == Role.PRODUCTION and d.product_id in output:
-            metric = flow_metric(d)
-            if metric is not None:
-                value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)
-                unit = next(p.unit for p in products if p.id == d.product_id)
-                try:
-                    output[d.product_id] += units.convert(value, metric.unit, units.lookup(unit))
-                except units.UnitError as exc:
-                    notes.append(f"{d.device_id}: {exc}")
+    output = _product_output(plan, device_quantities, notes)
     fed_by_product = {
         e.target for e in (doc.edges if doc is not None else []) if e.carrier.value in
         _PRODUCT_CARRIERS and any(p.node == e.source for p in products)
@@ -512,9 +616,6 @@ def _allocate(  # noqa: C901, PLR0912 — one branch per allocation basis of a n
     return tuple(flows), links, {org: Figures.sum(v) for org, v in orgs.items()}
 
 
-_Metered = tuple[str, str, str, float | None, str | None, float, list[DevicePlan]]
-
-
 def _upstream_product(
     edge_product: str | None,
     source: str,
@@ -534,7 +635,39 @@ def _upstream_product(
     return made_here[0] if len(made_here) == 1 else None
 
 
-def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_along, per node
+def _fed_amount(
+    quantity: float | None, unit: str | None, wanted: str, where: str, notes: list[str]
+) -> float | None:
+    """A product link's metered quantity in the upstream product's unit; None (all of it)
+    when unmetered or not convertible (noted)."""
+    if quantity is None or unit is None:
+        return None
+    try:
+        return units.convert(quantity, unit, units.lookup(wanted))
+    except units.UnitError as exc:
+        notes.append(f"{where}: {exc}; taken as all of it")
+        return None
+
+
+def _embodied_links(
+    shares: Sequence[TransferShare],
+    link_of: Mapping[tuple[str, str], tuple[str, float | None, str]],
+) -> tuple[FlowLink, ...]:
+    """``product:<upstream>`` → ``product:<downstream>`` links with the footprints carried."""
+    carried: dict[tuple[str, str], list[Figures]] = {}
+    for share in shares:
+        carried.setdefault((share.upstream, share.downstream), []).append(Figures(*share.carried))
+    return tuple(
+        FlowLink(
+            f"product:{up}", f"product:{down}", link_of[(up, down)][0], link_of[(up, down)][1],
+            link_of[(up, down)][2] if link_of[(up, down)][1] is not None else None, 0.0,
+            Figures.sum(vectors), "embodied",
+        )
+        for (up, down), vectors in carried.items()
+    )  # fmt: skip
+
+
+def _pass_along(
     plan: SitePlan,
     products: tuple[ProductFlow, ...],
     metered: Sequence[_Metered],
@@ -566,12 +699,8 @@ def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_alon
                 "edge names none (edge field 'product'): no footprint carried"
             )
             continue
-        amount: float | None = None
-        if quantity is not None and unit is not None:
-            try:
-                amount = units.convert(quantity, unit, units.lookup(by_id[upstream].unit))
-            except units.UnitError as exc:
-                notes.append(f"product link {source} → {target}: {exc}; taken as all of it")
+        where = f"product link {source} → {target}"
+        amount = _fed_amount(quantity, unit, by_id[upstream].unit, where, notes)
         transfers.append(
             ProductTransfer(
                 upstream, tuple(downstream), amount, tuple(by_id[d].output for d in downstream)
@@ -588,17 +717,7 @@ def _pass_along(  # noqa: C901 — the product-link walk of allocation.pass_alon
     for t in transfers:
         for d in t.downstream:
             made_from.setdefault(d, []).append(t.upstream)
-    carried: dict[tuple[str, str], list[Figures]] = {}
-    for share in shares:
-        carried.setdefault((share.upstream, share.downstream), []).append(Figures(*share.carried))
-    links = tuple(
-        FlowLink(
-            f"product:{up}", f"product:{down}", link_of[(up, down)][0], link_of[(up, down)][1],
-            link_of[(up, down)][2] if link_of[(up, down)][1] is not None else None, 0.0,
-            Figures.sum(vectors), "embodied",
-        )
-        for (up, down), vectors in carried.items()
-    )  # fmt: skip
+    links = _embodied_links(shares, link_of)
     out: list[ProductFlow] = []
     for p in products:
         f = footprints[p.product_id]
