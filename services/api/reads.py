@@ -23,7 +23,7 @@ import math
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,14 +32,12 @@ import psycopg
 from carbonflow.domain.flows.graph import FlowGraph, build_flows
 from carbonflow.domain.indicators.kpis import (
     Outcome,
-    PeriodInputs,
-    org_indicators,
-    site_indicators,
     site_targets,
 )
+from carbonflow.domain.indicators.period import evaluate_period, period_inputs
 from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
-from carbonflow.domain.inventory.site_factors import site_factors
+from carbonflow.domain.inventory.site_factors import plan_factors
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.readings.device_intervals import (
     IntervalRow,
@@ -120,13 +118,7 @@ def flows(
     )
     library = ref.library_from_db(conn)
     year = start.astimezone(_zone(plan)).year
-    factors = site_factors(
-        library,
-        province=plan.province,
-        grid_region=plan.grid_region,
-        year=year,
-        pins=ref.site_pins(conn, site_id),
-    )
+    factors = plan_factors(library, plan, year, ref.site_pins(conn, site_id))
     return build_flows(plan, carbon, {k: v.quantity for k, v in devices.items()}, factors)
 
 
@@ -213,34 +205,11 @@ def indicators_for_period(
     the stored totals (the engine stores days, months and years)."""
     plan = site_plan(conn, site_id)
     year = start.astimezone(_zone(plan)).year
-    factors = site_factors(
-        ref.library_from_db(conn),
-        province=plan.province,
-        grid_region=plan.grid_region,
-        year=year,
-        pins=ref.site_pins(conn, site_id),
-    )
+    factors = plan_factors(ref.library_from_db(conn), plan, year, ref.site_pins(conn, site_id))
     targets = site_targets(ref.targets_from_db(conn), plan.document, site_id)
-    carbon, _surplus = settle_period(
-        carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
-    )
+    totals = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
-    quantities = {k: v.quantity for k, v in devices.items()}
-    completeness = (
-        math.fsum(v.completeness for v in devices.values()) / len(devices) if devices else 0.0
-    )
-    year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
-    inputs = PeriodInputs(
-        plan, year, (end - start).total_seconds() / 86400.0, year_days, carbon, quantities,
-        completeness, period_start=start, period_end=end,
-    )  # fmt: skip
-    baseline = plan.document.baseline if plan.document is not None else None
-    outcomes = site_indicators(inputs, targets, factors, baseline)
-    if plan.document is not None:
-        graph = build_flows(plan, carbon, quantities, factors)
-        outcomes.extend(
-            org_indicators(graph, kind=plan.kind, year=year, targets=targets, doc=plan.document)
-        )
-    return outcomes
+    inputs = period_inputs(plan, year, (start, end), totals, devices)
+    return evaluate_period(inputs, targets, factors).outcomes

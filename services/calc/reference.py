@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from carbonflow.domain.factors import FactorLibrary, FactorNotFound, TargetSet
 from carbonflow.domain.inventory.green import RegisterEntry
-from carbonflow.domain.inventory.site_factors import SiteFactors, fingerprint, site_factors
+from carbonflow.domain.inventory.site_factors import SiteFactors, fingerprint, plan_factors
 from carbonflow.domain.site.plan import SitePlan
 from carbonflow.storage import reference as ref
 from carbonflow.storage.db import Conn
@@ -95,13 +95,7 @@ def year_factors(
     year: int,
 ) -> YearFactors:
     try:
-        factors = site_factors(
-            reference.library,
-            province=plan.province,
-            grid_region=plan.grid_region,
-            year=year,
-            pins=pins,
-        )
+        factors = plan_factors(reference.library, plan, year, pins)
         return YearFactors(factors, fingerprint(_year_records(plan, factors, register, year)), None)
     except (FactorNotFound, ValueError) as exc:
         return YearFactors(None, fingerprint({"error": str(exc)}), str(exc))

@@ -53,6 +53,7 @@ from carbonflow.domain.factors.library import Confidence
 from carbonflow.domain.inventory.carbon import FuelParameters, fuel_parameters
 from carbonflow.domain.inventory.energy import tce_coefficient
 from carbonflow.domain.inventory.methane import GwpSet, MethaneParameters, methane_parameters
+from carbonflow.domain.site.plan import SitePlan
 
 PURPOSES = (
     "electricity.location",
@@ -279,6 +280,15 @@ def site_factors(
         gec=use_factor(library.get(GEC_KEY)),
         methane=methane,
         pins=pins,
+    )
+
+
+def plan_factors(
+    library: FactorLibrary, plan: SitePlan, year: int, pins: Mapping[str, FactorPin] | None
+) -> SiteFactors:
+    """The factors of the planned site (its province and grid region) for accounting ``year``."""
+    return site_factors(
+        library, province=plan.province, grid_region=plan.grid_region, year=year, pins=pins
     )
 
 

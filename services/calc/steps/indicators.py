@@ -5,26 +5,21 @@ budgets of the years, and early-warning events on status changes
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carbonflow.domain.flows.graph import FlowGraph, build_flows
+from carbonflow.domain.flows.graph import FlowGraph
 from carbonflow.domain.indicators.kpis import (
     Event,
-    PeriodInputs,
     budget_events,
     budget_outcomes,
     indicator_events,
-    org_indicators,
-    site_indicators,
     site_targets,
 )
-from carbonflow.domain.inventory.balance import settle_period
-from carbonflow.domain.inventory.lines import InventoryLine
+from carbonflow.domain.indicators.period import evaluate_period, period_inputs
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
@@ -99,16 +94,14 @@ class _SiteIndicators:
         factors = self.years.factors(year)
         if factors is None:
             return
-        inputs, carbon = self._inputs(year, p0, data_end)
-        outcomes = site_indicators(inputs, self.targets, factors, self.baseline)
-        graph: FlowGraph | None = None
-        if grain != "day" and plan.document is not None:
-            graph = build_flows(plan, carbon, inputs.devices, factors)
-            outcomes.extend(
-                org_indicators(
-                    graph, kind=plan.kind, year=year, targets=self.targets, doc=plan.document
-                )
-            )
+        conn, tz = self.ctx.conn, plan.timezone
+        inputs = period_inputs(
+            plan, year, (p0, data_end),
+            carbon_db.carbon_totals(conn, self.site_id, p0, data_end, tz),
+            intervals_db.device_totals(conn, self.pks, p0, data_end, tz),
+        )  # fmt: skip
+        evaluation = evaluate_period(inputs, self.targets, factors, organisations=grain != "day")
+        outcomes, graph = evaluation.outcomes, evaluation.graph
         self.rows.extend(
             indicators_db.indicator_row(self.site_id, grain, p0, p1, o, inputs.completeness)
             for o in outcomes
@@ -118,26 +111,6 @@ class _SiteIndicators:
             self.events.extend(indicator_events(outcomes, prev, grain=grain, period_start=p0))
         if grain == "year" and graph is not None:
             self._budgets(year, (p0, p1), data_end, graph)
-
-    def _inputs(
-        self, year: int, p0: datetime, data_end: datetime
-    ) -> tuple[PeriodInputs, list[InventoryLine]]:
-        """What the period [p0, data_end) consists of, and its settled carbon rows."""
-        conn, tz = self.ctx.conn, self.ctx.plan.timezone
-        carbon, _surplus = settle_period(
-            carbon_db.carbon_totals(conn, self.site_id, p0, data_end, tz)
-        )
-        devices = intervals_db.device_totals(conn, self.pks, p0, data_end, tz)
-        quantities = {k: v.quantity for k, v in devices.items()}
-        completeness = (
-            math.fsum(v.completeness for v in devices.values()) / len(devices) if devices else 0.0
-        )
-        year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
-        inputs = PeriodInputs(
-            self.ctx.plan, year, (data_end - p0).total_seconds() / 86400.0, year_days, carbon,
-            quantities, completeness, period_start=p0, period_end=data_end,
-        )  # fmt: skip
-        return inputs, carbon
 
     def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
         """The year's budgets upserted; their status changes as events."""

@@ -1,0 +1,98 @@
+"""The one evaluation of a period: what a site's period consists of, its indicators and those of
+its organisations. Pure.
+
+The calc service evaluates the local days, months and years it stores; the API evaluates any
+other period on demand (a rolling 12 months). Both read the same stored totals and come here, so
+a stored month and the same month asked for on demand are one computation:
+
+1. the period's carbon lines are settled
+   (:func:`~carbonflow.domain.inventory.balance.settle_period`);
+2. device quantities are summed per (device, metric), completeness is their plain mean;
+3. the site's indicators (:func:`~carbonflow.domain.indicators.kpis.site_indicators`);
+4. with organisations: the flow graph of the period attributes energy and carbon to them, and
+   their indicators follow (:func:`~carbonflow.domain.indicators.kpis.org_indicators`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from carbonflow.domain.factors import TargetSet
+from carbonflow.domain.flows.graph import FlowGraph, build_flows
+from carbonflow.domain.indicators.kpis import (
+    Outcome,
+    PeriodInputs,
+    org_indicators,
+    site_indicators,
+)
+from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import InventoryLine
+from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.site.plan import SitePlan
+
+SECONDS_PER_DAY = 86_400.0
+
+
+class DeviceQuantity(Protocol):
+    """A device metric's quantity summed over the period (``storage.intervals.DeviceTotal``)."""
+
+    @property
+    def quantity(self) -> float: ...
+    @property
+    def completeness(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodEvaluation:
+    inputs: PeriodInputs
+    outcomes: list[Outcome]  # the site's, then its organisations'
+    graph: FlowGraph | None  # when organisations were evaluated
+
+
+def period_inputs(
+    plan: SitePlan,
+    year: int,
+    period: tuple[datetime, datetime],
+    totals: Sequence[InventoryLine],
+    devices: Mapping[tuple[int, int], DeviceQuantity],
+) -> PeriodInputs:
+    """What [start, end) of the site consists of: settled carbon lines, device quantities and
+    their mean completeness, the period's length against its accounting year [days]."""
+    start, end = period
+    carbon, _surplus = settle_period(totals)
+    completeness = (
+        math.fsum(v.completeness for v in devices.values()) / len(devices) if devices else 0.0
+    )
+    year_days = (date(year + 1, 1, 1) - date(year, 1, 1)).days
+    return PeriodInputs(
+        plan, year, (end - start).total_seconds() / SECONDS_PER_DAY, year_days, carbon,
+        {k: v.quantity for k, v in devices.items()}, completeness,
+        period_start=start, period_end=end,
+    )  # fmt: skip
+
+
+def evaluate_period(
+    inputs: PeriodInputs,
+    targets: TargetSet,
+    factors: SiteFactors,
+    *,
+    organisations: bool = True,
+) -> PeriodEvaluation:
+    """The site's indicators of the period and, with ``organisations`` (and a site document),
+    its organisations' through the period's flow graph."""
+    plan = inputs.plan
+    baseline = plan.document.baseline if plan.document is not None else None
+    outcomes = site_indicators(inputs, targets, factors, baseline)
+    graph: FlowGraph | None = None
+    if organisations and plan.document is not None:
+        graph = build_flows(plan, inputs.carbon, inputs.devices, factors)
+        outcomes.extend(
+            org_indicators(
+                graph, kind=plan.kind, year=inputs.year, targets=targets, doc=plan.document
+            )
+        )
+    return PeriodEvaluation(inputs, outcomes, graph)
