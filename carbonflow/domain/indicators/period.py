@@ -19,7 +19,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
 
 from carbonflow.domain.factors import TargetSet
 from carbonflow.domain.flows.graph import FlowGraph, build_flows
@@ -32,18 +31,10 @@ from carbonflow.domain.indicators.kpis import (
 from carbonflow.domain.inventory.balance import settle_period
 from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.domain.inventory.site_factors import SiteFactors
+from carbonflow.domain.readings.quality import MeasuredTotal
 from carbonflow.domain.site.plan import SitePlan
 
 SECONDS_PER_DAY = 86_400.0
-
-
-class DeviceQuantity(Protocol):
-    """A device metric's quantity summed over the period (``storage.intervals.DeviceTotal``)."""
-
-    @property
-    def quantity(self) -> float: ...
-    @property
-    def completeness(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +49,7 @@ def period_inputs(
     year: int,
     period: tuple[datetime, datetime],
     totals: Sequence[InventoryLine],
-    devices: Mapping[tuple[int, int], DeviceQuantity],
+    devices: Mapping[tuple[int, int], MeasuredTotal],
 ) -> PeriodInputs:
     """What [start, end) of the site consists of: settled carbon lines, device quantities and
     their mean completeness, the period's length against its accounting year [days]."""

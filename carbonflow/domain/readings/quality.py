@@ -40,9 +40,11 @@ class Quality(StrEnum):
         return cls.ESTIMATED
 
 
-class _Measured(Protocol):
+class MeasuredTotal(Protocol):
     """A device metric's quantity summed over a period (``storage.intervals.DeviceTotal``)."""
 
+    @property
+    def quantity(self) -> float: ...
     @property
     def quality(self) -> str: ...
     @property
@@ -61,7 +63,7 @@ class DataCompleteness:
     missing: int
 
 
-def data_completeness(totals: Sequence[_Measured | None]) -> DataCompleteness:
+def data_completeness(totals: Sequence[MeasuredTotal | None]) -> DataCompleteness:
     """:class:`DataCompleteness` of device metrics given their period totals (None: no data).
     At least one metric."""
     present = [t for t in totals if t is not None]

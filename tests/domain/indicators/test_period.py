@@ -21,6 +21,7 @@ from tests.support.lines import line
 class Total:
     quantity: float
     completeness: float
+    quality: str = "measured"
 
 
 PLAN = plan_from_document(load_site_file(EXAMPLES / "shanxi-mine.yaml"))

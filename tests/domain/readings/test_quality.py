@@ -72,6 +72,7 @@ def test_data_completeness_counts_a_metric_without_data_as_0() -> None:
     class Total:
         quality: str
         completeness: float
+        quantity: float = 0.0
 
     c = data_completeness([Total("measured", 1.0), None, Total("estimated", 0.5), None])
     assert (c.device_metrics, c.without_data) == (4, 2)
