@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,11 +19,11 @@ import pytest
 from psycopg import sql
 
 from carbonflow.embedded.postgres import PostgresServer
-from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage.registry_load import load_site
 from services.api.reads import ledger_inputs
 from services.calc.engine import CalcEngine
-from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
+from tests.support.calc_generator import (
+    computed_small_site,
+)
 from tests.support.deploy_support import pg_client_bin_dir, server_major
 
 pytestmark = pytest.mark.integration
@@ -62,16 +61,8 @@ def test_pg_dump_and_restore_reproduce_the_results(
     bin_dir = pg_client_bin_dir(server_major(database_url))
     if bin_dir is None:
         pytest.skip(f"no pg_dump of PostgreSQL {server_major(database_url)} on this machine")
-    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    doc, start, end = computed_small_site(database_url)
     site = doc.site.id
-    load_site(database_url, doc)
-    start = month_start(2025, 5)
-    end = start + timedelta(days=3)
-    store_readings(database_url, site, generate(doc, start, end, period=timedelta(minutes=10)))
-    engine = CalcEngine(database_url)
-    engine.sync_reference()
-    engine.run_until_idle()
-    engine.close()
     with psycopg.connect(database_url) as conn:
         before_ledger = ledger_inputs(conn, site, start, end)
     before = _table_digests(database_url)

@@ -28,7 +28,7 @@ from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_sites
 from services.api.app import create_app
 from services.api.settings import ApiSettings
-from services.api.tokens import new_key
+from services.api.tokens import NewKey, new_key
 
 MINE = "shanxi-jinzhong-mine"
 PARK = "inner-mongolia-ordos-park"
@@ -154,26 +154,33 @@ def seed(url: str) -> Seeded:
                 (site, instrument, org, kind, certificates, volume, volume / 2),
             )
     seeded = Seeded(url)
+    for name, key in grant_keys(url, GRANTS, label="test {name}").items():
+        seeded.tokens[name] = key.token
+        seeded.key_ids[name] = key.key_id
+    seeded.tokens["bootstrap"] = ADMIN_KEY
+    return seeded
+
+
+Grant = tuple[str, list[str], str | None]  # role, sites, organisation
+
+
+def grant_keys(
+    url: str, grants: Mapping[str, Grant], *, label: str = "{name}"
+) -> dict[str, NewKey]:
+    """A new API key per name with its role, sites and organisation, in one transaction."""
+    keys: dict[str, NewKey] = {}
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            for name, (role, sites, org) in GRANTS.items():
-                key = new_key()
+            for name, (role, sites, org) in grants.items():
+                key = keys[name] = new_key()
                 create_key(
-                    conn,
-                    key_id=key.key_id,
-                    secret_sha256=key.secret_sha256,
-                    role=role,
-                    label=f"test {name}",
-                    site_ids=sites,
-                    org_id=org,
-                )
-                seeded.tokens[name] = key.token
-                seeded.key_ids[name] = key.key_id
+                    conn, key_id=key.key_id, secret_sha256=key.secret_sha256, role=role,
+                    label=label.format(name=name), site_ids=sites, org_id=org,
+                )  # fmt: skip
     finally:
         engine.dispose()
-    seeded.tokens["bootstrap"] = ADMIN_KEY
-    return seeded
+    return keys
 
 
 async def _no_wait(_seconds: float) -> None:

@@ -29,6 +29,9 @@ import psycopg
 
 from carbonflow.domain.site.model import Device, MetricKind, SiteDocument, multiplier_applies
 from carbonflow.domain.units import Dimension, metric_unit
+from carbonflow.sites.loader import parse_site_text
+from carbonflow.storage.registry_load import load_site
+from services.calc.engine import CalcEngine, CycleReport
 
 SLOT = timedelta(minutes=15)
 # Register resolution [raw unit]: truth is knowable to ± one step × the multiplier at each end.
@@ -343,3 +346,24 @@ def month_start(year: int, month: int, tz: str = "Asia/Shanghai") -> datetime:
 
 def totals_by_key(data: Generated, start: datetime, end: datetime) -> Mapping[Key, float]:
     return {key: data.true_total(key, start, end) for key in data.truth}
+
+
+def run_calc(url: str) -> list[CycleReport]:
+    """The calc engine over everything stored: factor files synced, cycles until idle."""
+    engine = CalcEngine(url)
+    try:
+        engine.sync_reference()
+        return engine.run_until_idle()
+    finally:
+        engine.close()
+
+
+def computed_small_site(url: str, days: int = 3) -> tuple[SiteDocument, datetime, datetime]:
+    """``SMALL_SITE`` loaded, ``days`` of 10-min readings from May 2025 stored and computed."""
+    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    load_site(url, doc)
+    start = month_start(2025, 5)
+    end = start + timedelta(days=days)
+    store_readings(url, doc.site.id, generate(doc, start, end, period=timedelta(minutes=10)))
+    run_calc(url)
+    return doc, start, end

@@ -24,14 +24,10 @@ from carbonflow.embedded.postgres import PostgresServer
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
-from carbonflow.storage.access import create_key
-from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_site
 from services.api.reads import indicators_for_period
-from services.api.tokens import new_key
-from services.calc.engine import CalcEngine
-from tests.support.api_support import ADMIN_KEY, _database, assert_problem, make_app
-from tests.support.calc_generator import generate, month_start, store_readings
+from tests.support.api_support import ADMIN_KEY, _database, assert_problem, grant_keys, make_app
+from tests.support.calc_generator import generate, month_start, run_calc, store_readings
 
 pytestmark = pytest.mark.integration
 
@@ -147,26 +143,9 @@ def calc(pg_server: PostgresServer, migrated_template: str) -> Iterator[Calc]:
             load_site(url, doc)
             data = generate(doc, START, END, period=timedelta(minutes=10))
             store_readings(url, doc.site.id, data)
-        engine = CalcEngine(url)
-        engine.sync_reference()
-        engine.run_until_idle()
-        engine.close()
-        tokens = {"bootstrap": ADMIN_KEY}
-        sa_engine = make_engine(url)
-        with sa_engine.begin() as conn:
-            for name, (role, sites, org) in GRANTS.items():
-                key = new_key()
-                create_key(
-                    conn,
-                    key_id=key.key_id,
-                    secret_sha256=key.secret_sha256,
-                    role=role,
-                    label=f"test {name}",
-                    site_ids=sites,
-                    org_id=org,
-                )
-                tokens[name] = key.token
-        sa_engine.dispose()
+        run_calc(url)
+        keys = grant_keys(url, GRANTS, label="test {name}")
+        tokens = {"bootstrap": ADMIN_KEY, **{name: key.token for name, key in keys.items()}}
         with TestClient(make_app(url), raise_server_exceptions=False) as client:
             yield Calc(url, client, tokens)
     finally:

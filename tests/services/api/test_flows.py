@@ -21,15 +21,12 @@ from fastapi.testclient import TestClient
 
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage import carbon
-from carbonflow.storage.access import create_key
-from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_sites
 from services.api.problems import ApiProblemError
 from services.api.routers.flows import OUTSIDE_IN, SANKEY_KINDS, resolve_period
 from services.api.routers.view import newest_kpis, recent_carbon
-from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.support.api_support import MINE, PARK, assert_problem, make_app
+from tests.support.api_support import MINE, PARK, assert_problem, grant_keys, make_app
 from tests.support.calc_generator import generate, store_readings
 
 pytestmark = pytest.mark.integration
@@ -72,22 +69,16 @@ def park(pg_server: Any, migrated_template: str) -> Iterator[Park]:
         engine.sync_reference()
         assert all(r.site_errors == 0 for r in engine.run_until_idle())
         engine.close()
-        tokens: dict[str, str] = {}
-        sa_engine = make_engine(url)
-        with sa_engine.begin() as conn:
-            for name, role, sites, org in (
-                ("admin", "admin", [], None),
-                ("operator", "operator", [PARK], None),
-                ("cathode", "enterprise", [PARK], "cathode-plant"),
-                ("data-centre", "enterprise", [PARK], "data-centre"),
-            ):
-                key = new_key()
-                create_key(
-                    conn, key_id=key.key_id, secret_sha256=key.secret_sha256, role=role,
-                    label=name, site_ids=sites, org_id=org,
-                )  # fmt: skip
-                tokens[name] = key.token
-        sa_engine.dispose()
+        keys = grant_keys(
+            url,
+            {
+                "admin": ("admin", [], None),
+                "operator": ("operator", [PARK], None),
+                "cathode": ("enterprise", [PARK], "cathode-plant"),
+                "data-centre": ("enterprise", [PARK], "data-centre"),
+            },
+        )
+        tokens = {name: key.token for name, key in keys.items()}
         with TestClient(make_app(url), raise_server_exceptions=False) as client:
             yield Park(client, url, tokens)
     finally:

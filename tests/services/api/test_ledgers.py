@@ -25,13 +25,10 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage.access import create_key
-from carbonflow.storage.db import make_engine
 from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
-from services.api.tokens import new_key
 from services.calc.engine import CalcEngine
-from tests.support.api_support import ADMIN_KEY, assert_problem, make_app
+from tests.support.api_support import ADMIN_KEY, assert_problem, grant_keys, make_app
 from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
 
 pytestmark = pytest.mark.integration
@@ -71,19 +68,8 @@ def _keys(url: str) -> dict[str, str]:
         "enterprise": ("enterprise", [SITE], ORG),
         "regulator": ("regulator", [SITE], None),
     }
-    tokens = {"admin": ADMIN_KEY}
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            for name, (role, sites, org) in grants.items():
-                key = new_key()
-                create_key(
-                    conn, key_id=key.key_id, secret_sha256=key.secret_sha256, role=role,
-                    label=name, site_ids=sites, org_id=org,
-                )  # fmt: skip
-                tokens[name] = key.token
-    finally:
-        engine.dispose()
+    keys = grant_keys(url, grants)
+    tokens = {"admin": ADMIN_KEY, **{name: key.token for name, key in keys.items()}}
     return tokens
 
 

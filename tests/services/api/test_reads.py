@@ -19,23 +19,17 @@ from services.api.reads import (
     live_intervals,
     site_plan,
 )
-from services.calc.engine import CalcEngine
-from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
+from tests.support.calc_generator import (
+    SMALL_SITE,
+    computed_small_site,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def test_queries_for_the_api(database_url: str) -> None:
-    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    doc, start, end = computed_small_site(database_url)
     site = doc.site.id
-    load_site(database_url, doc)
-    start = month_start(2025, 5)
-    end = start + timedelta(days=3)
-    store_readings(database_url, site, generate(doc, start, end, period=timedelta(minutes=10)))
-    engine = CalcEngine(database_url)
-    engine.sync_reference()
-    engine.run_until_idle()
-    engine.close()
     day2 = start + timedelta(days=1)
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
