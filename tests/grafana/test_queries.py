@@ -27,10 +27,10 @@ from carbonflow.grafana.build import dashboards
 from carbonflow.grafana.macros import VariableValue, expand
 from carbonflow.grafana.model import Dashboard, Sql, Variable
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.runner import register_fleet, run_simulation
+from tests.support.calc_generator import run_calc
 from tests.support.ingest_harness import count, running_ingest
 from tests.support.waiting import wait_until
 
@@ -77,12 +77,7 @@ def _simulate(database_url: str, broker_url: str) -> None:
             120,
             message="readings stored",
         )
-    engine = CalcEngine(database_url)
-    try:
-        engine.sync_reference()
-        assert all(r.site_errors == 0 for r in engine.run_until_idle())
-    finally:
-        engine.close()
+    run_calc(database_url)
 
 
 def _options(

@@ -349,11 +349,15 @@ def totals_by_key(data: Generated, start: datetime, end: datetime) -> Mapping[Ke
 
 
 def run_calc(url: str) -> list[CycleReport]:
-    """The calc engine over everything stored: factor files synced, cycles until idle."""
+    """The calc engine over everything stored: factor files synced, cycles until idle, no site
+    failing and nothing left pending."""
     engine = CalcEngine(url)
     try:
         engine.sync_reference()
-        return engine.run_until_idle()
+        reports = engine.run_until_idle()
+        assert all(r.site_errors == 0 for r in reports)
+        assert engine.pending() == 0
+        return reports
     finally:
         engine.close()
 

@@ -25,9 +25,8 @@ from carbonflow.storage.registry_load import load_sites
 from services.api.problems import ApiProblemError
 from services.api.routers.flows import OUTSIDE_IN, SANKEY_KINDS, resolve_period
 from services.api.routers.view import newest_kpis, recent_carbon
-from services.calc.engine import CalcEngine
 from tests.support.api_support import MINE, PARK, assert_problem, grant_keys, make_app
-from tests.support.calc_generator import generate, store_readings
+from tests.support.calc_generator import generate, run_calc, store_readings
 
 pytestmark = pytest.mark.integration
 
@@ -65,10 +64,7 @@ def park(pg_server: Any, migrated_template: str) -> Iterator[Park]:
         load_sites(url, docs)
         doc = next(d for d in docs if d.site.id == PARK)
         store_readings(url, PARK, generate(doc, DATA_START, DATA_END))
-        engine = CalcEngine(url)
-        engine.sync_reference()
-        assert all(r.site_errors == 0 for r in engine.run_until_idle())
-        engine.close()
+        run_calc(url)
         keys = grant_keys(
             url,
             {

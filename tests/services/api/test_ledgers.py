@@ -27,9 +27,8 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
-from services.calc.engine import CalcEngine
 from tests.support.api_support import ADMIN_KEY, assert_problem, grant_keys, make_app
-from tests.support.calc_generator import SMALL_SITE, generate, month_start, store_readings
+from tests.support.calc_generator import SMALL_SITE, generate, month_start, run_calc, store_readings
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +52,7 @@ class Plant:
 
 
 def _run_calc(url: str) -> None:
-    engine = CalcEngine(url)
-    try:
-        engine.sync_reference()
-        engine.run_until_idle()
-        assert engine.pending() == 0
-    finally:
-        engine.close()
+    run_calc(url)
 
 
 def _keys(url: str) -> dict[str, str]:

@@ -34,11 +34,11 @@ from carbonflow.embedded.net import free_port
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from carbonflow.storage.registry_load import load_sites
 from services.api.routers.flows import SANKEY_KINDS
-from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.runner import SimulationRunner
 from tests.support import ROOT as ROOT_DIR
 from tests.support.api_support import ADMIN_KEY, PARK, make_app
+from tests.support.calc_generator import run_calc
 from tests.support.ingest_harness import running_ingest
 from tests.support.waiting import wait_until
 
@@ -102,10 +102,7 @@ def platform(database_url: str, mosquitto: EmbeddedMosquitto) -> Iterator[Platfo
                 interval_s=0.2,
                 message="back-filled readings stored",
             )
-            engine = CalcEngine(database_url)
-            engine.sync_reference()
-            assert all(r.site_errors == 0 for r in engine.run_until_idle())
-            engine.close()
+            run_calc(database_url)
             api_thread.start()
             wait_until(lambda: server.started, 30, message="API listening")
             yield Platform(f"http://127.0.0.1:{port}", database_url)

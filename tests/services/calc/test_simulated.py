@@ -21,11 +21,11 @@ import pytest
 
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.sites.loader import EXAMPLES, load_site_file
-from services.calc.engine import CalcEngine
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.oracle import read_oracle
 from simulators.runner import register_fleet, run_simulation
+from tests.support.calc_generator import run_calc
 from tests.support.ingest_harness import count, running_ingest
 from tests.support.waiting import wait_until
 
@@ -73,10 +73,7 @@ def test_a_simulated_month_matches_the_oracle(
         )
     for kind in ("reset", "replacement", "rollover", "gap", "late"):
         assert report.injected.get(kind, 0) > 0, kind
-    engine = CalcEngine(database_url)
-    engine.sync_reference()
-    assert all(r.site_errors == 0 for r in engine.run_until_idle())
-    engine.close()
+    run_calc(database_url)
 
     oracle = read_oracle(oracle_path)
     start, end = oracle.intervals[0].start, oracle.intervals[-1].end
