@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from psycopg.types.json import Jsonb
 
+from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import (
     Basis,
     Category,
@@ -515,20 +516,9 @@ def factor_set(conn: Conn, factor_set_id: int) -> list[dict[str, Any]]:
     return [] if row is None else list(row[0])
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimRow:
-    instrument_id: str
-    kind: str
-    accepted: bool
-    offered_mwh: float
-    applied_mwh: float
-    unused_mwh: float
-    reason: str
-
-
 def month_claims(
     conn: sa.Connection, site_id: str, month_start: datetime, org_id: str | None
-) -> list[ClaimRow]:
+) -> list[GreenClaim]:
     """The green-power claims of the month; of one organisation's instruments if ``org_id``."""
     c, g = calc_green_claim, green_instrument
     query = (
@@ -551,4 +541,4 @@ def month_claims(
     )
     if org_id is not None:
         query = query.where(g.c.org_id == org_id)
-    return [ClaimRow(*r) for r in conn.execute(query)]
+    return [GreenClaim(*r) for r in conn.execute(query)]

@@ -124,7 +124,9 @@ def month_pool(
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimOutcome:
+class GreenClaim:
+    """One instrument's claim on the month (a ``calc_green_claim`` row, a ledger line)."""
+
     instrument_id: str
     kind: str
     accepted: bool
@@ -134,10 +136,10 @@ class ClaimOutcome:
     reason: str
 
 
-def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[ClaimOutcome, ...]:
+def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[GreenClaim, ...]:
     """Per instrument: how much of the month's covered import it backs (in register order)."""
     left = covered_mwh
-    out: list[ClaimOutcome] = []
+    out: list[GreenClaim] = []
     for (entry, volume), claim in zip(pool.offered, pool.claims, strict=True):
         if not claim.accepted:
             reason = claim.reason
@@ -145,13 +147,13 @@ def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[ClaimOutcome, ...
                 reason = "no evidence given"
             elif entry.kind == InstrumentKind.CERTIFICATE.value and claim.reason.startswith("no"):
                 reason = "certificate count × 1 MWh does not equal the volume"
-            out.append(ClaimOutcome(entry.instrument_id, entry.kind, False, volume, 0, 0, reason))
+            out.append(GreenClaim(entry.instrument_id, entry.kind, False, volume, 0, 0, reason))
             continue
         applied = min(volume, left)
         left -= applied
         unused = volume - applied
         out.append(
-            ClaimOutcome(
+            GreenClaim(
                 entry.instrument_id,
                 entry.kind,
                 True,

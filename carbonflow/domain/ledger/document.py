@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
 
 
@@ -125,19 +126,6 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
         Column("target_comparator"), Column("target_unit"), Column("completeness_share", "1"),
     ),
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class GreenClaim:
-    """One instrument's claim on the month (``calc_green_claim``)."""
-
-    instrument_id: str
-    kind: str
-    accepted: bool
-    offered_mwh: float
-    applied_mwh: float
-    unused_mwh: float
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,18 +181,7 @@ def draft_document(
         inputs = LedgerInputs(site_id, org_id, start, end, (), {}, (), (), 0.0, 0.0)
     else:
         inputs = ledger_inputs(db.psycopg_utc(conn), site_id, start, end, org_id=org_id)
-    claims = [
-        ledger_doc.GreenClaim(
-            c.instrument_id,
-            c.kind,
-            c.accepted,
-            c.offered_mwh,
-            c.applied_mwh,
-            c.unused_mwh,
-            c.reason,
-        )
-        for c in carbon.month_claims(conn, site_id, start, org_id)
-    ]
+    claims = carbon.month_claims(conn, site_id, start, org_id)
     header = ledger_doc.LedgerHeader(
         site_id=site_id,
         org_id=org_id,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import FactorTrail, InventoryLine
 from carbonflow.domain.ledger.document import (
-    GreenClaim,
     LedgerHeader,
     LedgerInputs,
     build_ledger,
