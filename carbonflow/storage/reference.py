@@ -44,6 +44,7 @@ from carbonflow.domain.factors.library import (
     unique_paths,
 )
 from carbonflow.domain.factors.targets import TargetSet, parse_targets
+from carbonflow.domain.inventory.green import RegisterEntry
 from carbonflow.storage.db import Conn, make_row
 from carbonflow.storage.registry import org_filter
 from carbonflow.storage.schema import (
@@ -294,26 +295,10 @@ def site_pins(conn: Conn, site_id: str) -> dict[str, PinnedFactor | SiteOverride
 # --- green-power register --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class GreenRecord:
-    """One register entry: ``claimed_mwh`` of ``volume_mwh`` is claimed for [claim_start,
-    claim_end] (inclusive dates, site-local)."""
-
-    site_id: str
-    instrument_id: str
-    kind: str  # green_power_contract | direct_supply | certificate
-    evidence: str
-    volume_mwh: float
-    valid_from: date
-    valid_to: date
-    claimed_mwh: float
-    claim_start: date
-    claim_end: date
-    org_id: str | None = None
-    certificates: int | None = None
-
-
-def upsert_green_instrument(conn: Conn, record: GreenRecord) -> None:
+def upsert_green_instrument(
+    conn: Conn, site_id: str, entry: RegisterEntry, org_id: str | None = None
+) -> None:
+    """Register or replace one instrument of the site (``org_id``: its holder, if not the site)."""
     conn.execute(
         "INSERT INTO green_instrument (site_id, instrument_id, org_id, kind, evidence, "
         "certificates, volume_mwh, valid_from, valid_to, claimed_mwh, claim_start, claim_end) "
@@ -325,36 +310,27 @@ def upsert_green_instrument(conn: Conn, record: GreenRecord) -> None:
         "claimed_mwh = excluded.claimed_mwh, claim_start = excluded.claim_start, "
         "claim_end = excluded.claim_end, updated_at = now()",
         (
-            record.site_id,
-            record.instrument_id,
-            record.org_id,
-            record.kind,
-            record.evidence,
-            record.certificates,
-            record.volume_mwh,
-            record.valid_from,
-            record.valid_to,
-            record.claimed_mwh,
-            record.claim_start,
-            record.claim_end,
+            site_id, entry.instrument_id, org_id, entry.kind, entry.evidence, entry.certificates,
+            entry.volume_mwh, entry.valid_from, entry.valid_to, entry.claimed_mwh,
+            entry.claim_start, entry.claim_end,
         ),
-    )
+    )  # fmt: skip
 
 
-def green_instruments(conn: Conn, site_id: str) -> list[GreenRecord]:
+def green_instruments(conn: Conn, site_id: str) -> list[RegisterEntry]:
+    """The site's green-power register, in claim order (the order the pool offers them)."""
     rows = conn.execute(
-        "SELECT site_id, instrument_id, kind, evidence, volume_mwh, valid_from, valid_to, "
-        "claimed_mwh, claim_start, claim_end, org_id, certificates FROM green_instrument "
+        "SELECT instrument_id, kind, evidence, volume_mwh, valid_from, valid_to, "
+        "claimed_mwh, claim_start, claim_end, certificates FROM green_instrument "
         "WHERE site_id = %s ORDER BY claim_start, instrument_id",
         (site_id,),
     ).fetchall()
-    return [GreenRecord(*row) for row in rows]
+    return [RegisterEntry(*row) for row in rows]
 
 
 __all__ = [
     "FactorError",
     "FileSync",
-    "GreenRecord",
     "ReferenceDataError",
     "StoredPin",
     "current_versions",

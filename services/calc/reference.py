@@ -69,13 +69,7 @@ class ReferenceCache:
 
 
 def green_register(conn: Conn, site_id: str) -> list[RegisterEntry]:
-    return [
-        RegisterEntry(
-            r.instrument_id, r.kind, r.evidence, r.volume_mwh, r.valid_from, r.valid_to,
-            r.claimed_mwh, r.claim_start, r.claim_end, r.certificates,
-        )
-        for r in ref.green_instruments(conn, site_id)
-    ]  # fmt: skip
+    return ref.green_instruments(conn, site_id)
 
 
 class YearFactors(NamedTuple):

@@ -16,6 +16,7 @@ import yaml
 
 from carbonflow.domain.factors import PinnedFactor
 from carbonflow.domain.factors.library import package_data_files
+from carbonflow.domain.inventory.green import RegisterEntry
 from carbonflow.sites.loader import load_site_file, parse_site_text
 from carbonflow.storage import reference as ref
 from carbonflow.storage.calc_queue import CALC_LOCK_NAMESPACE
@@ -365,8 +366,9 @@ def test_a_month_without_certificates_and_a_month_fully_covered(database_url: st
         # 50 000 GECs claimed for June: far more than the plant imports (≈ 360 MWh).
         ref.upsert_green_instrument(
             conn,
-            ref.GreenRecord(
-                site_id=site, instrument_id="GEC-2025-06", kind="certificate",
+            site,
+            RegisterEntry(
+                instrument_id="GEC-2025-06", kind="certificate",
                 evidence="GEC serials 2025-0000001…2025-0050000", volume_mwh=50_000.0,
                 valid_from=date(2025, 1, 1), valid_to=date(2025, 12, 31), claimed_mwh=50_000.0,
                 claim_start=date(2025, 6, 1), claim_end=date(2025, 6, 30), certificates=50_000,
