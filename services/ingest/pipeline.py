@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from carbonflow.domain.readings.contract import Rejection, parse_message
+from carbonflow.domain.readings.contract import Reason, Rejection, parse_message
 from carbonflow.logs import LogOnce
 from carbonflow.storage.readings import RejectionRow
 from carbonflow.storage.registry import RegistrySnapshot
@@ -36,15 +36,24 @@ def payload_excerpt(payload: bytes) -> str:
     return text
 
 
+def safe_text(text: str) -> str:
+    """Text PostgreSQL accepts: NUL escaped (the only character ``text`` cannot hold)."""
+    return text.replace("\x00", "\\x00")
+
+
+def _safe(text: str | None) -> str | None:
+    return None if text is None else safe_text(text)
+
+
 def rejection_row(message: InboundMessage, site: str | None, rejection: Rejection) -> RejectionRow:
     return RejectionRow(
         received_at=message.received_at,
         reason=rejection.reason.value,
-        detail=rejection.detail,
-        topic=message.topic,
-        site_id=site,
-        device_id=rejection.device,
-        metric=rejection.metric,
+        detail=safe_text(rejection.detail),
+        topic=safe_text(message.topic),
+        site_id=_safe(site),
+        device_id=_safe(rejection.device),
+        metric=_safe(rejection.metric),
         reading_ts=rejection.ts,
         value=rejection.value,
         payload_excerpt=payload_excerpt(message.payload),
@@ -82,11 +91,43 @@ class Pipeline:
         self.log_once = LogOnce(log, capacity=_MAX_LOGGED_KEYS, when_full="stop")
 
     def add(self, batch: Batch, message: InboundMessage) -> None:
-        """Parse and validate one message into the batch."""
+        """Parse and validate one message into the batch; never raises for its content.
+
+        The boundary of the failure classes: whatever the message's content makes a step raise
+        becomes its quarantine row (``unprocessable``), logged once per device and reason,
+        counted and acknowledged like any rejection. Only the registry look-up, which touches
+        the database, may raise (a transient fault, retried by the service).
+        """
+        registry = self._registry()
+        mark = batch.mark()
+        try:
+            self._add(batch, message, registry)
+        except Exception as exc:  # the boundary: content errors are quarantined
+            batch.rollback(mark)
+            self._quarantine(batch, message, exc)
+
+    def _quarantine(self, batch: Batch, message: InboundMessage, exc: Exception) -> None:
+        rejection = Rejection(
+            Reason.UNPROCESSABLE,
+            f"processing raised {type(exc).__name__}: {str(exc)[:300]}",
+        )
+        self.log_once(
+            (None, message.topic, rejection.reason.value),
+            "quarantining a message on %s: %s (logged once per topic and reason)",
+            message.topic[:200],
+            rejection.detail,
+            exc_info=True,
+        )
+        batch.messages.append(message)
+        batch.rejections.append(rejection_row(message, None, rejection))
+        batch.accepted.append(0)
+        batch.rejected.append(1)
+
+    def _add(self, batch: Batch, message: InboundMessage, registry: RegistrySnapshot) -> None:
         parsed = parse_message(
             message.topic, message.payload, message.received_at, self._max_payload_bytes
         )
-        checked = validate(parsed, self._registry(), self._wall(), self._policy)
+        checked = validate(parsed, registry, self._wall(), self._policy)
         index = len(batch.messages)
         batch.messages.append(message)
         batch.candidates.extend(checked.candidates)

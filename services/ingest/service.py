@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from carbonflow.domain.readings.contract import Reason, device_topic
+from carbonflow.domain.readings.contract import Reason, Rejection, device_topic
 from carbonflow.health_http import HealthServer, health_server
 from carbonflow.storage.readings import BatchStore, ReadingRow, RejectionRow
 from carbonflow.storage.registry import RegistrySnapshot
@@ -28,7 +28,7 @@ from services.ingest.inbox import Inbox
 from services.ingest.messages import InboundMessage
 from services.ingest.metrics import IngestMetrics
 from services.ingest.mqtt_client import MqttSubscriber
-from services.ingest.pipeline import Pipeline, payload_excerpt
+from services.ingest.pipeline import Pipeline, log_rejection, rejection_row
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import ValidationPolicy
 
@@ -51,6 +51,19 @@ _STOP_POLL_S = 0.2
 
 class FatalIngestError(RuntimeError):
     pass
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether a non-transient failure to store is about the data, not the schema or settings.
+
+    PostgreSQL's data exceptions (class 22: NUL in text, a number out of range) and integrity
+    violations (class 23), and anything raised while encoding a row for COPY (an int beyond
+    64 bits) come from the message. Everything else (a missing table, a missing privilege) is the
+    installation's fault and must not be blamed on the data.
+    """
+    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or not isinstance(
+        exc, psycopg.Error
+    )
 
 
 @dataclass
@@ -301,14 +314,14 @@ class IngestService:
         return True
 
     def _seal_and_store(self, batch: Batch) -> None:
-        self._pipeline.seal(batch)
         try:
+            self._pipeline.seal(batch)
             result = self._store.store(
                 batch.rows, batch.rejections, batch.serial_rows(), self._conflicts
             )
         except TRANSIENT_ERRORS:
             raise
-        except psycopg.Error as exc:
+        except Exception as exc:  # a message's content (COPY encoding, a text) or the schema
             log.error(
                 "batch of %d messages failed to store (%s); storing one by one",
                 len(batch.messages),
@@ -320,41 +333,49 @@ class IngestService:
         self._store_failures = 0
 
     def _isolate(self, batch: Batch) -> None:
+        """Store the messages of a refused batch one by one.
+
+        A message the database refuses on its own is that message's data: it is quarantined
+        (``store_failed``), acknowledged, and does not count toward the fatal limit. A refusal
+        that is not about data (a missing table or privilege: the schema or the configuration)
+        counts; so many in a row, or a quarantine row refused too, is fatal.
+        """
         for message in batch.messages:
             single = Batch(opened_at=self._clock())
-            self._pipeline.add(single, message)
-            self._pipeline.seal(single)
             try:
+                self._pipeline.add(single, message)
+                self._pipeline.seal(single)
                 result = self._store.store(
                     single.rows, single.rejections, single.serial_rows(), self._conflicts
                 )
             except TRANSIENT_ERRORS:
                 raise
-            except psycopg.Error as exc:
-                self._store_failures += 1
-                if self._store_failures >= _MAX_CONSECUTIVE_STORE_FAILURES:
-                    raise FatalIngestError(
-                        f"{self._store_failures} messages in a row failed to store"
-                    ) from exc
-                row = RejectionRow(
-                    received_at=message.received_at,
-                    reason=Reason.STORE_FAILED.value,
-                    detail=f"database refused the message: {str(exc).strip()[:300]}",
-                    topic=message.topic,
-                    site_id=None,
-                    device_id=None,
-                    metric=None,
-                    reading_ts=None,
-                    value=None,
-                    payload_excerpt=payload_excerpt(message.payload),
-                    payload_bytes=len(message.payload),
-                    payload_sha256=hashlib.sha256(message.payload).hexdigest(),
-                )
-                self._store.store([], [row], [], None)
-                self.metrics.rejected.labels(Reason.STORE_FAILED.value).inc()
+            except Exception as exc:  # refused alone: this message's data, or the schema
+                if not is_data_error(exc):
+                    self._store_failures += 1
+                    if self._store_failures >= _MAX_CONSECUTIVE_STORE_FAILURES:
+                        raise FatalIngestError(
+                            f"{self._store_failures} messages in a row failed to store"
+                        ) from exc
+                self._quarantine_store_failed(message, exc)
                 continue
             self._store_failures = 0
             self._count(result.inserted, result.staged, single.rejections, result.conflicts)
+
+    def _quarantine_store_failed(self, message: InboundMessage, exc: Exception) -> None:
+        rejection = Rejection(
+            Reason.STORE_FAILED,
+            f"database refused the message: {type(exc).__name__}: {str(exc).strip()[:300]}",
+        )
+        log_rejection(self._pipeline.log_once, None, rejection)
+        row = rejection_row(message, None, rejection)
+        try:
+            self._store.store([], [row], [], None)
+        except TRANSIENT_ERRORS:
+            raise
+        except psycopg.Error as exc2:
+            raise FatalIngestError("the database refuses even a quarantine row") from exc2
+        self.metrics.rejected.labels(Reason.STORE_FAILED.value).inc()
 
     def _count(
         self,

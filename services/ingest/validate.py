@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from carbonflow.domain import units
-from carbonflow.domain.readings.contract import ParsedMessage, Reason, Rejection
+from carbonflow.domain.readings.contract import (
+    ParsedMessage,
+    Reason,
+    Rejection,
+    converted_value_problem,
+)
 from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 
 
@@ -140,6 +145,26 @@ def validate(  # noqa: C901, PLR0912 — one check per rejection reason, in the 
                         )
                     )
                     continue
+                problem = converted_value_problem(value)
+                if problem is not None:
+                    out.rejections.append(
+                        Rejection(
+                            problem[0], problem[1], device.device_id, metric.name, ts, raw.value
+                        )
+                    )
+                    continue
+            if metric.kind == "counter" and value < 0:
+                out.rejections.append(
+                    Rejection(
+                        Reason.NEGATIVE_COUNTER,
+                        f"{metric.name} is a cumulative counter; {value:g} is below zero",
+                        device.device_id,
+                        metric.name,
+                        ts,
+                        raw.value,
+                    )
+                )
+                continue
             out.candidates.append(Candidate(device, metric, ts, value, reading_set.seq))
     return out
 

@@ -32,6 +32,21 @@ _GATEWAY_TOPIC_RE = re.compile(rf"^carbonflow/v1/({_SLUG})/gateway/({_SLUG})/tel
 _EPOCH_MS_MIN = 100_000_000_000
 _EPOCH_MS_MAX = 10_000_000_000_000  # year 2286
 
+# ---- range rules: what a message may carry at all, before any registry look-up ------------------
+# ``seq`` is stored as a PostgreSQL bigint (signed 64-bit).
+SEQ_MAX = 2**63 - 1
+# The platform's time window, the same for both timestamp forms: epoch ms 10¹¹ (1973-03-03) to
+# 10¹³ (2286-11-20). Outside it a timestamp is a device fault, not a reading.
+TS_MIN = datetime.fromtimestamp(_EPOCH_MS_MIN / 1000, tz=UTC)
+TS_MAX = datetime.fromtimestamp(_EPOCH_MS_MAX / 1000, tz=UTC)
+# Largest plausible magnitude of a value, before and after unit conversion, in any unit of the
+# table: 10¹⁵ kWh is 1 000 TWh, ~3 % of the world's yearly electricity; no meter reads more.
+MAX_ABS_VALUE = 1e15
+# C0 and C1 control characters and DEL (NUL among them: PostgreSQL text cannot hold it).
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A year of five or more digits: beyond what any datetime holds.
+_LONG_YEAR_RE = re.compile(r"^[+-]?\d{5,}")
+
 
 class Reason(StrEnum):
     """Why a message or a reading was rejected. Closed list; stored in ``rejected_reading``."""
@@ -53,6 +68,14 @@ class Reason(StrEnum):
     COUNTER_BACKWARDS = "counter_backwards"
     DUPLICATE_CONFLICT = "duplicate_conflict"
     STORE_FAILED = "store_failed"
+    DUPLICATE_KEY = "duplicate_key"
+    INVALID_TEXT = "invalid_text"
+    SEQ_OUT_OF_RANGE = "seq_out_of_range"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    NON_FINITE_AFTER_CONVERSION = "non_finite_after_conversion"
+    NEGATIVE_COUNTER = "negative_counter"
+    UNPROCESSABLE = "unprocessable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,25 +166,42 @@ def parse_timestamp(raw: object) -> datetime:
                 Reason.INVALID_TIMESTAMP, f"ts {raw} looks like epoch seconds; send milliseconds"
             )
         if raw > _EPOCH_MS_MAX:
-            raise ContractError(Reason.INVALID_TIMESTAMP, f"ts {raw} is beyond year 2286")
+            raise ContractError(
+                Reason.TIMESTAMP_OUT_OF_RANGE, f"ts {str(raw)[:32]} is beyond year 2286"
+            )
         return datetime.fromtimestamp(raw / 1000.0, tz=UTC)
     if isinstance(raw, str):
-        text = raw.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ContractError(
-                Reason.INVALID_TIMESTAMP, f"ts {raw[:64]!r} is not RFC 3339"
-            ) from None
-        if parsed.tzinfo is None or "T" not in text.upper():
-            raise ContractError(
-                Reason.INVALID_TIMESTAMP,
-                f"ts {raw[:64]!r} has no UTC offset; send e.g. 2026-11-21T08:00:00+08:00",
-            )
-        return parsed.astimezone(UTC)
+        return _parse_rfc3339(raw)
     raise ContractError(Reason.INVALID_TIMESTAMP, f"ts must be text or epoch ms, not {_kind(raw)}")
+
+
+def _parse_rfc3339(raw: str) -> datetime:
+    text = raw.strip()
+    if _LONG_YEAR_RE.match(text):
+        raise ContractError(
+            Reason.TIMESTAMP_OUT_OF_RANGE, f"ts {raw[:64]!r} is beyond the platform's window"
+        )
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ContractError(Reason.INVALID_TIMESTAMP, f"ts {raw[:64]!r} is not RFC 3339") from None
+    if parsed.tzinfo is None or "T" not in text.upper():
+        raise ContractError(
+            Reason.INVALID_TIMESTAMP,
+            f"ts {raw[:64]!r} has no UTC offset; send e.g. 2026-11-21T08:00:00+08:00",
+        )
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        utc = None
+    if utc is None or not TS_MIN <= utc <= TS_MAX:
+        raise ContractError(
+            Reason.TIMESTAMP_OUT_OF_RANGE,
+            f"ts {raw[:64]!r} is outside {TS_MIN:%Y-%m-%d}…{TS_MAX:%Y-%m-%d} (UTC)",
+        )
+    return utc
 
 
 def parse_message(
@@ -192,6 +232,8 @@ def parse_message(
         rejections.append(
             Rejection(Reason.INVALID_SCHEMA, 'a gateway payload is {"devices": {"<device>": …}}')
         )
+    elif not document["devices"]:
+        rejections.append(Rejection(Reason.INVALID_SCHEMA, "a gateway payload with no devices"))
     else:
         for device, sub in document["devices"].items():
             if not is_slug(device):
@@ -205,9 +247,55 @@ def parse_message(
 
 def _decode_json(payload: bytes) -> Any:
     try:
-        return orjson.loads(payload)
+        document = orjson.loads(payload)
     except orjson.JSONDecodeError:
         pass
+    else:
+        # orjson keeps the last of duplicate keys; the contract rejects them (which one was meant?).
+        if _may_have_duplicate_keys(payload, document):
+            _decode_strict(payload)  # raises duplicate_key, or proves there was none
+        return document
+    return _decode_strict(payload)
+
+
+def _may_have_duplicate_keys(payload: bytes, document: Any) -> bool:
+    """False only if ``document`` (orjson's decoding of ``payload``) lost no duplicate key.
+
+    Outside strings, every ``:`` in JSON text follows a key. Without ``\\u`` escapes, every ``:``
+    inside a string of the text is a ``:`` in a decoded string, unless the string was dropped
+    with a duplicate key. So the text's colons equal the decoded keys plus the colons in decoded
+    strings exactly when no key was dropped.
+    """
+    if b"\\u" in payload:
+        return True
+    keys = colons = 0
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys += len(node)
+            for key, sub in node.items():
+                colons += key.count(":")
+                stack.append(sub)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            colons += node.count(":")
+    return payload.count(b":") != keys + colons
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ContractError(Reason.DUPLICATE_KEY, f"key {key[:64]!r} appears twice")
+            seen.add(key)
+    return document
+
+
+def _decode_strict(payload: bytes) -> Any:
     # orjson refuses NaN/Infinity tokens; the standard parser accepts them so that one bad
     # value rejects only itself (invalid_value), not its valid neighbours.
     try:
@@ -217,15 +305,16 @@ def _decode_json(payload: bytes) -> Any:
             Reason.MALFORMED_JSON, f"payload is not UTF-8 ({err.reason} at byte {err.start})"
         ) from None
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
-        detail = getattr(err, "msg", "nesting too deep")
-        where = (
-            f" at line {err.lineno} column {err.colno}"
-            if isinstance(err, json.JSONDecodeError)
-            else ""
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except ContractError:
+        raise
+    except ValueError as err:
+        if not isinstance(err, json.JSONDecodeError):  # an integer of more than 4 300 digits
+            raise ContractError(Reason.MALFORMED_JSON, str(err)[:200]) from None
+        detail, where = err.msg, f" at line {err.lineno} column {err.colno}"
         raise ContractError(Reason.MALFORMED_JSON, f"{detail}{where}") from None
+    except RecursionError:
+        raise ContractError(Reason.MALFORMED_JSON, "nesting too deep") from None
 
 
 def _collect_device_document(
@@ -241,18 +330,17 @@ def _collect_device_document(
         for item in document:
             _collect_reading_set(device, item, received_at, sets, rejections)
     elif _is_number(document) and not isinstance(document, bool):
-        value = float(document)
-        if not math.isfinite(value):
-            rejections.append(
-                Rejection(Reason.INVALID_VALUE, f"value {document} is not finite", device)
-            )
+        checked = _number(document)
+        if isinstance(checked, tuple):
+            rejections.append(Rejection(checked[0], checked[1], device))
             return
+        value = checked
         sets.append(ReadingSet(device, received_at, (RawValue(None, value),), ts_from_broker=True))
     else:
         _collect_reading_set(device, document, received_at, sets, rejections)
 
 
-def _collect_reading_set(  # noqa: C901, PLR0911 — each field check returns its own rejection reason
+def _collect_reading_set(  # noqa: C901, PLR0911, PLR0912 — each field check returns its own rejection reason
     device: str,
     item: Any,
     received_at: datetime,
@@ -286,12 +374,33 @@ def _collect_reading_set(  # noqa: C901, PLR0911 — each field check returns it
             Rejection(Reason.INVALID_SCHEMA, "seq must be a non-negative integer", device, ts=ts)
         )
         return
+    if seq is not None and seq > SEQ_MAX:
+        rejections.append(
+            Rejection(
+                Reason.SEQ_OUT_OF_RANGE,
+                f"seq {str(seq)[:32]}… exceeds {SEQ_MAX} (signed 64-bit)",
+                device,
+                ts=ts,
+            )
+        )
+        return
     serial = item.get("serial")
     if serial is not None and (not isinstance(serial, str) or not 0 < len(serial) <= 64):
         rejections.append(
             Rejection(Reason.INVALID_SCHEMA, "serial must be text of 1–64 chars", device, ts=ts)
         )
         return
+    if serial is not None and has_control_chars(serial):
+        # The values are still good: keep them, quarantine only the serial.
+        rejections.append(
+            Rejection(
+                Reason.INVALID_TEXT,
+                f"serial {serial!r} holds control characters; values kept without it",
+                device,
+                ts=ts,
+            )
+        )
+        serial = None
     values = item.get("values")
     if not isinstance(values, dict) or not values:
         rejections.append(
@@ -314,8 +423,14 @@ def _collect_reading_set(  # noqa: C901, PLR0911 — each field check returns it
         sets.append(ReadingSet(device, ts, tuple(good), seq=seq, serial=serial))
 
 
-def _parse_value(device: str, ts: datetime, metric: str, raw: Any) -> RawValue | Rejection:
+def _parse_value(  # noqa: PLR0911 — one return per rejection reason
+    device: str, ts: datetime, metric: str, raw: Any
+) -> RawValue | Rejection:
     unit: str | None = None
+    if has_control_chars(metric):
+        return Rejection(
+            Reason.INVALID_TEXT, f"metric name {metric[:64]!r} holds control characters", device
+        )
     if isinstance(raw, dict):
         if set(raw) - {"value", "unit"} or "value" not in raw:
             return Rejection(
@@ -328,15 +443,53 @@ def _parse_value(device: str, ts: datetime, metric: str, raw: Any) -> RawValue |
         unit = raw.get("unit")
         if unit is not None and not isinstance(unit, str):
             return Rejection(Reason.INVALID_SCHEMA, "unit must be text", device, metric, ts)
+        if unit is not None and has_control_chars(unit):
+            return Rejection(
+                Reason.INVALID_TEXT,
+                f"unit {unit[:64]!r} holds control characters",
+                device,
+                metric,
+                ts,
+            )
         raw = raw["value"]
     if isinstance(raw, bool) or not _is_number(raw):
         return Rejection(
             Reason.INVALID_VALUE, f"value must be a number, not {_kind(raw)}", device, metric, ts
         )
-    value = float(raw)
+    checked = _number(raw)
+    if isinstance(checked, tuple):
+        return Rejection(checked[0], checked[1], device, metric, ts)
+    return RawValue(metric, checked, unit)
+
+
+def _number(raw: float) -> float | tuple[Reason, str]:
+    """A JSON number as a float within the range rules, or why not."""
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer beyond the float range
+        return Reason.VALUE_OUT_OF_RANGE, f"value {str(raw)[:32]}… is beyond ±{MAX_ABS_VALUE:g}"
     if not math.isfinite(value):
-        return Rejection(Reason.INVALID_VALUE, f"value {raw} is not finite", device, metric, ts)
-    return RawValue(metric, value, unit)
+        return Reason.INVALID_VALUE, f"value {raw} is not finite"
+    if abs(value) > MAX_ABS_VALUE:
+        return Reason.VALUE_OUT_OF_RANGE, f"value {value:g} is beyond ±{MAX_ABS_VALUE:g}"
+    return value
+
+
+def converted_value_problem(value: float) -> tuple[Reason, str] | None:
+    """The range rule after unit conversion (a finite 1e308 MW is infinite in kW)."""
+    if not math.isfinite(value):
+        return Reason.NON_FINITE_AFTER_CONVERSION, f"value is {value} after unit conversion"
+    if abs(value) > MAX_ABS_VALUE:
+        return (
+            Reason.VALUE_OUT_OF_RANGE,
+            f"value {value:g} after unit conversion is beyond ±{MAX_ABS_VALUE:g}",
+        )
+    return None
+
+
+def has_control_chars(text: str) -> bool:
+    """Control characters (NUL among them) have no place in names, units or serials."""
+    return _CONTROL_RE.search(text) is not None
 
 
 def _is_number(raw: object) -> bool:
