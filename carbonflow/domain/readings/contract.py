@@ -160,6 +160,8 @@ def parse_timestamp(raw: object) -> datetime:
     """RFC 3339 with an explicit offset, or integer epoch milliseconds; aware UTC out."""
     if isinstance(raw, bool):
         raise ContractError(Reason.INVALID_TIMESTAMP, "ts must be RFC 3339 text or epoch ms")
+    if _huge_integer(raw):
+        raise ContractError(Reason.TIMESTAMP_OUT_OF_RANGE, f"ts {raw!r} is beyond year 2286")
     if isinstance(raw, int):
         if raw < _EPOCH_MS_MIN:
             raise ContractError(
@@ -369,12 +371,17 @@ def _collect_reading_set(  # noqa: C901, PLR0911, PLR0912 — each field check r
         rejections.append(Rejection(err.reason, err.detail, device))
         return
     seq = item.get("seq")
-    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
+    huge = _huge_integer(seq)  # an integer beyond 64 bits, decoded as a float
+    if (
+        not huge
+        and seq is not None
+        and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0)
+    ):
         rejections.append(
             Rejection(Reason.INVALID_SCHEMA, "seq must be a non-negative integer", device, ts=ts)
         )
         return
-    if seq is not None and seq > SEQ_MAX:
+    if huge or (seq is not None and seq > SEQ_MAX):
         rejections.append(
             Rejection(
                 Reason.SEQ_OUT_OF_RANGE,
@@ -490,6 +497,11 @@ def converted_value_problem(value: float) -> tuple[Reason, str] | None:
 def has_control_chars(text: str) -> bool:
     """Control characters (NUL among them) have no place in names, units or serials."""
     return _CONTROL_RE.search(text) is not None
+
+
+def _huge_integer(raw: object) -> bool:
+    """An integer literal beyond 64 bits, which orjson decodes as a float (``2**64`` → 1.8e19)."""
+    return isinstance(raw, float) and math.isfinite(raw) and raw.is_integer() and raw >= 2**63
 
 
 def _is_number(raw: object) -> bool:
