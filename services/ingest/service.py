@@ -28,7 +28,7 @@ from services.ingest.inbox import Inbox
 from services.ingest.messages import InboundMessage
 from services.ingest.metrics import IngestMetrics
 from services.ingest.mqtt_client import MqttSubscriber
-from services.ingest.pipeline import Pipeline, log_rejection, rejection_row
+from services.ingest.pipeline import Pipeline, rejection_row
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import ValidationPolicy
 
@@ -367,7 +367,12 @@ class IngestService:
             Reason.STORE_FAILED,
             f"database refused the message: {type(exc).__name__}: {str(exc).strip()[:300]}",
         )
-        log_rejection(self._pipeline.log_once, None, rejection)
+        self._pipeline.log_once(
+            (message.topic, rejection.reason.value),
+            "quarantining a message on %s: %s (logged once per topic and reason)",
+            message.topic[:200],
+            rejection.detail,
+        )
         row = rejection_row(message, None, rejection)
         try:
             self._store.store([], [row], [], None)

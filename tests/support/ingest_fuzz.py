@@ -189,13 +189,15 @@ def _dumps(document: Any, duplicate: bool) -> bytes:
 
 
 @st.composite
-def messages(draw: st.DrawFn) -> tuple[str, bytes]:
+def messages(
+    draw: st.DrawFn, site: str = "a", devices: tuple[str, ...] = ("m1", "ch4")
+) -> tuple[str, bytes]:
     """(topic, payload) around the contract: types, magnitudes, unicode, nesting, sizes."""
     gateway = draw(st.booleans())
     topic = (
-        gateway_topic("a", "gw1")
+        gateway_topic(site, "gw1")
         if gateway
-        else device_topic("a", draw(st.sampled_from(["m1", "ch4"])))
+        else device_topic(site, draw(st.sampled_from(devices)))
     )
     document = draw(_document)
     payload = _dumps(document, draw(st.booleans()))

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import random
 import signal
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carbonflow.domain.readings.contract import device_topic, encode, gateway_topic
+from carbonflow.embedded.net import free_port
 from simulators.publisher import Publisher
+from tests.support.ingest_fuzz import messages
 from tests.support.ingest_harness import count, start_ingest_process
 from tests.support.seed import seed_site
 from tests.support.waiting import wait_until
@@ -46,10 +51,24 @@ def _poison(ts: str) -> list[bytes]:
     ]
 
 
-def test_poison_messages_never_stop_ingest(database_url: str, mosquitto) -> None:
+FUZZED = 300
+
+
+# One example: hypothesis only generates the fuzzed corpus (reproducibly); the test runs once.
+@settings(
+    max_examples=1,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(fuzzed=st.lists(messages("t1", ("m0",)), min_size=FUZZED, max_size=FUZZED))
+def test_poison_messages_never_stop_ingest(
+    database_url: str, mosquitto, fuzzed: list[tuple[str, bytes]]
+) -> None:
     devices = seed_site(database_url, devices=2)
     topic = device_topic("t1", devices[0])
-    poison: list[tuple[str, bytes]] = []
+    poison: list[tuple[str, bytes]] = list(fuzzed)
     for i in range(3):  # the same poison at three instants: three distinct rows each
         ts = (BASE - timedelta(minutes=i)).isoformat()
         poison += [(topic, p) for p in _poison(ts)]
@@ -63,7 +82,13 @@ def test_poison_messages_never_stop_ingest(database_url: str, mosquitto) -> None
         )
         for i in range(200)
     ]
-    proc = start_ingest_process(database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="poison")
+    port = free_port()
+    proc = start_ingest_process(
+        database_url,
+        mosquitto.url,
+        CARBONFLOW_INGEST_CLIENT_ID="poison",
+        CARBONFLOW_INGEST_HTTP_PORT=str(port),
+    )
     try:
         with Publisher(mosquitto.url) as pub:
             pub.publish_many(poison)  # the hostile ones first: the valid ones queue behind them
@@ -78,6 +103,10 @@ def test_poison_messages_never_stop_ingest(database_url: str, mosquitto) -> None
             message="valid readings behind the poison",
         )
         assert proc.poll() is None, f"ingest exited with {proc.returncode}"
+        # Every message published is accounted for: stored, partly rejected or rejected.
+        total = len(poison) + len(valid)
+        wait_until(lambda: _messages_counted(port) >= total, 30, message="every message counted")
+        assert _messages_counted(port) == total
         reasons = {
             r for (r,) in _rows(database_url, "SELECT DISTINCT reason FROM rejected_reading")
         }
@@ -100,6 +129,18 @@ def test_poison_messages_never_stop_ingest(database_url: str, mosquitto) -> None
             "SELECT count(*) FROM reading WHERE value IN ('Infinity', '-Infinity', 'NaN')",
         )
         == 0
+    )
+
+
+def _messages_counted(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("carbonflow_ingest_messages_total{")
+        )
     )
 
 
