@@ -10,12 +10,36 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
 
-_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "admin"})
+# A secret shorter than this is refused in production [characters] (`carbonflow keys secret`
+# and `python -c "import secrets; print(secrets.token_urlsafe(32))"` print 43).
+MIN_SECRET_CHARS = 16
+# Well-known defaults and the words of "fill me in" values: refused in production.
+_PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "admin",
+        "carbonflow",
+        "changeme",
+        "default",
+        "grafana",
+        "ingest",
+        "mosquitto",
+        "pass",
+        "password",
+        "postgres",
+        "root",
+        "secret",
+        "simulator",
+        "test",
+        "timescale",
+    }
+)
+_PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "placeholder", "replace-me", "xxxx")
 
 
 class EnvSettings(BaseSettings):
@@ -52,6 +76,42 @@ class MqttTarget(BaseModel):
         )
 
 
+def secret_problem(value: str, *, min_chars: int = MIN_SECRET_CHARS) -> str | None:
+    """Why ``value`` is not a real secret (a placeholder, or too short), or None when it is."""
+    folded = value.strip().lower()
+    if folded in _PLACEHOLDER_SECRETS or any(m in folded for m in _PLACEHOLDER_MARKERS):
+        return "is a placeholder"
+    if len(value) < min_chars:
+        return f"has fewer than {min_chars} characters"
+    return None
+
+
+def require_real_secret(
+    name: str, value: SecretStr | str | None, *, min_chars: int = MIN_SECRET_CHARS
+) -> None:
+    """The one rule for every credential in production: refuse placeholders and short values.
+
+    ``None`` (not configured) passes: whether a credential is required is the caller's rule.
+    """
+    if value is None:
+        return
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    problem = secret_problem(text, min_chars=min_chars)
+    if problem is not None:
+        raise ValueError(
+            f"{name} {problem}: set a real secret of at least {min_chars} characters in "
+            "production (`carbonflow keys secret` prints one)"
+        )
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a ``scheme://user:password@host`` URL (decoded), None without one."""
+    if not url:
+        return None
+    password = urlsplit(url).password
+    return unquote(password) if password is not None else None
+
+
 class DatabaseSettings(EnvSettings):
     """Where the database is. Unset ``DATABASE_URL`` means: start the embedded PostgreSQL."""
 
@@ -75,6 +135,51 @@ class DatabaseSettings(EnvSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _real_database_password(self) -> DatabaseSettings:
+        if self.environment == "production":
+            require_real_secret("the password in DATABASE_URL", url_password(self.database_url))
+        return self
+
+
+class MigrateSettings(DatabaseSettings):
+    """``carbonflow migrate``: the owner role's URL and the password of the app's login role."""
+
+    migrate_database_url: str | None = Field(
+        default=None,
+        validation_alias="CARBONFLOW_MIGRATE_DATABASE_URL",
+        description="the owner role's URL for `carbonflow migrate`; unset: DATABASE_URL",
+    )
+    app_db_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="CARBONFLOW_APP_DB_PASSWORD",
+        description="password `carbonflow migrate --app-role NAME` sets on the services' role",
+    )
+
+    @field_validator("migrate_database_url")
+    @classmethod
+    def _psycopg_owner_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("CARBONFLOW_MIGRATE_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _real_owner_secrets(self) -> MigrateSettings:
+        if self.environment == "production":
+            require_real_secret(
+                "the password in CARBONFLOW_MIGRATE_DATABASE_URL",
+                url_password(self.migrate_database_url),
+            )
+            require_real_secret("CARBONFLOW_APP_DB_PASSWORD", self.app_db_password)
+        return self
+
+    @property
+    def owner_url(self) -> str | None:
+        """Where migrations run: ``CARBONFLOW_MIGRATE_DATABASE_URL``, else ``DATABASE_URL``."""
+        return self.migrate_database_url or self.database_url
+
 
 class MqttSettings(EnvSettings):
     """Where the broker is. Unset ``MQTT_URL`` means: start the embedded broker."""
@@ -85,15 +190,13 @@ class MqttSettings(EnvSettings):
     mqtt_key_file: Path | None = Field(default=None, validation_alias="MQTT_KEY_FILE")
     mqtt_tls_insecure: bool = Field(default=False, validation_alias="MQTT_TLS_INSECURE")
 
+    @model_validator(mode="after")
+    def _real_broker_password(self) -> MqttSettings:
+        if self.environment == "production":
+            require_real_secret("the password in MQTT_URL", url_password(self.mqtt_url))
+        return self
+
     def target(self) -> MqttTarget:
         if not self.mqtt_url:
             raise ValueError("MQTT_URL is not set")
         return MqttTarget.parse(self.mqtt_url)
-
-
-def refuse_placeholder(name: str, value: SecretStr | None, environment: Environment) -> None:
-    """Refuse empty or well-known placeholder secrets outside development and test."""
-    if environment != "production":
-        return
-    if value is None or value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
-        raise ValueError(f"{name} must be set to a real secret in production")

@@ -1,4 +1,10 @@
-"""``carbonflow migrate``: bring the database to the newest schema."""
+"""``carbonflow migrate``: bring the database to the newest schema, as the owner role.
+
+The migrations run on ``CARBONFLOW_MIGRATE_DATABASE_URL`` (the owner role, which owns every
+table), else on ``DATABASE_URL``. ``--app-role NAME`` then creates or updates the services'
+LOGIN role NAME (password from ``CARBONFLOW_APP_DB_PASSWORD``, never from an argument) as a
+member of ``carbonflow_app``: docs/operations.md, "Database roles".
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ import argparse
 import sys
 from typing import Any
 
-from carbonflow.settings import DatabaseSettings
-from carbonflow.storage.migrate import upgrade
+import psycopg
+from pydantic import ValidationError
+
+from carbonflow.settings import MigrateSettings
+from carbonflow.storage.migrate import APP_ROLE, ensure_app_login, upgrade
 
 
 def register(subparsers: Any) -> None:
@@ -28,20 +37,36 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="plain PostgreSQL layout even if TimescaleDB is available",
     )
+    parser.add_argument(
+        "--app-role",
+        metavar="NAME",
+        help=f"after migrating, create or update the LOGIN role NAME of the services as a "
+        f"member of {APP_ROLE} (password from CARBONFLOW_APP_DB_PASSWORD)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = DatabaseSettings()
-    if settings.database_url is None:
+    try:
+        settings = MigrateSettings()
+    except ValidationError as exc:
+        print(f"migrate: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    owner_url = settings.owner_url
+    if owner_url is None:
         print(
-            "DATABASE_URL is not set (or use `carbonflow demo`, which starts its own)",
+            "neither CARBONFLOW_MIGRATE_DATABASE_URL nor DATABASE_URL is set "
+            "(or use `carbonflow demo`, which starts its own)",
             file=sys.stderr,
         )
         return 2
+    password = settings.app_db_password
+    if args.app_role and (password is None or not password.get_secret_value()):
+        print("--app-role needs CARBONFLOW_APP_DB_PASSWORD in the environment", file=sys.stderr)
+        return 2
     try:
         report = upgrade(
-            settings.database_url,
+            owner_url,
             use_timescaledb=args.timescaledb,
             retention_days=settings.readings_retention_days,
             compress_after_days=settings.readings_compress_after_days,
@@ -51,4 +76,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     state = "migrated" if report.changed else "already at"
     print(f"{state} revision {report.after}; {report.storage_detail}")
+    if args.app_role and password is not None:
+        try:
+            created = ensure_app_login(owner_url, args.app_role, password.get_secret_value())
+        except (ValueError, psycopg.Error) as err:
+            print(f"app role {args.app_role}: {err}", file=sys.stderr)
+            return 1
+        done = "created" if created else "updated"
+        print(f"{done} login role {args.app_role} (member of {APP_ROLE})")
     return 0

@@ -4,6 +4,8 @@
   embedded, non-durable one on a private port. Not to be stopped by tests.
 - ``migrated_template`` (session): URL of ``cf_template``, migrated to the newest schema.
 - ``database_url``: a fresh migrated database per test, copied from the template.
+- ``app_role_url``: ``database_url`` as the services' login role (a member of
+  ``carbonflow_app``, migration 0005): no ownership, only the application's grants.
 - ``mosquitto``: a fresh Mosquitto per test; tests may stop, kill and restart it.
 - ``own_postgres``: a private, durable, migrated PostgreSQL per test, for tests that stop or
   kill the database under a running service.
@@ -130,6 +132,23 @@ def database_url(pg_server: PostgresServer, migrated_template: str) -> Iterator[
         yield pg_server.url_for(name)
     finally:
         _drop_database(pg_server, name)
+
+
+APP_LOGIN = "cf_test_app"
+APP_PASSWORD = "cf-test-app-password-0123456789"
+
+
+@pytest.fixture
+def app_role_url(database_url: str) -> str:
+    """``database_url`` as a LOGIN role whose only rights are those of ``carbonflow_app``."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from carbonflow.storage.migrate import ensure_app_login
+
+    ensure_app_login(database_url, APP_LOGIN, APP_PASSWORD)
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{APP_LOGIN}:{quote(APP_PASSWORD, safe='')}@{host}"))
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import niquests
 import yaml
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
 
 from carbonflow.grafana.build import FOLDER_UID_PREFIX, FOLDERS, PROVISIONING, dashboards
 from carbonflow.grafana.model import Dashboard
+from carbonflow.settings import EnvSettings, require_real_secret
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,21 @@ class PushError(RuntimeError):
     """What went wrong, in words an operator can act on."""
 
 
-class GrafanaSettings(BaseSettings):
+class GrafanaSettings(EnvSettings):
     """Where Grafana is and how to log in: a service-account token, or a user and password."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     url: str | None = Field(default=None, validation_alias="CARBONFLOW_GRAFANA_URL")
     token: SecretStr | None = Field(default=None, validation_alias="CARBONFLOW_GRAFANA_TOKEN")
     user: str | None = Field(default=None, validation_alias="CARBONFLOW_GRAFANA_USER")
     password: SecretStr | None = Field(default=None, validation_alias="CARBONFLOW_GRAFANA_PASSWORD")
     timeout_s: float = Field(default=10.0, gt=0, validation_alias="CARBONFLOW_GRAFANA_TIMEOUT_S")
+
+    @model_validator(mode="after")
+    def _real_secrets(self) -> GrafanaSettings:
+        if self.environment == "production":
+            require_real_secret("CARBONFLOW_GRAFANA_TOKEN", self.token)
+            require_real_secret("CARBONFLOW_GRAFANA_PASSWORD", self.password)
+        return self
 
     def credential(self) -> str | tuple[str, str]:
         if self.token is not None and self.token.get_secret_value():

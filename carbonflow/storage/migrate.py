@@ -11,8 +11,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import sql
 
-from carbonflow.storage.db import make_engine
+from carbonflow.storage.db import connect, make_engine
+
+# The NOLOGIN group role of the services (migration 0005): its members connect as the app.
+APP_ROLE = "carbonflow_app"
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +95,31 @@ def upgrade(
     if before != after:
         log.info("migrated database from %s to %s (%s)", before, after, detail)
     return MigrationReport(before=before, after=after, storage_detail=str(detail))
+
+
+def ensure_app_login(database_url: str, name: str, password: str) -> bool:
+    """Create (or update) the LOGIN role ``name`` as a member of ``carbonflow_app``.
+
+    Runs as the owner role (which needs CREATEROLE) after the migrations; the password is set
+    again on every run, so rotating it is: change the secret, run ``carbonflow migrate`` again.
+    True when the role was created. The role gets nothing but the membership: it owns nothing,
+    so it cannot TRUNCATE, ALTER or DROP a table nor disable a trigger.
+    """
+    role = sql.Identifier(name)
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT current_user, count(*) FILTER (WHERE rolname = %s) FROM pg_roles", (name,)
+        ).fetchone()
+        assert row is not None
+        owner, exists = row
+        if name == owner:
+            raise ValueError(f"the app role {name!r} must not be the migrating owner role")
+        conn.execute(
+            sql.SQL("{} ROLE {} LOGIN INHERIT PASSWORD {}").format(
+                sql.SQL("ALTER" if exists else "CREATE"), role, sql.Literal(password)
+            )
+        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), role))
+    if not exists:
+        log.info("created the login role %s (member of %s)", name, APP_ROLE)
+    return not exists

@@ -125,6 +125,39 @@ def test_services_wait_for_the_migration() -> None:
     }
 
 
+def _url_user(url: str) -> str:
+    """The user of a postgresql:// URL whose password is a ${…} interpolation (urlsplit would
+    split at the '/' of its error message)."""
+    match = re.match(r"postgresql://([^:@/]+)[:@]", url)
+    assert match, url
+    return match.group(1)
+
+
+def test_only_the_migration_runs_as_the_owner_role() -> None:
+    """The services connect as the app role (no superuser, no table owner); the migrate job
+    alone uses the owner and creates the app role with its password from the environment."""
+    compose = _compose()
+    services = _carbonflow_services(compose)
+    owner = compose["services"]["timescaledb"]["environment"]["POSTGRES_USER"]
+    migrate = services["migrate"]
+    assert "DATABASE_URL" not in migrate["environment"]
+    assert _url_user(migrate["environment"]["CARBONFLOW_MIGRATE_DATABASE_URL"]) == owner
+    args = build_parser().parse_args(migrate["command"])
+    assert args.app_role == "carbonflow_svc"
+    assert "POSTGRES_APP_PASSWORD" in migrate["environment"]["CARBONFLOW_APP_DB_PASSWORD"]
+    users = {
+        name: _url_user(service["environment"]["DATABASE_URL"])
+        for name, service in services.items()
+        if "DATABASE_URL" in service.get("environment", {})
+    }
+    assert {"sites", "calc", "api", "ingest-1", "ingest-2"} <= set(users)
+    assert set(users.values()) == {"carbonflow_svc"} != {owner}
+    for name, service in services.items():
+        for value in service.get("environment", {}).values():
+            if name != "migrate" and isinstance(value, str) and "POSTGRES_PASSWORD" in value:
+                pytest.fail(f"{name} gets the owner's password")
+
+
 def test_ports_are_the_settings_defaults() -> None:
     compose = _compose()
     services = _carbonflow_services(compose)
@@ -199,7 +232,12 @@ def test_every_interpolated_variable_is_in_env_example() -> None:
     text = (DEPLOY / "compose.yml").read_text()
     used = set(_INTERPOLATION.findall(text))
     assert used - set(stack) - set(settings) == set()
-    assert {"POSTGRES_PASSWORD", "MQTT_INGEST_PASSWORD", "GRAFANA_DB_PASSWORD"} <= used
+    assert {
+        "POSTGRES_PASSWORD",
+        "POSTGRES_APP_PASSWORD",
+        "MQTT_INGEST_PASSWORD",
+        "GRAFANA_DB_PASSWORD",
+    } <= used
 
 
 def test_images_are_pinned() -> None:

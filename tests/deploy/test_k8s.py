@@ -108,6 +108,10 @@ def test_workloads_match_the_code(overlay: str) -> None:
         )
         for env in container.get("env", []):
             assert env["name"] in allowed, f"{name}: {env['name']} is no setting"
+            assert env["name"] not in (
+                "CARBONFLOW_MIGRATE_DATABASE_URL",
+                "CARBONFLOW_APP_DB_PASSWORD",
+            ), f"{name} gets the owner role's URL: only the migrate Job may"
             if env["name"] in ("DATABASE_URL", "MQTT_URL", "CARBONFLOW_API_ADMIN_KEY"):
                 # Credentials only from the Secret, never from the ConfigMap or a literal.
                 assert env["valueFrom"]["secretKeyRef"]["name"] == "carbonflow-secrets"
@@ -119,5 +123,13 @@ def test_workloads_match_the_code(overlay: str) -> None:
     assert client_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert ingest["spec"]["replicas"] >= 2
     migrate = docs[("Job", "carbonflow-migrate")]
-    assert parser.parse_args(_container(migrate)["args"]).command == "migrate"
+    migrate_args = parser.parse_args(_container(migrate)["args"])
+    assert migrate_args.command == "migrate"
+    # The Job alone has the owner role, and creates the services' role (no superuser anywhere).
+    assert migrate_args.app_role == "carbonflow_svc"
+    migrate_env = {e["name"]: e for e in _container(migrate)["env"]}
+    assert "DATABASE_URL" not in migrate_env
+    for key in ("CARBONFLOW_MIGRATE_DATABASE_URL", "CARBONFLOW_APP_DB_PASSWORD"):
+        assert key in allowed
+        assert migrate_env[key]["valueFrom"]["secretKeyRef"]["name"] == "carbonflow-secrets"
     assert docs[("Service", "api")]["spec"]["ports"][0]["port"] == 8000

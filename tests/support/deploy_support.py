@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from pydantic_settings import BaseSettings
 
-from carbonflow.settings import DatabaseSettings, MqttSettings
+from carbonflow.settings import DatabaseSettings, MigrateSettings, MqttSettings
 from cli.broker import BrokerAclSettings
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
@@ -25,6 +25,7 @@ ROOT = ROOT_DIR
 # The classes whose settings the deployed containers read.
 STACK_SETTINGS: tuple[type[BaseSettings], ...] = (
     DatabaseSettings,
+    MigrateSettings,
     MqttSettings,
     IngestSettings,
     CalcSettings,
