@@ -3,6 +3,12 @@
 Publishes QoS 1 with a moderate in-flight window (see ``MAX_INFLIGHT``: paho's cost per
 acknowledgement grows with it), and waits until the broker has acknowledged every message.
 :class:`Publisher` publishes a list and waits; :class:`StreamPublisher` publishes a stream.
+
+Both ride out a broker restart as a device must: paho's network thread reconnects (after
+``RECONNECT_MIN_DELAY_S``, doubling up to ``RECONNECT_MAX_DELAY_S``), messages published while
+disconnected are kept, and every message not yet acknowledged is sent again (DUP) on the new
+connection. A message counts as delivered only on its PUBACK, never on the return code of
+``publish`` (which says "no connection" while the broker is away).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ _CHUNK = 20_000
 MAX_INFLIGHT = 100
 # Messages the stream publisher lets paho hold (in flight + queued) before send() waits.
 STREAM_WINDOW = 1000
+RECONNECT_MIN_DELAY_S = 1
+RECONNECT_MAX_DELAY_S = 2
 
 
 class PublishError(RuntimeError):
@@ -48,10 +56,19 @@ class Publisher:
             self._client.tls_set()
         self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         self._connected = threading.Event()
         self._client.on_connect = lambda *_args: self._connected.set()
+        self._client.on_publish = self._on_publish
+        self._acked_cond = threading.Condition()
+        self._acked_mids: set[int] = set()
         self._target = target
         self.published = 0
+
+    def _on_publish(self, _client: object, _userdata: object, mid: int, *_rest: object) -> None:
+        with self._acked_cond:
+            self._acked_mids.add(mid)
+            self._acked_cond.notify_all()
 
     def __enter__(self) -> Publisher:
         self.connect()
@@ -83,16 +100,29 @@ class Publisher:
         return sent
 
     def _publish_chunk(self, chunk: list[tuple[str, bytes]], qos: int, deadline: float) -> int:
-        infos = [self._client.publish(topic, payload, qos=qos) for topic, payload in chunk]
-        for info in infos:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise PublishError("timed out waiting for PUBACKs")
-            info.wait_for_publish(timeout=remaining)
-            if not info.is_published():
-                raise PublishError(f"message {info.mid} was not acknowledged (rc={info.rc})")
-        self.published += len(infos)
-        return len(infos)
+        if qos == 0:
+            for topic, payload in chunk:
+                self._client.publish(topic, payload, qos=0)
+            self.published += len(chunk)
+            return len(chunk)
+        with self._acked_cond:
+            self._acked_mids.clear()
+        # A message published while the broker is away is kept by paho and sent on reconnect.
+        pending = {self._client.publish(topic, payload, qos=qos).mid for topic, payload in chunk}
+        with self._acked_cond:
+            while True:
+                pending -= self._acked_mids
+                self._acked_mids.clear()
+                if not pending:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PublishError(
+                        f"timed out waiting for PUBACKs ({len(pending)} unacknowledged)"
+                    )
+                self._acked_cond.wait(min(remaining, 1.0))
+        self.published += len(chunk)
+        return len(chunk)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
         self.publish_many([(topic, payload)], qos=qos)
@@ -134,6 +164,7 @@ class StreamPublisher:
             self._client.tls_set()
         self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         self._connected = threading.Event()
         self._client.on_connect = lambda *_args: self._connected.set()
         self._client.on_publish = self._on_publish

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,12 @@ class EmbeddedMosquitto(ChildServer):
         )
         self.extra_config = extra_config
         self._autosave_interval_s = autosave_interval_s
+
+    def save_now(self) -> None:
+        """Ask the running broker to write its persistence file now (SIGUSR1), as it does at
+        every ``autosave_interval``; the file's mtime changes when it is written."""
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGUSR1)
 
     def _prepare(self) -> tuple[list[str], dict[str, str] | None]:
         binary = find_mosquitto()

@@ -29,6 +29,10 @@ from services.ingest.messages import InboundMessage
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
+RECONNECT_MIN_DELAY_S = 1
+"""First reconnect attempt after the connection is lost [s] (paho takes whole seconds)."""
+RECONNECT_MAX_DELAY_S = 2
+"""Bound on the doubling reconnect back-off [s]: a broker that is back is found within this."""
 
 
 class MqttSubscriber:
@@ -74,7 +78,9 @@ class MqttSubscriber:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
             client.tls_insecure_set(settings.mqtt_tls_insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Reconnect fast after a broker restart: every second the worker is away is a second in
+        # which a shared subscription has no member (docs/mqtt.md, "Delivery guarantees").
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_DELAY_S, max_delay=RECONNECT_MAX_DELAY_S)
         # Outgoing queue for acks is unbounded in paho; inbound flow control is Receive Maximum.
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -158,8 +164,10 @@ class MqttSubscriber:
                 flags.session_present,
                 self._topic_filter,
             )
-            # Subscribing again to a filter the session already has is harmless, and covers a
-            # broker that lost the session.
+            # Always (re)subscribe, whatever session_present says: Mosquitto restores a
+            # persistent session after a restart but not its shared subscriptions, and a broker
+            # may have lost the session altogether. Subscribing again to a filter the session
+            # already has is harmless.
             if self._retire:
                 # Take no new share of the stream; what the session already holds still comes.
                 client.unsubscribe(self._topic_filter)

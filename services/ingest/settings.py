@@ -14,9 +14,12 @@ class IngestSettings(DatabaseSettings, MqttSettings):
         description="stable MQTT client id: the broker keeps this worker's session under it",
     )
     shared_group: str = Field(
-        default="carbonflow-ingest",
+        default="",
         validation_alias="CARBONFLOW_INGEST_SHARED_GROUP",
-        description="MQTT shared-subscription group ($share/<group>/…); empty for a plain one",
+        description=(
+            "MQTT shared-subscription group ($share/<group>/…); empty (default) for a plain one,"
+            " the only kind Mosquitto restores after a restart (docs/mqtt.md)"
+        ),
     )
     session_expiry_s: int = Field(
         default=7 * 86400, ge=0, validation_alias="CARBONFLOW_INGEST_SESSION_EXPIRY_S"

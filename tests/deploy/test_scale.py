@@ -83,6 +83,7 @@ def test_three_workers_one_killed_mid_stream_store_everything_once(
             database_url,
             mosquitto.url,
             CARBONFLOW_INGEST_CLIENT_ID=name,
+            CARBONFLOW_INGEST_SHARED_GROUP="carbonflow-ingest",
             CARBONFLOW_INGEST_HTTP_PORT=str(ports[name]),
             **env,
         )

@@ -341,12 +341,14 @@ def test_two_workers_share_the_load(database_url: str, mosquitto) -> None:
             database_url,
             mosquitto.url,
             CARBONFLOW_INGEST_CLIENT_ID="w1",
+            CARBONFLOW_INGEST_SHARED_GROUP="carbonflow-ingest",
             CARBONFLOW_INGEST_RECEIVE_MAXIMUM=50,
         ) as w1,
         running_ingest(
             database_url,
             mosquitto.url,
             CARBONFLOW_INGEST_CLIENT_ID="w2",
+            CARBONFLOW_INGEST_SHARED_GROUP="carbonflow-ingest",
             CARBONFLOW_INGEST_RECEIVE_MAXIMUM=50,
         ) as w2,
     ):
