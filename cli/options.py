@@ -22,13 +22,16 @@ def add_migrate(parser: argparse.ArgumentParser) -> None:
 
 
 def migrate_if_asked(args: argparse.Namespace, settings: _DatabaseSettings) -> None:
-    """``--migrate``: bring the database to the newest schema with the service's retention."""
+    """``--migrate``: bring the database to the newest schema with the service's retention, as
+    the owner role (``CARBONFLOW_MIGRATE_DATABASE_URL``) when one is set: a service that
+    connects as the application role may not create tables."""
     if not args.migrate or settings.database_url is None:
         return
+    from carbonflow.settings import MigrateSettings
     from carbonflow.storage.migrate import upgrade
 
     upgrade(
-        settings.database_url,
+        MigrateSettings().owner_url or settings.database_url,
         retention_days=settings.readings_retention_days,
         compress_after_days=settings.readings_compress_after_days,
     )
