@@ -54,15 +54,19 @@ class FatalIngestError(RuntimeError):
 
 
 def is_data_error(exc: BaseException) -> bool:
-    """Whether a non-transient failure to store is about the data, not the schema or settings.
+    """Whether a non-transient failure to store is about the data, not the schema, the settings
+    or a defect of ours.
 
-    PostgreSQL's data exceptions (class 22: NUL in text, a number out of range) and integrity
-    violations (class 23), and anything raised while encoding a row for COPY (an int beyond
-    64 bits) come from the message. Everything else (a missing table, a missing privilege) is the
-    installation's fault and must not be blamed on the data.
+    PostgreSQL's data exceptions (class 22: NUL in text, a number out of range), integrity
+    violations (class 23), and what encoding a row for COPY raises on a value (an int beyond
+    64 bits: OverflowError, ValueError, UnicodeError) come from the message. Everything else (a
+    missing table or privilege, an AttributeError in our own code) must not be blamed on the
+    data: it counts toward the fatal limit, so a broken installation or release stops and is
+    restarted rather than quarantining every reading as it arrives.
     """
-    return isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or not isinstance(
-        exc, psycopg.Error
+    return isinstance(
+        exc,
+        psycopg.DataError | psycopg.IntegrityError | OverflowError | ValueError | UnicodeError,
     )
 
 

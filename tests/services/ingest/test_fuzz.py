@@ -101,3 +101,6 @@ def test_data_errors_are_told_from_schema_errors() -> None:
     assert is_data_error(psycopg.IntegrityError("check violated"))
     assert not is_data_error(psycopg.errors.UndefinedTable("no table"))
     assert not is_data_error(psycopg.errors.InsufficientPrivilege("denied"))
+    # A defect of ours is not the message's fault: it counts toward the fatal limit.
+    assert not is_data_error(AttributeError("'NoneType' object has no attribute 'ts'"))
+    assert not is_data_error(KeyError("metric"))
