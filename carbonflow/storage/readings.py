@@ -180,6 +180,50 @@ def list_rejections(
     return [make_row(StoredRejection, row) for row in conn.execute(query)]
 
 
+@dataclass(frozen=True, slots=True)
+class RejectionCount:
+    site_id: str | None  # None: no site was recognised (unknown_topic, unknown_site)
+    reason: str
+    device_id: str | None
+    topic: str | None  # where no device was recognised: the topic it came on
+    rejections: int
+    first_received_at: datetime
+    last_seen_at: datetime
+
+
+def rejection_counts(
+    conn: sa.Connection,
+    *,
+    site_ids: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[RejectionCount]:
+    """Rejected readings counted per site, reason and device (per topic where no device was
+    recognised), most first. ``site_ids`` None: every site and the rows of no site."""
+    r = rejected_reading
+    topic = sa.case((r.c.device_id.is_(None), r.c.topic), else_=sa.null()).label("topic")
+    query = sa.select(
+        r.c.site_id,
+        r.c.reason,
+        r.c.device_id,
+        topic,
+        sa.func.count(),
+        sa.func.min(r.c.received_at),
+        sa.func.max(r.c.last_seen_at),
+    ).group_by(r.c.site_id, r.c.reason, r.c.device_id, topic)
+    if site_ids is not None:
+        query = query.where(r.c.site_id.in_(list(site_ids)))
+    if since is not None:
+        query = query.where(r.c.received_at >= since)
+    if until is not None:
+        query = query.where(r.c.received_at < until)
+    query = query.order_by(
+        sa.func.count().desc(), r.c.site_id.nulls_first(), r.c.reason, r.c.device_id, topic
+    ).limit(limit)
+    return [make_row(RejectionCount, row) for row in conn.execute(query)]
+
+
 def reading_span(conn: Conn, device_pks: Sequence[int]) -> tuple[datetime | None, datetime | None]:
     """First and last reading time of the devices (for whole-history recomputation)."""
     if not device_pks:

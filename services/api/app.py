@@ -43,7 +43,7 @@ from services.api.routers import (
 from services.api.settings import ApiSettings
 
 # The version of the API contract (paths are /api/v1): minor for additions, major for breaks.
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 
 ROUTERS = (
     me.router,
@@ -53,6 +53,7 @@ ROUTERS = (
     devices.router,
     live.router,
     rejections.router,
+    rejections.summary_router,
     green.router,
     ledgers.router,
     carbon.router,

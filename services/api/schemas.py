@@ -505,5 +505,26 @@ class RejectionPage(Page[RejectionOut]):
     pass
 
 
+class RejectionCountOut(_Out):
+    site_id: str | None = Field(description="null: no site was recognised in the topic")
+    reason: str
+    device_id: str | None
+    topic: str | None = Field(description="the topic, where no device was recognised")
+    rejections: int = Field(description="rejected readings (a redelivered one counts once) [1]")
+    first_received_at: datetime
+    last_seen_at: datetime
+
+
+class RejectionSummaryOut(_Out):
+    """Rejected readings counted per site, reason and device (per topic where no device was
+    recognised), most first."""
+
+    since: datetime | None
+    until: datetime | None
+    total_rejections: int = Field(description="sum over the groups shown [1]")
+    truncated: bool = Field(description="more groups exist than were returned")
+    groups: list[RejectionCountOut]
+
+
 class GreenInstrumentPage(Page[GreenInstrumentOut]):
     pass

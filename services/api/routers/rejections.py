@@ -10,10 +10,16 @@ from pydantic import AwareDatetime
 from carbonflow.domain.readings.contract import Reason
 from carbonflow.domain.units import UnitError, metric_unit
 from carbonflow.storage import readings as readings_db
-from services.api.deps import ID_PATTERN, ConnDep, PageDep, RejectionsSite
+from services.api.access import Action
+from services.api.deps import ID_PATTERN, ConnDep, PageDep, PrincipalDep, RejectionsSite
 from services.api.pagination import fetch_size, page_items
-from services.api.problems import ApiProblemError, responses
-from services.api.schemas import RejectionOut, RejectionPage
+from services.api.problems import ApiProblemError, forbidden, responses
+from services.api.schemas import (
+    RejectionCountOut,
+    RejectionOut,
+    RejectionPage,
+    RejectionSummaryOut,
+)
 
 router = APIRouter(
     prefix="/api/v1/sites/{site_id}/rejections",
@@ -83,3 +89,55 @@ def list_rejections(
     )
     items, links = page_items(rows, page, request, rejection_out)
     return RejectionPage(items=items, limit=page.limit, offset=page.offset, links=links)
+
+
+summary_router = APIRouter(
+    prefix="/api/v1/rejections",
+    tags=["rejections"],
+    responses=responses(401, 403, 422, 429, 500),
+)
+MAX_GROUPS = 1000
+
+
+@summary_router.get(
+    "/summary",
+    response_model=RejectionSummaryOut,
+    summary="Rejected readings counted per site, reason and device, most first",
+    description=(
+        "Over the key's sites; an admin key also sees what came on topics no site was "
+        "recognised in (`unknown_topic`, `unknown_site`), grouped by topic. At most "
+        f"{MAX_GROUPS} groups."
+    ),
+)
+def rejection_summary(
+    *,
+    principal: PrincipalDep,
+    conn: ConnDep,
+    since: Annotated[
+        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+) -> RejectionSummaryOut:
+    if not principal.may(Action.READ_REJECTIONS):
+        raise forbidden(f"a {principal.role.value} key may not read rejections")
+    if since is not None and until is not None and until < since:
+        raise ApiProblemError(422, "until is before since")
+    sites = None if principal.site_ids is None else sorted(principal.site_ids)
+    rows = readings_db.rejection_counts(
+        conn, site_ids=sites, since=since, until=until, limit=MAX_GROUPS + 1
+    )
+    shown = rows[:MAX_GROUPS]
+    return RejectionSummaryOut(
+        since=since,
+        until=until,
+        total_rejections=sum(r.rejections for r in shown),
+        truncated=len(rows) > MAX_GROUPS,
+        groups=[
+            RejectionCountOut(
+                site_id=r.site_id, reason=r.reason, device_id=r.device_id, topic=r.topic,
+                rejections=r.rejections, first_received_at=r.first_received_at,
+                last_seen_at=r.last_seen_at,
+            )
+            for r in shown
+        ],
+    )  # fmt: skip

@@ -77,6 +77,7 @@ CORE_CASES = (
     Case("GET", f"{M}/live/stream",                                   200, 200, 404, 200),
     Case("GET", f"{M}/rejections",                                    200, 200, 403, 200),
     Case("GET", f"{P}/rejections",                                    200, 404, 403, 404),
+    Case("GET", "/api/v1/rejections/summary",                         200, 200, 403, 200),
     Case("GET", f"{M}/green-instruments",                             200, 200, 404, 200),
     Case("GET", f"{P}/green-instruments",                             200, 404, 200, 404),
     Case("GET", f"{P}/green-instruments/GEC-CATHODE-1",               200, 404, 200, 404),
@@ -340,6 +341,34 @@ def test_too_many_streams_is_a_503(api: Api) -> None:
 # --------------------------------------------------------------------------------------------
 # Rejections
 # --------------------------------------------------------------------------------------------
+
+
+def test_rejection_summary_counts_per_site_reason_and_device(api: Api) -> None:
+    # Seeded: 3 rejections at the mine (one device each), 1 at the park, 1 on an unknown topic.
+    admin = api.get("admin", "/api/v1/rejections/summary").json()
+    groups = {(g["site_id"], g["reason"], g["device_id"]): g for g in admin["groups"]}
+    assert admin["total_rejections"] == 5 and not admin["truncated"]
+    assert (MINE, "counter_backwards", "grid-line-1") in groups
+    assert (PARK, "unit_mismatch", "cathode-kilns") in groups
+    unknown = groups[(None, "unknown_topic", None)]
+    assert unknown["topic"] == "carbonflow/v1/None/None/telemetry" and unknown["rejections"] == 1
+    assert groups[(MINE, "counter_backwards", "grid-line-1")]["topic"] is None
+    # An operator of the mine sees the mine's only: no park, no topic of no site.
+    operator = api.get("operator", "/api/v1/rejections/summary").json()
+    assert {g["site_id"] for g in operator["groups"]} == {MINE}
+    assert operator["total_rejections"] == 3
+    recent = api.get(
+        "regulator",
+        "/api/v1/rejections/summary",
+        params={"since": (NOW - timedelta(hours=1)).isoformat()},
+    ).json()
+    assert sorted(g["reason"] for g in recent["groups"]) == ["counter_backwards", "unknown_metric"]
+    backwards = api.get(
+        "admin",
+        "/api/v1/rejections/summary",
+        params={"since": NOW.isoformat(), "until": "2026-01-01T00:00Z"},
+    )
+    assert_problem(backwards, 422)
 
 
 def test_rejections_newest_first_and_filtered(api: Api) -> None:
