@@ -141,13 +141,13 @@ class RejectionFilter:
 
 def list_rejections(
     conn: sa.Connection,
-    site_id: str,
+    site_id: str | None,
     *,
     limit: int,
     offset: int,
     where: RejectionFilter = RejectionFilter(),
 ) -> list[StoredRejection]:
-    """A site's rejected readings, newest first."""
+    """A site's rejected readings, newest first (``site_id`` None: those of no known site)."""
     r = rejected_reading
     query = sa.select(
         r.c.rejection_id,
@@ -163,7 +163,7 @@ def list_rejections(
         r.c.value,
         r.c.payload_excerpt,
         r.c.payload_bytes,
-    ).where(r.c.site_id == site_id)
+    ).where(r.c.site_id.is_(None) if site_id is None else r.c.site_id == site_id)
     if where.reason is not None:
         query = query.where(r.c.reason == where.reason)
     if where.device_id is not None:

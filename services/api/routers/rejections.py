@@ -100,6 +100,44 @@ MAX_GROUPS = 1000
 
 
 @summary_router.get(
+    "/unassigned",
+    response_model=RejectionPage,
+    summary="Rejected readings of no known site (admin), newest first",
+    description=(
+        "What came on topics no site was recognised in (`unknown_topic`, `unknown_site`, "
+        "`wrong_site` …), with the payload excerpt: for an integrator wiring devices."
+    ),
+)
+def list_unassigned(
+    *,
+    principal: PrincipalDep,
+    conn: ConnDep,
+    page: PageDep,
+    request: Request,
+    reason: Annotated[Reason | None, Query(description="only this reason")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+) -> RejectionPage:
+    if principal.site_ids is not None:
+        raise forbidden(f"a {principal.role.value} key sees its sites' rejections only")
+    if since is not None and until is not None and until < since:
+        raise ApiProblemError(422, "until is before since")
+    rows = readings_db.list_rejections(
+        conn,
+        None,
+        limit=fetch_size(page),
+        offset=page.offset,
+        where=readings_db.RejectionFilter(
+            reason=reason.value if reason else None, since=since, until=until
+        ),
+    )
+    items, links = page_items(rows, page, request, rejection_out)
+    return RejectionPage(items=items, limit=page.limit, offset=page.offset, links=links)
+
+
+@summary_router.get(
     "/summary",
     response_model=RejectionSummaryOut,
     summary="Rejected readings counted per site, reason and device, most first",

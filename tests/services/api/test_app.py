@@ -78,6 +78,7 @@ CORE_CASES = (
     Case("GET", f"{M}/rejections",                                    200, 200, 403, 200),
     Case("GET", f"{P}/rejections",                                    200, 404, 403, 404),
     Case("GET", "/api/v1/rejections/summary",                         200, 200, 403, 200),
+    Case("GET", "/api/v1/rejections/unassigned",                      200, 403, 403, 403),
     Case("GET", f"{M}/green-instruments",                             200, 200, 404, 200),
     Case("GET", f"{P}/green-instruments",                             200, 404, 200, 404),
     Case("GET", f"{P}/green-instruments/GEC-CATHODE-1",               200, 404, 200, 404),
@@ -353,6 +354,12 @@ def test_rejection_summary_counts_per_site_reason_and_device(api: Api) -> None:
     unknown = groups[(None, "unknown_topic", None)]
     assert unknown["topic"] == "carbonflow/v1/None/None/telemetry" and unknown["rejections"] == 1
     assert groups[(MINE, "counter_backwards", "grid-line-1")]["topic"] is None
+    # The admin reads the message itself.
+    unassigned = api.get("admin", "/api/v1/rejections/unassigned").json()["items"]
+    assert [(r["reason"], r["topic"]) for r in unassigned] == [
+        ("unknown_topic", "carbonflow/v1/None/None/telemetry")
+    ]
+    assert unassigned[0]["payload_excerpt"] == "{}"
     # An operator of the mine sees the mine's only: no park, no topic of no site.
     operator = api.get("operator", "/api/v1/rejections/summary").json()
     assert {g["site_id"] for g in operator["groups"]} == {MINE}
