@@ -7,7 +7,7 @@ instantiates a settings object at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -50,6 +50,18 @@ class EnvSettings(BaseSettings):
     environment: Environment = Field(
         default="development", validation_alias="CARBONFLOW_ENV", description="deployment stage"
     )
+
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        """(what names it, value) of every credential these settings hold: in production each
+        must be real (:func:`require_real_secret`). Subclasses add theirs to ``super()``'s."""
+        return []
+
+    @model_validator(mode="after")
+    def _real_credentials(self) -> Self:
+        if self.environment == "production":
+            for name, value in self.credentials():
+                require_real_secret(name, value)
+        return self
 
 
 class MqttTarget(BaseModel):
@@ -135,11 +147,11 @@ class DatabaseSettings(EnvSettings):
             raise ValueError("DATABASE_URL must be a postgresql:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _real_database_password(self) -> DatabaseSettings:
-        if self.environment == "production":
-            require_real_secret("the password in DATABASE_URL", url_password(self.database_url))
-        return self
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        return [
+            *super().credentials(),
+            ("the password in DATABASE_URL", url_password(self.database_url)),
+        ]
 
 
 class MigrateSettings(DatabaseSettings):
@@ -165,15 +177,15 @@ class MigrateSettings(DatabaseSettings):
             raise ValueError("CARBONFLOW_MIGRATE_DATABASE_URL must be a postgresql:// URL")
         return value
 
-    @model_validator(mode="after")
-    def _real_owner_secrets(self) -> MigrateSettings:
-        if self.environment == "production":
-            require_real_secret(
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        return [
+            *super().credentials(),
+            (
                 "the password in CARBONFLOW_MIGRATE_DATABASE_URL",
                 url_password(self.migrate_database_url),
-            )
-            require_real_secret("CARBONFLOW_APP_DB_PASSWORD", self.app_db_password)
-        return self
+            ),
+            ("CARBONFLOW_APP_DB_PASSWORD", self.app_db_password),
+        ]
 
     @property
     def owner_url(self) -> str | None:
@@ -190,11 +202,8 @@ class MqttSettings(EnvSettings):
     mqtt_key_file: Path | None = Field(default=None, validation_alias="MQTT_KEY_FILE")
     mqtt_tls_insecure: bool = Field(default=False, validation_alias="MQTT_TLS_INSECURE")
 
-    @model_validator(mode="after")
-    def _real_broker_password(self) -> MqttSettings:
-        if self.environment == "production":
-            require_real_secret("the password in MQTT_URL", url_password(self.mqtt_url))
-        return self
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        return [*super().credentials(), ("the password in MQTT_URL", url_password(self.mqtt_url))]
 
     def target(self) -> MqttTarget:
         if not self.mqtt_url:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 
 from carbonflow.broker_acl import (
     DEFAULT_INGEST_USER,
@@ -38,7 +38,7 @@ from carbonflow.broker_acl import (
     render_password_file,
     render_secrets,
 )
-from carbonflow.settings import EnvSettings, require_real_secret
+from carbonflow.settings import EnvSettings
 
 PASSWORD_FILE = "passwd"
 ACL_FILE = "acl"
@@ -62,12 +62,12 @@ class BrokerAclSettings(EnvSettings):
         description="the ingest workers' shared-subscription group (the same setting as ingest)",
     )
 
-    @model_validator(mode="after")
-    def _real_secrets(self) -> BrokerAclSettings:
-        if self.environment == "production":
-            require_real_secret("CARBONFLOW_BROKER_INGEST_PASSWORD", self.ingest_password)
-            require_real_secret("CARBONFLOW_BROKER_PUBLISHER_PASSWORD", self.publisher_password)
-        return self
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        return [
+            *super().credentials(),
+            ("CARBONFLOW_BROKER_INGEST_PASSWORD", self.ingest_password),
+            ("CARBONFLOW_BROKER_PUBLISHER_PASSWORD", self.publisher_password),
+        ]
 
 
 def register(subparsers: Any) -> None:

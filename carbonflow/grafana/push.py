@@ -20,11 +20,11 @@ import niquests
 import yaml
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 
 from carbonflow.grafana.build import FOLDER_UID_PREFIX, FOLDERS, PROVISIONING, dashboards
 from carbonflow.grafana.model import Dashboard
-from carbonflow.settings import EnvSettings, require_real_secret
+from carbonflow.settings import EnvSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ class GrafanaSettings(EnvSettings):
     password: SecretStr | None = Field(default=None, validation_alias="CARBONFLOW_GRAFANA_PASSWORD")
     timeout_s: float = Field(default=10.0, gt=0, validation_alias="CARBONFLOW_GRAFANA_TIMEOUT_S")
 
-    @model_validator(mode="after")
-    def _real_secrets(self) -> GrafanaSettings:
-        if self.environment == "production":
-            require_real_secret("CARBONFLOW_GRAFANA_TOKEN", self.token)
-            require_real_secret("CARBONFLOW_GRAFANA_PASSWORD", self.password)
-        return self
+    def credentials(self) -> list[tuple[str, str | SecretStr | None]]:
+        return [
+            *super().credentials(),
+            ("CARBONFLOW_GRAFANA_TOKEN", self.token),
+            ("CARBONFLOW_GRAFANA_PASSWORD", self.password),
+        ]
 
     def credential(self) -> str | tuple[str, str]:
         if self.token is not None and self.token.get_secret_value():

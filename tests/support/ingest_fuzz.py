@@ -38,6 +38,8 @@ _COPY_TYPES = ("int4", "int2", "timestamptz", "float8", "int8", "timestamptz")
 
 
 def registry() -> RegistrySnapshot:
+    """Sites a and b: an active counter-and-power meter, an inactive meter, a CH4 sensor, a
+    meter at b (the ingest unit tests' registry too)."""
     devices = {
         ("a", "m1"): DeviceInfo(
             1,
@@ -47,12 +49,14 @@ def registry() -> RegistrySnapshot:
             1_000_000.0,
             MappingProxyType({"energy_import_kwh": KWH, "power_kw": KW}),
         ),
+        ("a", "old"): DeviceInfo(2, "a", "old", False, None, MappingProxyType({"power_kw": KW})),
         ("a", "ch4"): DeviceInfo(3, "a", "ch4", True, None, MappingProxyType({"ch4_pct": CH4})),
+        ("b", "x1"): DeviceInfo(4, "b", "x1", True, None, MappingProxyType({"power_kw": KW})),
     }
     return RegistrySnapshot(
-        sites=frozenset({"a"}),
+        sites=frozenset({"a", "b"}),
         devices=MappingProxyType(devices),
-        device_sites=MappingProxyType({"m1": ("a",), "ch4": ("a",)}),
+        device_sites=MappingProxyType({"m1": ("a",), "old": ("a",), "ch4": ("a",), "x1": ("b",)}),
         by_pk=MappingProxyType({d.device_pk: d for d in devices.values()}),
     )
 

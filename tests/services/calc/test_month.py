@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from carbonflow.domain.site.model import SiteDocument
 from carbonflow.sites.loader import load_site_file
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine
@@ -102,14 +103,25 @@ def check_estimated_flags(url: str, site: str, data: Generated) -> int:
     return flagged
 
 
+MARCH, APRIL = month_start(2025, 3), month_start(2025, 4)
+
+
+def computed_month(url: str, doc: SiteDocument, faults: Faults) -> Generated:
+    """March 2025 (with a margin either side) of ``doc`` generated with ``faults``, stored and
+    computed; every device checked against the truth and the estimated flags counted."""
+    load_site(url, doc)
+    data = generate(doc, MARCH - MARGIN, APRIL + MARGIN, faults=faults)
+    store_readings(url, doc.site.id, data)
+    run(url).close()
+    check_devices(url, doc.site.id, data, MARCH, APRIL)
+    return data
+
+
 @pytest.mark.slow
 def test_a_month_of_the_mine_with_faults_matches_the_truth(database_url: str) -> None:
     doc = load_site_file(MINE)
     site = doc.site.id
-    load_site(database_url, doc)
-    start = month_start(2025, 3)
-    end = month_start(2025, 4)
-    day = timedelta(days=1)
+    start, end, day = MARCH, APRIL, timedelta(days=1)
     faults = Faults(
         rollover=True,  # every feeder and the drainage totalisers wrap at their modulus
         reset=("diesel-dispenser-1", start + 9 * day + timedelta(hours=4, minutes=3)),
@@ -124,11 +136,7 @@ def test_a_month_of_the_mine_with_faults_matches_the_truth(database_url: str) ->
         ),
         glitch=("longwall-feeder", start + 6 * day + timedelta(hours=4)),
     )
-    data = generate(doc, start - MARGIN, end + MARGIN, faults=faults)
-    store_readings(database_url, site, data)
-    run(database_url).close()
-
-    check_devices(database_url, site, data, start, end)
+    data = computed_month(database_url, doc, faults)
     assert check_estimated_flags(database_url, site, data) >= 4 * 6 + 4 * 3 - 4
 
     t = {key: data.true_total(key, start, end) for key in data.truth}
@@ -211,18 +219,12 @@ def test_a_month_of_the_mine_with_faults_matches_the_truth(database_url: str) ->
 def test_a_month_of_the_park_matches_the_truth(database_url: str) -> None:
     doc = load_site_file(PARK)
     site = doc.site.id
-    load_site(database_url, doc)
-    start = month_start(2025, 3)
-    end = month_start(2025, 4)
-    day = timedelta(days=1)
+    start, end, day = MARCH, APRIL, timedelta(days=1)
     faults = Faults(
         gaps=(("cathode-kilns", start + 3 * day, start + 3 * day + timedelta(hours=5)),),
         reset=("diesel-dispenser", start + 12 * day + timedelta(hours=10, minutes=1)),
     )
-    data = generate(doc, start - MARGIN, end + MARGIN, faults=faults)
-    store_readings(database_url, site, data)
-    run(database_url).close()
-    check_devices(database_url, site, data, start, end)
+    data = computed_month(database_url, doc, faults)
     assert check_estimated_flags(database_url, site, data) >= 18
 
     t = {key: data.true_total(key, start, end) for key in data.truth}

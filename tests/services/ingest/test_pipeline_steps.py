@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -16,44 +15,19 @@ from carbonflow.domain.readings.contract import (
     parse_message,
     reading_set_document,
 )
-from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 from services.ingest.batch import Batch, FlushPolicy
 from services.ingest.counter_guard import CounterGuard
 from services.ingest.pipeline import payload_excerpt
 from services.ingest.validate import ValidationPolicy, validate
+from tests.support.ingest_fuzz import registry
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
 POLICY = ValidationPolicy(future_skew=timedelta(seconds=300), retention=timedelta(days=365))
-KWH = MetricInfo(1, "energy_import_kwh", "kWh", "counter")
-KW = MetricInfo(2, "power_kw", "kW", "gauge")
-CH4 = MetricInfo(3, "ch4_pct", "%", "gauge")
-
-
-def _registry() -> RegistrySnapshot:
-    devices = {
-        ("a", "m1"): DeviceInfo(
-            1,
-            "a",
-            "m1",
-            True,
-            1_000_000.0,
-            MappingProxyType({"energy_import_kwh": KWH, "power_kw": KW}),
-        ),
-        ("a", "old"): DeviceInfo(2, "a", "old", False, None, MappingProxyType({"power_kw": KW})),
-        ("a", "ch4"): DeviceInfo(3, "a", "ch4", True, None, MappingProxyType({"ch4_pct": CH4})),
-        ("b", "x1"): DeviceInfo(4, "b", "x1", True, None, MappingProxyType({"power_kw": KW})),
-    }
-    return RegistrySnapshot(
-        sites=frozenset({"a", "b"}),
-        devices=MappingProxyType(devices),
-        device_sites=MappingProxyType({"m1": ("a",), "old": ("a",), "ch4": ("a",), "x1": ("b",)}),
-        by_pk=MappingProxyType({d.device_pk: d for d in devices.values()}),
-    )
 
 
 def check(site: str, device: str, payload: bytes):
     parsed = parse_message(device_topic(site, device), payload, NOW, 100_000)
-    return validate(parsed, _registry(), NOW, POLICY)
+    return validate(parsed, registry(), NOW, POLICY)
 
 
 def doc(values: dict[str, object], ts: datetime = NOW - timedelta(minutes=1)) -> bytes:
