@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from carbonflow.domain.readings.intervals import ACCOUNTING_INTERVAL
 from carbonflow.storage.db import Conn
 
 # Quality of a group of rows: measured only if all are, missing only if all are (as the calc
@@ -33,7 +34,7 @@ def in_view(view: str) -> str:
     return f"basis IN ('{view}', 'both')"
 
 
-SLOT = timedelta(minutes=15)
+SLOT = ACCOUNTING_INTERVAL
 
 
 # 15-min intervals in one period [p, p + 1 grain) in the site's zone (DST-safe).

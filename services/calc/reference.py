@@ -68,10 +68,6 @@ class ReferenceCache:
         self._checked_at = monotonic_now
 
 
-def green_register(conn: Conn, site_id: str) -> list[RegisterEntry]:
-    return ref.green_instruments(conn, site_id)
-
-
 class YearFactors(NamedTuple):
     """The factors of one site and accounting year (``None`` when one is missing: ``error``
     says which), and the fingerprint of everything its results depend on."""
@@ -156,7 +152,7 @@ class SiteYears:
         on_error: Callable[[int, str], None] | None = None,
     ) -> SiteYears:
         pins = ref.site_pins(conn, plan.site_id)
-        return cls(reference, plan, pins, green_register(conn, plan.site_id), on_error)
+        return cls(reference, plan, pins, ref.green_instruments(conn, plan.site_id), on_error)
 
     def year(self, year: int) -> YearFactors:
         if year not in self._years:

@@ -59,14 +59,14 @@ def is_data_error(exc: BaseException) -> bool:
 
     PostgreSQL's data exceptions (class 22: NUL in text, a number out of range), integrity
     violations (class 23), and what encoding a row for COPY raises on a value (an int beyond
-    64 bits: OverflowError, ValueError, UnicodeError) come from the message. Everything else (a
-    missing table or privilege, an AttributeError in our own code) must not be blamed on the
+    64 bits: OverflowError, ValueError and its UnicodeError) come from the message. Everything else
+    (a missing table or privilege, an AttributeError in our own code) must not be blamed on the
     data: it counts toward the fatal limit, so a broken installation or release stops and is
     restarted rather than quarantining every reading as it arrives.
     """
     return isinstance(
         exc,
-        psycopg.DataError | psycopg.IntegrityError | OverflowError | ValueError | UnicodeError,
+        psycopg.DataError | psycopg.IntegrityError | OverflowError | ValueError,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
 from carbonflow.domain.readings.contract import Reason
@@ -20,6 +22,29 @@ from services.api.schemas import (
     RejectionPage,
     RejectionSummaryOut,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """When rejections were received: [since, until), either end open."""
+
+    since: datetime | None
+    until: datetime | None
+
+
+def _received(
+    since: Annotated[
+        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+) -> Received:
+    if since is not None and until is not None and until < since:
+        raise ApiProblemError(422, "until is before since")
+    return Received(since, until)
+
+
+ReceivedDep = Annotated[Received, Depends(_received)]
+
 
 router = APIRouter(
     prefix="/api/v1/sites/{site_id}/rejections",
@@ -67,13 +92,8 @@ def list_rejections(
         str | None, Query(max_length=64, pattern=ID_PATTERN, description="only this device")
     ] = None,
     metric: Annotated[str | None, Query(max_length=64, description="only this metric")] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+    received: ReceivedDep,
 ) -> RejectionPage:
-    if since is not None and until is not None and until < since:
-        raise ApiProblemError(422, "until is before since")
     rows = readings_db.list_rejections(
         conn,
         site.site_id,
@@ -83,8 +103,8 @@ def list_rejections(
             reason=reason.value if reason else None,
             device_id=device_id,
             metric=metric,
-            since=since,
-            until=until,
+            since=received.since,
+            until=received.until,
         ),
     )
     items, links = page_items(rows, page, request, rejection_out)
@@ -115,22 +135,17 @@ def list_unassigned(
     page: PageDep,
     request: Request,
     reason: Annotated[Reason | None, Query(description="only this reason")] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+    received: ReceivedDep,
 ) -> RejectionPage:
     if principal.site_ids is not None:
         raise forbidden(f"a {principal.role.value} key sees its sites' rejections only")
-    if since is not None and until is not None and until < since:
-        raise ApiProblemError(422, "until is before since")
     rows = readings_db.list_rejections(
         conn,
         None,
         limit=fetch_size(page),
         offset=page.offset,
         where=readings_db.RejectionFilter(
-            reason=reason.value if reason else None, since=since, until=until
+            reason=reason.value if reason else None, since=received.since, until=received.until
         ),
     )
     items, links = page_items(rows, page, request, rejection_out)
@@ -151,23 +166,18 @@ def rejection_summary(
     *,
     principal: PrincipalDep,
     conn: ConnDep,
-    since: Annotated[
-        AwareDatetime | None, Query(description="received at or after (RFC 3339 with offset)")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+    received: ReceivedDep,
 ) -> RejectionSummaryOut:
     if not principal.may(Action.READ_REJECTIONS):
         raise forbidden(f"a {principal.role.value} key may not read rejections")
-    if since is not None and until is not None and until < since:
-        raise ApiProblemError(422, "until is before since")
     sites = None if principal.site_ids is None else sorted(principal.site_ids)
     rows = readings_db.rejection_counts(
-        conn, site_ids=sites, since=since, until=until, limit=MAX_GROUPS + 1
+        conn, site_ids=sites, since=received.since, until=received.until, limit=MAX_GROUPS + 1
     )
     shown = rows[:MAX_GROUPS]
     return RejectionSummaryOut(
-        since=since,
-        until=until,
+        since=received.since,
+        until=received.until,
         total_rejections=sum(r.rejections for r in shown),
         truncated=len(rows) > MAX_GROUPS,
         groups=[
