@@ -49,6 +49,12 @@ _RETIRE_QUIET_S = 2.0
 _STOP_POLL_S = 0.2
 
 
+_UNKNOWN_REASONS = frozenset(
+    r.value
+    for r in (Reason.UNKNOWN_SITE, Reason.UNKNOWN_DEVICE, Reason.WRONG_SITE, Reason.UNKNOWN_METRIC)
+)
+
+
 class FatalIngestError(RuntimeError):
     pass
 
@@ -248,23 +254,28 @@ class IngestService:
     # ---- steps ---------------------------------------------------------------------------------
 
     def _add(self, batch: Batch, message: InboundMessage) -> None:
-        self._with_db_retry(lambda: self._pipeline_add(batch, message))
+        try:  # the common case without a closure per message; a fault goes round the retry loop
+            self._pipeline_add(batch, message)
+        except TRANSIENT_ERRORS:
+            self._with_db_retry(lambda: self._pipeline_add(batch, message))
 
     def _pipeline_add(self, batch: Batch, message: InboundMessage) -> None:
         mark = batch.mark()
-        self._pipeline.add(batch, message)
-        unknown = (
-            Reason.UNKNOWN_SITE.value,
-            Reason.UNKNOWN_DEVICE.value,
-            Reason.WRONG_SITE.value,
-            Reason.UNKNOWN_METRIC.value,
-        )
-        if any(
-            r.reason in unknown for r in batch.rejections[mark.rejections :]
-        ) and self._registry.reload_if_older_than(_UNKNOWN_RELOAD_MIN_S):
-            # The registry may have changed since the last load (a site file was just loaded).
-            batch.rollback(mark)
+        try:
             self._pipeline.add(batch, message)
+            if self._names_unknown(batch, mark.rejections) and self._registry.reload_if_older_than(
+                _UNKNOWN_RELOAD_MIN_S
+            ):
+                # The registry may have changed since the last load (a site file was just loaded).
+                batch.rollback(mark)
+                self._pipeline.add(batch, message)
+        except BaseException:
+            batch.rollback(mark)  # a retry after a database fault must not add it twice
+            raise
+
+    @staticmethod
+    def _names_unknown(batch: Batch, since: int) -> bool:
+        return any(r.reason in _UNKNOWN_REASONS for r in batch.rejections[since:])
 
     def _wait_for_database(self) -> None:
         self._with_db_retry(self._registry.reload)
