@@ -40,6 +40,12 @@ class Batch:
     def readings(self) -> int:
         return len(self.candidates) + len(self.rows)
 
+    def skip(self, message: InboundMessage) -> None:
+        """Carry ``message`` only to acknowledge it in order (another worker's slice)."""
+        self.messages.append(message)
+        self.accepted.append(0)
+        self.rejected.append(0)
+
     def add_serial(self, device_pk: int, serial: str, ts: datetime) -> None:
         key = (device_pk, serial)
         seen = self.serials.get(key)

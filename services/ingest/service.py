@@ -55,6 +55,13 @@ _UNKNOWN_REASONS = frozenset(
 )
 
 
+def _result(accepted: int, rejected: int) -> str:
+    """A message's label: no reading accepted and none rejected is another slice's message."""
+    if rejected:
+        return "partly_rejected" if accepted else "rejected"
+    return "stored" if accepted else "skipped"
+
+
 class FatalIngestError(RuntimeError):
     pass
 
@@ -139,7 +146,7 @@ class IngestService:
         self._mqtt = MqttSubscriber(
             settings,
             client_id=settings.client_id,
-            topic_filter=settings.topic_filter,
+            topic_filters=settings.topic_filters,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
             sink=self._inbox.put,
@@ -147,6 +154,7 @@ class IngestService:
             retire=retire,
         )
         self._retire = retire
+        self._sliced = bool(settings.site_slice or settings.excluded_sites)
         self._stop = threading.Event()
         self._db_ok = False
         self._last_commit: float | None = None
@@ -198,7 +206,7 @@ class IngestService:
         log.info(
             "ingest running: client id %s, filter %s",
             self.settings.client_id,
-            self.settings.topic_filter,
+            ", ".join(self.settings.topic_filters),
         )
         batch = Batch(opened_at=self._clock())
         last_message = self._clock()
@@ -254,6 +262,9 @@ class IngestService:
     # ---- steps ---------------------------------------------------------------------------------
 
     def _add(self, batch: Batch, message: InboundMessage) -> None:
+        if self._sliced and not self.settings.owns(message.topic):
+            batch.skip(message)  # another worker's slice stores it; acknowledged in order
+            return
         try:  # the common case without a closure per message; a fault goes round the retry loop
             self._pipeline_add(batch, message)
         except TRANSIENT_ERRORS:
@@ -322,7 +333,7 @@ class IngestService:
             self.metrics.lag_seconds.observe(max(0.0, (now - ts).total_seconds()))
         self.metrics.batch_readings.observe(len(batch.rows))
         for accepted, rejected in zip(batch.accepted, batch.rejected, strict=True):
-            result = "stored" if not rejected else ("partly_rejected" if accepted else "rejected")
+            result = _result(accepted, rejected)
             self.metrics.messages.labels(result).inc()
         if final:
             log.info("stored and acknowledged %d messages before stopping", len(batch.messages))
