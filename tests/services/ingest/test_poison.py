@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -75,20 +76,8 @@ def test_poison_messages_never_stop_ingest(
     poison.append((gateway_topic("t1", "gw"), b'{"devices": {"m1": {"ts": "x\\u0000"}}}'))
     rng = random.Random(14)
     poison += [(topic, rng.randbytes(rng.randint(1, 300))) for _ in range(100)]
-    valid = [
-        (
-            device_topic("t1", devices[1]),
-            encode({"ts": (BASE + timedelta(minutes=i)).isoformat(), "values": {"power_kw": i}}),
-        )
-        for i in range(200)
-    ]
-    port = free_port()
-    proc = start_ingest_process(
-        database_url,
-        mosquitto.url,
-        CARBONFLOW_INGEST_CLIENT_ID="poison",
-        CARBONFLOW_INGEST_HTTP_PORT=str(port),
-    )
+    valid = _valid_behind(devices[1])
+    port, proc = _start(database_url, mosquitto.url, "poison")
     try:
         with Publisher(mosquitto.url) as pub:
             pub.publish_many(poison)  # the hostile ones first: the valid ones queue behind them
@@ -151,20 +140,8 @@ def test_ten_thousand_mutated_payloads_through_the_broker(database_url: str, mos
     templates = [t for t in templates if len(t) < 10_000]  # the deep nesting once is enough
     corpus = mutated_corpus(14, MUTATED, templates)
     topic = device_topic("t1", devices[0])
-    valid = [
-        (
-            device_topic("t1", devices[1]),
-            encode({"ts": (BASE + timedelta(minutes=i)).isoformat(), "values": {"power_kw": i}}),
-        )
-        for i in range(200)
-    ]
-    port = free_port()
-    proc = start_ingest_process(
-        database_url,
-        mosquitto.url,
-        CARBONFLOW_INGEST_CLIENT_ID="mutated",
-        CARBONFLOW_INGEST_HTTP_PORT=str(port),
-    )
+    valid = _valid_behind(devices[1])
+    port, proc = _start(database_url, mosquitto.url, "mutated")
     behind = (
         "SELECT count(*) FROM reading JOIN device USING (device_pk)"
         f" WHERE device.device_id = '{devices[1]}'"
@@ -198,6 +175,28 @@ def test_ten_thousand_mutated_payloads_through_the_broker(database_url: str, mos
         )
         == 0
     )
+
+
+def _valid_behind(device: str) -> list[tuple[str, bytes]]:
+    """200 valid readings, published after the hostile ones: they must all be stored."""
+    return [
+        (
+            device_topic("t1", device),
+            encode({"ts": (BASE + timedelta(minutes=i)).isoformat(), "values": {"power_kw": i}}),
+        )
+        for i in range(200)
+    ]
+
+
+def _start(database_url: str, mqtt_url: str, client_id: str) -> tuple[int, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = start_ingest_process(
+        database_url,
+        mqtt_url,
+        CARBONFLOW_INGEST_CLIENT_ID=client_id,
+        CARBONFLOW_INGEST_HTTP_PORT=str(port),
+    )
+    return port, proc
 
 
 def _messages_counted(port: int) -> int:
