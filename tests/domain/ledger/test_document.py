@@ -26,7 +26,8 @@ from carbonflow.domain.ledger.document import (
     ledger_lines,
     rounded,
 )
-from services.api.ledger_export import to_csv, to_xlsx
+from services.api.ledger_export import TABLES, to_csv, to_xlsx
+from services.api.ledger_pdf import to_pdf
 from tests.support.lines import line
 
 START = datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Asia/Shanghai
@@ -153,14 +154,21 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
         build_ledger(INPUTS, HEADER, CLAIMS), revision=1, closed_at=END, closed_by="k1",
         reason=None, changes=[],
     )  # fmt: skip
-    rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode())))
-    location = next(r for r in rows if r["section"] == "totals" and r["view"] == "location")
-    assert float(location["total_tco2e [tCO2e]"]) == 21.12875
-    header = next(r for r in rows if r["section"] == "header" and r["field"] == "status")
-    assert header["value"] == "closed"
+    rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode("utf-8-sig"))))
+    location = next(r for r in rows if r["Section"] == "Totals" and r["View"] == "location")
+    assert float(location["Total [tCO2e]"]) == 21.12875
+    header = next(r for r in rows if r["Section"] == "Header" and r["Field"] == "Status")
+    assert header["Value"] == "closed"
     data = to_xlsx(doc)
     assert to_xlsx(doc) == data  # same bytes: a strong ETag holds
-    sheet = load_workbook(io.BytesIO(data))["emissions"]
+    sheet = load_workbook(io.BytesIO(data))["Emissions"]
     cells = list(sheet.iter_rows(values_only=True))
-    assert cells[0][-2:] == ("gas_t [t]", "tco2e [tCO2e]")
+    assert cells[0][-2:] == ("Gas mass [t]", "Emissions (CO2e) [tCO2e]")
     assert sorted(c[-1] for c in cells[1:]) == [6.096, 7.12875, 14.0]
+    zh = load_workbook(io.BytesIO(to_xlsx(doc, "zh")))
+    assert zh.sheetnames[0] == "表头信息"
+    assert next(zh["排放合计"].iter_rows(values_only=True))[:4] == (
+        "口径", "范围一排放 [tCO2e]", "范围二排放 [tCO2e]", "排放总量 [tCO2e]",
+    )  # fmt: skip
+    pdf = to_pdf(doc, TABLES, "zh")
+    assert pdf == to_pdf(doc, TABLES, "zh") and pdf.startswith(b"%PDF")
