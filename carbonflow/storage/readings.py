@@ -599,3 +599,28 @@ class BatchStore:
                     self.close()
             raise
         return result
+
+
+def site_first_reading(conn: sa.Connection, site_id: str) -> datetime | None:
+    """The time of the site's first stored reading (when it was onboarded), or None.
+
+    One index probe per (device, metric): the readings key leads with them, so the first
+    reading of each is the first index entry, however long the history.
+    """
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT min(first.ts)
+            FROM device d
+            JOIN device_metric dm ON dm.device_pk = d.device_pk
+            CROSS JOIN LATERAL (
+                SELECT ts FROM reading r
+                WHERE r.device_pk = dm.device_pk AND r.metric_id = dm.metric_id
+                ORDER BY ts LIMIT 1
+            ) first
+            WHERE d.site_id = :site
+            """
+        ),
+        {"site": site_id},
+    ).first()
+    return None if row is None else row[0]

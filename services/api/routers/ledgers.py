@@ -24,9 +24,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from carbonflow.domain import calendar
 from carbonflow.domain.ledger import document as ledger_doc
+from carbonflow.domain.ledger.closing import close_refusal
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.ledger.labels import Lang
-from carbonflow.storage import carbon, db, registry
+from carbonflow.storage import carbon, db, readings, registry
 from carbonflow.storage import ledgers as store
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Principal, Role
@@ -340,8 +341,15 @@ def _store_revision(
                 f"{month} is closed (revision {latest.revision}); a correction is a revision: "
                 f"POST {scope.path(month)}/revisions with a reason",
             )
-        if end > now:
-            raise ApiProblemError(409, f"{month} has not ended yet: it can be closed from {end}")
+        refusal = close_refusal(
+            draft,
+            month=month,
+            end=end,
+            now=now,
+            first_reading=readings.site_first_reading(conn, scope.site_id),
+        )
+        if refusal is not None:
+            raise ApiProblemError(409, refusal)
         number, changes = 1, []
     else:
         if latest is None:

@@ -341,6 +341,10 @@ def test_who_may_close_and_the_bulk_export(plant: Plant) -> None:
     assert_problem(
         client.post(f"/api/v1/sites/{SITE}/ledgers/2026-11/close", headers=plant.h("admin")), 409
     )
+    # The plant's readings start in May 2025: April is before it was onboarded.
+    before = client.post(f"/api/v1/sites/{SITE}/ledgers/2025-04/close", headers=plant.h("admin"))
+    assert_problem(before, 409)
+    assert "onboarded" in before.json()["detail"] and "2025-05-" in before.json()["detail"]
     assert client.post(f"{BASE}/close", headers=plant.h("admin")).status_code == 201
     with psycopg.connect(plant.url) as conn:
         audited = conn.execute(
