@@ -279,6 +279,8 @@ def test_csv_and_xlsx_match_the_json(plant: Plant) -> None:
     path = f"{ORG_BASE}/revisions/2"
     document = client.get(path, headers=plant.h("enterprise")).json()
     assert document["changes"] and document["header"]["org_id"] == ORG
+    # An enterprise's ledger holds its own indicators, none of the site's.
+    assert document["indicators"] and {i["org_id"] for i in document["indicators"]} == {ORG}
     as_csv = client.get(path, params={"format": "csv"}, headers=plant.h("enterprise"))
     assert as_csv.headers["content-type"].startswith("text/csv")
     as_xlsx = client.get(
