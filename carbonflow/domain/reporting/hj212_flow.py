@@ -330,6 +330,11 @@ def history_request(packet: Packet, tz: Zone = WIRE_ZONE) -> HistoryRequest | No
     )
 
 
+def answers_qn(answer: Packet, qn: str) -> bool:
+    """Whether ``answer`` is a 9014 (data) or 9013 (notification) answer echoing ``qn``."""
+    return answer.cn in {"9013", "9014"} and answer.qn == qn
+
+
 def is_answer_to(answer: Packet, sent: Packet) -> bool:
     """Whether ``answer`` is the 9014 (data) or 9013 (notification) answer to ``sent``."""
-    return answer.cn in {"9013", "9014"} and answer.qn is not None and answer.qn == sent.qn
+    return sent.qn is not None and answers_qn(answer, sent.qn)
