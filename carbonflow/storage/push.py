@@ -45,6 +45,7 @@ class OutboxRow:
 @dataclass(frozen=True, slots=True)
 class DestinationStatus:
     destination: str
+    site_id: str
     pending: int
     acked: int
     oldest_pending: datetime | None
@@ -78,6 +79,7 @@ def next_start(conn: sa.Connection, destination: str, cn: str) -> datetime | Non
 def enqueue(
     conn: sa.Connection,
     destination: str,
+    site_id: str,
     cn: str,
     packets: Sequence[NewPacket],
     next_period: datetime,
@@ -90,12 +92,14 @@ def enqueue(
     for p in packets:
         added += conn.execute(
             sa.text(
-                "INSERT INTO push_outbox (destination, cn, data_time, pno, pnum, qn, packet, "
-                "state, created_at) VALUES (:d, :c, :t, :pno, :pnum, :qn, :pk, 'pending', :now) "
+                "INSERT INTO push_outbox (destination, site_id, cn, data_time, pno, pnum, qn, "
+                "packet, state, created_at) "
+                "VALUES (:d, :s, :c, :t, :pno, :pnum, :qn, :pk, 'pending', :now) "
                 "ON CONFLICT ON CONSTRAINT push_outbox_key DO NOTHING"
             ),
             {
                 "d": destination,
+                "s": site_id,
                 "c": p.cn,
                 "t": p.data_time,
                 "pno": p.pno,
@@ -240,17 +244,22 @@ def period_values(
     return out
 
 
-def push_status(conn: sa.Connection) -> list[DestinationStatus]:
-    """Per destination with anything queued: backlog, answers, the last error, cursors."""
+def push_status(
+    conn: sa.Connection, site_ids: frozenset[str] | None = None
+) -> list[DestinationStatus]:
+    """Per destination with anything queued (of ``site_ids``; None: all): backlog, answers,
+    the last error, cursors."""
     rows = conn.execute(
         sa.text(
-            "SELECT destination, count(*) FILTER (WHERE state = 'pending'), "
+            "SELECT destination, min(site_id), count(*) FILTER (WHERE state = 'pending'), "
             "count(*) FILTER (WHERE state = 'acked'), "
             "min(data_time) FILTER (WHERE state = 'pending'), max(acked_at), max(last_sent_at), "
             "(array_agg(last_error ORDER BY last_sent_at DESC NULLS LAST) "
             " FILTER (WHERE state = 'pending' AND last_error IS NOT NULL))[1] "
-            "FROM push_outbox GROUP BY destination ORDER BY destination"
-        )
+            "FROM push_outbox WHERE CAST(:all AS boolean) OR site_id = ANY(:sites) "
+            "GROUP BY destination ORDER BY destination"
+        ),
+        {"all": site_ids is None, "sites": sorted(site_ids or ())},
     ).all()
     cursors: dict[str, dict[str, datetime]] = {}
     for d, cn, n in conn.execute(sa.text("SELECT destination, cn, next_start FROM push_cursor")):
@@ -258,12 +267,13 @@ def push_status(conn: sa.Connection) -> list[DestinationStatus]:
     return [
         DestinationStatus(
             destination=r[0],
-            pending=r[1],
-            acked=r[2],
-            oldest_pending=r[3],
-            last_acked_at=r[4],
-            last_sent_at=r[5],
-            last_error=r[6],
+            site_id=r[1],
+            pending=r[2],
+            acked=r[3],
+            oldest_pending=r[4],
+            last_acked_at=r[5],
+            last_sent_at=r[6],
+            last_error=r[7],
             next_starts=cursors.get(r[0], {}),
         )
         for r in rows

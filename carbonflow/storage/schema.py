@@ -642,6 +642,7 @@ push_outbox = sa.Table(
     metadata,
     sa.Column("outbox_id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("site_id", sa.Text, nullable=False),
     sa.Column("cn", sa.Text, nullable=False),
     sa.Column("data_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("pno", sa.Integer, nullable=False),

@@ -169,7 +169,13 @@ class PushWorker:
                 for p in self._build(destination, cn, begin, values.get(begin, []), state)
             ]
             return push_db.enqueue(
-                conn, destination.name, cn, packets, periods[-1][1], self._clock()
+                conn,
+                destination.name,
+                destination.site_id,
+                cn,
+                packets,
+                periods[-1][1],
+                self._clock(),
             )
 
     def _qns(self, state: _LinkState, count: int) -> list[str]:

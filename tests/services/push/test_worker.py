@@ -11,9 +11,11 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from carbonflow.domain.reporting.hj212 import frame, parse, parse_wire_time
 from carbonflow.domain.reporting.hj212_flow import Identity
@@ -22,6 +24,7 @@ from carbonflow.storage import push as push_db
 from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
 from carbonflow.storage.db import make_engine
 from services.push.worker import PushWorker, WorkerConfig
+from tests.support.api_support import grant_keys, make_app
 from tests.support.calc_generator import computed_small_site
 from tests.support.hj212_platform import FakePlatform
 from tests.support.waiting import wait_until
@@ -171,11 +174,15 @@ def test_nothing_is_lost_through_drops_disconnects_an_outage_and_a_restart(
     assert first_hour == datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Beijing
 
 
-def test_a_history_request_is_answered_from_the_stored_results(database_url: str) -> None:
+def test_a_history_request_is_answered_from_the_stored_results(
+    database_url: str, app_role_url: str
+) -> None:
+    """Also: the worker needs no more than the application role's grants, and the API shows
+    the destination to the keys of its site."""
     _, start, _ = computed_small_site(database_url, days=1)
     platform = FakePlatform()
     platform.start()
-    engine = make_engine(database_url)
+    engine = make_engine(app_role_url)
     destination = _destination(platform.port, start)
     run = Running(engine, destination)
     try:
@@ -201,3 +208,39 @@ def test_a_history_request_is_answered_from_the_stored_results(database_url: str
     for p in data:
         assert p.cn == "2061" and p.qn != uploads[p.value("DataTime")].qn
         assert p.cp == uploads[p.value("DataTime")].cp
+
+    keys = grant_keys(
+        app_role_url,
+        {
+            "admin": ("admin", [], None),
+            "operator": ("operator", ["small-plant"], None),
+            "regulator": ("regulator", ["small-plant"], None),
+            "enterprise": ("enterprise", ["small-plant"], "plant-co"),
+        },
+    )
+    app = make_app(app_role_url, settings={"CARBONFLOW_API_KEY_CACHE_S": 0})
+    with TestClient(app, raise_server_exceptions=True) as client:
+
+        def status(who: str) -> Any:
+            auth = {"Authorization": f"Bearer {keys[who].token}"}
+            return client.get("/api/v1/push/status", headers=auth)
+
+        (item,) = status("operator").json()["items"]
+        assert status("admin").json()["items"] == [item]
+        assert status("regulator").json()["items"] == [item]
+        assert status("enterprise").status_code == 403
+    assert (item["destination"], item["site_id"]) == ("test-platform", "small-plant")
+    # A key bound to other sites sees no destination of this one.
+    engine = make_engine(app_role_url)
+    try:
+        with engine.connect() as conn:
+            assert push_db.push_status(conn, frozenset({"another-site"})) == []
+    finally:
+        engine.dispose()
+    assert (item["pending_packets"], item["acked_packets"]) == (0, 25)
+    assert item["oldest_pending_data_time"] is None and item["last_error"] is None
+    # 2025-05-02 00:00 Beijing: the next day and the next hour after the pushed day.
+    assert item["next_period_start"] == {
+        "2031": "2025-05-01T16:00:00Z",
+        "2061": "2025-05-01T16:00:00Z",
+    }
