@@ -22,13 +22,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from carbonflow.domain.reporting.hj212 import Hj212Error, Packet, frame, known_cns, next_qn, parse
-from carbonflow.domain.reporting.hj212_2025 import encrypts, sm4_decode_cp, sm4_encode_cp
+from carbonflow.domain.reporting.hj212_2025 import (
+    HEARTBEAT_CN,
+    encrypts,
+    heartbeat,
+    sm4_decode_cp,
+    sm4_encode_cp,
+)
 from carbonflow.domain.reporting.hj212_flow import (
     ExeRtn,
     QnRtn,
@@ -74,7 +80,7 @@ class _LinkState:
     backoff_s: float = 0.0
     retry_at: float = 0.0
     last_qn: str | None = None
-    errors: list[str] = field(default_factory=list)
+    last_sent: float = 0.0  # monotonic time of the last packet sent [s]
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,7 @@ class PushWorker:
             return 0
         try:
             acked = self._drain(destination, state)
+            self._heartbeat(destination, state)
             self._listen(destination, state)
         except (OSError, LinkDownError) as error:
             self._link_down(destination, state, error)
@@ -253,6 +260,22 @@ class PushWorker:
                 self._deliver(destination, state.link, row)
                 acked += 1
         return acked
+
+    def _heartbeat(self, destination: Destination, state: _LinkState) -> None:
+        """HJ 212-2025 (reported): a 9015 when nothing was sent for ``heartbeat_s``."""
+        interval = destination.heartbeat_s
+        if interval is None or time.monotonic() - state.last_sent < interval:
+            return
+        if state.link is None:
+            state.link = self._connect(destination)
+            log.info("push %s: connected", destination.name)
+        identity = destination.identity
+        (qn,) = self._qns(state, 1)
+        wire = frame(heartbeat(qn, identity.st, identity.pw, identity.mn).segment())
+        state.link.send(wire)
+        state.last_sent = time.monotonic()
+        with self._engine.begin() as conn:
+            self._audit(conn, destination, "sent", wire, "heartbeat", qn=qn, cn=HEARTBEAT_CN)
 
     def _listen(self, destination: Destination, state: _LinkState) -> None:
         """Serve what the platform sent while we had nothing to send (history requests)."""
@@ -281,6 +304,7 @@ class PushWorker:
         sends = 1 + destination.recount
         for attempt in range(sends):
             link.send(row.packet)
+            self._states[destination.name].last_sent = time.monotonic()
             self.metrics.sent.labels(destination.name).inc()
             with self._engine.begin() as conn:
                 push_db.mark_sent(conn, row.outbox_id, self._clock())
@@ -367,6 +391,7 @@ class PushWorker:
         for reply in replies:
             wire = self._wire(destination, reply)
             link.send(wire)
+            self._states[destination.name].last_sent = time.monotonic()
             with self._engine.begin() as conn:
                 self._audit(
                     conn, destination, "sent", wire, "history reply", qn=reply.qn, cn=reply.cn

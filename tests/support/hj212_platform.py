@@ -15,7 +15,15 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from carbonflow.domain.reporting.hj212 import Hj212Error, Packet, frame, parse, read_frames
+from carbonflow.domain.reporting.hj212 import (
+    KNOWN_CNS_2025,
+    Hj212Error,
+    Packet,
+    frame,
+    parse,
+    read_frames,
+)
+from carbonflow.domain.reporting.hj212_2025 import sm4_decode_cp
 from carbonflow.domain.reporting.hj212_flow import Identity, data_answer
 
 
@@ -31,7 +39,8 @@ class FakePlatform:
     """Listens on 127.0.0.1; answers every data packet asking for it with 9014, except those
     it is told to drop (``drop_share`` of them, seeded) and those at whose arrival it closes the
     connection (``disconnect_at``: arrival numbers) or goes down altogether (``down_at``: then
-    every connect is refused until :meth:`start`)."""
+    every connect is refused until :meth:`start`); the answers to ``corrupt_at`` arrivals have
+    one byte changed."""
 
     def __init__(
         self,
@@ -40,12 +49,16 @@ class FakePlatform:
         seed: int = 0,
         disconnect_at: Iterable[int] = (),
         down_at: int | None = None,
+        corrupt_at: Iterable[int] = (),
+        sm4_key: bytes | None = None,
     ) -> None:
         self.identity = Identity(st="91", pw="530719", mn="PLATFORM")
         self.drop_share = drop_share
         self._rng = random.Random(seed)
         self._disconnect_at = set(disconnect_at)
         self._down_at = down_at
+        self._corrupt_at = set(corrupt_at)
+        self._decode = sm4_decode_cp(sm4_key) if sm4_key else None
         self.went_down = threading.Event()
         self._lock = threading.Lock()
         self.received: list[Received] = []
@@ -117,10 +130,12 @@ class FakePlatform:
 
     def _handle(self, client: socket.socket, raw: bytes) -> bool:
         """Record and maybe answer one packet; False: close the connection."""
-        try:
-            packet: Packet | None = parse(raw)
-        except Hj212Error:
-            packet = None
+        packet: Packet | None = None
+        with contextlib.suppress(Hj212Error):
+            packet = parse(raw, cns=KNOWN_CNS_2025)
+        if packet is None and self._decode is not None:  # HJ 212-2025 data: CP encrypted
+            with contextlib.suppress(Hj212Error):
+                packet = parse(raw, cns=KNOWN_CNS_2025, decode_cp=self._decode)
         with self._lock:
             number = len(self.received) + 1
             if number in self._disconnect_at or number == self._down_at:
@@ -137,9 +152,13 @@ class FakePlatform:
                 and packet.wants_answer
                 and self._rng.random() >= self.drop_share
             )
-            self.received.append(Received(number, raw, packet, answered=answer))
+            corrupt = number in self._corrupt_at
+            self.received.append(Received(number, raw, packet, answered=answer and not corrupt))
         if answer and packet is not None:
-            client.sendall(frame(data_answer(packet, self.identity).segment()))
+            wire = frame(data_answer(packet, self.identity).segment())
+            if corrupt:  # one byte of the segment changed: the CRC no longer matches
+                wire = wire[:10] + bytes([wire[10] ^ 0x01]) + wire[11:]
+            client.sendall(wire)
         return True
 
     # --- what arrived --------------------------------------------------------------------

@@ -64,6 +64,7 @@ class Destination:
     recount: int = DEFAULT_RECOUNT
     sm4_key: bytes | None = None
     start: datetime | None = None
+    heartbeat_s: float | None = None
     tz: str = WIRE_ZONE
 
     @property
@@ -144,6 +145,23 @@ def _number(raw: Mapping[str, object], key: str, default: float, where: str) -> 
     return float(value)
 
 
+MAX_HEARTBEAT_S = 3600.0
+
+
+def _heartbeat(raw: Mapping[str, object], version: Version, where: str) -> float | None:
+    """The 9015 heartbeat interval [s]: HJ 212-2025 only (reported; interval to be agreed)."""
+    value = raw.get("heartbeat_s")
+    if value is None:
+        return None
+    if version < Version.HJ212_2025:
+        raise ProfileError(f"{where}: heartbeat_s needs version 2025 (9015 is a 2025 command)")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ProfileError(f"{where}: heartbeat_s must be a number of seconds")
+    if not 0 < value <= MAX_HEARTBEAT_S:
+        raise ProfileError(f"{where}: heartbeat_s must be in (0, {MAX_HEARTBEAT_S:g}]")
+    return float(value)
+
+
 def _start(raw: object, where: str) -> datetime | None:
     if raw is None:
         return None
@@ -188,6 +206,7 @@ def destination_from_mapping(raw: Mapping[str, object], env: Mapping[str, str]) 
         recount=int(_number(raw, "recount", DEFAULT_RECOUNT, where)),
         sm4_key=_sm4_key(raw, env, where),
         start=start,
+        heartbeat_s=_heartbeat(raw, version, where),
     )
 
 

@@ -39,6 +39,8 @@ def test_a_profile_reads_its_secrets_from_the_environment() -> None:
     assert (d.cns, d.overtime_s, d.recount, d.sm4_key) == (("2061", "2031"), 10.0, 3, None)
     d25 = destination_from_mapping({**RAW, "version": "2025", "sm4_key_env": "KEY"}, ENV)
     assert d25.version is Version.HJ212_2025 and d25.sm4_key == bytes.fromhex(ENV["KEY"])
+    assert destination_from_mapping({**RAW, "version": "2025", "heartbeat_s": 60}, ENV).heartbeat_s
+    assert d.heartbeat_s is None
     start = destination_from_mapping({**RAW, "start": "2025-06-01T00:00:00+08:00"}, ENV).start
     assert start == datetime(2025, 5, 31, 16, tzinfo=UTC)
 
@@ -57,6 +59,9 @@ def test_a_profile_reads_its_secrets_from_the_environment() -> None:
         ({"overtime_s": 0}, "overtime_s"),
         ({"start": "2025-06-01"}, "start"),
         ({"sm4_key_env": "PW"}, "SM4 key"),
+        ({"heartbeat_s": 60}, "needs version 2025"),
+        ({"version": "2025", "heartbeat_s": 0}, "heartbeat_s must be in"),
+        ({"version": "2025", "heartbeat_s": "1m"}, "number of seconds"),
     ],
 )
 def test_a_bad_profile_is_named(change: dict[str, object], message: str) -> None:

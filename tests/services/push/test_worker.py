@@ -1,6 +1,6 @@
 """The push worker against a real PostgreSQL (calc results computed by the real engine) and a
-fake HJ 212 platform on a local TCP port that drops 20 % of its answers, closes the connection
-twice and goes down for a while; the worker is also restarted midway.
+fake HJ 212 platform on a local TCP port that drops 20 % of its answers, corrupts two, closes
+the connection twice and goes down for a while; the worker is also restarted midway.
 
 Done when (issue 19): every due packet is received at least once, in order per CN, none lost;
 duplicates carry the same QN; nothing acked is sent again.
@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from carbonflow.domain.reporting.hj212 import frame, parse, parse_wire_time
+from carbonflow.domain.reporting.hj212 import Version, frame, parse, parse_wire_time
 from carbonflow.domain.reporting.hj212_flow import Identity
 from carbonflow.domain.reporting.profile import CodeMap, Destination
 from carbonflow.storage import push as push_db
@@ -85,7 +85,9 @@ def test_nothing_is_lost_through_drops_disconnects_an_outage_and_a_restart(
     database_url: str,
 ) -> None:
     _, start, _ = computed_small_site(database_url, days=1)
-    platform = FakePlatform(drop_share=0.2, seed=19, disconnect_at=(5, 14), down_at=20)
+    platform = FakePlatform(
+        drop_share=0.2, seed=19, disconnect_at=(5, 14), down_at=20, corrupt_at=(3, 9)
+    )
     platform.start()
     engine = make_engine(database_url)
     destination = _destination(platform.port, start)
@@ -160,6 +162,8 @@ def test_nothing_is_lost_through_drops_disconnects_an_outage_and_a_restart(
     answers = [a for a in audit if a.direction == "received" and a.outcome == "answer"]
     assert len(sent) == len(uploads)
     assert len(answers) == 25
+    # The corrupted answers were audited as such and their packets sent again.
+    assert sum(a.outcome == "crc_mismatch" for a in audit) >= 1
     assert {a.raw for a in sent} == {bytes(p) for *_, p, _ in outbox}
 
     # The values are the stored results: CO2 in kg and electricity in kWh, one decimal.
@@ -244,3 +248,50 @@ def test_a_history_request_is_answered_from_the_stored_results(
         "2031": "2025-05-01T16:00:00Z",
         "2061": "2025-05-01T16:00:00Z",
     }
+
+
+def test_a_2025_destination_encrypts_data_and_beats(database_url: str) -> None:
+    """The reported HJ 212-2025 differences end to end (each to be checked, docs/push.md):
+    Flag version 2, ST 44, a platform-assigned MN, SM4 of the CP area, 9015 heartbeats."""
+    _, start, _ = computed_small_site(database_url, days=1)
+    key = bytes.fromhex("0123456789abcdeffedcba9876543210")
+    platform = FakePlatform(sm4_key=key)
+    platform.start()
+    engine = make_engine(database_url)
+    destination = Destination(
+        name="test-2025",
+        site_id="small-plant",
+        host="127.0.0.1",
+        port=platform.port,
+        identity=Identity(st="44", pw="530719", mn="14010520260001", version=Version.HJ212_2025),
+        codes=CODES,
+        cns=("2031",),
+        overtime_s=1.0,
+        recount=1,
+        sm4_key=key,
+        start=start,
+        heartbeat_s=0.2,
+    )
+    worker = PushWorker(engine, [destination], FAST)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: _settled(engine, 1), 60, message="the day pushed")
+        wait_until(
+            lambda: any(r.packet and r.packet.cn == "9015" for r in platform.received),
+            30,
+            message="a heartbeat",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        platform.stop()
+        engine.dispose()
+    (upload,) = platform.uploads()
+    assert upload.packet is not None
+    assert b"DataTime" not in upload.raw  # the CP area travels encrypted
+    assert (upload.packet.st, upload.packet.mn, upload.packet.flag) == ("44", "14010520260001", 9)
+    assert upload.packet.value("DataTime") == "20250501000000"
+    beat = next(r.packet for r in platform.received if r.packet and r.packet.cn == "9015")
+    assert beat.flag == 8 and beat.cp == ()
