@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from carbonflow.domain.reporting.hj212_2025 import (
 )
 from carbonflow.domain.reporting.hj212_flow import (
     ExeRtn,
+    HistoryRequest,
     QnRtn,
     answers_qn,
     data_packets,
@@ -53,6 +54,7 @@ from carbonflow.domain.reporting.profile import (
     period_start_of,
     upload_cp,
 )
+from carbonflow.domain.units import UnitError
 from carbonflow.storage import push as push_db
 from services.push.link import Link
 from services.push.metrics import PushMetrics
@@ -81,6 +83,7 @@ class _LinkState:
     retry_at: float = 0.0
     last_qn: str | None = None
     last_sent: float = 0.0  # monotonic time of the last packet sent [s]
+    problems: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,22 @@ class PushWorker:
     # --- queue ---------------------------------------------------------------------------
 
     def queue_due(self, destination: Destination) -> int:
-        """Queue the due periods of every data command of ``destination``; how many packets."""
-        return sum(self._queue_command(destination, cn) for cn in destination.cns)
+        """Queue the due periods of every data command of ``destination``; how many packets.
+        A stored unit the profile's unit cannot take (``activity:heat`` in GJ sent as kWh)
+        queues nothing and moves no cursor: the profile must be corrected."""
+        queued = 0
+        for cn in destination.cns:
+            try:
+                queued += self._queue_command(destination, cn)
+            except UnitError as error:
+                self._log_once(destination, f"profile unit: {error}")
+        return queued
+
+    def _log_once(self, destination: Destination, problem: str) -> None:
+        state = self._states[destination.name]
+        if problem not in state.problems:
+            state.problems.add(problem)
+            log.error("push %s: %s; nothing queued until corrected", destination.name, problem)
 
     def _queue_command(self, destination: Destination, cn: str) -> int:
         grain, tz = CN_GRAINS[cn], destination.tz
@@ -353,17 +370,24 @@ class PushWorker:
     def _other(self, destination: Destination, link: Link, packet: Packet, raw: bytes) -> None:
         """A packet that is not the awaited answer: a history request is served, anything else
         (a late answer to an earlier send, a command we do not support) is audited."""
-        request = history_request(packet, destination.tz)
-        outcome = "history request" if request else "unmatched"
+        try:
+            history = history_request(packet, destination.tz)
+            outcome = "history request" if history else "unmatched"
+        except Hj212Error as error:  # a request we cannot read is refused, not fatal
+            history, outcome = None, f"refused request: {error.reason}"
         with self._engine.begin() as conn:
             self._audit(conn, destination, "received", raw, outcome, qn=packet.qn, cn=packet.cn)
-        if request is not None:
-            self._serve_history(destination, link, packet)
+        if history is not None:
+            self._serve_history(destination, link, packet, history)
+        elif outcome.startswith("refused"):
+            self._send_replies(
+                destination, link, [request_answer(packet, destination.identity, QnRtn.REJECTED)]
+            )
 
-    def _serve_history(self, destination: Destination, link: Link, request: Packet) -> None:
+    def _serve_history(
+        self, destination: Destination, link: Link, request: Packet, history: HistoryRequest
+    ) -> None:
         """9011, the stored periods of the request (new QNs, no answer awaited), 9012."""
-        history = history_request(request, destination.tz)
-        assert history is not None
         identity = destination.identity
         supported = history.cn in CN_GRAINS
         replies = [request_answer(request, identity, QnRtn.READY if supported else QnRtn.CN_ERROR)]
@@ -388,6 +412,9 @@ class PushWorker:
                     replies.extend(data_packets(identity, history.cn, cp, qns, answer=False))
             code = ExeRtn.SUCCESS if found else ExeRtn.NO_DATA
             replies.append(execution_result(request, identity, code))
+        self._send_replies(destination, link, replies)
+
+    def _send_replies(self, destination: Destination, link: Link, replies: list[Packet]) -> None:
         for reply in replies:
             wire = self._wire(destination, reply)
             link.send(wire)

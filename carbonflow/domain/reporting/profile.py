@@ -24,7 +24,7 @@ from carbonflow.domain.reporting.hj212_flow import (
     quality_flag,
     wire_number,
 )
-from carbonflow.domain.units import UnitError, convert, lookup
+from carbonflow.domain.units import Dimension, UnitError, convert, lookup
 
 CN_GRAINS: Mapping[str, str] = {"2051": "15min", "2061": "hour", "2031": "day"}
 """Data commands we push and the result grain each carries (DataTime = period start)."""
@@ -109,13 +109,15 @@ def _codes(raw: object, where: str) -> tuple[CodeMap, ...]:
         if source not in SOURCES and not source.startswith("activity:"):
             raise ProfileError(f"{at}: source {source!r} is not one of {SOURCES} or activity:…")
         try:
-            unit = lookup(_text(item, "unit", at)).symbol
+            unit = lookup(_text(item, "unit", at))
         except UnitError as error:
             raise ProfileError(f"{at}: {error}") from None
+        if source in SOURCES and unit.dimension is not Dimension.MASS:
+            raise ProfileError(f"{at}: {source} is a mass (t): unit {unit.symbol} cannot take it")
         places = item.get("places", 1)
         if not isinstance(places, int) or not 0 <= places <= 6:
             raise ProfileError(f"{at}: places must be 0…6")
-        codes.append(CodeMap(source, _text(item, "code", at), unit, places))
+        codes.append(CodeMap(source, _text(item, "code", at), unit.symbol, places))
     return tuple(codes)
 
 

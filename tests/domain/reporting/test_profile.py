@@ -57,6 +57,7 @@ def test_a_profile_reads_its_secrets_from_the_environment() -> None:
         ({"codes": [{"source": "co2", "code": "a", "unit": "kg"}]}, "source"),
         ({"codes": [{"source": "co2_t", "code": "a", "unit": "furlong"}]}, "unknown unit"),
         ({"overtime_s": 0}, "overtime_s"),
+        ({"codes": [{"source": "co2_t", "code": "a", "unit": "kWh"}]}, "is a mass"),
         ({"start": "2025-06-01"}, "start"),
         ({"sm4_key_env": "PW"}, "SM4 key"),
         ({"heartbeat_s": 60}, "needs version 2025"),

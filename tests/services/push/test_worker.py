@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -199,11 +200,17 @@ def test_a_history_request_is_answered_from_the_stored_results(
         )
         platform.send(frame(segment))
         wait_until(lambda: any(p.cn == "9012" for p in platform.replies), 30, message="9012")
+        # A request we cannot read (month 13) is refused with QnRtn 2; the worker goes on.
+        bad = segment.replace("20250501020000", "20251301020000").replace("020;", "021;")
+        platform.send(frame(bad))
+        wait_until(lambda: len(platform.replies) >= 4, 30, message="the refusal")
+        assert run.thread.is_alive()
     finally:
         run.halt()
         platform.stop()
         engine.dispose()
-    answer, *data, result = platform.replies
+    answer, *data, result, refusal = platform.replies
+    assert (refusal.cn, refusal.qn, refusal.value("QnRtn")) == ("9011", "20250615091500021", "2")
     assert (answer.cn, answer.qn, answer.value("QnRtn")) == ("9011", "20250615091500020", "1")
     assert (result.cn, result.qn, result.value("ExeRtn")) == ("9012", "20250615091500020", "1")
     assert [p.value("DataTime") for p in data] == ["20250501020000"]
@@ -295,3 +302,25 @@ def test_a_2025_destination_encrypts_data_and_beats(database_url: str) -> None:
     assert upload.packet.value("DataTime") == "20250501000000"
     beat = next(r.packet for r in platform.received if r.packet and r.packet.cn == "9015")
     assert beat.flag == 8 and beat.cp == ()
+
+
+def test_a_unit_the_stored_value_cannot_take_queues_nothing(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, start, _ = computed_small_site(database_url, days=1)
+    engine = make_engine(database_url)
+    # Electricity is stored in MWh: a profile sending it in kg is wrong, not a reason to crash.
+    wrong = replace(
+        _destination(9, start), codes=(CodeMap("activity:electricity", "i33201", "kg", 1),)
+    )
+    worker = PushWorker(engine, [wrong], FAST)
+    try:
+        assert worker.queue_due(wrong) == 0
+        assert worker.queue_due(wrong) == 0
+        with engine.connect() as conn:
+            assert push_db.next_start(conn, wrong.name, "2061") is None
+            assert push_db.push_status(conn) == []
+    finally:
+        engine.dispose()
+    errors = [r for r in caplog.records if "nothing queued until corrected" in r.getMessage()]
+    assert len(errors) == 1  # logged once, not every cycle
