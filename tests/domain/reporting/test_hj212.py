@@ -259,3 +259,26 @@ def test_ten_thousand_generated_segments_round_trip() -> None:
             continue
         assert parse(frame(segment)) == packet
         checked += 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(packets(), min_size=1, max_size=5),
+    st.lists(st.binary(max_size=20).map(lambda b: b.replace(b"#", b"")), min_size=6, max_size=6),
+    st.lists(st.integers(1, 64), min_size=1, max_size=50),
+)
+def test_a_stream_in_any_chunks_yields_every_packet(
+    items: list[Packet], garbage: list[bytes], cuts: list[int]
+) -> None:
+    framed = [frame(p.segment()) for p in items if len(p.segment()) <= MAX_SEGMENT_CHARS]
+    stream = garbage[0] + b"".join(f + g for f, g in zip(framed, garbage[1:], strict=False))
+    stream += b"".join(framed[len(garbage) - 1 :])
+    got: list[bytes] = []
+    rest, at, i = b"", 0, 0
+    while at < len(stream):
+        size = cuts[i % len(cuts)]
+        frames, rest, _ = read_frames(rest + stream[at : at + size])
+        got.extend(frames)
+        at, i = at + size, i + 1
+    assert got == framed
+    assert [parse(f) for f in got] == [p for p in items if len(p.segment()) <= MAX_SEGMENT_CHARS]
