@@ -208,11 +208,13 @@ class PushWorker:
             qns.append(state.last_qn)
         return qns
 
+    def _encoder(self, destination: Destination, cn: str) -> Callable[[str], str] | None:
+        if destination.sm4_key is not None and encrypts(destination.version, cn):
+            return sm4_encode_cp(destination.sm4_key)
+        return None
+
     def _wire(self, destination: Destination, packet: Packet) -> bytes:
-        encode = None
-        if destination.sm4_key is not None and encrypts(destination.version, packet.cn):
-            encode = sm4_encode_cp(destination.sm4_key)
-        return frame(packet.segment(encode))
+        return frame(packet.segment(self._encoder(destination, packet.cn)))
 
     def _build(
         self,
@@ -223,12 +225,13 @@ class PushWorker:
         state: _LinkState,
     ) -> list[push_db.NewPacket]:
         cp = upload_cp(destination, begin, values)
-        qns = self._qns(state, packet_count(destination.identity, cn, cp))
+        identity = replace(destination.identity, encode_cp=self._encoder(destination, cn))
+        qns = self._qns(state, packet_count(identity, cn, cp))
         return [
             push_db.NewPacket(
                 cn, begin, p.pno or 1, p.pnum or 1, p.qn or "", self._wire(destination, p)
             )
-            for p in data_packets(destination.identity, cn, cp, qns)
+            for p in data_packets(identity, cn, cp, qns)
         ]
 
     def _audit(
@@ -408,8 +411,9 @@ class PushWorker:
                         continue
                     found += 1
                     cp = upload_cp(destination, begin, values[begin])
-                    qns = self._qns(state, packet_count(identity, history.cn, cp))
-                    replies.extend(data_packets(identity, history.cn, cp, qns, answer=False))
+                    sized = replace(identity, encode_cp=self._encoder(destination, history.cn))
+                    qns = self._qns(state, packet_count(sized, history.cn, cp))
+                    replies.extend(data_packets(sized, history.cn, cp, qns, answer=False))
             code = ExeRtn.SUCCESS if found else ExeRtn.NO_DATA
             replies.append(execution_result(request, identity, code))
         self._send_replies(destination, link, replies)

@@ -8,8 +8,8 @@ A data packet's CP area starts with the item ``DataTime=…`` (the period start 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
@@ -155,12 +155,14 @@ def data_cp(data_time: datetime, values: Iterable[CodeValues], tz: Zone = WIRE_Z
 
 @dataclass(frozen=True)
 class Identity:
-    """Who we are to one destination: system code, password, device id, protocol version."""
+    """Who we are to one destination: system code, password, device id, protocol version, and
+    how data CP areas are encoded on the wire (SM4 under 2025), which packet sizes must count."""
 
     st: str
     pw: str
     mn: str
     version: Version = Version.HJ212_2017
+    encode_cp: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
 
 def data_packets(
@@ -208,8 +210,9 @@ def _fits(cp: Cp, identity: Identity, cn: str, split: bool) -> bool:
         pno=9999 if split else None,
         cp=cp,
     )
-    cp_chars = len(cp_to_text(cp)) + len("CP=&&&&")
-    return cp_chars <= MAX_CP_CHARS and len(probe.segment()) <= MAX_SEGMENT_CHARS
+    encode = identity.encode_cp or (lambda text: text)
+    cp_chars = len(encode(cp_to_text(cp))) + len("CP=&&&&")
+    return cp_chars <= MAX_CP_CHARS and len(probe.segment(encode)) <= MAX_SEGMENT_CHARS
 
 
 def _split_items(cp: Cp, identity: Identity, cn: str) -> list[Cp]:

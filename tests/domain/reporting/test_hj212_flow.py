@@ -169,3 +169,21 @@ def test_the_2025_heartbeat() -> None:
     assert parse(frame(beat.segment()), cns=KNOWN_CNS_2025) == beat
     assert beat.flag == 8 and not beat.wants_answer
     assert isinstance(beat, Packet)
+
+
+def test_an_encrypted_upload_is_split_by_its_size_on_the_wire() -> None:
+    # 40 codes: ~1 400 plain CP characters, about twice as many as SM4 hex.
+    encode = sm4_encode_cp(KEY)
+    identity = Identity("44", "1", "M1", Version.HJ212_2025, encode_cp=encode)
+    values = [
+        CodeValues(f"a{i:05d}", DataFlag.NORMAL, "1.0", "0.5", "1.0", "1.5") for i in range(40)
+    ]
+    cp = data_cp(datetime(2026, 1, 1, tzinfo=UTC), values)
+    count = packet_count(identity, "2061", cp)
+    plain = Identity("44", "1", "M1", Version.HJ212_2025)
+    assert count > packet_count(plain, "2061", cp)
+    parts = data_packets(identity, "2061", cp, [f"2026010108000{i:04d}" for i in range(count)])
+    wires = [frame(p.segment(encode)) for p in parts]
+    assert all(len(w) <= 1036 for w in wires)
+    decode = sm4_decode_cp(KEY)
+    assert reassemble(parse(w, decode_cp=decode) for w in wires).cp == cp
