@@ -8,6 +8,7 @@ the profile), which stored quantities go out under which codes and units, which 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,6 +148,21 @@ def _number(raw: Mapping[str, object], key: str, default: float, where: str) -> 
     return float(value)
 
 
+_ST = re.compile(r"[0-9A-Z]{2}")
+_HEADER_VALUE = re.compile(r"[!-~]{1,32}")  # printable ASCII
+_FORBIDDEN = frozenset(";,&=")
+
+
+def _check_identity(identity: Identity, where: str) -> None:
+    """ST, MN and PW as a packet header can carry them (HJ 212 Table 3; the 6-character PW
+    limit of 2017 is not enforced: platforms differ)."""
+    if not _ST.fullmatch(identity.st):
+        raise ProfileError(f"{where}: st must be 2 characters 0-9/A-Z")
+    for name, value in (("MN", identity.mn), ("PW", identity.pw)):
+        if not _HEADER_VALUE.fullmatch(value) or _FORBIDDEN & set(value):
+            raise ProfileError(f"{where}: {name} must be 1-32 printable ASCII characters, no ;,&=")
+
+
 MAX_HEARTBEAT_S = 3600.0
 
 
@@ -196,6 +212,7 @@ def destination_from_mapping(raw: Mapping[str, object], env: Mapping[str, str]) 
         mn=_secret(raw, "mn_env", env, where),
         version=version,
     )
+    _check_identity(identity, where)
     return Destination(
         name=_text(raw, "name", where),
         site_id=_text(raw, "site", where),

@@ -19,7 +19,13 @@ from carbonflow.domain.reporting.profile import (
     period_start_of,
 )
 
-ENV = {"MN": "3A0000C17E0004200000B52F", "PW": "530719", "KEY": "0123456789abcdeffedcba9876543210"}
+ENV = {
+    "MN": "3A0000C17E0004200000B52F",
+    "PW": "530719",
+    "KEY": "0123456789abcdeffedcba9876543210",
+    "BADMN": "煤矿01",
+    "BADPW": "a;b",
+}
 RAW: dict[str, object] = {
     "name": "shanxi-eco",
     "host": "127.0.0.1",
@@ -61,6 +67,9 @@ def test_a_profile_reads_its_secrets_from_the_environment() -> None:
         ({"start": "2025-06-01"}, "start"),
         ({"sm4_key_env": "PW"}, "SM4 key"),
         ({"heartbeat_s": 60}, "needs version 2025"),
+        ({"st": "3"}, "st must be"),
+        ({"mn_env": "BADMN"}, "MN must be"),
+        ({"pw_env": "BADPW"}, "PW must be"),
         ({"version": "2025", "heartbeat_s": 0}, "heartbeat_s must be in"),
         ({"version": "2025", "heartbeat_s": "1m"}, "number of seconds"),
     ],
