@@ -14,9 +14,22 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from carbonflow.logs import configure
-from cli import api, broker, calc, demo, grafana, ingest, keys, migrate, simulate, sites
+from cli import (
+    api,
+    broker,
+    calc,
+    demo,
+    grafana,
+    hj212,
+    ingest,
+    keys,
+    migrate,
+    push,
+    simulate,
+    sites,
+)
 
-_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
+_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -630,3 +630,58 @@ ledger_revision = sa.Table(
     sa.CheckConstraint("(revision = 1) = (reason IS NULL)", name="ledger_revision_reason_check"),
     sa.CheckConstraint("extract(day FROM month) = 1", name="ledger_revision_month_check"),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Push to the authorities (revision 0007, docs/push.md): the outbox of built packets, each
+# destination's next period per data command, and the audit of every packet sent or received.
+# A packet is stored as the bytes that go on the wire and resent unchanged (same QN).
+# ---------------------------------------------------------------------------------------------
+
+push_outbox = sa.Table(
+    "push_outbox",
+    metadata,
+    sa.Column("outbox_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("cn", sa.Text, nullable=False),
+    sa.Column("data_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("pno", sa.Integer, nullable=False),
+    sa.Column("pnum", sa.Integer, nullable=False),
+    sa.Column("qn", sa.Text, nullable=False),
+    sa.Column("packet", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_sent_at", sa.DateTime(timezone=True)),
+    sa.Column("acked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("destination", "cn", "data_time", "pno", name="push_outbox_key"),
+    sa.CheckConstraint("state IN ('pending', 'acked')", name="push_outbox_state_check"),
+)
+sa.Index("push_outbox_pending_idx", push_outbox.c.destination, push_outbox.c.state,
+         push_outbox.c.outbox_id)  # fmt: skip
+
+push_cursor = sa.Table(
+    "push_cursor",
+    metadata,
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("cn", sa.Text, primary_key=True),
+    sa.Column("next_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+push_audit = sa.Table(
+    "push_audit",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("direction", sa.Text, nullable=False),
+    sa.Column("outbox_id", sa.BigInteger),
+    sa.Column("qn", sa.Text),
+    sa.Column("cn", sa.Text),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.CheckConstraint("direction IN ('sent', 'received')", name="push_audit_direction_check"),
+)
+sa.Index("push_audit_destination_idx", push_audit.c.destination, push_audit.c.at)

@@ -34,6 +34,7 @@ from services.api.routers import (
     me,
     nodes,
     organisations,
+    push,
     regulator,
     rejections,
     service,
@@ -63,6 +64,7 @@ ROUTERS = (
     flows.router,
     view.router,
     service.router,
+    push.router,
 )
 
 DESCRIPTION = """\

@@ -28,9 +28,11 @@ from tests.support.calc_generator import computed_small_site
 
 pytestmark = pytest.mark.integration
 
-GRANTS: dict[str, str] = importlib.import_module(
-    "carbonflow.storage.migrations.versions.0005_app_role"
-).GRANTS
+# 0005 grants the tables that existed then; later migrations add their tables' grants.
+GRANTS: dict[str, str] = {
+    **importlib.import_module("carbonflow.storage.migrations.versions.0005_app_role").GRANTS,
+    **importlib.import_module("carbonflow.storage.migrations.versions.0007_push_outbox").GRANTS,
+}
 _PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 SITE = "small-plant"
 
