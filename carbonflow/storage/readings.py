@@ -39,6 +39,8 @@ class LatestReadingRow:
     ts: datetime | None  # None: the metric never reported
     value: float | None  # as stored: canonical unit, before the multiplier
     received_at: datetime | None
+    # The device's declared reporting period (``attributes.sim.publish_interval_s``) [s], if any.
+    report_interval_s: float | None = None
 
 
 def latest_readings(
@@ -71,6 +73,7 @@ def latest_readings(
             metric.c.name.label("metric"),
             metric.c.unit,
             device_metric.c.kind.label("metric_kind"),
+            device.c.attributes["sim"]["publish_interval_s"].as_float().label("report_interval_s"),
         )
         .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
         .join(metric, metric.c.metric_id == device_metric.c.metric_id)
@@ -106,11 +109,33 @@ def latest_readings(
             newest.c.ts,
             newest.c.value,
             newest.c.received_at,
+            chosen.c.report_interval_s,
         )
         .select_from(chosen.outerjoin(newest, sa.true()))
         .order_by(chosen.c.device_id, chosen.c.metric)
     )
     return [make_row(LatestReadingRow, r) for r in conn.execute(query)]
+
+
+def newest_reading_ts(conn: sa.Connection, site_id: str, *, org_id: str | None) -> datetime | None:
+    """The newest reading of any active device metric of the site (of ``org_id``'s devices
+    when given): one backward index scan per device metric, as :func:`latest_readings`."""
+    pairs = (
+        sa.select(device.c.device_pk, device_metric.c.metric_id)
+        .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
+        .where(device.c.site_id == site_id, device.c.active, org_filter(device.c.org_id, org_id))
+        .subquery("p")
+    )
+    newest = (
+        sa.select(reading.c.ts)
+        .where(reading.c.device_pk == pairs.c.device_pk, reading.c.metric_id == pairs.c.metric_id)
+        .order_by(reading.c.ts.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    query = sa.select(sa.func.max(newest.c.ts)).select_from(pairs.join(newest, sa.true()))
+    value: datetime | None = conn.execute(query).scalar()
+    return value
 
 
 @dataclass(frozen=True, slots=True)

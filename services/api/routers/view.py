@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse
 from carbonflow.domain.indicators.live import carbon_now
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import readings as readings_db
 from services.api.deps import ConnDep, ContextDep, LiveSite
 from services.api.problems import not_found, responses
 from services.api.schemas_flows import KpiOut, RecentCarbonOut, ViewSummaryOut
@@ -59,9 +60,18 @@ router = APIRouter(tags=["live view"])
 # --------------------------------------------------------------------------------------------
 
 
-def recent_carbon(points: Sequence[carbon_db.SeriesPoint]) -> RecentCarbonOut:
-    """The newest calculated hour (:func:`carbonflow.domain.indicators.live.carbon_now`)."""
-    return RecentCarbonOut(**asdict(carbon_now(points)))
+def recent_carbon(
+    points: Sequence[carbon_db.SeriesPoint], complete_before: datetime | None = None
+) -> RecentCarbonOut:
+    """The newest calculated hour of complete slots
+    (:func:`carbonflow.domain.indicators.live.carbon_now`)."""
+    now = carbon_now(points, complete_before)
+    share = now.zero_carbon_share
+    return RecentCarbonOut(
+        **asdict(now),
+        zero_carbon_share_pct=None if share is None else 100.0 * share,
+        complete_before=complete_before,
+    )
 
 
 def newest_kpis(rows: Iterable[Mapping[str, Any]]) -> list[KpiOut]:
@@ -145,6 +155,9 @@ def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
 )
 def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryOut:
     now = ctx.wall_clock()
+    # Slots are complete up to the newest reading received (or the clock, if that is older).
+    newest = readings_db.newest_reading_ts(conn, site.site_id, org_id=site.org_id)
+    complete_before = now if newest is None else min(now, newest)
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     points = carbon_db.site_series(
         raw, site.site_id, "15min", now - RECENT_LOOKBACK, now, org_id=site.org_id
@@ -166,6 +179,6 @@ def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryO
         site_id=site.site_id,
         org_id=site.org_id,
         as_of=now,
-        recent=recent_carbon(points),
+        recent=recent_carbon(points, complete_before),
         kpis=newest_kpis(rows),
     )

@@ -22,6 +22,7 @@
     siteId: null,
     site: null,
     sites: [],
+    orgs: new Map(), // org_id → {name, name_zh}: organisation names for the KPI table
     period: "today", // today | 24h | month: the Sankey's period (docs/live-view.md)
     flowsAsked: 0, // the newest flows request: an older answer arriving later is dropped
     measure: "energy_tce",
@@ -51,6 +52,12 @@
     });
     $("lang-toggle").textContent = state.lang === "zh" ? "EN" : "中文";
     document.title = label("title");
+  }
+
+  function orgLabel(orgId) {
+    const org = state.orgs.get(orgId);
+    if (org && state.lang === "zh" && org.name_zh) return org.name_zh;
+    return org && org.name ? org.name : label(orgId, orgId);
   }
 
   function nodeLabel(node) {
@@ -228,27 +235,66 @@
   // Rendering: live tiles, power table, KPIs
   // ------------------------------------------------------------------------------------------
 
+  function ageText(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 120) return `${s} ${label("unit_s")}`;
+    if (s < 7200) return `${Math.round(s / 60)} ${label("unit_min")}`;
+    return `${fmt(s / 3600, 1)} ${label("unit_h")}`;
+  }
+
+  function setPeriods(kind, text) {
+    document.querySelectorAll(`[data-period-of="${kind}"]`).forEach((el) => {
+      el.textContent = text;
+    });
+  }
+
+  // The site's data state, visible from across the room: a banner and a coloured frame.
+  function renderState(snapshot) {
+    const st = snapshot.state;
+    document.body.dataset.liveState = st;
+    const banner = $("stale-banner");
+    if (st === "stale" || st === "no_data") {
+      banner.hidden = false;
+      banner.textContent = st === "no_data" ? label("no_data")
+        : `${label("stale_banner")} ${localTime(snapshot.data_as_of)} `
+          + `(${ageText(snapshot.data_age_s)} ${label("ago")})`;
+    } else {
+      banner.hidden = true;
+      banner.textContent = "";
+    }
+    const dataAsOf = snapshot.data_as_of
+      ? `${label("as_of")} ${localTime(snapshot.data_as_of)} · ${ageText(snapshot.data_age_s)} ${label("ago")}`
+      : label("no_data");
+    $("as-of").textContent = dataAsOf;
+    $("as-of").dataset.asOf = snapshot.data_as_of || "";
+    $("as-of").dataset.snapshotAt = snapshot.as_of;
+    $("as-of").dataset.state = st;
+    setPeriods("power", `${label("period_now")} · ${dataAsOf}`);
+  }
+
   function onSnapshot(snapshot) {
     state.snapshot = snapshot;
     showMessage("");
-    let supplyKw = 0;
-    let renewableKw = 0;
-    for (const g of snapshot.power) {
-      if (g.carrier !== "electricity") continue;
-      if (SUPPLY_ROLES.has(g.role)) supplyKw += g.power_kw;
-      if (RENEWABLE_ROLES.has(g.role)) renewableKw += g.power_kw;
-    }
+    const e = snapshot.electricity;
     const total = $("power-total");
-    total.textContent = fmt(supplyKw / 1000, 2);
-    total.dataset.powerKw = String(supplyKw);
-    $("power-renewable").textContent = fmt(renewableKw / 1000, 2);
-    const f = snapshot.freshness;
-    $("fresh-count").textContent = `${f.fresh} / ${f.device_metrics}`;
-    const m = snapshot.methane;
-    $("methane-line").textContent = m && m.utilisation_rate !== null
-      ? `${label("methane_utilisation")} ${fmt(100 * m.utilisation_rate, 1)} %` : "";
-    $("as-of").textContent = `${label("as_of")} ${localTime(snapshot.as_of)}`;
-    $("as-of").dataset.asOf = snapshot.as_of;
+    total.textContent = fmt(e.power_in_kw / 1000, 2);
+    total.dataset.powerKw = String(e.power_in_kw);
+    $("power-renewable").textContent = fmt(e.renewable_kw / 1000, 2);
+    $("power-renewable").dataset.powerKw = String(e.renewable_kw);
+    $("power-renewable-pct").textContent = e.renewable_share_pct === null ? "–"
+      : fmt(e.renewable_share_pct, 1);
+    $("power-export").textContent = fmt(e.net_export_kw / 1000, 2);
+    $("power-export").dataset.exportKw = String(e.net_export_kw);
+    const stale = snapshot.devices.filter((d) => d.stale && d.newest_ts);
+    const reporting = snapshot.devices.filter((d) => !d.stale).length;
+    $("fresh-count").textContent = `${reporting} / ${snapshot.devices.length}`;
+    $("stale-devices").textContent = stale.length
+      ? `${label("stale_devices")}: ${stale.slice(0, 4).map((d) => `${d.device_id} (${ageText(d.age_s)})`).join(", ")}`
+        + (stale.length > 4 ? ` +${stale.length - 4}` : "")
+      : "";
+    renderState(snapshot);
+    renderMethane(snapshot.methane);
     const body = $("power-table").querySelector("tbody");
     body.replaceChildren(...snapshot.power.map((g) => {
       const tr = document.createElement("tr");
@@ -268,6 +314,55 @@
     }));
   }
 
+  const METHANE_STREAMS = ["drained", "utilised", "flared", "vented"];
+
+  function targetText(targets) {
+    if (!targets || !targets.length) return `(${label("no_target")})`;
+    return `(${label("target")} ${targets.map((t) => `${t.comparator === "<=" ? "≤" : "≥"} `
+      + `${fmt(t.threshold_pct, 0)} %${t.year ? ` ${t.year}` : ""}`).join(" · ")})`;
+  }
+
+  // The mine panel: drained, utilised, flared, vented [Nm³/h, tCO2e/h], CH4 %, the rates.
+  function renderMethane(m) {
+    const panel = $("mine-panel");
+    panel.hidden = !m;
+    if (!m) return;
+    const h = m.hour;
+    $("methane-age").textContent = m.data_as_of
+      ? `${label("period_now")} · ${label("as_of")} ${localTime(m.data_as_of)} · `
+        + `${ageText(m.data_age_s)} ${label("ago")}` : label("no_data");
+    $("methane-table").querySelector("tbody").replaceChildren(...METHANE_STREAMS.map((k) => {
+      const tr = document.createElement("tr");
+      tr.dataset.stream = k;
+      tr.dataset.nm3H = h ? String(h[`${k}_ch4_nm3_h`]) : "";
+      tr.dataset.tco2eH = h ? String(h[`${k}_tco2e_h`]) : "";
+      for (const [text, cls] of [
+        [label(`methane_${k}`), ""],
+        [h ? fmt(h[`${k}_ch4_nm3_h`], 0) : "–", "num"],
+        [h ? fmtAuto(h[`${k}_tco2e_h`]) : "–", "num"],
+      ]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+    $("methane-ch4-pct").textContent = h && h.drained_ch4_pct !== null ? fmt(h.drained_ch4_pct, 1) : "–";
+    $("methane-drainage").textContent = m.drainage_rate === null ? "–" : fmt(100 * m.drainage_rate, 1);
+    $("methane-utilisation").textContent = m.utilisation_rate === null ? "–"
+      : fmt(100 * m.utilisation_rate, 1);
+    $("methane-drainage-target").textContent = targetText(m.drainage_targets);
+    $("methane-utilisation-target").textContent = targetText(m.utilisation_targets);
+  }
+
+  // A KPI value in its unit: fractions are shown as percent.
+  function kpiValue(value, unit) {
+    if (value === null || value === undefined) return "–";
+    if (unit === "fraction") return `${fmt(100 * value, 1)} %`;
+    return `${fmtAuto(value)} ${label(`unit:${unit}`, unit || "")}`;
+  }
+
   function renderSummary() {
     const s = state.summary;
     if (!s) return;
@@ -276,11 +371,13 @@
       ? "–" : fmtAuto(r.emission_rate_location_tco2e_h);
     $("emission-rate-market").textContent = r.emission_rate_market_tco2e_h === null
       ? "–" : fmtAuto(r.emission_rate_market_tco2e_h);
-    $("zero-share").textContent = r.zero_carbon_share === null
-      ? "–" : fmt(100 * r.zero_carbon_share, 1);
-    $("recent-window").textContent = r.slots
+    $("zero-share").textContent = r.zero_carbon_share_pct === null
+      ? "–" : fmt(r.zero_carbon_share_pct, 1);
+    $("export-offset").textContent = fmtAuto(r.net_export_tco2e_location);
+    $("recent-energy").textContent = fmtAuto(r.energy_tce);
+    setPeriods("carbon", r.slots
       ? `${label("recent_window")} ${localTime(r.window_start)}–${localTime(r.window_end)}`
-      : label("nothing_calculated");
+      : label("nothing_calculated"));
     const body = $("kpi-table").querySelector("tbody");
     body.replaceChildren(...s.kpis.map((k) => {
       const tr = document.createElement("tr");
@@ -288,10 +385,11 @@
       tr.dataset.status = k.status;
       const target = k.target_threshold === null ? "–"
         : `${k.target_comparator === "le" ? "≤" : k.target_comparator === "ge" ? "≥" : ""} `
-          + `${fmtAuto(k.target_threshold)} ${k.target_unit || ""}`;
+          + kpiValue(k.target_threshold, k.target_unit);
       const cells = [
-        [`${label(k.indicator)}${k.org_id ? ` · ${k.org_id}` : ""}`, ""],
-        [k.value === null ? "–" : `${fmtAuto(k.value)} ${k.unit}`, "num"],
+        [`${label(k.indicator)}${k.org_id ? ` · ${orgLabel(k.org_id)}` : ""}`
+          + ` · ${label(`grain_${k.grain}`)}`, ""],
+        [kpiValue(k.value, k.unit), "num"],
         [target, "num"],
         [label(k.status), `status status-${k.status}`],
       ];
@@ -428,6 +526,15 @@
     } catch (err) { handleError(err); }
   }
 
+  async function loadOrgs() {
+    if (!state.siteId) return;
+    try {
+      const page = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/organisations?limit=1000`);
+      state.orgs = new Map(page.items.map((o) => [o.org_id, o]));
+      renderSummary();
+    } catch (err) { handleError(err); }
+  }
+
   async function loadSummary() {
     if (!state.siteId) return;
     try {
@@ -482,6 +589,7 @@
     state.summary = null;
     renderSankey();
     refresh();
+    loadOrgs();
     clearInterval(state.refreshTimer);
     state.refreshTimer = setInterval(refresh, REFRESH_MS);
     runStream(site.site_id);

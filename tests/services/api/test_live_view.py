@@ -176,13 +176,30 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
                 interval_s=0.2,
                 message="live power shown",
             )
-            first = page.get_attribute("#as-of", "data-as-of")
+            first = page.get_attribute("#as-of", "data-snapshot-at")
             wait_until(
-                lambda: page.get_attribute("#as-of", "data-as-of") != first,
+                lambda: page.get_attribute("#as-of", "data-snapshot-at") != first,
                 30,
                 interval_s=0.2,
                 message="a newer live snapshot shown",
             )
+            # Honest "as of": the newest reading received, not the server clock, and the
+            # site is live; no negative power, renewable never above power in.
+            data_as_of = page.get_attribute("#as-of", "data-as-of") or ""
+            snapshot_at = page.get_attribute("#as-of", "data-snapshot-at") or ""
+            assert data_as_of and datetime.fromisoformat(data_as_of) <= datetime.fromisoformat(
+                snapshot_at
+            )
+            assert page.get_attribute("body", "data-live-state") in ("live", "partial")
+            assert page.is_hidden("#stale-banner")
+            power_kw = float(page.get_attribute("#power-total", "data-power-kw") or "nan")
+            renewable_kw = float(page.get_attribute("#power-renewable", "data-power-kw") or "nan")
+            assert 0 <= renewable_kw <= power_kw
+            assert float(page.get_attribute("#power-export", "data-export-kw") or "nan") >= 0
+            # Every tile names its period and its unit.
+            for tile in page.query_selector_all(".tile"):
+                assert (tile.query_selector(".period") or tile).text_content()
+                assert (tile.query_selector(".unit") or tile).text_content()
 
             # The Sankey of the last 24 hours, energy: every link as the API's flows response
             # has it.
