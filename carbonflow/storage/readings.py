@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from carbonflow.domain.indicators.live import LatestValue
 from carbonflow.storage.db import Conn, connect, make_row
 from carbonflow.storage.registry import RegistrySnapshot, load_registry, org_filter
 from carbonflow.storage.schema import (
@@ -115,6 +116,32 @@ def latest_readings(
         .order_by(chosen.c.device_id, chosen.c.metric)
     )
     return [make_row(LatestReadingRow, r) for r in conn.execute(query)]
+
+
+def latest_values(
+    conn: sa.Connection,
+    site_id: str,
+    *,
+    org_id: str | None,
+    limit: int,
+    metrics: Sequence[str] | None = None,
+) -> list[LatestValue]:
+    """:func:`latest_readings` of the device metrics (at most ``limit``) as the domain's
+    :class:`LatestValue`: what live figures and alarm rules are computed from."""
+    rows = latest_readings(conn, site_id, org_id=org_id, limit=limit, offset=0, metrics=metrics)
+    return [
+        LatestValue(
+            device_id=r.device_id,
+            carrier=r.carrier,
+            role=r.role,
+            metric=r.metric,
+            ts=r.ts,
+            raw_value=r.value,
+            multiplier=r.multiplier,
+            report_interval_s=r.report_interval_s,
+        )
+        for r in rows
+    ]
 
 
 def newest_reading_ts(conn: sa.Connection, site_id: str, *, org_id: str | None) -> datetime | None:

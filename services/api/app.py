@@ -23,6 +23,7 @@ from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
 from services.api.ratelimit import RateLimiter
 from services.api.routers import (
+    alarms,
     carbon,
     devices,
     factors,
@@ -62,6 +63,7 @@ ROUTERS = (
     regulator.router,
     flows.router,
     view.router,
+    alarms.router,
     service.router,
 )
 

@@ -67,31 +67,12 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-def _latest_value(row: readings_db.LatestReadingRow) -> live.LatestValue:
-    return live.LatestValue(
-        device_id=row.device_id,
-        carrier=row.carrier,
-        role=row.role,
-        metric=row.metric,
-        ts=row.ts,
-        raw_value=row.value,
-        multiplier=row.multiplier,
-        report_interval_s=row.report_interval_s,
-    )
-
-
 def _all_latest(
     conn: sa.Connection, site: SiteScope, metrics: Sequence[str] | None
 ) -> list[live.LatestValue]:
-    rows = readings_db.latest_readings(
-        conn,
-        site.site_id,
-        org_id=site.org_id,
-        limit=SNAPSHOT_MAX_DEVICE_METRICS,
-        offset=0,
-        metrics=metrics,
+    return readings_db.latest_values(
+        conn, site.site_id, org_id=site.org_id, limit=SNAPSHOT_MAX_DEVICE_METRICS, metrics=metrics
     )
-    return [_latest_value(r) for r in rows]
 
 
 def _power_groups(groups: Sequence[live.PowerGroup]) -> list[PowerGroupOut]:

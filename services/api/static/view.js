@@ -16,6 +16,7 @@
   const RENEWABLE_ROLES = new Set(["green_import", "generation_pv", "generation_wind"]);
   const UNITS = { energy_tce: "tce", tco2e_location: "tCO2e", tco2e_market: "tCO2e" };
   const REFRESH_MS = 60000; // flows and KPIs: calculated results change every few minutes
+  const ALARMS_MS = 15000; // alarms: the notify service evaluates every 30 s by default
 
   const state = {
     lang: sessionStorage.getItem(LANG_STORE) || (navigator.language.startsWith("zh") ? "zh" : "en"),
@@ -31,6 +32,8 @@
     snapshot: null,
     stream: null,
     refreshTimer: null,
+    alarms: null, // unresolved alarms of the site; null: this key may not read alarms
+    alarmTimer: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -405,6 +408,78 @@
   }
 
   // ------------------------------------------------------------------------------------------
+  // Alarms: unresolved ones, acknowledged from here (operators and admins)
+  // ------------------------------------------------------------------------------------------
+
+  function alarmsPath(suffix) {
+    return `/api/v1/sites/${encodeURIComponent(state.siteId)}/alarms${suffix}`;
+  }
+
+  async function loadAlarms() {
+    if (!state.siteId) return;
+    try {
+      const response = await fetch(alarmsPath("?state=open&state=acknowledged&limit=100"), {
+        headers: headers(), cache: "no-store",
+      });
+      if (response.status === 401) throw new KeyRefused("alarms");
+      // An enterprise key reads no alarms (they are the site's): no panel.
+      state.alarms = response.ok ? (await response.json()).items : null;
+      renderAlarms();
+    } catch (err) { handleError(err); }
+  }
+
+  async function acknowledgeAlarm(alarmId) {
+    try {
+      const response = await fetch(alarmsPath(`/${alarmId}/acknowledge`), {
+        method: "POST", headers: headers(), cache: "no-store",
+      });
+      if (response.status === 401) throw new KeyRefused("acknowledge");
+      if (!response.ok) {
+        showMessage(`${label("ack_refused")} (${response.status})`);
+        return;
+      }
+      await loadAlarms();
+    } catch (err) { handleError(err); }
+  }
+
+  function renderAlarms() {
+    const panel = $("alarms-panel");
+    panel.hidden = state.alarms === null;
+    if (state.alarms === null) return;
+    const alarms = state.alarms;
+    $("alarm-count").textContent = alarms.length ? `(${alarms.length})` : "";
+    $("alarms-empty").hidden = alarms.length > 0;
+    document.body.dataset.alarms = String(alarms.filter((a) => a.state === "open").length);
+    $("alarm-table").querySelector("tbody").replaceChildren(...alarms.map((a) => {
+      const tr = document.createElement("tr");
+      Object.assign(tr.dataset, { alarmId: String(a.alarm_id), severity: a.severity, state: a.state });
+      tr.className = `alarm severity-${a.severity}`;
+      const who = a.acknowledged_by ? ` · ${a.acknowledged_by}` : "";
+      for (const text of [
+        label(`severity_${a.severity}`),
+        state.lang === "zh" ? a.message_zh : a.message_en,
+        localDateTime(a.opened_at),
+        `${label(`alarm_${a.state}`)}${who}`,
+      ]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      const cell = document.createElement("td");
+      if (a.state === "open") {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "ack";
+        button.textContent = label("acknowledge");
+        button.addEventListener("click", () => acknowledgeAlarm(a.alarm_id));
+        cell.appendChild(button);
+      }
+      tr.appendChild(cell);
+      return tr;
+    }));
+  }
+
+  // ------------------------------------------------------------------------------------------
   // The Sankey
   // ------------------------------------------------------------------------------------------
 
@@ -590,6 +665,10 @@
     renderSankey();
     refresh();
     loadOrgs();
+    state.alarms = null;
+    loadAlarms();
+    clearInterval(state.alarmTimer);
+    state.alarmTimer = setInterval(loadAlarms, ALARMS_MS);
     clearInterval(state.refreshTimer);
     state.refreshTimer = setInterval(refresh, REFRESH_MS);
     runStream(site.site_id);
@@ -625,6 +704,7 @@
       }
       if (state.snapshot) onSnapshot(state.snapshot);
       renderSummary();
+      renderAlarms();
       renderSankey();
       renderFactors();
     });
