@@ -146,7 +146,7 @@ def create_app(
         summary="Registry, live values, carbon, flows, indicators, ledgers, regulator views",
         description=DESCRIPTION,
         openapi_url=OPENAPI_PATH,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by routers/view.py (no CDN)
         redoc_url=None,
         lifespan=lifespan,
     )

@@ -20,6 +20,19 @@ class Comparator(StrEnum):
         return value > threshold if self is Comparator.ABOVE else value < threshold
 
 
+# How a threshold message names the metrics alarms are usually set on: (en, zh, unit). Other
+# metrics are named by their id and carry no unit.
+METRIC_NAMES: dict[str, tuple[str, str, str]] = {
+    "power_kw": ("power", "功率", "kW"),
+    "ch4_pct": ("CH4 concentration", "甲烷浓度", "%"),
+    "mixture_flow_nm3_min": ("gas flow", "混合气流量", "Nm³/min"),
+    "air_flow_nm3_min": ("air flow", "风量", "Nm³/min"),
+    "flow_nm3_min": ("gas flow", "燃气流量", "Nm³/min"),
+    "flame_temp_degc": ("flame temperature", "火焰温度", "°C"),
+    "soc_pct": ("state of charge", "荷电状态", "%"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ThresholdRule:
     """``metric`` of ``device_id`` (every device with the metric when None) above or below
@@ -49,6 +62,8 @@ def threshold_conditions(
                 continue
             word_en = "above" if rule.comparator is Comparator.ABOVE else "below"
             word_zh = "高于" if rule.comparator is Comparator.ABOVE else "低于"
+            name_en, name_zh, unit = METRIC_NAMES.get(v.metric, (v.metric, v.metric, ""))
+            now, limit = f"{value:g} {unit}".rstrip(), f"{rule.threshold:g} {unit}".rstrip()
             out.append(
                 Condition(
                     site_id=site_id,
@@ -56,11 +71,11 @@ def threshold_conditions(
                     source=Source.THRESHOLD,
                     subject=v.device_id,
                     severity=rule.severity,
-                    message_en=f"{v.device_id} {v.metric} {value:g} {word_en} {rule.threshold:g}",
-                    message_zh=f"{v.device_id} {v.metric} {value:g} {word_zh}"
-                    f"限值 {rule.threshold:g}",
+                    message_en=f"{v.device_id}: {name_en} {now} {word_en} {limit}",
+                    message_zh=f"{v.device_id}：{name_zh} {now} {word_zh}限值 {limit}",
                     value=value,
                     threshold=rule.threshold,
+                    unit=unit,
                 )
             )
     return out

@@ -2,7 +2,8 @@
 needs beyond the live and flows routes (``/api/v1/sites/{site_id}/view/summary``).
 
 The page and its assets contain no data and need no key: the page asks for an API key, keeps it
-in ``sessionStorage`` and sends it as ``Authorization: Bearer`` on every data call (the live
+in its script's memory only (no storage, no cookie; a reload asks again) and sends it as
+``Authorization: Bearer`` on every data call (the live
 stream is read with ``fetch``, since ``EventSource`` cannot send headers). See docs/live-view.md.
 """
 
@@ -15,15 +16,18 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import psycopg
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 
 from carbonflow.domain.indicators.live import carbon_now
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import readings as readings_db
 from services.api.deps import ConnDep, ContextDep, LiveSite
+from services.api.middleware import OPENAPI_PATH
 from services.api.problems import not_found, responses
 from services.api.schemas_flows import KpiOut, RecentCarbonOut, ViewSummaryOut
 
@@ -138,6 +142,39 @@ def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
         path,
         media_type=_MEDIA_TYPES.get(path.suffix, "text/plain; charset=utf-8"),
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# /docs: Swagger UI from the package, no CDN (works offline)
+# --------------------------------------------------------------------------------------------
+
+# Swagger UI's files from the swagger-ui-bundle-v2 package (Apache-2.0), served by name.
+SWAGGER_UI: Path = Path(str(swagger_ui_bundle.swagger_ui_path))
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+_DOCS_MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@router.get("/docs", include_in_schema=False)
+def swagger_docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=OPENAPI_PATH,
+        title="carbonflow API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon-32x32.png",
+    )
+
+
+@router.get("/docs/assets/{name}", include_in_schema=False)
+def swagger_asset(name: Annotated[str, PathParam(max_length=64)]) -> FileResponse:
+    if name not in SWAGGER_ASSETS:
+        raise not_found(f"no asset {name!r}")
+    path = SWAGGER_UI / name
+    return FileResponse(
+        path,
+        media_type=_DOCS_MEDIA[path.suffix],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
 
 

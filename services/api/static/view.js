@@ -1,10 +1,11 @@
-// The carbonflow live view. No data is in the page: every call sends the API key kept in
-// sessionStorage as "Authorization: Bearer". The live stream is read with fetch (EventSource
-// cannot send that header). See docs/live-view.md.
+// The carbonflow live view. No data is in the page: every call sends the API key as
+// "Authorization: Bearer". The key lives only in this script's memory (no storage, no cookie):
+// a reload asks for it again. The live stream is read with fetch (EventSource cannot send that
+// header). See docs/live-view.md.
 (function () {
   "use strict";
 
-  const KEY_STORE = "carbonflow.apiKey";
+  let apiKey = null; // memory only: never written to any storage
   const LANG_STORE = "carbonflow.lang";
   // The Sankey shows the links that carry attributed energy and carbon (docs/api.md, Flows).
   const SANKEY_KINDS = new Set(["supply", "emission", "energy", "allocation"]);
@@ -19,11 +20,13 @@
   const ALARMS_MS = 15000; // alarms: the notify service evaluates every 30 s by default
 
   const state = {
-    lang: sessionStorage.getItem(LANG_STORE) || (navigator.language.startsWith("zh") ? "zh" : "en"),
+    // zh-CN by default; the header's button switches (kept for the tab).
+    lang: sessionStorage.getItem(LANG_STORE) || "zh",
     siteId: null,
     site: null,
     sites: [],
     orgs: new Map(), // org_id → {name, name_zh}: organisation names for the KPI table
+    devices: new Map(), // device_id → {name, name_zh}: device names for stale lists and alarms
     period: "today", // today | 24h | month: the Sankey's period (docs/live-view.md)
     flowsAsked: 0, // the newest flows request: an older answer arriving later is dropped
     measure: "energy_tce",
@@ -57,6 +60,31 @@
     document.title = label("title");
   }
 
+  function roleLabel(carrier, role) {
+    const entry = window.CF_LABELS[`${role}@${carrier}`];
+    return entry ? entry[state.lang] : label(role);
+  }
+
+  // A device by its name in this language, else by its id (a meter's tag) shown as code: the
+  // registry holds no Chinese device names yet.
+  function deviceNode(deviceId) {
+    const device = state.devices.get(deviceId);
+    const name = device && (state.lang === "zh" ? device.name_zh : device.name);
+    if (name) return document.createTextNode(name);
+    const code = document.createElement("code");
+    code.textContent = deviceId;
+    return code;
+  }
+
+  // An alarm's message in this language, its device named as above.
+  function alarmMessage(a) {
+    const text = state.lang === "zh" ? a.message_zh : a.message_en;
+    const parts = text.split(a.subject);
+    const nodes = [document.createTextNode(parts[0])];
+    for (const part of parts.slice(1)) nodes.push(deviceNode(a.subject), document.createTextNode(part));
+    return nodes;
+  }
+
   function orgLabel(orgId) {
     const org = state.orgs.get(orgId);
     if (org && state.lang === "zh" && org.name_zh) return org.name_zh;
@@ -72,6 +100,7 @@
     const entry = window.CF_LABELS[node.node_id];
     if (entry) return entry[state.lang];
     const [prefix, rest] = node.node_id.split(/:(.*)/s);
+    if (prefix === "unallocated") return `${label("unallocated")} · ${orgLabel(rest)}`;
     return rest !== undefined ? `${label(prefix + ":" + rest, rest)}` : node.node_id;
   }
 
@@ -116,7 +145,7 @@
   class KeyRefused extends Error {}
 
   function headers() {
-    return { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORE) || ""}` };
+    return { Authorization: `Bearer ${apiKey || ""}` };
   }
 
   async function api(path) {
@@ -147,7 +176,7 @@
 
   function handleError(err) {
     if (err instanceof KeyRefused) {
-      sessionStorage.removeItem(KEY_STORE);
+      apiKey = null;
       stopStream();
       askForKey(true);
       return;
@@ -292,10 +321,15 @@
     const stale = snapshot.devices.filter((d) => d.stale && d.newest_ts);
     const reporting = snapshot.devices.filter((d) => !d.stale).length;
     $("fresh-count").textContent = `${reporting} / ${snapshot.devices.length}`;
-    $("stale-devices").textContent = stale.length
-      ? `${label("stale_devices")}: ${stale.slice(0, 4).map((d) => `${d.device_id} (${ageText(d.age_s)})`).join(", ")}`
-        + (stale.length > 4 ? ` +${stale.length - 4}` : "")
-      : "";
+    const staleLine = $("stale-devices");
+    staleLine.replaceChildren();
+    if (stale.length) {
+      staleLine.append(`${label("stale_devices")}: `);
+      stale.slice(0, 4).forEach((d, i) => {
+        staleLine.append(i ? ", " : "", deviceNode(d.device_id), ` (${ageText(d.age_s)})`);
+      });
+      if (stale.length > 4) staleLine.append(` +${stale.length - 4}`);
+    }
     renderState(snapshot);
     renderMethane(snapshot.methane);
     const body = $("power-table").querySelector("tbody");
@@ -305,7 +339,7 @@
       tr.dataset.role = g.role;
       tr.dataset.powerKw = String(g.power_kw);
       for (const [text, cls] of [
-        [label(g.carrier), ""], [label(g.role), ""], [fmt(g.power_kw, 0), "num"],
+        [label(g.carrier), ""], [roleLabel(g.carrier, g.role), ""], [fmt(g.power_kw, 0), "num"],
         [`${g.devices_reporting} / ${g.devices}`, "num"],
       ]) {
         const td = document.createElement("td");
@@ -454,16 +488,20 @@
       const tr = document.createElement("tr");
       Object.assign(tr.dataset, { alarmId: String(a.alarm_id), severity: a.severity, state: a.state });
       tr.className = `alarm severity-${a.severity}`;
-      const who = a.acknowledged_by ? ` · ${a.acknowledged_by}` : "";
-      for (const text of [
-        label(`severity_${a.severity}`),
-        state.lang === "zh" ? a.message_zh : a.message_en,
-        localDateTime(a.opened_at),
-        `${label(`alarm_${a.state}`)}${who}`,
+      for (const content of [
+        [label(`severity_${a.severity}`)],
+        alarmMessage(a),
+        [localDateTime(a.opened_at)],
+        [label(`alarm_${a.state}`)],
       ]) {
         const td = document.createElement("td");
-        td.textContent = text;
+        td.append(...content);
         tr.appendChild(td);
+      }
+      if (a.acknowledged_by) { // who: a key id, shown as an identifier
+        const who = document.createElement("code");
+        who.textContent = a.acknowledged_by;
+        tr.lastChild.append(" ", who);
       }
       const cell = document.createElement("td");
       if (a.state === "open") {
@@ -527,16 +565,27 @@
     const byId = new Map(flows.nodes.map((n) => [n.node_id, n]));
     const used = [...new Set(links.flatMap((l) => [l.source, l.target]))];
     const width = Math.max(container.clientWidth, 320);
-    const height = Math.max(320, Math.min(900, 26 * used.length));
-    const graph = d3.sankey()
+    // Node labels never overlap: the padding between nodes is at least one label line, and
+    // the height at least what the fullest column needs with that padding.
+    const fontPx = parseFloat(getComputedStyle(container).fontSize) || 14;
+    const line = Math.ceil(fontPx * 1.25);
+    const layout = (height) => d3.sankey()
       .nodeId((d) => d.id)
       .nodeAlign(d3.sankeyJustify)
       .nodeWidth(14)
-      .nodePadding(12)
+      .nodePadding(line + 2)
       .extent([[1, 8], [width - 1, height - 8]])({
         nodes: used.map((id) => ({ id, info: byId.get(id) || { node_id: id } })),
         links: links.map((l) => ({ ...l })),
       });
+    let height = sankeyHeight(container, used.length, line);
+    let graph = layout(height);
+    const perColumn = d3.rollup(graph.nodes, (v) => v.length, (d) => d.layer);
+    const needed = 16 + Math.max(...perColumn.values()) * (line + 4);
+    if (height < needed) {
+      height = needed;
+      graph = layout(height);
+    }
     const color = d3.scaleOrdinal(d3.schemeTableau10);
     const svg = d3.select(container).append("svg")
       .attr("viewBox", `0 0 ${width} ${height}`)
@@ -563,22 +612,89 @@
       .attr("x", (d) => d.x0).attr("y", (d) => d.y0)
       .attr("height", (d) => Math.max(1, d.y1 - d.y0)).attr("width", (d) => d.x1 - d.x0)
       .attr("fill", (d) => color(d.id.split(":")[0]));
+    node.append("title").text((d) => `${nodeLabel(d.info)} ${fmtAuto(d.value)} ${unit}`);
     node.append("text")
       .attr("x", (d) => (d.x0 < width / 2 ? d.x1 + 6 : d.x0 - 6))
       .attr("y", (d) => (d.y1 + d.y0) / 2)
       .attr("dy", "0.35em")
       .attr("text-anchor", (d) => (d.x0 < width / 2 ? "start" : "end"))
       .text((d) => `${nodeLabel(d.info)} ${fmtAuto(d.value)}`);
+    fitLabels(svg, graph, width, height, line);
     container.dataset.state = "drawn";
+    container.dataset.height = String(height);
+  }
+
+  // The Sankey's height: on a wall screen the rest of the viewport (it sits above the fold),
+  // elsewhere by the number of nodes.
+  function sankeyHeight(container, nodes, line) {
+    if (window.matchMedia("(min-width: 1600px)").matches) {
+      const top = container.getBoundingClientRect().top + window.scrollY;
+      return Math.max(320, Math.floor(window.innerHeight - top - 2 * line));
+    }
+    return Math.max(320, Math.min(900, (line + 12) * nodes));
+  }
+
+  // Labels stay in their half of the gap between two node columns (shortened with "…" when
+  // too wide) and are pushed apart where two would still touch; one that cannot fit is hidden
+  // (its node keeps the name as a tooltip). Checked by the end-to-end test.
+  function fitLabels(svg, graph, width, height, line) {
+    const columns = [...new Set(graph.nodes.map((d) => d.x0))].sort((a, b) => a - b);
+    const gap = columns.length > 1 ? columns[1] - columns[0] - 14 : width - 14;
+    const texts = svg.selectAll("g.nodes text").nodes();
+    for (const el of texts) {
+      const d = d3.select(el).datum();
+      const rightward = d.x0 < width / 2;
+      const column = columns.indexOf(d.x0);
+      const shared = rightward ? column + 1 < columns.length && columns[column + 1] >= width / 2
+        : column - 1 >= 0 && columns[column - 1] < width / 2;
+      const edge = rightward ? column === columns.length - 1 : column === 0;
+      const room = (edge ? 160 : shared ? gap / 2 : gap) - 10;
+      truncate(el, Math.max(24, room));
+    }
+    // Whatever the columns: a label that still touches one placed before moves down below
+    // it (a few times at most) or, when it cannot, is hidden.
+    const meets = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width
+      && a.y < b.y + b.height && b.y < a.y + a.height;
+    const placed = [];
+    for (const el of texts.sort((a, b) => a.getBBox().y - b.getBBox().y)) {
+      let box = el.getBBox();
+      for (let tries = 0; tries < 6; tries += 1) {
+        const hit = placed.find((b) => meets(b, box));
+        if (!hit) break;
+        el.setAttribute("y", String(Number(el.getAttribute("y")) + hit.y + hit.height + 1 - box.y));
+        box = el.getBBox();
+      }
+      if (placed.some((b) => meets(b, box)) || box.y < 0 || box.y + box.height > height) {
+        el.setAttribute("visibility", "hidden");
+      } else {
+        placed.push(box);
+      }
+    }
+  }
+
+  function truncate(el, room) {
+    const full = el.textContent;
+    if (el.getComputedTextLength() <= room) return;
+    let lo = 0;
+    let hi = full.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      el.textContent = `${full.slice(0, mid)}…`;
+      if (el.getComputedTextLength() <= room) lo = mid; else hi = mid - 1;
+    }
+    el.textContent = `${full.slice(0, lo)}…`;
   }
 
   function renderFactors() {
     const list = $("factor-list");
     list.replaceChildren(...(state.flows ? state.flows.factors : []).map((f) => {
       const li = document.createElement("li");
-      li.textContent = `${label(f.carrier)} · ${f.category} (${f.basis}): ${f.factor_key} `
-        + `${f.factor_value === null ? "" : fmtAuto(f.factor_value)} ${f.factor_unit || ""}`
-        + ` — ${f.factor_version || ""}`;
+      li.append(`${label(f.carrier)} · ${label(f.category)} (${label(`basis_${f.basis}`)}): `
+        + `${f.factor_value === null ? "" : fmtAuto(f.factor_value)} ${f.factor_unit || ""} `);
+      // The factor's key and version: provenance identifiers, shown as code.
+      const code = document.createElement("code");
+      code.textContent = `${f.factor_key}${f.factor_version ? ` @ ${f.factor_version}` : ""}`;
+      li.appendChild(code);
       return li;
     }));
   }
@@ -607,6 +723,16 @@
       const page = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/organisations?limit=1000`);
       state.orgs = new Map(page.items.map((o) => [o.org_id, o]));
       renderSummary();
+    } catch (err) { handleError(err); }
+  }
+
+  async function loadDevices() {
+    if (!state.siteId) return;
+    try {
+      const page = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/devices?limit=1000`);
+      state.devices = new Map(page.items.map((d) => [d.device_id, d]));
+      if (state.snapshot) onSnapshot(state.snapshot);
+      renderAlarms();
     } catch (err) { handleError(err); }
   }
 
@@ -641,7 +767,7 @@
   }
 
   async function start() {
-    if (!sessionStorage.getItem(KEY_STORE)) { askForKey(false); return; }
+    if (!apiKey) { askForKey(false); return; }
     try {
       await loadSites();
     } catch (err) { handleError(err); return; }
@@ -665,6 +791,7 @@
     renderSankey();
     refresh();
     loadOrgs();
+    loadDevices();
     state.alarms = null;
     loadAlarms();
     clearInterval(state.alarmTimer);
@@ -689,7 +816,7 @@
       event.preventDefault();
       const key = $("key-input").value.trim();
       if (!key) return;
-      sessionStorage.setItem(KEY_STORE, key);
+      apiKey = key;
       $("key-dialog").close();
       start();
     });
@@ -698,6 +825,10 @@
       state.lang = state.lang === "zh" ? "en" : "zh";
       sessionStorage.setItem(LANG_STORE, state.lang);
       applyLabels();
+      for (const option of $("site-picker").options) {
+        const site = state.sites.find((x) => x.site_id === option.value);
+        if (site) option.textContent = state.lang === "zh" && site.name_zh ? site.name_zh : site.name;
+      }
       if (state.site) {
         $("site-name").textContent = state.lang === "zh" && state.site.name_zh
           ? state.site.name_zh : state.site.name;
@@ -726,6 +857,7 @@
     }));
     let resizeTimer = null;
     window.addEventListener("resize", () => {
+      $("sankey").dataset.state = "resizing"; // drawn again below, at the new width
       clearTimeout(resizeTimer);
       resizeTimer = setTimeout(renderSankey, 200);
     });

@@ -84,7 +84,9 @@ def test_threshold_rules_on_true_values() -> None:
         ("ch4-high", "shaft-1", 1.2),
         ("grid-low", "grid", pytest.approx(6600.0)),
     ]
-    assert found[0].severity is Severity.CRITICAL and "高于" in found[0].message_zh
+    assert found[0].severity is Severity.CRITICAL
+    assert found[0].message_zh == "shaft-1：甲烷浓度 1.2 % 高于限值 1 %"
+    assert found[1].message_en == "grid: power 6600 kW below 7000 kW" and found[1].unit == "kW"
 
 
 def test_stale_rejection_and_early_warning_conditions() -> None:

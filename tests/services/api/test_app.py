@@ -691,3 +691,19 @@ def test_health_and_metrics(api: Api) -> None:
         'route="/api/v1/sites/{site_id}/devices/{device_id}",status="200"}' in metrics.text
     )
     assert "carbonflow_api_request_seconds_bucket" in metrics.text
+
+
+def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
+    import re
+
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    # Every script, style sheet and icon of the page is served by this API (works offline).
+    urls = re.findall(r"""(?:src|href)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    assert "cdn" not in page.text.lower()
+    for url in urls:
+        if url.startswith("/docs/assets/"):
+            asset = api.client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 500, url
+    assert "swagger-ui-bundle.js" in page.text
