@@ -156,6 +156,7 @@ def get_config(site: AlarmConfigSite, conn: ConnDep) -> AlarmConfigOut:
     "/config",
     response_model=AlarmConfigOut,
     summary="Replace the site's alarm configuration (admin); the notify service reads it",
+    responses=responses(400),
 )
 def put_config(
     site: AlarmConfigSite,
