@@ -24,12 +24,15 @@ from cli import (
     ingest,
     keys,
     migrate,
+    notify,
     push,
     simulate,
     sites,
 )
 
-_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212, push)
+_COMMANDS = (
+    migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212, push, notify,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

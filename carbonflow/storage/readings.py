@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from carbonflow.domain.indicators.live import LatestValue
 from carbonflow.storage.db import Conn, connect, make_row
 from carbonflow.storage.registry import RegistrySnapshot, load_registry, org_filter
 from carbonflow.storage.schema import (
@@ -39,6 +40,8 @@ class LatestReadingRow:
     ts: datetime | None  # None: the metric never reported
     value: float | None  # as stored: canonical unit, before the multiplier
     received_at: datetime | None
+    # The device's declared reporting period (``attributes.sim.publish_interval_s``) [s], if any.
+    report_interval_s: float | None = None
 
 
 def latest_readings(
@@ -71,6 +74,7 @@ def latest_readings(
             metric.c.name.label("metric"),
             metric.c.unit,
             device_metric.c.kind.label("metric_kind"),
+            device.c.attributes["sim"]["publish_interval_s"].as_float().label("report_interval_s"),
         )
         .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
         .join(metric, metric.c.metric_id == device_metric.c.metric_id)
@@ -106,11 +110,59 @@ def latest_readings(
             newest.c.ts,
             newest.c.value,
             newest.c.received_at,
+            chosen.c.report_interval_s,
         )
         .select_from(chosen.outerjoin(newest, sa.true()))
         .order_by(chosen.c.device_id, chosen.c.metric)
     )
     return [make_row(LatestReadingRow, r) for r in conn.execute(query)]
+
+
+def latest_values(
+    conn: sa.Connection,
+    site_id: str,
+    *,
+    org_id: str | None,
+    limit: int,
+    metrics: Sequence[str] | None = None,
+) -> list[LatestValue]:
+    """:func:`latest_readings` of the device metrics (at most ``limit``) as the domain's
+    :class:`LatestValue`: what live figures and alarm rules are computed from."""
+    rows = latest_readings(conn, site_id, org_id=org_id, limit=limit, offset=0, metrics=metrics)
+    return [
+        LatestValue(
+            device_id=r.device_id,
+            carrier=r.carrier,
+            role=r.role,
+            metric=r.metric,
+            ts=r.ts,
+            raw_value=r.value,
+            multiplier=r.multiplier,
+            report_interval_s=r.report_interval_s,
+        )
+        for r in rows
+    ]
+
+
+def newest_reading_ts(conn: sa.Connection, site_id: str, *, org_id: str | None) -> datetime | None:
+    """The newest reading of any active device metric of the site (of ``org_id``'s devices
+    when given): one backward index scan per device metric, as :func:`latest_readings`."""
+    pairs = (
+        sa.select(device.c.device_pk, device_metric.c.metric_id)
+        .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
+        .where(device.c.site_id == site_id, device.c.active, org_filter(device.c.org_id, org_id))
+        .subquery("p")
+    )
+    newest = (
+        sa.select(reading.c.ts)
+        .where(reading.c.device_pk == pairs.c.device_pk, reading.c.metric_id == pairs.c.metric_id)
+        .order_by(reading.c.ts.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    query = sa.select(sa.func.max(newest.c.ts)).select_from(pairs.join(newest, sa.true()))
+    value: datetime | None = conn.execute(query).scalar()
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -685,3 +685,79 @@ push_audit = sa.Table(
     sa.CheckConstraint("direction IN ('sent', 'received')", name="push_audit_direction_check"),
 )
 sa.Index("push_audit_destination_idx", push_audit.c.destination, push_audit.c.at)
+# Alarms (revision 0010): one alarm model for threshold rules, calc's early warnings, stale
+# data, rejection spikes and pluggable sources; open → acknowledged → resolved with who and
+# when; the notifications sent for them. See docs/alarms.md. At most one unresolved alarm per
+# (site, rule, subject): a partial unique index of the migration.
+# ---------------------------------------------------------------------------------------------
+
+alarm_config = sa.Table(
+    "alarm_config",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("document", pg.JSONB, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)
+
+alarm = sa.Table(
+    "alarm",
+    metadata,
+    sa.Column("alarm_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("message_en", sa.Text, nullable=False),
+    sa.Column("message_zh", sa.Text, nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("threshold", sa.Float(precision=53)),
+    sa.Column("unit", sa.Text, nullable=False, server_default=""),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("last_notified_at", sa.DateTime(timezone=True)),
+    sa.Column("notifications", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("escalated_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "source IN ('threshold', 'early_warning', 'stale', 'rejections', 'push')",
+        name="alarm_source_check",
+    ),
+    sa.CheckConstraint("severity IN ('info', 'warning', 'critical')", name="alarm_severity_check"),
+    sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="alarm_state_check"),
+)
+sa.Index(
+    "alarm_unresolved_key",
+    alarm.c.site_id,
+    alarm.c.rule_id,
+    alarm.c.subject,
+    unique=True,
+    postgresql_where=sa.text("state <> 'resolved'"),
+)
+sa.Index("alarm_site_opened_idx", alarm.c.site_id, alarm.c.opened_at)
+
+alarm_delivery = sa.Table(
+    "alarm_delivery",
+    metadata,
+    sa.Column("delivery_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("alarm_ids", pg.ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("escalation", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sent', 'failed')", name="alarm_delivery_status_check"
+    ),
+)
+sa.Index("alarm_delivery_site_idx", alarm_delivery.c.site_id, alarm_delivery.c.created_at)

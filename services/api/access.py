@@ -35,6 +35,9 @@ class Action(StrEnum):
     READ_REJECTIONS = "read_rejections"
     READ_GREEN = "read_green"
     WRITE_GREEN = "write_green"
+    READ_ALARMS = "read_alarms"
+    ACK_ALARMS = "ack_alarms"
+    CONFIGURE_ALARMS = "configure_alarms"
 
 
 _READ_SITE = frozenset(
@@ -42,11 +45,11 @@ _READ_SITE = frozenset(
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.OPERATOR: _READ_SITE,
+    Role.OPERATOR: _READ_SITE | {Action.READ_ALARMS, Action.ACK_ALARMS},
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),
-    Role.REGULATOR: _READ_SITE,
+    Role.REGULATOR: _READ_SITE | {Action.READ_ALARMS},
 }
 
 

@@ -23,6 +23,7 @@ from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
 from services.api.ratelimit import RateLimiter
 from services.api.routers import (
+    alarms,
     carbon,
     devices,
     factors,
@@ -63,6 +64,7 @@ ROUTERS = (
     regulator.router,
     flows.router,
     view.router,
+    alarms.router,
     service.router,
     push.router,
 )
@@ -146,7 +148,7 @@ def create_app(
         summary="Registry, live values, carbon, flows, indicators, ledgers, regulator views",
         description=DESCRIPTION,
         openapi_url=OPENAPI_PATH,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by routers/view.py (no CDN)
         redoc_url=None,
         lifespan=lifespan,
     )

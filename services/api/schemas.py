@@ -292,6 +292,28 @@ class MethaneFlowOut(_Out):
     )
 
 
+class MethaneHourOut(_Out):
+    drained_ch4_nm3_h: float = Field(description="pure CH4 drained [Nm³/h]")
+    utilised_ch4_nm3_h: float = Field(description="pure CH4 utilised on site + sold [Nm³/h]")
+    flared_ch4_nm3_h: float = Field(description="pure CH4 flared [Nm³/h]")
+    vented_ch4_nm3_h: float = Field(description="drained CH4 released unburnt [Nm³/h]")
+    drained_tco2e_h: float = Field(description="potential: drained CH4 × GWP [tCO2e/h]")
+    utilised_tco2e_h: float = Field(description="CO2 of on-site combustion [tCO2e/h]")
+    flared_tco2e_h: float = Field(description="CO2 of flaring [tCO2e/h]")
+    vented_tco2e_h: float = Field(description="released CH4 × GWP [tCO2e/h]")
+    drained_ch4_pct: float | None = Field(description="CH4 in the drained gas mixture [%]")
+    utilisation_rate_pct: float | None = Field(description="utilised ÷ drained [%]")
+    drainage_rate_pct: float | None = Field(description="drained ÷ (drained + ventilation) [%]")
+    gwp_tco2e_per_tch4: float = Field(description="GWP of CH4 used [tCO2e/tCH4]")
+
+
+class MethaneTargetOut(_Out):
+    year: int | None = Field(description="milestone year")
+    comparator: str = Field(description=">= or <=")
+    threshold_pct: float = Field(description="target [%]")
+    source: str
+
+
 class MethaneNowOut(_Out):
     model_config = ConfigDict(
         json_schema_extra={
@@ -335,6 +357,19 @@ class MethaneNowOut(_Out):
     )
     drainage_rate: float | None = Field(description="drained ÷ (drained + ventilation) [fraction]")
     flows: list[MethaneFlowOut]
+    data_as_of: datetime | None = Field(
+        default=None, description="newest reading of the methane devices, UTC"
+    )
+    data_age_s: float | None = Field(default=None, description="as_of − data_as_of [s]")
+    hour: MethaneHourOut | None = Field(
+        default=None, description="hourly figures for a mine panel; null without a factor library"
+    )
+    utilisation_targets: list[MethaneTargetOut] = Field(
+        default_factory=list, description="utilisation-rate milestones of the target library"
+    )
+    drainage_targets: list[MethaneTargetOut] = Field(
+        default_factory=list, description="drainage-rate milestones (none in the library today)"
+    )
 
 
 class FreshnessOut(_Out):
@@ -345,13 +380,40 @@ class FreshnessOut(_Out):
     newest_ts: datetime | None
 
 
+class DeviceFreshnessOut(_Out):
+    device_id: str
+    newest_ts: datetime | None = Field(description="newest reading of any metric; null: never")
+    age_s: float | None = Field(description="as_of − newest_ts [s]")
+    stale_after_s: float = Field(
+        description="3 × the device's reporting period, else the server default [s]"
+    )
+    stale: bool
+
+
+class ElectricityNowOut(_Out):
+    power_in_kw: float = Field(description="grid and green imports + own generation, ≥ 0 [kW]")
+    renewable_kw: float = Field(description="green line + PV + wind, ≤ power_in_kw [kW]")
+    grid_import_kw: float = Field(description="Σ grid import above 0 [kW]")
+    grid_export_kw: float = Field(description="Σ grid export (and negative import) [kW]")
+    net_export_kw: float = Field(description="max(0, export − import) [kW]")
+    renewable_share_pct: float | None = Field(description="renewable ÷ power in [%]")
+
+
 class LiveSnapshotOut(_Out):
     site_id: str
-    as_of: datetime
-    stale_after_s: float
+    as_of: datetime = Field(description="the server clock when the snapshot was taken, UTC")
+    data_as_of: datetime | None = Field(
+        description="the newest reading received from any device of the site: what the figures "
+        "are as of; null: nothing ever reported"
+    )
+    data_age_s: float | None = Field(description="as_of − data_as_of [s]")
+    state: str = Field(description="live | partial (some devices stale) | stale | no_data")
+    stale_after_s: float = Field(description="default freshness limit [s]")
     power: list[PowerGroupOut]
+    electricity: ElectricityNowOut
     methane: MethaneNowOut | None = Field(description="null: the site has no methane devices")
     freshness: FreshnessOut
+    devices: list[DeviceFreshnessOut] = Field(description="each device's newest reading and age")
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -20,6 +21,7 @@ from psycopg import errors
 from carbonflow.storage.access import revoke_key
 from carbonflow.storage.db import make_engine
 from carbonflow.storage.migrate import APP_ROLE
+from carbonflow.storage.migrations import versions
 from carbonflow.storage.readings import BatchStore, RejectionRow
 from carbonflow.storage.schema import metadata
 from cli.main import main
@@ -28,10 +30,15 @@ from tests.support.calc_generator import computed_small_site
 
 pytestmark = pytest.mark.integration
 
-# 0005 grants the tables that existed then; later migrations add their tables' grants.
+# The grants of 0005 and of every later migration that creates tables (each names its own).
 GRANTS: dict[str, str] = {
-    **importlib.import_module("carbonflow.storage.migrations.versions.0005_app_role").GRANTS,
-    **importlib.import_module("carbonflow.storage.migrations.versions.0007_push_outbox").GRANTS,
+    table: privileges
+    for module in sorted(
+        p.stem for p in (Path(versions.__file__).parent).glob("0*.py") if p.stem >= "0005"
+    )
+    for table, privileges in getattr(
+        importlib.import_module(f"carbonflow.storage.migrations.versions.{module}"), "GRANTS", {}
+    ).items()
 }
 _PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 SITE = "small-plant"
@@ -53,7 +60,7 @@ def test_the_app_role_has_exactly_its_grants_and_owns_nothing(database_url: str)
         tables = {
             r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
         }
-        # Every table has a line in the grants of 0005 (a new table must be thought about).
+        # Every table has a line in the grants (a new table must be thought about).
         assert tables == set(GRANTS)
         assert set(metadata.tables) <= set(GRANTS)
         for table, granted in GRANTS.items():

@@ -77,7 +77,10 @@ def test_permissions_by_role() -> None:
         Action.READ_LIVE,
         Action.READ_REJECTIONS,
         Action.READ_GREEN,
+        Action.READ_ALARMS,
     }
+    assert operator.may(Action.ACK_ALARMS) and not operator.may(Action.CONFIGURE_ALARMS)
+    assert not enterprise.may(Action.READ_ALARMS) and not regulator.may(Action.ACK_ALARMS)
 
 
 def test_site_visibility_and_org_scope() -> None:

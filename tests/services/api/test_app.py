@@ -19,6 +19,7 @@ from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
+from tests.support.api_cases_alarms import CASES as ALARM_CASES
 from tests.support.api_cases_carbon import CASES as CARBON_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
 from tests.support.api_cases_push import CASES as PUSH_CASES
@@ -104,7 +105,7 @@ CORE_CASES = (
 )  # fmt: skip
 
 
-MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES
+MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES + ALARM_CASES
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,
 # so it is left out here and covered by the write tests, each on a database of its own.
@@ -691,3 +692,19 @@ def test_health_and_metrics(api: Api) -> None:
         'route="/api/v1/sites/{site_id}/devices/{device_id}",status="200"}' in metrics.text
     )
     assert "carbonflow_api_request_seconds_bucket" in metrics.text
+
+
+def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
+    import re
+
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    # Every script, style sheet and icon of the page is served by this API (works offline).
+    urls = re.findall(r"""(?:src|href)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    assert "cdn" not in page.text.lower()
+    for url in urls:
+        if url.startswith("/docs/assets/"):
+            asset = api.client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 500, url
+    assert "swagger-ui-bundle.js" in page.text
