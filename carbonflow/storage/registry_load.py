@@ -336,3 +336,12 @@ def _write_device_metrics(
 def _metric_ids(conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
     query = sa.select(metric.c.name, metric.c.metric_id).where(metric.c.name.in_(names))
     return {name: metric_id for name, metric_id in conn.execute(query)}
+
+
+def stored_documents(engine_or_url: sa.Engine | str) -> dict[str, dict[str, Any]]:
+    """The site document stored for each registered site (normalised JSON), by site id."""
+    with _engine(engine_or_url) as engine, engine.connect() as conn:
+        return {
+            site_id: dict(document)
+            for site_id, document in conn.execute(sa.select(site.c.site_id, site.c.document))
+        }
