@@ -3,7 +3,7 @@
 =============  ==================================================================================
 role           may
 =============  ==================================================================================
-admin          everything, at every site
+admin          everything, at every site; the only role that manages API keys
 operator       read registry, live values, rejected readings and the green register of its sites
 enterprise     read its own organisation's part of its one site; write its own green register
 regulator      read registry, live values, rejected readings and green register of its sites;
@@ -35,6 +35,7 @@ class Action(StrEnum):
     READ_REJECTIONS = "read_rejections"
     READ_GREEN = "read_green"
     WRITE_GREEN = "write_green"
+    MANAGE_KEYS = "manage_keys"
 
 
 _READ_SITE = frozenset(

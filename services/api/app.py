@@ -21,7 +21,7 @@ from services.api.context import ApiContext
 from services.api.metrics import ApiMetrics
 from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
-from services.api.ratelimit import RateLimiter
+from services.api.ratelimit import FailedAuthThrottle, RateLimiter
 from services.api.routers import (
     carbon,
     devices,
@@ -29,6 +29,7 @@ from services.api.routers import (
     flows,
     green,
     indicators,
+    keys,
     ledgers,
     live,
     me,
@@ -47,6 +48,7 @@ API_VERSION = "1.2.0"
 
 ROUTERS = (
     me.router,
+    keys.router,
     sites.router,
     organisations.router,
     nodes.router,
@@ -126,6 +128,9 @@ def create_app(
             wall_clock=wall_clock,
         ),
         limiter=RateLimiter(settings.rate_burst, clock),
+        failed_auth=FailedAuthThrottle(
+            settings.auth_failure_burst, settings.auth_failures_per_minute, clock
+        ),
         wall_clock=wall_clock,
         expected_revision=head_revision(),
         stream_sleep=stream_sleep,

@@ -19,6 +19,7 @@ from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
+from tests.support.api_cases_admin import CASES as ADMIN_CASES
 from tests.support.api_cases_carbon import CASES as CARBON_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
 from tests.support.api_cases_view import CASES as VIEW_CASES
@@ -103,7 +104,7 @@ CORE_CASES = (
 )  # fmt: skip
 
 
-MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES
+MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + ADMIN_CASES
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,
 # so it is left out here and covered by the write tests, each on a database of its own.

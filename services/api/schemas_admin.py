@@ -1,0 +1,73 @@
+"""Schemas of the administration routes: API keys (site documents and imports further down)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+RoleName = Literal["admin", "operator", "enterprise", "regulator"]
+
+
+class KeyIn(BaseModel):
+    """A new API key: its role and scope (sites, organisation), label, limit and expiry."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "role": "operator",
+                    "site_ids": ["shanxi-jinzhong-mine"],
+                    "label": "control room",
+                    "expires_at": "2027-12-31T16:00:00Z",
+                }
+            ]
+        },
+    )
+    role: RoleName
+    site_ids: list[str] = Field(
+        default_factory=list, max_length=1000, description="sites it may see (none for admin)"
+    )
+    org_id: str | None = Field(default=None, description="an enterprise key's organisation")
+    label: str = Field(min_length=1, max_length=200, description="who or what holds the key")
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="own rate limit [1/min]; null: default"
+    )
+    expires_at: datetime | None = Field(default=None, description="null: never expires")
+
+
+class KeyRotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_at: datetime | None = Field(
+        default=None, description="a new expiry; null keeps the current one"
+    )
+
+
+class KeyOut(_Out):
+    key_id: str = Field(description="public id; the token is cf_<key_id>_<secret>")
+    role: RoleName
+    label: str
+    site_ids: list[str] | None = Field(description="null: every site (admin)")
+    org_id: str | None
+    requests_per_minute: int | None = Field(description="own rate limit [1/min]; null: default")
+    state: Literal["active", "expired", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None = Field(description="last successful authentication")
+
+
+class KeyPage(_Out):
+    items: list[KeyOut]
+
+
+class KeyCreatedOut(_Out):
+    key: KeyOut
+    token: str = Field(description="shown once, never stored: only its SHA-256 is kept")
