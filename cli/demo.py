@@ -42,6 +42,7 @@ from carbonflow.storage.db import make_engine
 from carbonflow.storage.migrate import upgrade
 from carbonflow.storage.reading_frontier import SiteFrontier, site_frontier
 from carbonflow.storage.registry_load import load_sites, stored_documents
+from carbonflow.storage.site_revisions import Authorship
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,8 @@ def _register_sites(database_url: str) -> list[SiteDocument]:
     examples = [load_site_file(path) for path in sorted(EXAMPLES.glob("*.yaml"))]
     new = [doc for doc in examples if doc.site.id not in stored]
     if new:
-        for result in load_sites(database_url, new):
+        by = Authorship("carbonflow demo", "example site loaded at the demo's first start", "demo")
+        for result in load_sites(database_url, new, by):
             log.info("%s", result.summary())
     docs: list[SiteDocument] = []
     for example in examples:

@@ -4,7 +4,8 @@
 role           may
 =============  ==================================================================================
 admin          everything, at every site; the only role that manages API keys
-operator       read registry, live values, rejected readings and the green register of its sites
+operator       read registry, live values, rejected readings and the green register of its sites;
+               change its sites' documents (devices, meters) and import their readings
 enterprise     read its own organisation's part of its one site; write its own green register
 regulator      read registry, live values, rejected readings and green register of its sites;
                never write; every request is audited
@@ -36,6 +37,7 @@ class Action(StrEnum):
     READ_GREEN = "read_green"
     WRITE_GREEN = "write_green"
     MANAGE_KEYS = "manage_keys"
+    MANAGE_REGISTRY = "manage_registry"
 
 
 _READ_SITE = frozenset(
@@ -43,7 +45,7 @@ _READ_SITE = frozenset(
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.OPERATOR: _READ_SITE,
+    Role.OPERATOR: _READ_SITE | {Action.MANAGE_REGISTRY},
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),

@@ -38,6 +38,7 @@ from services.api.routers import (
     regulator,
     rejections,
     service,
+    site_admin,
     sites,
     view,
 )
@@ -50,6 +51,7 @@ ROUTERS = (
     me.router,
     keys.router,
     sites.router,
+    site_admin.router,
     organisations.router,
     nodes.router,
     devices.router,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,3 +71,74 @@ class KeyPage(_Out):
 class KeyCreatedOut(_Out):
     key: KeyOut
     token: str = Field(description="shown once, never stored: only its SHA-256 is kept")
+
+
+# --------------------------------------------------------------------------------------------
+# Site documents and their revisions
+# --------------------------------------------------------------------------------------------
+
+
+class ChangeOut(_Out):
+    path: str = Field(description="what changed, e.g. devices[grid-line-1].multiplier")
+    op: Literal["added", "removed", "changed"]
+    before: Any = Field(description="null when added")
+    after: Any = Field(description="null when removed")
+
+
+class DocumentIn(BaseModel):
+    """A whole site document (the site file's content as JSON) and why it changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    document: dict[str, Any] = Field(description="the site document, as in a site file")
+    reason: str = Field(min_length=3, max_length=2000, description="why (kept in the revision)")
+
+
+class DocumentCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document: dict[str, Any] = Field(description="the proposed site document")
+
+
+class DocumentProblemOut(_Out):
+    path: str = Field(description="where, e.g. devices[7].carrier; empty for the document")
+    message: str
+
+
+class DocumentCheckOut(_Out):
+    valid: bool
+    errors: list[DocumentProblemOut] = Field(description="every problem; empty when valid")
+    changes: list[ChangeOut] = Field(
+        description="what applying it would change against the current revision (valid only)"
+    )
+
+
+class DeviceIn(BaseModel):
+    """One device as in a site file's ``devices`` list, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: dict[str, Any] = Field(description="the device, as in a site file")
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class RetireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class RevisionSummaryOut(_Out):
+    site_id: str
+    revision: int
+    document_sha256: str
+    author: str = Field(description="the key (id and label) or command that wrote it")
+    reason: str
+    source: Literal["file", "api", "demo", "migration"]
+    created_at: datetime
+    changes: int = Field(description="number of changes against the revision before")
+
+
+class RevisionOut(RevisionSummaryOut):
+    diff: list[ChangeOut]
+    document: dict[str, Any]
+
+
+class RevisionPage(_Out):
+    items: list[RevisionSummaryOut]

@@ -6,13 +6,13 @@ never does). A successful write (None) runs in ``tests/services/api/test_keys.py
 
 from __future__ import annotations
 
-from tests.support.api_support import MINE, Case
+from tests.support.api_support import MINE, Case, M, P, S
 
 K = "/api/v1/keys"
 _NEW = {"role": "operator", "site_ids": [MINE], "label": "matrix"}
 
 #        method   path                                                   adm  op   ent  reg
-CASES: tuple[Case, ...] = (
+KEY_CASES: tuple[Case, ...] = (
     Case("GET", K,                                                      200, 403, 403, 403),
     Case("POST", K,                                                    None, 403, 403, 403, _NEW),
     Case("POST", K,                                                     422, 403, 403, 403,
@@ -23,3 +23,29 @@ CASES: tuple[Case, ...] = (
     Case("POST", f"{K}/0123456789ab/revoke",                            404, 403, 403, 403),
     Case("DELETE", K,                                                   405, 405, 405, 405),
 )  # fmt: skip
+
+# Site documents: admin everywhere, the operator at the mine; others 403 (never), unseen 404.
+_DOC = {"document": {"site": {}}, "reason": "matrix"}
+_DEVICE = {"device": {"id": "x"}, "reason": "matrix"}
+_CHECK: dict[str, dict[str, dict[str, str]]] = {"document": {"site": {}}}
+SITE_CASES: tuple[Case, ...] = (
+    Case("POST", S,                                                     422, 403, 403, 403, _DOC),
+    Case("GET", f"{M}/document",                                        200, 200, 403, 403),
+    Case("GET", f"{P}/document",                                        200, 404, 403, 403),
+    Case("GET", f"{M}/revisions",                                       200, 200, 403, 403),
+    Case("GET", f"{M}/revisions/1",                                     200, 200, 403, 403),
+    Case("GET", f"{M}/revisions/99",                                    404, 404, 403, 403),
+    Case("POST", f"{M}/document/check",                                 200, 200, 403, 403,
+         _CHECK),
+    Case("PUT", f"{M}/document",                                        422, 422, 403, 403, _DOC),
+    Case("POST", f"{M}/devices",                                        422, 422, 403, 403,
+         _DEVICE),
+    Case("PUT", f"{M}/devices/grid-line-1",                             422, 422, 403, 403,
+         _DEVICE),
+    Case("POST", f"{M}/devices/nowhere/retire",                         404, 404, 403, 403,
+         {"reason": "matrix"}),
+    Case("POST", f"{P}/devices/nowhere/retire",                         404, 404, 403, 403,
+         {"reason": "matrix"}),
+)  # fmt: skip
+
+CASES = KEY_CASES + SITE_CASES

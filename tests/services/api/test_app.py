@@ -93,7 +93,7 @@ CORE_CASES = (
          GREEN_BODY),
     Case("DELETE", f"{P}/green-instruments/PPA-DC-1",                None, 403, 404, 403),
     Case("DELETE", f"{M}/green-instruments/GEC-MINE-1",              None, 403, 404, 403),
-    Case("POST", S,                                                   405, 405, 405, 405),
+    Case("POST", S,                                                   422, 403, 403, 403),
     Case("DELETE", M,                                                 405, 405, 405, 405),
     Case("PATCH", f"{M}/green-instruments/GEC-MINE-1",                405, 405, 405, 405),
     Case("GET", "/api/v1/nowhere",                                    404, 404, 404, 404),
@@ -544,7 +544,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         ).status_code
         == 403
     )
-    assert fresh.client.post(S, headers=fresh.headers("regulator")).status_code == 405
+    assert fresh.client.delete(S, headers=fresh.headers("regulator")).status_code == 405
     assert fresh.get("operator", f"{M}/devices").status_code == 200  # not a regulator
     with psycopg.connect(fresh.seeded.url) as conn:
         rows = conn.execute(
@@ -557,7 +557,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         (regulator, "regulator", "GET", "/api/v1/sites/{site_id}/devices", 404),
         (regulator, "regulator", "PUT",
          "/api/v1/sites/{site_id}/green-instruments/{instrument_id}", 403),
-        (regulator, "regulator", "POST", "/api/v1/sites", 405),
+        (regulator, "regulator", "DELETE", "/api/v1/sites", 405),
     ]  # fmt: skip
     first = rows[0]
     assert first[0] == NOW
