@@ -14,9 +14,21 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from carbonflow.logs import configure
-from cli import api, broker, calc, demo, grafana, ingest, keys, migrate, simulate, sites
+from cli import (
+    api,
+    broker,
+    calc,
+    demo,
+    grafana,
+    ingest,
+    keys,
+    migrate,
+    readings,
+    simulate,
+    sites,
+)
 
-_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
+_COMMANDS = (migrate, sites, readings, ingest, demo, simulate, calc, api, keys, broker, grafana)
 
 
 def build_parser() -> argparse.ArgumentParser:

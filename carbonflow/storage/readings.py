@@ -406,19 +406,27 @@ CREATE TEMP TABLE IF NOT EXISTS reading_stage (
 """
 
 
-_MOVE = """
+_MOVE_TEMPLATE = """
 WITH ins AS (
     INSERT INTO reading (device_pk, metric_id, ts, value, seq, received_at)
     SELECT device_pk, metric_id, ts, value, seq, received_at FROM reading_stage
     ON CONFLICT (device_pk, metric_id, ts) DO NOTHING
-    RETURNING device_pk, ts
+    RETURNING device_pk, metric_id, ts
 ), dirty AS (
     INSERT INTO dirty_hour (device_pk, hour_start)
     SELECT DISTINCT device_pk, date_trunc('hour', ts, 'UTC') FROM ins
     ON CONFLICT (device_pk, hour_start) DO UPDATE SET marked_at = clock_timestamp()
-)
+){origin}
 SELECT count(*) FROM ins
 """
+_MOVE = _MOVE_TEMPLATE.format(origin="")
+# An import's readings also name their import (``reading_origin``), in the same statement.
+_MOVE_IMPORTED = _MOVE_TEMPLATE.format(
+    origin=""", origin AS (
+    INSERT INTO reading_origin (device_pk, metric_id, ts, import_id)
+    SELECT device_pk, metric_id, ts, %(import_id)s FROM ins
+)"""
+)
 
 
 _CONFLICTS = """
@@ -444,6 +452,11 @@ ON CONFLICT (device_pk, serial) DO UPDATE
 SET first_ts = LEAST(meter_serial.first_ts, excluded.first_ts),
     last_ts = GREATEST(meter_serial.last_ts, excluded.last_ts)
 """
+
+
+def _move(import_id: int | None) -> tuple[str, dict[str, int] | None]:
+    """The statement moving staged rows into ``reading`` (marking their import, if any)."""
+    return (_MOVE, None) if import_id is None else (_MOVE_IMPORTED, {"import_id": import_id})
 
 
 class BatchStore:
@@ -492,11 +505,13 @@ class BatchStore:
         rejections: Iterable[RejectionRow],
         serials: Iterable[tuple[int, str, datetime, datetime]],
         conflict_rejections: Any = None,
+        import_id: int | None = None,
     ) -> StoreResult:
         """Store one batch in one transaction.
 
         ``conflict_rejections(conflicts) -> Iterable[RejectionRow]`` turns readings whose key is
         already stored with a different value into rejections, written in the same transaction.
+        ``import_id``: the rows come from that ``reading_import``; each stored one is marked so.
         """
         conn = self.connection()
         result = StoreResult(staged=len(rows))
@@ -512,7 +527,7 @@ class BatchStore:
                         )
                         for row in rows:
                             copy.write_row(row)
-                    cur.execute(_MOVE)
+                    cur.execute(*_move(import_id))
                     fetched = cur.fetchone()
                     result.inserted = int(fetched[0]) if fetched else 0
                     if result.inserted < result.staged:

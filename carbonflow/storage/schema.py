@@ -674,6 +674,7 @@ reading_import = sa.Table(
     sa.Column("rows_stored", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rows_unchanged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("source IN ('import', 'manual')", name="reading_import_source_check"),
     sa.UniqueConstraint("site_id", "file_sha256", name="reading_import_file_key"),
 )

@@ -38,6 +38,7 @@ class Action(StrEnum):
     WRITE_GREEN = "write_green"
     MANAGE_KEYS = "manage_keys"
     MANAGE_REGISTRY = "manage_registry"
+    IMPORT_READINGS = "import_readings"
 
 
 _READ_SITE = frozenset(
@@ -45,7 +46,7 @@ _READ_SITE = frozenset(
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.OPERATOR: _READ_SITE | {Action.MANAGE_REGISTRY},
+    Role.OPERATOR: _READ_SITE | {Action.MANAGE_REGISTRY, Action.IMPORT_READINGS},
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),

@@ -142,3 +142,43 @@ class RevisionOut(RevisionSummaryOut):
 
 class RevisionPage(_Out):
     items: list[RevisionSummaryOut]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading imports (数据补录)
+# --------------------------------------------------------------------------------------------
+
+
+class ImportProblemOut(_Out):
+    line: int = Field(description="1-based line (row) of the file; the header is line 1")
+    reason: str = Field(description="the MQTT contract's rejection reason")
+    detail: str
+    device_id: str | None
+    metric: str | None
+
+
+class ClosedLedgerOut(_Out):
+    org_id: str = Field(description="'' for the site's own ledger")
+    month: str = Field(description="YYYY-MM, site-local")
+    revision: int = Field(description="its newest closed revision, which will differ")
+
+
+class ImportOut(_Out):
+    import_id: int | None = Field(description="null for a dry run")
+    site_id: str
+    filename: str
+    file_sha256: str
+    dry_run: bool
+    already_imported: bool = Field(description="the same file was imported before: no change")
+    rows_read: int
+    stored: int = Field(description="readings stored (a dry run: that would be)")
+    unchanged: int = Field(description="stored before with the same value")
+    conflicts: int = Field(
+        description="stored before with another value: duplicate_conflict, the stored value kept"
+    )
+    rejected: dict[str, int] = Field(description="rows refused, by reason")
+    problems: list[ImportProblemOut] = Field(description="the first 100 refused rows")
+    hours_to_recompute: int = Field(description="device-hours the calc service recomputes")
+    closed_ledgers: list[ClosedLedgerOut] = Field(
+        description="closed monthly ledgers these readings change: flagged for a revision"
+    )

@@ -48,4 +48,10 @@ SITE_CASES: tuple[Case, ...] = (
          {"reason": "matrix"}),
 )  # fmt: skip
 
-CASES = KEY_CASES + SITE_CASES
+IMPORT_CASES: tuple[Case, ...] = (
+    Case("POST", f"{M}/imports",                                        422, 422, 403, 403),
+    Case("POST", f"{P}/imports",                                        422, 404, 403, 403),
+    Case("GET", f"{M}/imports",                                         405, 405, 405, 405),
+)  # fmt: skip
+
+CASES = KEY_CASES + SITE_CASES + IMPORT_CASES

@@ -84,6 +84,7 @@ CREATE TABLE reading_import (
     rows_stored INTEGER NOT NULL DEFAULT 0,
     rows_unchanged INTEGER NOT NULL DEFAULT 0,
     rows_rejected INTEGER NOT NULL DEFAULT 0,
+    finished_at TIMESTAMP WITH TIME ZONE,
     CONSTRAINT reading_import_source_check CHECK (source IN ('import', 'manual')),
     CONSTRAINT reading_import_file_key UNIQUE (site_id, file_sha256)
 )
