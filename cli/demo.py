@@ -204,6 +204,7 @@ def run_demo(
 
         services = _services(demo, docs, frontiers, state)
         state.write(state_path)
+        stack.callback(_stop_services, services)
         for service in services:
             service.thread = threading.Thread(
                 target=lambda s=service: setattr(s, "exit_code", s.run()),
@@ -211,7 +212,6 @@ def run_demo(
                 daemon=True,
             )
             service.thread.start()
-            stack.callback(_stop_service, service)
         wait_for(
             lambda: all(s.ready() for s in services) or stop.is_set(),
             timeout_s=_READY_TIMEOUT_S,
@@ -375,9 +375,14 @@ def _api(demo: DemoStack, state: DemoState) -> _Service:
     return _Service("api", run, stop, lambda: bool(server.started))
 
 
-def _stop_service(service: _Service) -> None:
-    service.stop()
-    if service.thread is not None:
+def _stop_services(services: list[_Service]) -> None:
+    """Ask every service to stop at once (simulators first), then wait for each: they wind
+    down in parallel, so Ctrl-C takes as long as the slowest, not the sum."""
+    started = [s for s in reversed(services) if s.thread is not None]
+    for service in started:
+        service.stop()
+    for service in started:
+        assert service.thread is not None
         service.thread.join(timeout=60)
         if service.thread.is_alive():
             log.error("%s did not stop within 60 s", service.name)

@@ -3,6 +3,7 @@ second start picks up where the first stopped (same ports and key, no replayed b
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -26,8 +27,6 @@ import psycopg
 import pytest
 
 from carbonflow.embedded.net import free_port
-from carbonflow.sites.loader import EXAMPLES, load_site_file
-from carbonflow.storage.registry_load import load_site
 from cli.demo import READY_LINE, STATE_FILE
 from tests.support.waiting import wait_until
 
@@ -179,10 +178,19 @@ def test_demo_restart_keeps_ports_key_and_hand_added_devices_and_replays_nothing
         database_url = first.field("database")
         broker, api, key = first.field("broker"), first.field("api"), first.field("api key")
         port = int(re.sub(r".*:(\d+)/docs", r"\1", api))
-        # a device added by hand (here: a site file loaded with one more device)
-        doc = load_site_file(EXAMPLES / "shanxi-mine.yaml")
-        extra = doc.devices[0].model_copy(update={"id": "hand-added-meter", "serial": None})
-        load_site(database_url, doc.model_copy(update={"devices": [*doc.devices, extra]}))
+        # a device added by hand, through the API
+        document = json.loads(_get(port, f"/api/v1/sites/{MINE}/document", key))["document"]
+        extra = {**document["devices"][0], "id": "hand-added-meter", "serial": "HAND0000001"}
+        added = urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/sites/{MINE}/devices",
+                data=json.dumps({"device": extra, "reason": "added by hand"}).encode(),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                method="POST",
+            ),
+            timeout=30,
+        )
+        assert added.status == 201
         wait_until(
             lambda: _count(database_url, "SELECT count(*) FROM reading") > 1000,
             180,
@@ -203,11 +211,13 @@ def test_demo_restart_keeps_ports_key_and_hand_added_devices_and_replays_nothing
             key,
         )
         assert MINE in _get(port, "/api/v1/sites", key)
-        # the device added by hand is still registered and active
+        # the device added by hand is still registered and active, with its revision
         assert _count(
             database_url,
             "SELECT count(*) FROM device WHERE device_id = 'hand-added-meter' AND active",
         )
+        revisions = json.loads(_get(port, f"/api/v1/sites/{MINE}/revisions", key))["items"]
+        assert [(r["revision"], r["source"]) for r in revisions] == [(2, "api"), (1, "demo")]
         # new readings arrive (the gap since the first run), none of the old ones again
         wait_until(
             lambda: _count(
