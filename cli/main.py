@@ -26,12 +26,14 @@ from cli import (
     migrate,
     notify,
     push,
+    readings,
     simulate,
     sites,
 )
 
 _COMMANDS = (
-    migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212, push, notify,
+    migrate, sites, readings, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212,
+    push, notify,
 )  # fmt: skip
 
 

@@ -458,19 +458,27 @@ CREATE TEMP TABLE IF NOT EXISTS reading_stage (
 """
 
 
-_MOVE = """
+_MOVE_TEMPLATE = """
 WITH ins AS (
     INSERT INTO reading (device_pk, metric_id, ts, value, seq, received_at)
     SELECT device_pk, metric_id, ts, value, seq, received_at FROM reading_stage
     ON CONFLICT (device_pk, metric_id, ts) DO NOTHING
-    RETURNING device_pk, ts
+    RETURNING device_pk, metric_id, ts
 ), dirty AS (
     INSERT INTO dirty_hour (device_pk, hour_start)
     SELECT DISTINCT device_pk, date_trunc('hour', ts, 'UTC') FROM ins
     ON CONFLICT (device_pk, hour_start) DO UPDATE SET marked_at = clock_timestamp()
-)
+){origin}
 SELECT count(*) FROM ins
 """
+_MOVE = _MOVE_TEMPLATE.format(origin="")
+# An import's readings also name their import (``reading_origin``), in the same statement.
+_MOVE_IMPORTED = _MOVE_TEMPLATE.format(
+    origin=""", origin AS (
+    INSERT INTO reading_origin (device_pk, metric_id, ts, import_id)
+    SELECT device_pk, metric_id, ts, %(import_id)s FROM ins
+)"""
+)
 
 
 _CONFLICTS = """
@@ -515,10 +523,31 @@ def _copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Sequence[ReadingRow])
             copy.write_row(row)
 
 
+def _copied_straight(cur: psycopg.Cursor[Any], rows: Sequence[ReadingRow]) -> bool:
+    """COPY straight into ``reading`` with the rows' dirty hours; False, and nothing written,
+    if a key is already stored."""
+    # An explicit savepoint, not conn.transaction(): that would commit on its own when the
+    # connection has no transaction open yet, and the batch is one transaction.
+    cur.execute("SAVEPOINT direct_copy")
+    try:
+        _copy_rows(cur, "reading", rows)
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        return False
+    hours = _dirty_hours(rows)
+    cur.execute(_MARK_DIRTY, ([h[0] for h in hours], [h[1] for h in hours]))
+    return True
+
+
 def _dirty_hours(rows: Sequence[ReadingRow]) -> list[tuple[int, datetime]]:
     """The (device, UTC hour) of each row, once each: what the calc service must recompute."""
     hours = {(row[0], int(row[2].timestamp()) // 3600) for row in rows}
     return sorted((pk, datetime.fromtimestamp(hour * 3600, UTC)) for pk, hour in hours)
+
+
+def _move(import_id: int | None) -> tuple[str, dict[str, int] | None]:
+    """The statement moving staged rows into ``reading`` (marking their import, if any)."""
+    return (_MOVE, None) if import_id is None else (_MOVE_IMPORTED, {"import_id": import_id})
 
 
 class BatchStore:
@@ -561,12 +590,12 @@ class BatchStore:
         finally:
             conn.rollback()
 
+    @staticmethod
     def _store_rows(
-        self,
-        conn: psycopg.Connection[Any],
         cur: psycopg.Cursor[Any],
         rows: Sequence[ReadingRow],
         result: StoreResult,
+        import_id: int | None,
     ) -> None:
         """Rows into ``reading`` and their hours into ``dirty_hour``.
 
@@ -574,21 +603,13 @@ class BatchStore:
         key is already stored (a redelivered message, a repeated reading) that attempt is rolled
         back to its savepoint and the rows go through the staging table, which skips keys
         already stored and reports those stored with another value (``duplicate_conflict``).
+        Imported rows always take the staging path: it also records each stored row's import.
         """
-        # An explicit savepoint, not conn.transaction(): that would commit on its own when the
-        # connection has no transaction open yet, and the batch is one transaction.
-        cur.execute("SAVEPOINT direct_copy")
-        try:
-            _copy_rows(cur, "reading", rows)
-        except psycopg.errors.UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        else:
-            hours = _dirty_hours(rows)
-            cur.execute(_MARK_DIRTY, ([h[0] for h in hours], [h[1] for h in hours]))
+        if import_id is None and _copied_straight(cur, rows):
             result.inserted = len(rows)
             return
         _copy_rows(cur, "reading_stage", rows)
-        cur.execute(_MOVE)
+        cur.execute(*_move(import_id))
         fetched = cur.fetchone()
         result.inserted = int(fetched[0]) if fetched else 0
         if result.inserted < result.staged:
@@ -601,18 +622,20 @@ class BatchStore:
         rejections: Iterable[RejectionRow],
         serials: Iterable[tuple[int, str, datetime, datetime]],
         conflict_rejections: Any = None,
+        import_id: int | None = None,
     ) -> StoreResult:
         """Store one batch in one transaction.
 
         ``conflict_rejections(conflicts) -> Iterable[RejectionRow]`` turns readings whose key is
         already stored with a different value into rejections, written in the same transaction.
+        ``import_id``: the rows come from that ``reading_import``; each stored one is marked so.
         """
         conn = self.connection()
         result = StoreResult(staged=len(rows))
         try:
             with conn.cursor() as cur:
                 if rows:
-                    self._store_rows(conn, cur, rows, result)
+                    self._store_rows(cur, rows, result, import_id)
                 all_rejections = list(rejections)
                 if result.conflicts and conflict_rejections is not None:
                     all_rejections.extend(conflict_rejections(result.conflicts))

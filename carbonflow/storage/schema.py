@@ -761,3 +761,65 @@ alarm_delivery = sa.Table(
     ),
 )
 sa.Index("alarm_delivery_site_idx", alarm_delivery.c.site_id, alarm_delivery.c.created_at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Site document revisions and reading imports (revision 0009). A site revision is written once
+# (a trigger refuses UPDATE and DELETE); the registry tables above are derived from the newest.
+# ``reading_origin`` names the import of each reading that did not come over MQTT.
+# ---------------------------------------------------------------------------------------------
+
+site_revision = sa.Table(
+    "site_revision",
+    metadata,
+    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id"), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("document", pg.JSONB, nullable=False),
+    sa.Column("document_sha256", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("diff", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("revision >= 1", name="site_revision_number_check"),
+    sa.CheckConstraint(
+        "source IN ('file', 'api', 'demo', 'migration')", name="site_revision_source_check"
+    ),
+)
+
+reading_import = sa.Table(
+    "reading_import",
+    metadata,
+    sa.Column("import_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id"), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("file_sha256", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("rows_read", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_stored", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("source IN ('import', 'manual')", name="reading_import_source_check"),
+    sa.UniqueConstraint("site_id", "file_sha256", name="reading_import_file_key"),
+)
+
+reading_origin = sa.Table(
+    "reading_origin",
+    metadata,
+    sa.Column("device_pk", sa.Integer, primary_key=True),
+    sa.Column("metric_id", sa.SmallInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column(
+        "import_id", sa.BigInteger, sa.ForeignKey("reading_import.import_id"), nullable=False
+    ),
+)
+
+sa.Index("reading_origin_import_idx", reading_origin.c.import_id)

@@ -3,8 +3,9 @@
 =============  ==================================================================================
 role           may
 =============  ==================================================================================
-admin          everything, at every site
-operator       read registry, live values, rejected readings and the green register of its sites
+admin          everything, at every site; the only role that manages API keys
+operator       read registry, live values, rejected readings and the green register of its sites;
+               change its sites' documents (devices, meters) and import their readings
 enterprise     read its own organisation's part of its one site; write its own green register
 regulator      read registry, live values, rejected readings and green register of its sites;
                never write; every request is audited
@@ -38,6 +39,9 @@ class Action(StrEnum):
     READ_ALARMS = "read_alarms"
     ACK_ALARMS = "ack_alarms"
     CONFIGURE_ALARMS = "configure_alarms"
+    MANAGE_KEYS = "manage_keys"
+    MANAGE_REGISTRY = "manage_registry"
+    IMPORT_READINGS = "import_readings"
 
 
 _READ_SITE = frozenset(
@@ -45,7 +49,8 @@ _READ_SITE = frozenset(
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.OPERATOR: _READ_SITE | {Action.READ_ALARMS, Action.ACK_ALARMS},
+    Role.OPERATOR: _READ_SITE
+    | {Action.READ_ALARMS, Action.ACK_ALARMS, Action.MANAGE_REGISTRY, Action.IMPORT_READINGS},
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),

@@ -21,7 +21,7 @@ from services.api.context import ApiContext
 from services.api.metrics import ApiMetrics
 from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
-from services.api.ratelimit import RateLimiter
+from services.api.ratelimit import FailedAuthThrottle, RateLimiter
 from services.api.routers import (
     alarms,
     carbon,
@@ -29,7 +29,9 @@ from services.api.routers import (
     factors,
     flows,
     green,
+    imports,
     indicators,
+    keys,
     ledgers,
     live,
     me,
@@ -39,6 +41,7 @@ from services.api.routers import (
     regulator,
     rejections,
     service,
+    site_admin,
     sites,
     view,
 )
@@ -49,7 +52,10 @@ API_VERSION = "1.2.0"
 
 ROUTERS = (
     me.router,
+    keys.router,
     sites.router,
+    site_admin.router,
+    imports.router,
     organisations.router,
     nodes.router,
     devices.router,
@@ -130,6 +136,9 @@ def create_app(
             wall_clock=wall_clock,
         ),
         limiter=RateLimiter(settings.rate_burst, clock),
+        failed_auth=FailedAuthThrottle(
+            settings.auth_failure_burst, settings.auth_failures_per_minute, clock
+        ),
         wall_clock=wall_clock,
         expected_revision=head_revision(),
         stream_sleep=stream_sleep,

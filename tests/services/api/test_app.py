@@ -19,6 +19,7 @@ from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
+from tests.support.api_cases_admin import CASES as ADMIN_CASES
 from tests.support.api_cases_alarms import CASES as ALARM_CASES
 from tests.support.api_cases_carbon import CASES as CARBON_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
@@ -94,7 +95,7 @@ CORE_CASES = (
          GREEN_BODY),
     Case("DELETE", f"{P}/green-instruments/PPA-DC-1",                None, 403, 404, 403),
     Case("DELETE", f"{M}/green-instruments/GEC-MINE-1",              None, 403, 404, 403),
-    Case("POST", S,                                                   405, 405, 405, 405),
+    Case("POST", S,                                                   422, 403, 403, 403),
     Case("DELETE", M,                                                 405, 405, 405, 405),
     Case("PATCH", f"{M}/green-instruments/GEC-MINE-1",                405, 405, 405, 405),
     Case("GET", "/api/v1/nowhere",                                    404, 404, 404, 404),
@@ -105,7 +106,9 @@ CORE_CASES = (
 )  # fmt: skip
 
 
-MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES + ALARM_CASES
+MATRIX = (
+    CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES + ALARM_CASES + ADMIN_CASES
+)
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,
 # so it is left out here and covered by the write tests, each on a database of its own.
@@ -545,7 +548,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         ).status_code
         == 403
     )
-    assert fresh.client.post(S, headers=fresh.headers("regulator")).status_code == 405
+    assert fresh.client.delete(S, headers=fresh.headers("regulator")).status_code == 405
     assert fresh.get("operator", f"{M}/devices").status_code == 200  # not a regulator
     with psycopg.connect(fresh.seeded.url) as conn:
         rows = conn.execute(
@@ -558,7 +561,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         (regulator, "regulator", "GET", "/api/v1/sites/{site_id}/devices", 404),
         (regulator, "regulator", "PUT",
          "/api/v1/sites/{site_id}/green-instruments/{instrument_id}", 403),
-        (regulator, "regulator", "POST", "/api/v1/sites", 405),
+        (regulator, "regulator", "DELETE", "/api/v1/sites", 405),
     ]  # fmt: skip
     first = rows[0]
     assert first[0] == NOW
