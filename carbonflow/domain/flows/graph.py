@@ -59,10 +59,9 @@ from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
-    MetricPlan,
     SitePlan,
+    edge_metric,
     flow_metric,
-    reverse_metric,
 )
 from carbonflow.domain.units import Ratio, ratio
 
@@ -156,14 +155,6 @@ class FlowGraph:
 
     def final_links(self) -> tuple[FlowLink, ...]:
         return tuple(link for link in self.links if link.kind == "allocation")
-
-
-def _link_metric(device: DevicePlan, source: str, target: str, sink: bool) -> MetricPlan | None:
-    if device.role == Role.STORAGE:
-        return reverse_metric(device) if device.node_id == target else flow_metric(device)
-    if sink and device.role == Role.GRID_IMPORT:
-        return reverse_metric(device)
-    return flow_metric(device)
 
 
 def _link_tce(
@@ -296,7 +287,7 @@ def _edge_quantity(
     quantity: float | None = None
     unit: str | None = None
     for d in meters:
-        metric = _link_metric(d, source, target, sink)
+        metric = edge_metric(d, target, sink)
         if metric is None:
             continue
         value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)

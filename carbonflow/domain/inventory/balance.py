@@ -14,7 +14,11 @@ Bookings by device role (ACCOUNTING §3–4):
   **per interval** (15-min is the accounting grain): net import ≥ 0 → scope 2, location-based at
   the grid average, market-based at the residual factor on what the green pool does not cover
   (:mod:`carbonflow.domain.inventory.green`); a surplus export reduces the self-generation consumed
-  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports.
+  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports
+  — unless the site file attributes the grid meters' node (``attribution``, ACCOUNTING §6a):
+  then each line is split exactly (:func:`attribution_shares`) between the organisations behind
+  the node's metered outgoing edges and the park's common account, booked at that node under
+  each owner, so the site total is the sum of its owners' lines by construction.
 - ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
 - ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
@@ -35,7 +39,7 @@ production meters are not inventory sources (they feed flows and indicators).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -61,6 +65,7 @@ from carbonflow.domain.site.model import Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
     MetricPlan,
+    ShareRule,
     SitePlan,
     flow_metric,
     reverse_metric,
@@ -98,9 +103,13 @@ INVENTORY_ROLES = frozenset(
 
 
 def inventory_devices(plan: SitePlan) -> tuple[DevicePlan, ...]:
-    """The devices whose intervals the inventory reads (consumption, storage and production
-    meters feed flows and indicators, not the inventory)."""
-    return tuple(d for d in plan.active_devices() if d.role in INVENTORY_ROLES)
+    """The devices whose intervals the inventory reads: the inventory roles, and the meters an
+    attribution rule shares purchased electricity by (other consumption, storage and
+    production meters feed flows and indicators, not the inventory)."""
+    shared = {d.device_pk for rule in plan.shares for d, _m in rule.registers()}
+    return tuple(
+        d for d in plan.active_devices() if d.role in INVENTORY_ROLES or d.device_pk in shared
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,40 @@ def _places_weights(
     return places, weights
 
 
+def attribution_shares(
+    rule: ShareRule, quantity_kwh: Callable[[DevicePlan, MetricPlan], float]
+) -> tuple[list[tuple[str | None, str | None]], list[float]]:
+    """Owners of ``rule``'s node's purchased electricity in one interval, with weights [kWh].
+
+    Each organisation other than the common account takes what its metered edges out of the
+    node measured; the common account the rest of what the node received (its own edges, losses
+    and unmetered use): ``received − Σ enterprises``, where received = edges in − edges into
+    sinks. With ``pro_rata`` the losses go to all edges in proportion (the weights sum to the
+    metered outflow). Nothing received or passed on: all to the common account.
+    """
+
+    def total(registers: Iterable[tuple[DevicePlan, MetricPlan]]) -> float:
+        return math.fsum(max(0.0, quantity_kwh(d, m)) for d, m in registers)
+
+    received = max(0.0, total(rule.inflows) - total(rule.sink_outflows))
+    enterprise: dict[str, float] = {}
+    passed = 0.0
+    for edge in rule.outflows:
+        kwh = total(edge.registers)
+        passed += kwh
+        if edge.org_id != rule.common_org:
+            enterprise[edge.org_id] = enterprise.get(edge.org_id, 0.0) + kwh
+    denominator = passed if rule.pro_rata else max(received, passed)
+    taken = math.fsum(enterprise.values())
+    places: list[tuple[str | None, str | None]] = [(org, rule.node_id) for org in enterprise]
+    weights = list(enterprise.values())
+    places.append((rule.common_org, rule.node_id))
+    weights.append(max(0.0, denominator - taken))
+    if not any(w > 0 for w in weights):
+        return [(rule.common_org, rule.node_id)], [1.0]
+    return places, weights
+
+
 def _kwh_to_mwh(kwh: float) -> float:
     return units.convert(kwh, _KWH, _MWH)
 
@@ -311,7 +354,7 @@ def _electricity(
         sign = -1.0 if net_mwh < 0 else 1.0
         parts = [q for _, q in imports] + [q for _, q in exports]
         booked = imports or exports
-        places, weights = _places_weights((d, q.quantity) for d, q in booked)
+        places, weights = _owners(slot, booked)
         location = _signed(electricity_location_based(abs(net_mwh), f.location), sign)
         slot.split(
             places, weights, location, carrier="electricity", basis=Basis.LOCATION, parts=parts,
@@ -362,6 +405,22 @@ def _electricity(
                 energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
     return net_mwh, covered
+
+
+def _owners(
+    slot: _Slot, booked: Sequence[tuple[DevicePlan, Quantity]]
+) -> tuple[list[tuple[str | None, str | None]], list[float]]:
+    """Where grid electricity is booked: by the attribution rule of the grid meters' node, if
+    the site file has one, else at the grid meters' places in proportion to their quantities."""
+    meter_nodes = {d.node_id for d, _q in booked}
+    rule = next((r for r in slot.plan.shares if {r.node_id} == meter_nodes), None)
+    if rule is None:
+        return _places_weights((d, q.quantity) for d, q in booked)
+
+    def kwh(device: DevicePlan, metric: MetricPlan) -> float:
+        return units.convert(slot.get(device, metric).quantity, metric.unit, units.lookup(_KWH))
+
+    return attribution_shares(rule, kwh)
 
 
 def _direct_supply(mwh: float, f: SiteFactors, day: date) -> Emission:

@@ -878,6 +878,26 @@ def _not_for(kind: DeviceKind, what: str, value: StrEnum, allowed: Sequence[StrE
     return f"{what} {value.value!r} is not valid for a {kind.value} (expected: {expected})"
 
 
+class UnmeteredRule(StrEnum):
+    """Who takes what a distribution node received beyond its sub-meters (losses, unmetered)."""
+
+    COMMON = "common"  # the park's common account
+    PRO_RATA = "pro_rata"  # the enterprises behind the sub-meters, in proportion
+
+
+class Attribution(_Model):
+    """Who owns the electricity a park buys (ACCOUNTING §6a): the grid import metered at
+    ``node`` (a distribution node) belongs, interval by interval, to the organisations behind
+    the metered edges leaving the node (each in proportion to its sub-meters' share of what the
+    node received), and the rest — the node's own organisation's use, losses, unmetered use — to
+    ``common``, the park's common account (or, with ``unmetered: pro_rata``, the losses and
+    unmetered use to the enterprises in proportion)."""
+
+    node: Id
+    common: Id  # the organisation that holds the park's common account
+    unmetered: UnmeteredRule = UnmeteredRule.COMMON
+
+
 class SiteDocument(_Model):
     """One site file, validated. ``model_dump(mode="json")`` is its normalised form."""
 
@@ -892,20 +912,75 @@ class SiteDocument(_Model):
     devices: list[Device] = Field(default_factory=list)
     project_baseline: ProjectBaseline | None = None
     vehicles: list[VehicleGroup] = Field(default_factory=list)
+    attribution: list[Attribution] = Field(default_factory=list)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without(handler(self), {"project_baseline": None, "vehicles": []})
+        return _without(
+            handler(self), {"project_baseline": None, "vehicles": [], "attribution": []}
+        )
 
     @model_validator(mode="after")
     def _references(self) -> Self:
         issues = reference_issues(self)
+        if not issues:
+            issues = attribution_issues(self)
         if issues:
             raise SiteModelError(issues)
         return self
 
 
 _LISTED = 12  # ids listed in an "unknown id" message
+
+
+def attribution_issues(doc: SiteDocument) -> list[Issue]:
+    """An attribution names a distribution node and an organisation of the file, once per node,
+    and every flow it shares has an owner: each electricity edge leaving the node (but into a
+    sink) is metered and ends at a node of an organisation — a flow with no owner is an error."""
+    issues: list[Issue] = []
+    nodes = {n.id: n for n in doc.nodes}
+    orgs = {o.id for o in doc.organisations}
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(doc.attribution):
+        node = nodes.get(rule.node)
+        if node is None or node.kind is not NodeKind.DISTRIBUTION:
+            what = "unknown node" if node is None else f"a {node.kind.value} node"
+            issues.append(
+                Issue(
+                    ("attribution", i, "node"), f"{rule.node!r} is {what}, not a distribution node"
+                )
+            )
+            continue
+        if rule.common not in orgs:
+            issues.append(
+                Issue(("attribution", i, "common"), f"unknown organisation {rule.common!r}")
+            )
+        if rule.node in seen:
+            issues.append(Issue(("attribution", i, "node"), f"{rule.node!r} is attributed twice"))
+        seen.setdefault(rule.node, i)
+        for j, e in enumerate(doc.edges):
+            if e.source != rule.node or e.carrier is not Carrier.ELECTRICITY:
+                continue
+            target = nodes.get(e.target)
+            if target is None or target.kind is NodeKind.SINK:
+                continue
+            if not e.meters:
+                issues.append(
+                    Issue(
+                        ("edges", j, "meters"),
+                        f"electricity from {e.source!r} to {e.target!r} has no owner: the edge "
+                        f"is not metered, and attribution[{i}] shares {rule.node!r} by meters",
+                    )
+                )
+            if target.org is None:
+                issues.append(
+                    Issue(
+                        ("nodes", list(nodes).index(e.target), "org"),
+                        f"electricity from {e.source!r} to {e.target!r} has no owner: node "
+                        f"{e.target!r} belongs to no organisation (attribution[{i}])",
+                    )
+                )
+    return issues
 
 
 def reference_issues(doc: SiteDocument) -> list[Issue]:  # noqa: C901, PLR0912, PLR0915 — one check per kind of reference in the site document
