@@ -268,12 +268,22 @@ def _metered_edges(
     for e in list(doc.edges) if doc is not None else []:
         sink = nodes.is_kind(e.target, NodeKind.SINK)
         meters = [devices[m] for m in e.meters if m in devices]
-        quantity, unit = _edge_quantity(e.source, e.target, sink, meters, device_quantities)
+        try:
+            quantity, unit = _edge_quantity(e.source, e.target, sink, meters, device_quantities)
+        except units.UnitError as exc:
+            # A bad edge never stalls a site: this one counts as unmetered, the rest computes.
+            notes.append(f"{QUARANTINED} {e.source} → {e.target} ({e.carrier.value}): {exc}")
+            quantity, unit = None, None
         tce = 0.0 if quantity is None or unit is None else _link_tce(
             e.carrier.value, quantity, unit, factors, notes
         )  # fmt: skip
         metered.append((e.source, e.target, e.carrier.value, quantity, unit, tce, meters))
     return metered
+
+
+# How a note about an edge whose meters disagree in units begins (the calc records it as a
+# data event; a site file with such an edge is refused at load, so only stored data gets here).
+QUARANTINED = "edge quarantined:"
 
 
 def _edge_quantity(
@@ -283,7 +293,8 @@ def _edge_quantity(
     meters: Sequence[DevicePlan],
     device_quantities: Mapping[tuple[int, int], float],
 ) -> tuple[float | None, str | None]:
-    """What an edge's meters measured, in the unit of the first (None without a metric)."""
+    """What an edge's meters measured, in the unit of the first (None without a metric);
+    :class:`~carbonflow.domain.units.UnitError` when they measure different dimensions."""
     quantity: float | None = None
     unit: str | None = None
     for d in meters:

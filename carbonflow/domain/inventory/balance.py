@@ -230,9 +230,20 @@ class _Slot:
                 energy_tce=tce[i], zero_carbon_tce=zero[i],
             )  # fmt: skip
 
-    def tce_of(self, quantity: float, unit: str, carrier: str, *, pure_ch4: bool = False) -> float:
+    def tce_of(
+        self, quantity: float, unit: str, carrier: str, *, pure_ch4: bool = False
+    ) -> tuple[float, SelectedFactor]:
+        """``quantity`` [unit] in tce, and the coefficient used (recorded with the line)."""
         coefficient = self.f.tce(carrier, pure_ch4=pure_ch4)
-        return to_tce(quantity, unit, coefficient, carrier=carrier).energy_tce
+        return to_tce(quantity, unit, coefficient, carrier=carrier).energy_tce, coefficient
+
+
+def _with_factor(emission: Emission, factor: SelectedFactor) -> Emission:
+    """``emission`` with one more factor behind it (a tce coefficient): the principal factor
+    stays first, and the line's factor set names every factor its figures used."""
+    if factor in emission.factors:
+        return emission
+    return replace(emission, factors=(*emission.factors, factor))
 
 
 def _places_weights(
@@ -355,10 +366,11 @@ def _electricity(
         parts = [q for _, q in imports] + [q for _, q in exports]
         booked = imports or exports
         places, weights = _owners(slot, booked)
+        tce, coefficient = slot.tce_of(abs(net_mwh), "MWh", "electricity")
         location = _signed(electricity_location_based(abs(net_mwh), f.location), sign)
         slot.split(
-            places, weights, location, carrier="electricity", basis=Basis.LOCATION, parts=parts,
-            energy_tce=sign * slot.tce_of(abs(net_mwh), "MWh", "electricity"),
+            places, weights, _with_factor(location, coefficient), carrier="electricity",
+            basis=Basis.LOCATION, parts=parts, energy_tce=sign * tce,
         )  # fmt: skip
         covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
         remainder = net_mwh - covered
@@ -381,9 +393,11 @@ def _electricity(
                 zero_factor=f.green_zero,
             ).green  # fmt: skip
             c_sign = -1.0 if covered < 0 else 1.0
+            zero_tce, coefficient = slot.tce_of(volume, "MWh", "electricity")
             slot.split(
-                places, weights, _signed(green, c_sign), carrier="electricity", basis=Basis.MARKET,
-                parts=parts, zero_carbon_tce=c_sign * slot.tce_of(volume, "MWh", "electricity"),
+                places, weights, _with_factor(_signed(green, c_sign), coefficient),
+                carrier="electricity", basis=Basis.MARKET, parts=parts,
+                zero_carbon_tce=c_sign * zero_tce,
             )  # fmt: skip
 
     # Self-generated PV / wind and direct green supply at zero, all zero-carbon energy. What the
@@ -395,14 +409,14 @@ def _electricity(
         places, weights = _places_weights((d, q.quantity) for d, q in group)
         for place, kwh in zip(places, weights, strict=True):
             mwh = _kwh_to_mwh(kwh)
-            tce = slot.tce_of(mwh, "MWh", "electricity")
+            tce, coefficient = slot.tce_of(mwh, "MWh", "electricity")
             parts = [q for d, q in group if (d.org_id, d.node_id) == place]
             emission = (
                 self_generated_electricity(mwh, f.self_zero) if own else _direct_supply(mwh, f, day)
             )
             slot.add(
-                place, emission, carrier="electricity", basis=Basis.BOTH, parts=parts,
-                energy_tce=tce, zero_carbon_tce=tce,
+                place, _with_factor(emission, coefficient), carrier="electricity",
+                basis=Basis.BOTH, parts=parts, energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
     return net_mwh, covered
 
@@ -498,10 +512,11 @@ def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         if metric is None:
             continue
         gj = units.convert(q.quantity, metric.unit, units.lookup("GJ"))
-        emission = purchased_heat_co2(gj, slot.f.heat)
+        tce, coefficient = slot.tce_of(gj, "GJ", "heat")
+        emission = _with_factor(purchased_heat_co2(gj, slot.f.heat), coefficient)
         slot.add(
             (d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q],
-            energy_tce=slot.tce_of(gj, "GJ", "heat"),
+            energy_tce=tce,
         )  # fmt: skip
 
 
@@ -542,6 +557,7 @@ def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
             continue
         if extra:
             emission = replace(emission, factors=(*emission.factors, *extra))
+        emission = _with_factor(emission, coefficient)
         slot.add(
             (org, node), emission, carrier=carrier, basis=Basis.BOTH, parts=parts,
             energy_tce=tce.energy_tce,
@@ -607,14 +623,17 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:  # noqa: C901 
         (home[0][0].org_id, home[0][0].node_id), balance.escape, carrier="coal_mine_methane",
         basis=Basis.BOTH, parts=everything,
     )  # fmt: skip
-    for flow, emission in (("flared", balance.flaring), ("utilised", balance.utilisation)):
+    for flow, figure in (("flared", balance.flaring), ("utilised", balance.utilisation)):
         group = lines.get(flow, [])
         if not group:
             continue
         places, weights = _places_weights((d, q.quantity) for d, q in group)
-        tce = 0.0
+        tce, emission = 0.0, figure
         if flow == "utilised":
-            tce = slot.tce_of(volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True)
+            tce, coefficient = slot.tce_of(
+                volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True
+            )
+            emission = _with_factor(figure, coefficient)
         slot.split(
             places, weights, emission, carrier="coal_mine_methane", basis=Basis.BOTH,
             parts=[q for _, q in group], energy_tce=tce,

@@ -8,7 +8,8 @@ section       rows
 ============  ===================================================================================
 header        site, organisation, month, period [UTC], time zone, generated at, calc watermark,
               status (draft/closed), revision, who closed it and why
-activity      one per source (category × carrier): quantity + unit, energy [tce], completeness
+activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
+              coefficient behind it (key, value, unit), completeness
 factors       every factor used: key, value, unit, version, file, source, confidence, data
               year, the accounting year asked for and ``factor_year_fallback``, selection
 emissions     one per scope × category × carrier × gas × basis: gas mass [t], CO2e [t], the
@@ -97,7 +98,8 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
     "activity": (
         Column("category"), Column("carrier"), Column("scope"), Column("quantity"),
         Column("unit"), Column("energy_tce", "tce"), Column("completeness_share", "1"),
-        Column("quality"),
+        Column("quality"), Column("tce_factor_key"), Column("tce_factor"),
+        Column("tce_factor_unit"),
     ),
     "factors": (
         Column("factor_key"), Column("value"), Column("unit"), Column("version"),
@@ -189,9 +191,36 @@ def _activity(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
                 "energy_tce": rounded(math.fsum(ln.energy_tce for ln in group)),
                 "completeness_share": rounded(_mean([ln.completeness for ln in group])),
                 "quality": str(_worst(ln.quality for ln in group)),
+                **_tce_factor(group),
             }
         )
     return rows
+
+
+_TCE_PREFIXES = ("tce.", "derived.tce.")
+
+
+def _tce_factor(group: Sequence[InventoryLine]) -> dict[str, Any]:
+    """The standard-coal coefficient behind a source's ``energy_tce`` (GB/T 2589 or derived
+    from an NCV), from its lines' factor records; None where no energy is counted."""
+    for line in group:
+        for record in line.factors.records:
+            key = str(record.get("factor_key"))
+            if key.startswith(_TCE_PREFIXES):
+                value = record.get("factor_value")
+                return {
+                    "tce_factor_key": key,
+                    "tce_factor": rounded(float(value)) if value is not None else None,
+                    "tce_factor_unit": record.get("factor_unit"),
+                }
+        for used in line.factors.used:
+            if used.key.startswith(_TCE_PREFIXES):
+                return {
+                    "tce_factor_key": used.key,
+                    "tce_factor": rounded(used.value),
+                    "tce_factor_unit": used.unit,
+                }
+    return {"tce_factor_key": None, "tce_factor": None, "tce_factor_unit": None}
 
 
 def _int(value: Any) -> int | None:

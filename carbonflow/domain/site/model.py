@@ -924,13 +924,46 @@ class SiteDocument(_Model):
     def _references(self) -> Self:
         issues = reference_issues(self)
         if not issues:
-            issues = attribution_issues(self)
+            issues = attribution_issues(self) + edge_unit_issues(self)
         if issues:
             raise SiteModelError(issues)
         return self
 
 
 _LISTED = 12  # ids listed in an "unknown id" message
+
+
+def edge_unit_issues(doc: SiteDocument) -> list[Issue]:
+    """The meters of one edge are summed, so they must measure a common quantity: an edge whose
+    meters share no dimension among their counter and interval metrics (diesel in L on one, in t
+    on another) is refused, naming the edge and each meter's units."""
+    issues: list[Issue] = []
+    devices = {d.id: d for d in doc.devices}
+    for i, e in enumerate(doc.edges):
+        meters = [devices[m] for m in e.meters if m in devices]
+        if len(meters) < 2:
+            continue
+        units_of = {
+            d.id: sorted(
+                {name: metric_unit(name) for name, m in d.metrics.items()
+                 if m.kind is not MetricKind.GAUGE}.items()
+            )
+            for d in meters
+        }  # fmt: skip
+        shared = set.intersection(*({u.dimension for _n, u in units_of[d.id]} for d in meters))
+        if not shared:
+            listed = "; ".join(
+                f"{d}: {', '.join(f'{n} [{u.symbol}]' for n, u in found) or 'no quantity metric'}"
+                for d, found in units_of.items()
+            )
+            issues.append(
+                Issue(
+                    ("edges", i, "meters"),
+                    f"the meters of edge {e.source!r} → {e.target!r} ({e.carrier.value}) measure "
+                    f"no common quantity, so they cannot be summed ({listed})",
+                )
+            )
+    return issues
 
 
 def attribution_issues(doc: SiteDocument) -> list[Issue]:

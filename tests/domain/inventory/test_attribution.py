@@ -93,6 +93,19 @@ def test_enterprises_take_their_sub_meters_share_of_what_the_node_received() -> 
     assert a_mwh == pytest.approx(10 * 6_000 / 10_900, rel=1e-12)
 
 
+def test_every_energy_line_records_its_tce_coefficient() -> None:
+    rows = _rows(_plan(SITE + RULE), VALUES)
+    location = [r for r in rows if r.basis == Basis.LOCATION]
+    assert location
+    for r in location:
+        keys = [f.key for f in r.factors.used]
+        # the grid factor stays the principal one; GB/T 2589 equivalent value 0.1229 kgce/kWh
+        assert keys[0] == "electricity.mee_nbs.province.shanxi.average.2023"
+        assert "tce.electricity.equivalent" in keys
+        # 0.1229 kgce/kWh = 0.1229 tce/MWh: tce = MWh × 0.1229
+        assert r.energy_tce == pytest.approx(r.activity * 0.1229, rel=1e-12)
+
+
 def test_pro_rata_spreads_the_losses_over_the_feeders() -> None:
     by_org = _location_by_org(_rows(_plan(SITE + PRO_RATA), VALUES))
     # over the metered outflow 10 000 kWh: 6.634 × 0.6 = 3.9804, × 0.3 = 1.9902, × 0.1 = 0.6634

@@ -171,6 +171,23 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
     assert sorted(c[-3] for c in cells[1:]) == [6.096, 7.12875, 14.0]
 
 
+def test_each_source_names_its_tce_coefficient() -> None:
+    tce = {
+        "factor_key": "tce.electricity.equivalent", "factor_value": 0.1229,
+        "factor_unit": "kgce/kWh", "factor_version": "gbt-2589-2020", "selection": "default",
+    }  # fmt: skip
+    # 12.5 MWh × 0.1229 kgce/kWh = 1.53625 tce
+    line = _line(gas_t=7.12875, tco2e=7.12875, energy_tce=1.53625, records=(GRID, tce))
+    doc = build_ledger(replace(INPUTS, lines=(line,)), HEADER)
+    row = doc["activity"][0]
+    assert (row["tce_factor_key"], row["tce_factor"], row["tce_factor_unit"]) == (
+        "tce.electricity.equivalent", 0.1229, "kgce/kWh")  # fmt: skip
+    assert row["energy_tce"] == 1.53625
+    assert "tce.electricity.equivalent" in [f["factor_key"] for f in doc["factors"]]
+    fugitive = next(r for r in build_ledger(INPUTS, HEADER)["activity"] if r["scope"] == "scope_1")
+    assert fugitive["tce_factor_key"] is None  # escaped methane is no energy use
+
+
 def test_every_emission_names_its_gwp_and_factors_their_years() -> None:
     doc = build_ledger(INPUTS, HEADER, CLAIMS)
     gwp = {(e["gas"], e["basis"]): (e["gwp_key"], e["gwp"]) for e in doc["emissions"]}
