@@ -24,6 +24,9 @@ Bookings by device role (ACCOUNTING §3–4):
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
 - ``heat_import``: purchased heat, scope 2 (both views).
 - ``fuel_supply``: combustion CO2, scope 1 (litres → kg by the fuel's density).
+- ``process_carbonate``: process CO2 of carbonates (GB/T 32151), scope 1 process: t fed × the
+  carbonate's mass fraction × the fraction calcined × its Table C.2 factor (site file
+  ``carbonate`` of the device).
 - ``methane_*``: the mine balance of :func:`carbonflow.domain.inventory.methane.mine_methane` —
   escape (CH4, fugitive) booked at the drainage node, flaring at the flare, on-site utilisation as
   fuel combustion at the engines/boilers (with the tce of the CH4 burnt). In an interval where
@@ -45,11 +48,12 @@ from datetime import date
 
 from carbonflow.domain import units
 from carbonflow.domain.exact import allocate_exact
-from carbonflow.domain.factors import FactorNotFound, SelectedFactor
+from carbonflow.domain.factors import FactorNotFound, SelectedFactor, use_factor
 from carbonflow.domain.inventory.carbon import (
     Emission,
     GreenInstrument,
     InstrumentKind,
+    carbonate_process_co2,
     electricity_location_based,
     electricity_market_based,
     fuel_combustion_co2,
@@ -97,6 +101,7 @@ INVENTORY_ROLES = frozenset(
         Role.GENERATION_WIND.value,
         Role.HEAT_IMPORT.value,
         Role.FUEL_SUPPLY.value,
+        Role.PROCESS_CARBONATE.value,
         *_METHANE_ROLES,
     }
 )
@@ -317,6 +322,7 @@ def slot_inventory(
     net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh)
     _heat(slot, devices)
     _fuels(slot, devices)
+    _process(slot, devices)
     _methane(slot, devices)
     return SlotResult(tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems))
 
@@ -518,6 +524,32 @@ def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
             (d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q],
             energy_tce=tce,
         )  # fmt: skip
+
+
+def _process(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    """Process CO2 of carbonates (GB/T 32151): each ``process_carbonate`` device's material [t]
+    × its carbonate's mass fraction × the fraction calcined × the carbonate's factor (Table
+    C.2), scope 1 process, booked at the device's node and organisation."""
+    doc = slot.plan.document
+    feeds = {d.id: d.carbonate for d in doc.devices if d.carbonate} if doc is not None else {}
+    for d in devices:
+        if d.role != Role.PROCESS_CARBONATE:
+            continue
+        feed, metric = feeds.get(d.device_id), flow_metric(d)
+        if feed is None or metric is None:
+            slot.problems.append(f"{d.device_id}: process_carbonate without carbonate or metric")
+            continue
+        q = slot.get(d, metric)
+        try:
+            mass_t = units.convert(q.quantity, metric.unit, units.lookup("t"))
+            factor = use_factor(slot.f.library.get(f"carbonate.{feed.carbonate}"))
+            emission = carbonate_process_co2(
+                mass_t, factor, purity=feed.purity, calcination=feed.calcination
+            )
+        except (FactorNotFound, units.UnitError, ValueError) as exc:
+            slot.problems.append(f"{d.device_id}: {exc}")
+            continue
+        slot.add((d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q])
 
 
 def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:

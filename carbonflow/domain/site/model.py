@@ -144,6 +144,7 @@ class Carrier(StrEnum):
     COKE = "coke"
     COAL_MINE_METHANE = "coal_mine_methane"  # drained gas and ventilation-air methane (煤矿瓦斯)
     PRODUCT = "product"  # a non-energy product (t of cathode material, t handled, …)
+    CARBONATE = "carbonate"  # carbonate-bearing material fed to a process (limestone, Li2CO3)
     NONE = "none"  # measures no flow (weather station)
 
 
@@ -172,6 +173,7 @@ class Role(StrEnum):
     METHANE_FLARED = "methane_flared"  # Q_火炬
     METHANE_VENTED = "methane_vented"  # drained gas released unburnt
     METHANE_SOLD = "methane_sold"  # drained gas sold off site (utilised, not the mine's CO2)
+    PROCESS_CARBONATE = "process_carbonate"  # carbonate decomposed in a process: process CO2
     WEATHER = "weather"
 
 
@@ -192,6 +194,7 @@ class DeviceKind(StrEnum):
     GAS_POWER_PLANT = "gas_power_plant"
     FLARE = "flare"
     WEATHER_STATION = "weather_station"
+    CARBONATE_SCALE = "carbonate_scale"
 
 
 class MetricKind(StrEnum):
@@ -352,6 +355,13 @@ DEVICE_KINDS: Mapping[DeviceKind, DeviceKindSpec] = {
         (Carrier.DIESEL, Carrier.GASOLINE, Carrier.FUEL_OIL, Carrier.LPG, Carrier.LNG),
         (Role.FUEL_SUPPLY, Role.CONSUMPTION),
         (DefaultMetric("volume_l", _C, "cumulative volume dispensed [L]"),),
+    ),
+    DeviceKind.CARBONATE_SCALE: DeviceKindSpec(
+        "scale or feeder weighing carbonate-bearing material into a kiln or reactor (limestone, "
+        "dolomite, lithium carbonate): process CO2, GB/T 32151",
+        (Carrier.CARBONATE,),
+        (Role.PROCESS_CARBONATE,),
+        (DefaultMetric("fed_t", _C, "cumulative material fed [t]"),),
     ),
     DeviceKind.PRODUCTION_METER: DeviceKindSpec(
         "product output meter (belt scale, weighbridge, product counter); names its product — "
@@ -792,6 +802,16 @@ class SimHints(BaseModel):
     publish_interval_s: Positive | None = None  # reporting period [s]
 
 
+class CarbonateFeed(_Model):
+    """What a ``process_carbonate`` device weighs: which carbonate (a key ``carbonate.<id>`` of
+    GB/T 32151.34—2024 Table C.2 in the factor library), its mass fraction in the material
+    weighed, and the fraction decomposed in the process."""
+
+    carbonate: Annotated[str, Field(pattern=r"^[a-z0-9_]{2,32}$")]
+    purity: Annotated[float, Field(gt=0, le=1)] = 1.0
+    calcination: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
 class Device(_Model):
     """A meter or instrument publishing readings, and the flow it measures."""
 
@@ -810,6 +830,11 @@ class Device(_Model):
     default_metrics: bool = True  # merge the kind's default metrics into ``metrics``
     metrics: dict[MetricName, MetricSpec] = Field(default_factory=dict)
     sim: SimHints | None = None
+    carbonate: CarbonateFeed | None = None  # role process_carbonate only
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without(handler(self), {"carbonate": None})
 
     @model_validator(mode="before")
     @classmethod
@@ -859,15 +884,30 @@ class Device(_Model):
             issues.append(
                 Issue(("counter_modulus",), "counter_modulus set, but no metric is a counter")
             )
+        issues.extend(self._role_issues())
+        if issues:
+            raise SiteModelError(issues)
+        return self
+
+    def _role_issues(self) -> list[Issue]:
+        """What a role names: a production meter its product, a process_carbonate device its
+        carbonate — and no other role either."""
+        issues = []
         if self.role is Role.PRODUCTION and self.product is None:
             issues.append(Issue(("product",), "a production meter names the product it measures"))
         if self.role is not Role.PRODUCTION and self.product is not None:
             issues.append(
                 Issue(("product",), f"only role 'production' names a product, not {self.role!r}")
             )
-        if issues:
-            raise SiteModelError(issues)
-        return self
+        if (self.role is Role.PROCESS_CARBONATE) != (self.carbonate is not None):
+            issues.append(
+                Issue(
+                    ("carbonate",),
+                    "a process_carbonate device names its carbonate (carbonate: {carbonate: "
+                    "caco3, purity: 0.9}), and only such a device does",
+                )
+            )
+        return issues
 
     def counter_metrics(self) -> list[str]:
         return [name for name, m in self.metrics.items() if m.kind is MetricKind.COUNTER]
