@@ -331,6 +331,15 @@ green_instrument = sa.Table(
     sa.CheckConstraint(
         "valid_to >= valid_from AND claim_end >= claim_start", name="green_instrument_dates_check"
     ),
+    # revision 0008: a certificate batch's serial range, inclusive (both or neither)
+    sa.Column("serial_first", sa.BigInteger),
+    sa.Column("serial_last", sa.BigInteger),
+    sa.CheckConstraint(
+        "(serial_first IS NULL) = (serial_last IS NULL) "
+        "AND (serial_first IS NULL OR (serial_first >= 0 AND serial_last >= serial_first))",
+        name="green_instrument_serial_check",
+    ),
+    sa.Index("green_instrument_serials", "serial_first", "serial_last"),
 )
 
 # 15-min quantities per device metric (counter / interval metrics), after the multiplier.

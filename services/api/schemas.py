@@ -466,6 +466,10 @@ class RejectionOut(_Out):
 InstrumentKind = Literal["green_power_contract", "direct_supply", "certificate"]
 
 
+MAX_SERIAL = 2**63 - 1  # serials are stored as bigint
+MWH_PER_CERTIFICATE = 1.0  # one green certificate (绿证) = 1 MWh (发改能源〔2023〕1044号)
+
+
 class GreenInstrumentIn(BaseModel):
     """A green-power contract (绿电交易), direct supply (绿电直连) or certificates (绿证)."""
 
@@ -507,10 +511,20 @@ class GreenInstrumentIn(BaseModel):
     claimed_mwh: float = Field(ge=0, le=1e9, description="volume claimed for the period [MWh]")
     claim_start: date
     claim_end: date
+    serial_first: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SERIAL,
+        description="first certificate serial number of the batch (inclusive); serial ranges "
+        "are unique across the platform: an overlap with any batch at any site is refused (409)",
+    )
+    serial_last: int | None = Field(
+        default=None, ge=0, le=MAX_SERIAL, description="last serial number (inclusive)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        problems: list[str] = []
+        problems = self._serial_problems()
         if not (math.isfinite(self.volume_mwh) and math.isfinite(self.claimed_mwh)):
             problems.append("volumes must be finite")
         elif self.claimed_mwh > self.volume_mwh:
@@ -524,6 +538,30 @@ class GreenInstrumentIn(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _serial_problems(self) -> list[str]:
+        """Serials come as a pair, in order; a certificate batch with serials counts
+        last − first + 1 certificates of 1 MWh each (certificates and volume_mwh agree)."""
+        first, last = self.serial_first, self.serial_last
+        if first is None and last is None:
+            return []
+        if first is None or last is None:
+            return ["give both serial_first and serial_last, or neither"]
+        if last < first:
+            return [f"serial_last {last} is before serial_first {first}"]
+        count = last - first + 1
+        problems = []
+        if self.kind == "certificate":
+            if self.certificates is not None and self.certificates != count:
+                problems.append(
+                    f"certificates {self.certificates} but serials {first}–{last} are {count}"
+                )
+            if self.volume_mwh != count * MWH_PER_CERTIFICATE:
+                problems.append(
+                    f"volume_mwh {self.volume_mwh:g} but {count} certificates are "
+                    f"{count * MWH_PER_CERTIFICATE:g} MWh (1 certificate = 1 MWh)"
+                )
+        return problems
 
 
 class GreenInstrumentOut(_Out):
@@ -541,6 +579,8 @@ class GreenInstrumentOut(_Out):
     claim_end: date
     created_at: datetime
     updated_at: datetime
+    serial_first: int | None = Field(default=None, description="first serial (inclusive)")
+    serial_last: int | None = Field(default=None, description="last serial (inclusive)")
 
 
 class SitePage(Page[SiteOut]):

@@ -408,6 +408,18 @@ def _ledger(reader: Reader, base: str) -> dict[str, Any]:
     }
 
 
+def _owners_add_up(got: Mapping[str, Any]) -> None:
+    """The attribution invariant of a simulated month (issue 15): the site's ledger total is
+    the sum of its organisations' (common account included), in each view. Ledgers round to
+    10 significant digits, so the sum agrees to that."""
+    for view in ("location", "market"):
+        site = got["ledger"][f"total_tco2e_{view}"]
+        owners = math.fsum(
+            ledger[f"total_tco2e_{view}"] for ledger in got["organisation_ledgers"].values()
+        )
+        assert owners == pytest.approx(site, rel=1e-9, abs=1e-9), view
+
+
 def _api(url: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     local = MONTH_START.isoformat()
@@ -464,6 +476,7 @@ def _api(url: str) -> dict[str, Any]:
             got["organisation_ledgers"] = {
                 org: _ledger(r, f"{s}/organisations/{org}") for org in orgs
             }
+            _owners_add_up(got)
             out[site] = got
         aggregates: dict[str, Any] = {}
         for name, path, params in (

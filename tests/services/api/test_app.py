@@ -711,3 +711,41 @@ def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
             asset = api.client.get(url)
             assert asset.status_code == 200 and len(asset.content) > 500, url
     assert "swagger-ui-bundle.js" in page.text
+
+
+def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
+    """Issue 15: the same certificates under a new id, or at a second site, are refused (409)
+    naming the batch that holds them; 1 certificate = 1 MWh; a batch may be replaced."""
+    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099}  # 100 certificates
+    first = fresh.client.put(
+        f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
+    )
+    assert first.status_code == 201, first.text
+    assert (first.json()["serial_first"], first.json()["serial_last"]) == (1_000, 1_099)
+    # the same batch replaced under its own id: not a conflict with itself
+    again = fresh.client.put(
+        f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
+    )
+    assert again.status_code == 200, again.text
+    # one serial in common (1 099), under a new id at the same site, or at another site
+    overlap = {**batch, "serial_first": 1_099, "serial_last": 1_198}
+    for path in (f"{P}/green-instruments/GEC-SERIAL-B", f"{M}/green-instruments/GEC-SERIAL-A"):
+        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=overlap)
+        problem = assert_problem(refused, 409)
+        assert "'GEC-SERIAL-A' at site 'inner-mongolia-ordos-park'" in problem["detail"]
+        assert "1000–1099" in problem["detail"]
+    # adjacent serials are another batch
+    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199}
+    ok = fresh.client.put(
+        f"{M}/green-instruments/GEC-SERIAL-C", headers=fresh.headers("admin"), json=adjacent
+    )
+    assert ok.status_code == 201, ok.text
+    # 100 serials are 100 certificates of 1 MWh: a batch saying otherwise is refused
+    for wrong in ({"certificates": 99}, {"volume_mwh": 99.0}, {"serial_last": 999}):
+        body = {**batch, "serial_first": 5_000, "serial_last": 5_099, **wrong}
+        if "serial_last" in wrong:
+            body["serial_first"] = 1_000
+        refused = fresh.client.put(
+            f"{P}/green-instruments/GEC-SERIAL-D", headers=fresh.headers("admin"), json=body
+        )
+        assert_problem(refused, 422)
