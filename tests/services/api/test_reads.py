@@ -76,7 +76,11 @@ def test_queries_for_the_api(database_url: str) -> None:
         assert electricity[0].factors.records[0]["selection"] == "rule"
         assert ledger.attributed["tco2e_location"] == pytest.approx(graph.totals.tco2e_location)
         assert ledger.products[0][0] == "widget"
-        assert ledger.indicators  # day indicators of the period
+        # The organisation's ledger carries its own indicators only; the site's, the site's.
+        assert all(i["org_id"] == "plant-co" for i in ledger.indicators)
+        site_ledger = ledger_inputs(conn, site, start, end)
+        assert site_ledger.indicators  # day indicators of the period
+        assert {i["org_id"] for i in site_ledger.indicators} >= {""}
         # Any period, e.g. the last two days (a rolling window): same figures as stored days.
         outcomes = {o.indicator: o.result for o in indicators_for_period(conn, site, day2, end)}
         share = outcomes["zero_carbon_energy_share"].value
