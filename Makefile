@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench deps clean
+.PHONY: demo test test-timescaledb lint bench deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: deps
 
 test: deps
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The suite on a real TimescaleDB built by the kit (scripts/test-timescaledb.sh); a no-op
+# without the kit. PYTEST_ARGS narrows it, e.g. PYTEST_ARGS=tests/storage.
+test-timescaledb: deps
+	VENV=$(VENV) bash scripts/test-timescaledb.sh $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

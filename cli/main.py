@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from carbonflow.logs import configure
-from cli import api, broker, calc, demo, grafana, ingest, keys, migrate, simulate, sites
+from cli import api, broker, calc, db, demo, grafana, ingest, keys, migrate, simulate, sites
 
-_COMMANDS = (migrate, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
+_COMMANDS = (migrate, db, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
 
 
 def build_parser() -> argparse.ArgumentParser:
