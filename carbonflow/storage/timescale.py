@@ -34,6 +34,13 @@ READING_BYTES = 101.0
 INTERVAL_BYTES = 129.0
 
 
+# A recompute rewrites whole periods, compressed ones too: TimescaleDB refuses a transaction
+# that decompresses more than 100 000 rows by default (a month of one large site's intervals is
+# more). The calc session lifts the limit; on plain PostgreSQL the SET only defines an unused
+# placeholder setting.
+UNLIMITED_DECOMPRESSION = "SET timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
+
+
 class TimescaleNotPreloadedError(RuntimeError):
     """The extension is installed on the server but not in ``shared_preload_libraries``."""
 
