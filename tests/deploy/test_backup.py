@@ -101,13 +101,16 @@ def _compressed_chunks(url: str) -> int:
 
 
 def _compress_readings(url: str) -> int:
-    """On TimescaleDB: compress the oldest chunk of readings; the number of compressed chunks."""
+    """On TimescaleDB: the oldest chunk of readings compressed; the number of compressed chunks."""
     with psycopg.connect(url) as conn:
         if conn.execute("SELECT timescaledb FROM storage_mode").fetchone() != (True,):
             return 0
-        conn.execute("SELECT compress_chunk(min(c)) FROM show_chunks('reading') c")
+        # The policy jobs may have compressed it already (the test data is old).
+        conn.execute(
+            "SELECT compress_chunk(min(c), if_not_compressed => true) FROM show_chunks('reading') c"
+        )
     compressed = _compressed_chunks(url)
-    assert compressed == 1
+    assert compressed >= 1
     return compressed
 
 
