@@ -5,14 +5,16 @@
         --org cathode-plant --label "cathode plant energy manager"
     carbonflow keys create --role regulator --site A --site B --label "Shanxi DRC" \\
         --expires-days 365
+    carbonflow keys rotate 3f9c0a1b2c4d [--expires-days 365]   a new token, same key id and scope
     carbonflow keys revoke 3f9c0a1b2c4d
     carbonflow keys list
     carbonflow keys audit [--key KEY_ID] [--limit 50]
     carbonflow keys secret          a random value for CARBONFLOW_API_ADMIN_KEY
 
-``create`` prints the token alone on stdout (so ``TOKEN=$(carbonflow keys create …)`` works) and
-what it made on stderr. Only the token's SHA-256 is stored: a lost token cannot be recovered,
-only revoked and replaced.
+The same operations are in the API (``/api/v1/keys``, admin keys only; docs/api.md).
+``create`` and ``rotate`` print the token alone on stdout (so ``TOKEN=$(carbonflow keys create
+…)`` works) and what they did on stderr. Only the token's SHA-256 is stored: a lost token cannot
+be recovered, only revoked and replaced (or rotated).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from carbonflow.storage.access import (
     create_key,
     list_keys,
     revoke_key,
+    rotate_key,
 )
 from carbonflow.storage.db import make_engine
 
@@ -53,6 +56,10 @@ def register(subparsers: Any) -> None:
     create.add_argument("--rate-per-minute", type=int, default=None, help="own rate limit [1/min]")
     create.add_argument("--expires-days", type=float, default=None, help="valid for [d]")
     create.set_defaults(handler=run_create)
+    rotate = actions.add_parser("rotate", help="a new token for a key; the old one stops working")
+    rotate.add_argument("key_id", metavar="KEY_ID")
+    rotate.add_argument("--expires-days", type=float, default=None, help="new validity [d]")
+    rotate.set_defaults(handler=run_rotate)
     revoke = actions.add_parser("revoke", help="revoke a key (takes effect within seconds)")
     revoke.add_argument("key_id", metavar="KEY_ID")
     revoke.set_defaults(handler=run_revoke)
@@ -125,6 +132,36 @@ def run_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rotate(args: argparse.Namespace) -> int:
+    from services.api.tokens import new_key
+
+    if args.expires_days is not None and args.expires_days <= 0:
+        print("keys rotate: --expires-days must be positive", file=sys.stderr)
+        return 2
+    engine = _engine()
+    if engine is None:
+        return 2
+    key = new_key(args.key_id)
+    expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+    try:
+        with engine.begin() as conn:
+            rotated = rotate_key(
+                conn, args.key_id, secret_sha256=key.secret_sha256, expires_at=expires
+            )
+    finally:
+        engine.dispose()
+    if not rotated:
+        print(f"no active key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(
+        f"rotated {args.key_id}: the old token stops working (other API processes within "
+        "CARBONFLOW_API_KEY_CACHE_S); the token below is shown once, store it now",
+        file=sys.stderr,
+    )
+    print(key.token)
+    return 0
+
+
 def run_revoke(args: argparse.Namespace) -> int:
     engine = _engine()
     if engine is None:
@@ -155,9 +192,10 @@ def run_list(args: argparse.Namespace) -> int:
         if state == "active" and k.expires_at is not None and k.expires_at <= datetime.now(UTC):
             state = "expired"
         used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never used"
+        until = f"until {k.expires_at:%Y-%m-%d}" if k.expires_at else "no expiry"
         print(
             f"{k.key_id}\t{k.role}\t{state}\t{','.join(k.site_ids) or '*'}\t{k.org_id or '-'}"
-            f"\t{used}\t{k.label}"
+            f"\t{used}\t{until}\t{k.label}"
         )
     if not keys:
         print("no API keys; create one with `carbonflow keys create`", file=sys.stderr)

@@ -14,9 +14,28 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from carbonflow.logs import configure
-from cli import api, broker, calc, db, demo, grafana, ingest, keys, migrate, simulate, sites
+from cli import (
+    api,
+    broker,
+    calc,
+    db,
+    demo,
+    grafana,
+    hj212,
+    ingest,
+    keys,
+    migrate,
+    notify,
+    push,
+    readings,
+    simulate,
+    sites,
+)
 
-_COMMANDS = (migrate, db, sites, ingest, demo, simulate, calc, api, keys, broker, grafana)
+_COMMANDS = (
+    migrate, db, sites, readings, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212,
+    push, notify,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

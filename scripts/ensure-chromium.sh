@@ -23,7 +23,7 @@ if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         else
             echo "note: no Chinese font ($font): the live view's Chinese labels show as boxes."
         fi
-        echo "Install with:  sudo apt-get install chromium fonts-wqy-microhei   (then 'make deps')"
+        echo "Install with:  sudo apt-get install chromium fonts-wqy-microhei   (then 'make test-deps')"
     } >&2
     exit 0
 fi

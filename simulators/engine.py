@@ -17,7 +17,7 @@ stream, byte for byte. Nothing here touches the network, the clock or files: the
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,9 @@ class SimConfig:
     # Readings from this time on are published step by step, as a live device would, even at
     # max speed (a back-fill that reaches the present goes on live without batching delays).
     live_from: datetime | None = None
+    # Registers to go on from (device id → counter metric → raw value, before the multiplier),
+    # e.g. the stored readings when a demo restarts; devices not listed start afresh.
+    resume_registers: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -184,6 +187,10 @@ class Simulation:
             )
             for d, device in self.devices.items()
         }
+        for device_id, registers in config.resume_registers.items():
+            meter = self.meters.get(device_id)
+            if meter is not None:
+                meter.resume(registers)
         self.delivery = Delivery(
             config.faults,
             site_id=self.site_id,

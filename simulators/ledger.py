@@ -10,8 +10,9 @@ here), from the oracle's true quantities, so a calc service can be checked again
   import; zero-carbon electricity = PV + wind + green import − any surplus export; natural gas,
   diesel, purchased heat by their carrier coefficients; coal-mine methane burnt on site as heat
   (CH4 Nm³ × LHV → MJ × the heat coefficient, the example site file's convention); gas-engine
-  electricity is not counted again (its methane is). Carriers without a coefficient (LNG) are
-  listed in ``not_counted``;
+  electricity is not counted again (its methane is). A carrier without a GB/T 2589 coefficient
+  (LNG) takes the calc's derived one, NCV ÷ 29.3076 GJ/tce; one without either is listed in
+  ``not_counted``;
 - **emissions** (:mod:`carbonflow.domain.inventory.carbon`,
   :mod:`carbonflow.domain.inventory.methane`): location- based scope 2 = net grid import × the
   MEE/NBS provincial average factor selected for the accounting year (green import left out); fuel
@@ -19,7 +20,8 @@ here), from the oracle's true quantities, so a calc service can be checked again
   utilisation);
 - **indicators** (:mod:`carbonflow.domain.indicators.formulas`): electricity and CO2 per tonne of
   raw coal (GB 29444 production system), methane drainage and utilisation rates, zero-carbon
-  energy share, the park core indicator (CO2 only ÷ tce).
+  energy share, the park core indicator (CO2 only ÷ tce; market-based like the platform's: with
+  no green register in a simulation, the net grid import at the national residual factor).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from carbonflow.domain.inventory.carbon import (
     Emission,
     Scope2Method,
     electricity_location_based,
+    electricity_market_based,
     fuel_combustion_co2,
     fuel_parameters,
     net_electricity_import,
@@ -68,6 +71,7 @@ from carbonflow.domain.inventory.methane import (
     methane_utilisation_rate,
     mine_methane,
 )
+from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
 from carbonflow.domain.site.model import (
     Carrier,
     Device,
@@ -209,6 +213,14 @@ def _conversion(c: TceConversion) -> dict[str, Any]:
     }
 
 
+def _grid_market(net_mwh: float, site: SiteFactors, start: datetime) -> Emission:
+    """Market-based scope 2 of the net grid import with no instrument: the residual factor."""
+    day = start.date()
+    return electricity_market_based(
+        net_mwh, [], site.residual, period_start=day, period_end=day, zero_factor=site.green_zero
+    ).remainder
+
+
 def expected_ledger(
     doc: SiteDocument,
     totals: PeriodTotals,
@@ -270,13 +282,16 @@ def expected_ledger(
         conversions.append(
             to_tce(ch4_mj, "MJ", tce_coefficient(lib, "heat"), carrier="coal-mine methane (burnt)")
         )
+    site = site_factors(
+        lib, province=doc.site.province.value, grid_region=doc.site.grid_region.value, year=year
+    )
     if a.lng_t:
+        # As the calc does (site_factors.SiteFactors.tce): no GB/T 2589 coefficient for LNG, so
+        # NCV ÷ 29.3076 GJ/tce (a derived factor) — left out before, 5 % of a park's energy.
         try:
-            conversions.append(to_tce(a.lng_t, "t", tce_coefficient(lib, "lng"), carrier="lng"))
-        except FactorNotFound:
-            not_counted.append(
-                f"lng {a.lng_t:g} t: no GB/T 2589 coefficient (site override needed)"
-            )
+            conversions.append(to_tce(a.lng_t, "t", site.tce("lng"), carrier="lng"))
+        except FactorNotFound as exc:
+            not_counted.append(f"lng {a.lng_t:g} t: {exc}")
     balance = energy_balance(conversions)
 
     # --- emissions ------------------------------------------------------------------------
@@ -288,7 +303,8 @@ def expected_ledger(
         year,
         library=lib,
     )
-    emissions.append(electricity_location_based(net.net_import_mwh, grid_factor))
+    grid_location = electricity_location_based(net.net_import_mwh, grid_factor)
+    emissions.append(grid_location)
     if a.natural_gas_nm3:
         emissions.append(
             fuel_combustion_co2(a.natural_gas_nm3, "Nm3", fuel_parameters(lib, "natural_gas"))
@@ -340,7 +356,12 @@ def expected_ledger(
             methane_drainage_rate(a.ch4_drained_nm3, a.ch4_ventilation_nm3)
         )
     else:
-        indicators["co2_per_energy"] = _ratio(co2_per_energy(totals_lb.co2_t, balance.total_tce))
+        # The platform's park core indicator is market-based (kpis: evidenced green power at
+        # zero, the rest at the residual factor); a simulation has no green register, so the
+        # whole net import takes the residual factor.
+        market = _grid_market(net.net_import_mwh, site, start)
+        co2_market_t = totals_lb.co2_t - grid_location.gas_t + market.gas_t
+        indicators["co2_per_energy"] = _ratio(co2_per_energy(co2_market_t, balance.total_tce))
     return {
         "record": "ledger",
         "scope": "month" if month else "period",

@@ -30,6 +30,7 @@ injected rollovers are recorded as events too.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +170,12 @@ class Meter:
                     )
             self.registers[m] = start
         self.rollover_planned = bool(rollover)
+
+    def resume(self, registers: Mapping[str, float]) -> None:
+        """Go on from these registers (raw, before the multiplier) instead of the initial ones."""
+        for m, value in registers.items():
+            if m in self.registers:
+                self.registers[m] = value % self.modulus if self.modulus is not None else value
 
     # --- publishing helpers ------------------------------------------------------------------
 

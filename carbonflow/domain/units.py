@@ -52,6 +52,7 @@ _UNITS: tuple[Unit, ...] = (
     Unit("m3", Dimension.LIQUID_VOLUME, 1e3),
     Unit("t", Dimension.MASS, 1.0),
     Unit("kg", Dimension.MASS, 1e-3),
+    Unit("g", Dimension.MASS, 1e-6),
     Unit("GJ", Dimension.HEAT, 1.0),
     Unit("MJ", Dimension.HEAT, 1e-3),
     Unit("kWh_th", Dimension.HEAT, 3.6e-3),

@@ -124,7 +124,30 @@ def revoke_key(conn: sa.Connection, key_id: str) -> bool:
     return result.first() is not None
 
 
-def list_keys(conn: sa.Connection) -> list[KeySummary]:
+def rotate_key(
+    conn: sa.Connection, key_id: str, *, secret_sha256: str, expires_at: datetime | None
+) -> bool:
+    """Give an active key a new secret (the old token stops working) and, when given, a new
+    expiry; ``False`` when there is no such active key. The caller commits."""
+    values: dict[str, Any] = {"secret_sha256": secret_sha256}
+    if expires_at is not None:
+        values["expires_at"] = expires_at
+    result = conn.execute(
+        sa.update(api_key)
+        .where(api_key.c.key_id == key_id, api_key.c.revoked_at.is_(None))
+        .values(**values)
+        .returning(api_key.c.key_id)
+    )
+    return result.first() is not None
+
+
+def get_key(conn: sa.Connection, key_id: str) -> KeySummary | None:
+    """One key as :func:`list_keys` lists it."""
+    found = list_keys(conn, key_id=key_id)
+    return found[0] if found else None
+
+
+def list_keys(conn: sa.Connection, *, key_id: str | None = None) -> list[KeySummary]:
     sites: sa.ColumnElement[Any] = sa.literal_column(
         "coalesce(array_agg(api_key_site.site_id ORDER BY api_key_site.site_id) "
         "FILTER (WHERE api_key_site.site_id IS NOT NULL), '{}')"
@@ -146,6 +169,8 @@ def list_keys(conn: sa.Connection) -> list[KeySummary]:
         .group_by(api_key.c.key_id)
         .order_by(api_key.c.created_at, api_key.c.key_id)
     )
+    if key_id is not None:
+        query = query.where(api_key.c.key_id == key_id)
     return [
         KeySummary(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6], r[7], r[8], r[9])
         for r in conn.execute(query)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
+from carbonflow.domain.indicators.live import LatestValue
 from carbonflow.storage.db import Conn, connect, make_row
 from carbonflow.storage.registry import RegistrySnapshot, load_registry, org_filter
 from carbonflow.storage.schema import (
@@ -39,6 +40,8 @@ class LatestReadingRow:
     ts: datetime | None  # None: the metric never reported
     value: float | None  # as stored: canonical unit, before the multiplier
     received_at: datetime | None
+    # The device's declared reporting period (``attributes.sim.publish_interval_s``) [s], if any.
+    report_interval_s: float | None = None
 
 
 def latest_readings(
@@ -71,6 +74,7 @@ def latest_readings(
             metric.c.name.label("metric"),
             metric.c.unit,
             device_metric.c.kind.label("metric_kind"),
+            device.c.attributes["sim"]["publish_interval_s"].as_float().label("report_interval_s"),
         )
         .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
         .join(metric, metric.c.metric_id == device_metric.c.metric_id)
@@ -106,11 +110,59 @@ def latest_readings(
             newest.c.ts,
             newest.c.value,
             newest.c.received_at,
+            chosen.c.report_interval_s,
         )
         .select_from(chosen.outerjoin(newest, sa.true()))
         .order_by(chosen.c.device_id, chosen.c.metric)
     )
     return [make_row(LatestReadingRow, r) for r in conn.execute(query)]
+
+
+def latest_values(
+    conn: sa.Connection,
+    site_id: str,
+    *,
+    org_id: str | None,
+    limit: int,
+    metrics: Sequence[str] | None = None,
+) -> list[LatestValue]:
+    """:func:`latest_readings` of the device metrics (at most ``limit``) as the domain's
+    :class:`LatestValue`: what live figures and alarm rules are computed from."""
+    rows = latest_readings(conn, site_id, org_id=org_id, limit=limit, offset=0, metrics=metrics)
+    return [
+        LatestValue(
+            device_id=r.device_id,
+            carrier=r.carrier,
+            role=r.role,
+            metric=r.metric,
+            ts=r.ts,
+            raw_value=r.value,
+            multiplier=r.multiplier,
+            report_interval_s=r.report_interval_s,
+        )
+        for r in rows
+    ]
+
+
+def newest_reading_ts(conn: sa.Connection, site_id: str, *, org_id: str | None) -> datetime | None:
+    """The newest reading of any active device metric of the site (of ``org_id``'s devices
+    when given): one backward index scan per device metric, as :func:`latest_readings`."""
+    pairs = (
+        sa.select(device.c.device_pk, device_metric.c.metric_id)
+        .join(device_metric, device_metric.c.device_pk == device.c.device_pk)
+        .where(device.c.site_id == site_id, device.c.active, org_filter(device.c.org_id, org_id))
+        .subquery("p")
+    )
+    newest = (
+        sa.select(reading.c.ts)
+        .where(reading.c.device_pk == pairs.c.device_pk, reading.c.metric_id == pairs.c.metric_id)
+        .order_by(reading.c.ts.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    query = sa.select(sa.func.max(newest.c.ts)).select_from(pairs.join(newest, sa.true()))
+    value: datetime | None = conn.execute(query).scalar()
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,19 +458,27 @@ CREATE TEMP TABLE IF NOT EXISTS reading_stage (
 """
 
 
-_MOVE = """
+_MOVE_TEMPLATE = """
 WITH ins AS (
     INSERT INTO reading (device_pk, metric_id, ts, value, seq, received_at)
     SELECT device_pk, metric_id, ts, value, seq, received_at FROM reading_stage
     ON CONFLICT (device_pk, metric_id, ts) DO NOTHING
-    RETURNING device_pk, ts
+    RETURNING device_pk, metric_id, ts
 ), dirty AS (
     INSERT INTO dirty_hour (device_pk, hour_start)
     SELECT DISTINCT device_pk, date_trunc('hour', ts, 'UTC') FROM ins
     ON CONFLICT (device_pk, hour_start) DO UPDATE SET marked_at = clock_timestamp()
-)
+){origin}
 SELECT count(*) FROM ins
 """
+_MOVE = _MOVE_TEMPLATE.format(origin="")
+# An import's readings also name their import (``reading_origin``), in the same statement.
+_MOVE_IMPORTED = _MOVE_TEMPLATE.format(
+    origin=""", origin AS (
+    INSERT INTO reading_origin (device_pk, metric_id, ts, import_id)
+    SELECT device_pk, metric_id, ts, %(import_id)s FROM ins
+)"""
+)
 
 
 _CONFLICTS = """
@@ -444,6 +504,50 @@ ON CONFLICT (device_pk, serial) DO UPDATE
 SET first_ts = LEAST(meter_serial.first_ts, excluded.first_ts),
     last_ts = GREATEST(meter_serial.last_ts, excluded.last_ts)
 """
+
+
+_MARK_DIRTY = """
+INSERT INTO dirty_hour (device_pk, hour_start)
+SELECT * FROM unnest(%s::int[], %s::timestamptz[])
+ON CONFLICT (device_pk, hour_start) DO UPDATE SET marked_at = clock_timestamp()
+"""
+
+
+def _copy_rows(cur: psycopg.Cursor[Any], table: str, rows: Sequence[ReadingRow]) -> None:
+    with cur.copy(
+        f"COPY {table} (device_pk, metric_id, ts, value, seq, received_at)"
+        " FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int4", "int2", "timestamptz", "float8", "int8", "timestamptz"])
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copied_straight(cur: psycopg.Cursor[Any], rows: Sequence[ReadingRow]) -> bool:
+    """COPY straight into ``reading`` with the rows' dirty hours; False, and nothing written,
+    if a key is already stored."""
+    # An explicit savepoint, not conn.transaction(): that would commit on its own when the
+    # connection has no transaction open yet, and the batch is one transaction.
+    cur.execute("SAVEPOINT direct_copy")
+    try:
+        _copy_rows(cur, "reading", rows)
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        return False
+    hours = _dirty_hours(rows)
+    cur.execute(_MARK_DIRTY, ([h[0] for h in hours], [h[1] for h in hours]))
+    return True
+
+
+def _dirty_hours(rows: Sequence[ReadingRow]) -> list[tuple[int, datetime]]:
+    """The (device, UTC hour) of each row, once each: what the calc service must recompute."""
+    hours = {(row[0], int(row[2].timestamp()) // 3600) for row in rows}
+    return sorted((pk, datetime.fromtimestamp(hour * 3600, UTC)) for pk, hour in hours)
+
+
+def _move(import_id: int | None) -> tuple[str, dict[str, int] | None]:
+    """The statement moving staged rows into ``reading`` (marking their import, if any)."""
+    return (_MOVE, None) if import_id is None else (_MOVE_IMPORTED, {"import_id": import_id})
 
 
 class BatchStore:
@@ -486,38 +590,52 @@ class BatchStore:
         finally:
             conn.rollback()
 
+    @staticmethod
+    def _store_rows(
+        cur: psycopg.Cursor[Any],
+        rows: Sequence[ReadingRow],
+        result: StoreResult,
+        import_id: int | None,
+    ) -> None:
+        """Rows into ``reading`` and their hours into ``dirty_hour``.
+
+        First straight into the table with COPY, the fastest way PostgreSQL takes rows; if any
+        key is already stored (a redelivered message, a repeated reading) that attempt is rolled
+        back to its savepoint and the rows go through the staging table, which skips keys
+        already stored and reports those stored with another value (``duplicate_conflict``).
+        Imported rows always take the staging path: it also records each stored row's import.
+        """
+        if import_id is None and _copied_straight(cur, rows):
+            result.inserted = len(rows)
+            return
+        _copy_rows(cur, "reading_stage", rows)
+        cur.execute(*_move(import_id))
+        fetched = cur.fetchone()
+        result.inserted = int(fetched[0]) if fetched else 0
+        if result.inserted < result.staged:
+            cur.execute(_CONFLICTS)
+            result.conflicts = list(cur.fetchall())
+
     def store(
         self,
         rows: Sequence[ReadingRow],
         rejections: Iterable[RejectionRow],
         serials: Iterable[tuple[int, str, datetime, datetime]],
         conflict_rejections: Any = None,
+        import_id: int | None = None,
     ) -> StoreResult:
         """Store one batch in one transaction.
 
         ``conflict_rejections(conflicts) -> Iterable[RejectionRow]`` turns readings whose key is
         already stored with a different value into rejections, written in the same transaction.
+        ``import_id``: the rows come from that ``reading_import``; each stored one is marked so.
         """
         conn = self.connection()
         result = StoreResult(staged=len(rows))
         try:
             with conn.cursor() as cur:
                 if rows:
-                    with cur.copy(
-                        "COPY reading_stage (device_pk, metric_id, ts, value, seq, received_at)"
-                        " FROM STDIN (FORMAT BINARY)"
-                    ) as copy:
-                        copy.set_types(
-                            ["int4", "int2", "timestamptz", "float8", "int8", "timestamptz"]
-                        )
-                        for row in rows:
-                            copy.write_row(row)
-                    cur.execute(_MOVE)
-                    fetched = cur.fetchone()
-                    result.inserted = int(fetched[0]) if fetched else 0
-                    if result.inserted < result.staged:
-                        cur.execute(_CONFLICTS)
-                        result.conflicts = list(cur.fetchall())
+                    self._store_rows(cur, rows, result, import_id)
                 all_rejections = list(rejections)
                 if result.conflicts and conflict_rejections is not None:
                     all_rejections.extend(conflict_rejections(result.conflicts))
@@ -556,3 +674,28 @@ class BatchStore:
                     self.close()
             raise
         return result
+
+
+def site_first_reading(conn: sa.Connection, site_id: str) -> datetime | None:
+    """The time of the site's first stored reading (when it was onboarded), or None.
+
+    One index probe per (device, metric): the readings key leads with them, so the first
+    reading of each is the first index entry, however long the history.
+    """
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT min(first.ts)
+            FROM device d
+            JOIN device_metric dm ON dm.device_pk = d.device_pk
+            CROSS JOIN LATERAL (
+                SELECT ts FROM reading r
+                WHERE r.device_pk = dm.device_pk AND r.metric_id = dm.metric_id
+                ORDER BY ts LIMIT 1
+            ) first
+            WHERE d.site_id = :site
+            """
+        ),
+        {"site": site_id},
+    ).first()
+    return None if row is None else row[0]

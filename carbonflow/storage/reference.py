@@ -417,6 +417,8 @@ class GreenInstrumentRow:
     claim_end: date
     created_at: datetime
     updated_at: datetime
+    serial_first: int | None = None
+    serial_last: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,10 +435,33 @@ class GreenInstrumentValues:
     claimed_mwh: float
     claim_start: date
     claim_end: date
+    serial_first: int | None = None  # certificate serial range, inclusive
+    serial_last: int | None = None
 
 
 class InstrumentOwnedElsewhere(Exception):  # noqa: N818 - a condition, not a failure
     """The instrument id is registered at the site for another organisation (or the site)."""
+
+
+class SerialRangeTaken(Exception):  # noqa: N818 - a condition, not a failure
+    """Serials of the batch overlap a batch registered elsewhere on the platform."""
+
+    def __init__(self, site_id: str, instrument_id: str, serial_first: int, serial_last: int):
+        super().__init__(site_id, instrument_id, serial_first, serial_last)
+        self.site_id = site_id
+        self.instrument_id = instrument_id
+        self.serial_first = serial_first
+        self.serial_last = serial_last
+
+    def __str__(self) -> str:
+        return (
+            f"serials {self.serial_first}–{self.serial_last} are registered as instrument "
+            f"{self.instrument_id!r} at site {self.site_id!r}"
+        )
+
+
+# One lock for the whole register: serial ranges are unique across sites and organisations.
+_SERIAL_LOCK = "carbonflow.green_instrument.serials"
 
 
 _GREEN_COLUMNS = (
@@ -454,6 +479,8 @@ _GREEN_COLUMNS = (
     green_instrument.c.claim_end,
     green_instrument.c.created_at,
     green_instrument.c.updated_at,
+    green_instrument.c.serial_first,
+    green_instrument.c.serial_last,
 )
 
 
@@ -512,6 +539,8 @@ def put_green_instrument(
     ).first()
     if existing is not None and org_id is not None and existing.org_id != org_id:
         raise InstrumentOwnedElsewhere(instrument_id)
+    if values.serial_first is not None and values.serial_last is not None:
+        _check_serials(conn, site_id, instrument_id, values.serial_first, values.serial_last)
     fields = {
         "org_id": values.org_id,
         "kind": values.kind,
@@ -523,6 +552,8 @@ def put_green_instrument(
         "claimed_mwh": values.claimed_mwh,
         "claim_start": values.claim_start,
         "claim_end": values.claim_end,
+        "serial_first": values.serial_first,
+        "serial_last": values.serial_last,
     }
     insert = pg.insert(g).values(site_id=site_id, instrument_id=instrument_id, **fields)
     upsert = insert.on_conflict_do_update(
@@ -531,6 +562,28 @@ def put_green_instrument(
     ).returning(*_GREEN_COLUMNS)
     row = conn.execute(upsert).one()
     return make_row(GreenInstrumentRow, row), existing is None
+
+
+def _check_serials(
+    conn: sa.Connection, site_id: str, instrument_id: str, first: int, last: int
+) -> None:
+    """Raise :class:`SerialRangeTaken` when [first, last] overlaps a batch of any other entry
+    (any site, any organisation). Serialised by a transaction-level advisory lock, so two
+    concurrent registrations of overlapping batches cannot both pass; it is held to commit."""
+    g = green_instrument
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(_SERIAL_LOCK))))
+    clash = conn.execute(
+        sa.select(g.c.site_id, g.c.instrument_id, g.c.serial_first, g.c.serial_last)
+        .where(
+            g.c.serial_first <= last,
+            g.c.serial_last >= first,
+            sa.not_(sa.and_(g.c.site_id == site_id, g.c.instrument_id == instrument_id)),
+        )
+        .order_by(g.c.serial_first, g.c.site_id, g.c.instrument_id)
+        .limit(1)
+    ).first()
+    if clash is not None:
+        raise SerialRangeTaken(*clash)
 
 
 def delete_green_instrument(

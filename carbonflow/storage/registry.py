@@ -29,6 +29,7 @@ from carbonflow.storage.schema import (
     metric,
     node,
     organisation,
+    product,
     site,
 )
 
@@ -250,6 +251,18 @@ def list_nodes(
         query = query.where(node.c.kind == kind)
     query = query.order_by(node.c.node_id).limit(limit).offset(offset)
     return [make_row(NodeRow, r) for r in conn.execute(query)]
+
+
+def product_names(
+    conn: sa.Connection, site_id: str, *, org_id: str | None
+) -> dict[str, tuple[str, str | None]]:
+    """Each product's (name, name_zh) of the site (of ``org_id``'s products when given)."""
+    query = sa.select(product.c.product_id, product.c.name, product.c.name_zh).where(
+        product.c.site_id == site_id
+    )
+    if org_id is not None:
+        query = query.where(product.c.org_id == org_id)
+    return {str(p): (str(n), z) for p, n, z in conn.execute(query)}
 
 
 def get_node(

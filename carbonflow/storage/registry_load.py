@@ -5,7 +5,9 @@ transaction, so a failure leaves the registry as it was. Loading is idempotent: 
 normalised SHA-256 equals the stored one is not written at all (status ``unchanged``). A changed
 document updates its rows; organisations, nodes, edges and products it no longer lists are
 deleted; devices it no longer lists are set ``active = false`` and kept, because readings refer
-to them. The metrics of every listed device are replaced by the document's.
+to them. The metrics of every listed device are replaced by the document's. Every write that
+changes a site appends a revision of its document (``carbonflow.storage.site_revisions``) with
+who, why and the diff, in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from carbonflow.storage.schema import (
     product,
     site,
 )
+from carbonflow.storage.site_revisions import Authorship, append_revision
 
 LoadStatus = Literal["created", "updated", "unchanged"]
 Row = dict[str, Any]
@@ -48,6 +51,7 @@ class LoadReport:
     products: int
     devices: int  # active devices: those the document lists
     deactivated: tuple[str, ...]  # device ids this load set inactive
+    revision: int | None = None  # the revision this load stored (None: unchanged)
 
     def summary(self) -> str:
         text = (
@@ -73,19 +77,26 @@ class SiteSummary:
     inactive_devices: int
 
 
-def load_site(engine_or_url: sa.Engine | str, doc: SiteDocument) -> LoadReport:
+FILE_LOAD = Authorship("carbonflow sites load", "loaded from a site file", "file")
+
+
+def load_site(
+    engine_or_url: sa.Engine | str, doc: SiteDocument, by: Authorship = FILE_LOAD
+) -> LoadReport:
     """Write one site document into the registry (one transaction)."""
-    return load_sites(engine_or_url, [doc])[0]
+    return load_sites(engine_or_url, [doc], by)[0]
 
 
-def load_sites(engine_or_url: sa.Engine | str, docs: Sequence[SiteDocument]) -> list[LoadReport]:
+def load_sites(
+    engine_or_url: sa.Engine | str, docs: Sequence[SiteDocument], by: Authorship = FILE_LOAD
+) -> list[LoadReport]:
     """Write several site documents in one transaction: all of them, or none on any error."""
     ids = [d.site.id for d in docs]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ValueError(f"site given more than once: {', '.join(repeated)}")
     with _engine(engine_or_url) as engine, engine.begin() as conn:
-        return [_write_site(conn, doc) for doc in docs]
+        return [write_site(conn, doc, by) for doc in docs]
 
 
 def list_sites(engine_or_url: sa.Engine | str) -> list[SiteSummary]:
@@ -125,13 +136,17 @@ def _engine(engine_or_url: sa.Engine | str) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
-def _write_site(conn: sa.Connection, doc: SiteDocument) -> LoadReport:
+def write_site(conn: sa.Connection, doc: SiteDocument, by: Authorship = FILE_LOAD) -> LoadReport:
+    """Write one site document in the caller's transaction (the caller commits); a changed
+    document is stored as the site's next revision."""
     site_id, sha = doc.site.id, document_sha256(doc)
     stored = conn.execute(
         sa.select(site.c.document_sha256).where(site.c.site_id == site_id).with_for_update()
     ).scalar_one_or_none()
 
-    def report(status: LoadStatus, deactivated: tuple[str, ...] = ()) -> LoadReport:
+    def report(
+        status: LoadStatus, deactivated: tuple[str, ...] = (), number: int | None = None
+    ) -> LoadReport:
         return LoadReport(
             site_id=site_id,
             status=status,
@@ -142,6 +157,7 @@ def _write_site(conn: sa.Connection, doc: SiteDocument) -> LoadReport:
             products=len(doc.products),
             devices=len(doc.devices),
             deactivated=deactivated,
+            revision=number,
         )
 
     if stored == sha:
@@ -232,7 +248,8 @@ def _write_site(conn: sa.Connection, doc: SiteDocument) -> LoadReport:
         .returning(device.c.device_id)
     ).scalars()
     _write_device_metrics(conn, doc.devices, device_pks)
-    return report("created" if stored is None else "updated", tuple(sorted(deactivated)))
+    number = append_revision(conn, site_id, site_row["document"], sha, by)
+    return report("created" if stored is None else "updated", tuple(sorted(deactivated)), number)
 
 
 def _upsert(
@@ -336,3 +353,12 @@ def _write_device_metrics(
 def _metric_ids(conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
     query = sa.select(metric.c.name, metric.c.metric_id).where(metric.c.name.in_(names))
     return {name: metric_id for name, metric_id in conn.execute(query)}
+
+
+def stored_documents(engine_or_url: sa.Engine | str) -> dict[str, dict[str, Any]]:
+    """The site document stored for each registered site (normalised JSON), by site id."""
+    with _engine(engine_or_url) as engine, engine.connect() as conn:
+        return {
+            site_id: dict(document)
+            for site_id, document in conn.execute(sa.select(site.c.site_id, site.c.document))
+        }

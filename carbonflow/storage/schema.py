@@ -331,6 +331,15 @@ green_instrument = sa.Table(
     sa.CheckConstraint(
         "valid_to >= valid_from AND claim_end >= claim_start", name="green_instrument_dates_check"
     ),
+    # revision 0008: a certificate batch's serial range, inclusive (both or neither)
+    sa.Column("serial_first", sa.BigInteger),
+    sa.Column("serial_last", sa.BigInteger),
+    sa.CheckConstraint(
+        "(serial_first IS NULL) = (serial_last IS NULL) "
+        "AND (serial_first IS NULL OR (serial_first >= 0 AND serial_last >= serial_first))",
+        name="green_instrument_serial_check",
+    ),
+    sa.Index("green_instrument_serials", "serial_first", "serial_last"),
 )
 
 # 15-min quantities per device metric (counter / interval metrics), after the multiplier.
@@ -630,3 +639,196 @@ ledger_revision = sa.Table(
     sa.CheckConstraint("(revision = 1) = (reason IS NULL)", name="ledger_revision_reason_check"),
     sa.CheckConstraint("extract(day FROM month) = 1", name="ledger_revision_month_check"),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Push to the authorities (revision 0007, docs/push.md): the outbox of built packets, each
+# destination's next period per data command, and the audit of every packet sent or received.
+# A packet is stored as the bytes that go on the wire and resent unchanged (same QN).
+# ---------------------------------------------------------------------------------------------
+
+push_outbox = sa.Table(
+    "push_outbox",
+    metadata,
+    sa.Column("outbox_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("cn", sa.Text, nullable=False),
+    sa.Column("data_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("pno", sa.Integer, nullable=False),
+    sa.Column("pnum", sa.Integer, nullable=False),
+    sa.Column("qn", sa.Text, nullable=False),
+    sa.Column("packet", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_sent_at", sa.DateTime(timezone=True)),
+    sa.Column("acked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("destination", "cn", "data_time", "pno", name="push_outbox_key"),
+    sa.CheckConstraint("state IN ('pending', 'acked')", name="push_outbox_state_check"),
+)
+sa.Index("push_outbox_pending_idx", push_outbox.c.destination, push_outbox.c.state,
+         push_outbox.c.outbox_id)  # fmt: skip
+
+push_cursor = sa.Table(
+    "push_cursor",
+    metadata,
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("cn", sa.Text, primary_key=True),
+    sa.Column("next_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+push_audit = sa.Table(
+    "push_audit",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("direction", sa.Text, nullable=False),
+    sa.Column("outbox_id", sa.BigInteger),
+    sa.Column("qn", sa.Text),
+    sa.Column("cn", sa.Text),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sa.CheckConstraint("direction IN ('sent', 'received')", name="push_audit_direction_check"),
+)
+sa.Index("push_audit_destination_idx", push_audit.c.destination, push_audit.c.at)
+# Alarms (revision 0010): one alarm model for threshold rules, calc's early warnings, stale
+# data, rejection spikes and pluggable sources; open → acknowledged → resolved with who and
+# when; the notifications sent for them. See docs/alarms.md. At most one unresolved alarm per
+# (site, rule, subject): a partial unique index of the migration.
+# ---------------------------------------------------------------------------------------------
+
+alarm_config = sa.Table(
+    "alarm_config",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("document", pg.JSONB, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+)
+
+alarm = sa.Table(
+    "alarm",
+    metadata,
+    sa.Column("alarm_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("message_en", sa.Text, nullable=False),
+    sa.Column("message_zh", sa.Text, nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("threshold", sa.Float(precision=53)),
+    sa.Column("unit", sa.Text, nullable=False, server_default=""),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("acknowledged_by", sa.Text),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("last_notified_at", sa.DateTime(timezone=True)),
+    sa.Column("notifications", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("escalated_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "source IN ('threshold', 'early_warning', 'stale', 'rejections', 'push')",
+        name="alarm_source_check",
+    ),
+    sa.CheckConstraint("severity IN ('info', 'warning', 'critical')", name="alarm_severity_check"),
+    sa.CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="alarm_state_check"),
+)
+sa.Index(
+    "alarm_unresolved_key",
+    alarm.c.site_id,
+    alarm.c.rule_id,
+    alarm.c.subject,
+    unique=True,
+    postgresql_where=sa.text("state <> 'resolved'"),
+)
+sa.Index("alarm_site_opened_idx", alarm.c.site_id, alarm.c.opened_at)
+
+alarm_delivery = sa.Table(
+    "alarm_delivery",
+    metadata,
+    sa.Column("delivery_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.Text, nullable=False),
+    sa.Column("alarm_ids", pg.ARRAY(sa.BigInteger), nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("escalation", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint(
+        "status IN ('pending', 'sent', 'failed')", name="alarm_delivery_status_check"
+    ),
+)
+sa.Index("alarm_delivery_site_idx", alarm_delivery.c.site_id, alarm_delivery.c.created_at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Site document revisions and reading imports (revision 0009). A site revision is written once
+# (a trigger refuses UPDATE and DELETE); the registry tables above are derived from the newest.
+# ``reading_origin`` names the import of each reading that did not come over MQTT.
+# ---------------------------------------------------------------------------------------------
+
+site_revision = sa.Table(
+    "site_revision",
+    metadata,
+    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id"), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("document", pg.JSONB, nullable=False),
+    sa.Column("document_sha256", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("diff", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("revision >= 1", name="site_revision_number_check"),
+    sa.CheckConstraint(
+        "source IN ('file', 'api', 'demo', 'migration')", name="site_revision_source_check"
+    ),
+)
+
+reading_import = sa.Table(
+    "reading_import",
+    metadata,
+    sa.Column("import_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, sa.ForeignKey("site.site_id"), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("file_sha256", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("rows_read", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_stored", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("source IN ('import', 'manual')", name="reading_import_source_check"),
+    sa.UniqueConstraint("site_id", "file_sha256", name="reading_import_file_key"),
+)
+
+reading_origin = sa.Table(
+    "reading_origin",
+    metadata,
+    sa.Column("device_pk", sa.Integer, primary_key=True),
+    sa.Column("metric_id", sa.SmallInteger, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column(
+        "import_id", sa.BigInteger, sa.ForeignKey("reading_import.import_id"), nullable=False
+    ),
+)
+
+sa.Index("reading_origin_import_idx", reading_origin.c.import_id)

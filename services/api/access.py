@@ -3,8 +3,9 @@
 =============  ==================================================================================
 role           may
 =============  ==================================================================================
-admin          everything, at every site
-operator       read registry, live values, rejected readings and the green register of its sites
+admin          everything, at every site; the only role that manages API keys
+operator       read registry, live values, rejected readings and the green register of its sites;
+               change its sites' documents (devices, meters) and import their readings
 enterprise     read its own organisation's part of its one site; write its own green register
 regulator      read registry, live values, rejected readings and green register of its sites;
                never write; every request is audited
@@ -35,6 +36,12 @@ class Action(StrEnum):
     READ_REJECTIONS = "read_rejections"
     READ_GREEN = "read_green"
     WRITE_GREEN = "write_green"
+    READ_ALARMS = "read_alarms"
+    ACK_ALARMS = "ack_alarms"
+    CONFIGURE_ALARMS = "configure_alarms"
+    MANAGE_KEYS = "manage_keys"
+    MANAGE_REGISTRY = "manage_registry"
+    IMPORT_READINGS = "import_readings"
 
 
 _READ_SITE = frozenset(
@@ -42,11 +49,12 @@ _READ_SITE = frozenset(
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
-    Role.OPERATOR: _READ_SITE,
+    Role.OPERATOR: _READ_SITE
+    | {Action.READ_ALARMS, Action.ACK_ALARMS, Action.MANAGE_REGISTRY, Action.IMPORT_READINGS},
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),
-    Role.REGULATOR: _READ_SITE,
+    Role.REGULATOR: _READ_SITE | {Action.READ_ALARMS},
 }
 
 

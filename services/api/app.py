@@ -21,22 +21,27 @@ from services.api.context import ApiContext
 from services.api.metrics import ApiMetrics
 from services.api.middleware import OPENAPI_PATH, ApiMiddleware
 from services.api.openapi import openapi_document
-from services.api.ratelimit import RateLimiter
+from services.api.ratelimit import FailedAuthThrottle, RateLimiter
 from services.api.routers import (
+    alarms,
     carbon,
     devices,
     factors,
     flows,
     green,
+    imports,
     indicators,
+    keys,
     ledgers,
     live,
     me,
     nodes,
     organisations,
+    push,
     regulator,
     rejections,
     service,
+    site_admin,
     sites,
     view,
 )
@@ -47,7 +52,10 @@ API_VERSION = "1.2.0"
 
 ROUTERS = (
     me.router,
+    keys.router,
     sites.router,
+    site_admin.router,
+    imports.router,
     organisations.router,
     nodes.router,
     devices.router,
@@ -62,7 +70,9 @@ ROUTERS = (
     regulator.router,
     flows.router,
     view.router,
+    alarms.router,
     service.router,
+    push.router,
 )
 
 DESCRIPTION = """\
@@ -126,6 +136,9 @@ def create_app(
             wall_clock=wall_clock,
         ),
         limiter=RateLimiter(settings.rate_burst, clock),
+        failed_auth=FailedAuthThrottle(
+            settings.auth_failure_burst, settings.auth_failures_per_minute, clock
+        ),
         wall_clock=wall_clock,
         expected_revision=head_revision(),
         stream_sleep=stream_sleep,
@@ -144,7 +157,7 @@ def create_app(
         summary="Registry, live values, carbon, flows, indicators, ledgers, regulator views",
         description=DESCRIPTION,
         openapi_url=OPENAPI_PATH,
-        docs_url="/docs",
+        docs_url=None,  # served from the package by routers/view.py (no CDN)
         redoc_url=None,
         lifespan=lifespan,
     )

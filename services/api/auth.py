@@ -3,7 +3,8 @@
 A token is either the bootstrap admin key of the environment (``CARBONFLOW_API_ADMIN_KEY``) or a
 key of the ``api_key`` table, looked up by its public key id and checked against the stored
 SHA-256 in constant time. A looked-up key is reused for ``cache_s`` seconds, so a revocation
-takes at most that long; the secret is checked on every request either way.
+takes at most that long; the secret is checked on every request either way, and a secret that
+does not match the cached one is looked up again (the key may have been rotated).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class Authenticator:
             entry = self._cache.get(key_id)
         if entry is None or self._clock() - entry.loaded_at >= self._cache_s:
             return MISS
+        if not matches(token, entry.record.secret_sha256):
+            return MISS  # the key may have been rotated since it was cached: ask the database
         return self._check(token, entry.record)
 
     def authenticate(self, token: str) -> Principal | None:

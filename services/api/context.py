@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from services.api.auth import Authenticator
 from services.api.metrics import ApiMetrics
-from services.api.ratelimit import RateLimiter
+from services.api.ratelimit import FailedAuthThrottle, RateLimiter
 from services.api.settings import ApiSettings
 
 
@@ -22,6 +22,7 @@ class ApiContext:
     metrics: ApiMetrics
     authenticator: Authenticator
     limiter: RateLimiter
+    failed_auth: FailedAuthThrottle
     wall_clock: Callable[[], datetime]  # tz-aware UTC
     expected_revision: str | None  # the newest migration this code knows
     # The live stream waits with this between snapshots; tests may make it return at once.

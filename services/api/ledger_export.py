@@ -1,11 +1,14 @@
-"""A ledger document (``carbonflow/domain/ledger/document.py``) as JSON, CSV or XLSX bytes, and a
-ZIP of many.
+"""A ledger document (``carbonflow/domain/ledger/document.py``) as JSON, CSV, XLSX or PDF bytes,
+and a ZIP of many.
 
 - JSON: the canonical bytes (what a closed revision stores and serves, byte for byte).
-- CSV: one file, one table: a ``section`` column, then the union of every section's columns,
-  units in the header cells (``tco2e [tCO2e]``); the header and quality sections are
-  ``field``/``value`` rows. Empty cell = no value (null).
-- XLSX (openpyxl): one sheet per section, units in the header cells, numbers as numbers.
+- CSV: one file, one table, UTF-8 with a byte order mark (Excel then reads Chinese): a section
+  column, then the union of every section's columns, labels in the chosen language with units in
+  the header cells (``排放量 (CO2当量) [tCO2e]``); the header and quality sections are
+  field/value rows. Empty cell = no value (null).
+- XLSX (openpyxl): one sheet per section (sheet names and headers in the chosen language), units
+  in the header cells, a bold frozen header row, numbers as numbers, fitted column widths.
+- PDF (``ledger_pdf.py``): for printing and stamping.
 
 Every output is a function of the document only (the workbook's dates are the document's
 ``generated_at``, ZIP entries carry a fixed time), so a closed revision has one byte sequence per
@@ -22,15 +25,25 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.styles import Font  # type: ignore[import-untyped]
 from openpyxl.writer.excel import ExcelWriter  # type: ignore[import-untyped]
 
 from carbonflow.domain.ledger.document import COLUMNS, Column, canonical_json
+from carbonflow.domain.ledger.labels import Lang, field_label, section_label
+from services.api.ledger_pdf import PDF_MEDIA_TYPE, to_pdf
+
+__all__ = ["PDF_MEDIA_TYPE"]
 
 JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ZIP_MEDIA_TYPE = "application/zip"
-MEDIA_TYPES = {"json": JSON_MEDIA_TYPE, "csv": CSV_MEDIA_TYPE, "xlsx": XLSX_MEDIA_TYPE}
+MEDIA_TYPES = {
+    "json": JSON_MEDIA_TYPE,
+    "csv": CSV_MEDIA_TYPE,
+    "xlsx": XLSX_MEDIA_TYPE,
+    "pdf": PDF_MEDIA_TYPE,
+}
 # Sections as they are laid out: field/value sections, then tables (and the changes).
 FIELD_SECTIONS = ("header", "quality")
 CHANGE_COLUMNS = (
@@ -42,13 +55,16 @@ SHEET_ORDER = ("header", *COLUMNS, "quality", "changes")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def _csv_columns() -> list[str]:
-    headers = ["section", "field", "value"]
+ColumnId = tuple[str, str | None]  # (key, unit): one CSV column, shared by sections
+
+
+def _csv_columns() -> list[ColumnId]:
+    ids: list[ColumnId] = [("section", None), ("field", None), ("value", None)]
     for columns in TABLES.values():
         for column in columns:
-            if column.header not in headers:
-                headers.append(column.header)
-    return headers
+            if (column.key, column.unit) not in ids:
+                ids.append((column.key, column.unit))
+    return ids
 
 
 def _cell(value: Any) -> Any:
@@ -57,33 +73,51 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _section_rows(document: Mapping[str, Any], section: str) -> Iterable[dict[str, Any]]:
-    """The section as rows keyed by header cell."""
+def _section_rows(document: Mapping[str, Any], section: str) -> Iterable[dict[ColumnId, Any]]:
+    """The section as rows keyed by column."""
     if section in FIELD_SECTIONS:
         # Sorted, as in the canonical JSON: a stored revision and a fresh draft lay out alike.
         for field, value in sorted(document[section].items()):
-            yield {"field": field, "value": value}
+            yield {("field", None): field, ("value", None): value}
         return
     columns = TABLES[section]
     for row in document[section]:
-        yield {c.header: row.get(c.key) for c in columns}
+        yield {(c.key, c.unit): row.get(c.key) for c in columns}
+
+
+def _columns_of(section: str) -> list[ColumnId]:
+    if section in FIELD_SECTIONS:
+        return [("field", None), ("value", None)]
+    return [(c.key, c.unit) for c in TABLES[section]]
+
+
+def _field_cell(section: str, column: ColumnId, value: Any, lang: Lang) -> Any:
+    """A field/value section names its fields in the reader's language."""
+    if section in FIELD_SECTIONS and column == ("field", None):
+        return field_label(str(value), lang)
+    return value
 
 
 def to_json(document: Mapping[str, Any]) -> bytes:
     return canonical_json(document)
 
 
-def to_csv(document: Mapping[str, Any]) -> bytes:
+def to_csv(document: Mapping[str, Any], lang: Lang = "en") -> bytes:
+    """One table, UTF-8 with a byte order mark: without it Excel reads Chinese as mojibake."""
     out = io.StringIO()
-    headers = _csv_columns()
-    writer = csv.DictWriter(out, fieldnames=headers, lineterminator="\r\n")
-    writer.writeheader()
+    ids = _csv_columns()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([field_label(key, lang, unit) for key, unit in ids])
     for section in SHEET_ORDER:
         for row in _section_rows(document, section):
+            cells = {("section", None): section_label(section, lang), **row}
             writer.writerow(
-                {h: "" if v is None else _cell(v) for h, v in {"section": section, **row}.items()}
+                [
+                    "" if cells.get(i) is None else _cell(_field_cell(section, i, cells[i], lang))
+                    for i in ids
+                ]
             )
-    return out.getvalue().encode("utf-8")
+    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
 def _fixed_zip(data: bytes) -> bytes:
@@ -103,7 +137,9 @@ def _entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def to_xlsx(document: Mapping[str, Any]) -> bytes:
+def to_xlsx(document: Mapping[str, Any], lang: Lang = "en") -> bytes:
+    """One sheet per section (the header block first), labels and units in a bold, frozen header
+    row, numbers as numbers, columns as wide as their text."""
     workbook = Workbook()
     generated = document["header"].get("generated_at")
     if generated:
@@ -113,13 +149,12 @@ def to_xlsx(document: Mapping[str, Any]) -> bytes:
         workbook.properties.modified = at
     workbook.remove(workbook.active)
     for section in SHEET_ORDER:
-        sheet = workbook.create_sheet(section)
-        headers = ["field", "value"] if section in FIELD_SECTIONS else [
-            c.header for c in TABLES[section]
-        ]  # fmt: skip
-        sheet.append(headers)
+        sheet = workbook.create_sheet(section_label(section, lang))
+        ids = _columns_of(section)
+        sheet.append([field_label(key, lang, unit) for key, unit in ids])
         for row in _section_rows(document, section):
-            sheet.append([_xlsx_cell(row.get(h)) for h in headers])
+            sheet.append([_xlsx_cell(_field_cell(section, i, row.get(i), lang)) for i in ids])
+        _lay_out(sheet)
     raw = io.BytesIO()
     # Workbook.save() stamps docProps/core.xml "modified" with the wall clock, so two downloads a
     # second apart differed under one strong ETag; the writer it wraps leaves our time alone.
@@ -128,17 +163,34 @@ def to_xlsx(document: Mapping[str, Any]) -> bytes:
     return _fixed_zip(raw.getvalue())
 
 
+def _lay_out(sheet: Any) -> None:
+    sheet.freeze_panes = "A2"
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for column in sheet.columns:
+        width = max(_display_width(c.value) for c in column)
+        sheet.column_dimensions[column[0].column_letter].width = min(max(width + 2, 8), 60)
+
+
+def _display_width(value: Any) -> int:
+    """Columns a cell's text takes: a CJK character is two wide."""
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
 def _xlsx_cell(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
 
 
-def render(document: Mapping[str, Any], fmt: str) -> bytes:
+def render(document: Mapping[str, Any], fmt: str, lang: Lang = "en") -> bytes:
     if fmt == "csv":
-        return to_csv(document)
+        return to_csv(document, lang)
     if fmt == "xlsx":
-        return to_xlsx(document)
+        return to_xlsx(document, lang)
+    if fmt == "pdf":
+        return to_pdf(document, TABLES, lang)
     return to_json(document)
 
 

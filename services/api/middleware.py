@@ -28,6 +28,7 @@ from services.api.auth import MISS
 from services.api.context import ApiContext
 from services.api.metrics import UNMATCHED_ROUTE
 from services.api.problems import DATABASE_RETRY_AFTER_S, ProblemType, problem_response
+from services.api.ratelimit import Decision
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ class ApiMiddleware:
         if token is None:
             await _unauthorized(scope, receive, send, "send an API key: Authorization: Bearer …")
             return
+        client = _client(scope)
+        throttled = ctx.failed_auth.refused(client)
+        if throttled is not None:
+            await _too_many_failures(scope, receive, send, throttled)
+            return
         principal = ctx.authenticator.cached(token)
         if principal is MISS:
             try:
@@ -103,6 +109,7 @@ class ApiMiddleware:
                 await response(scope, receive, send)
                 return
         if not isinstance(principal, Principal):
+            ctx.failed_auth.failed(client)  # the next ones get 429 once the allowance is used
             await _unauthorized(scope, receive, send, "the API key is unknown, revoked or expired")
             return
         scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
@@ -206,6 +213,24 @@ def _bearer(scope: Scope) -> str | None:
             scheme, _, token = header.partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
     return None
+
+
+def _client(scope: Scope) -> str:
+    """The client's address (behind a proxy: the proxy's, unless uvicorn trusts its headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _too_many_failures(scope: Scope, receive: Receive, send: Send, refusal: Decision) -> None:
+    response = problem_response(
+        429,
+        "too many failed authentications from this address; retry in "
+        f"{refusal.retry_after_header} s / 此地址认证失败次数过多，请稍后重试",
+        instance=scope["path"],
+        type_=ProblemType.RATE_LIMITED,
+        headers={"Retry-After": refusal.retry_after_header},
+    )
+    await response(scope, receive, send)
 
 
 async def _unauthorized(scope: Scope, receive: Receive, send: Send, detail: str) -> None:

@@ -58,3 +58,41 @@ class RateLimiter:
                 bucket.tokens -= 1.0
                 return Decision(True, int(bucket.tokens), 0.0)
             return Decision(False, 0, (1.0 - bucket.tokens) / rate_per_s)
+
+
+class FailedAuthThrottle:
+    """Failed authentications per client (address): ``burst`` at once, then ``per_minute``.
+
+    Only a presented token that does not authenticate counts (a request without one does not).
+    While a client's allowance is used up every request of it is refused with 429 before its
+    token is even looked up, so guessing cannot go on at full speed (and costs no database
+    lookup); a correct token from the same address waits like any other. Pure, one process.
+    """
+
+    def __init__(self, burst: int, per_minute: int, clock: Callable[[], float]) -> None:
+        self._limiter = RateLimiter(burst, clock)
+        self._per_minute = per_minute
+        self._blocked_until: dict[str, float] = {}
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def refused(self, client: str) -> Decision | None:
+        """A refusal while ``client`` has no failed attempt left, else ``None``."""
+        now = self._clock()
+        with self._lock:
+            until = self._blocked_until.get(client)
+            if until is None:
+                return None
+            if until <= now:
+                del self._blocked_until[client]
+                return None
+        return Decision(False, 0, until - now)
+
+    def failed(self, client: str) -> Decision:
+        """Count one failed authentication of ``client``; not allowed: the client is blocked
+        until one attempt is back."""
+        decision = self._limiter.acquire(client, self._per_minute)
+        if not decision.allowed:
+            with self._lock:
+                self._blocked_until[client] = self._clock() + decision.retry_after_s
+        return decision

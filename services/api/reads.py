@@ -189,7 +189,8 @@ def ledger_inputs(
     )
     grain = "month" if (end - start) > timedelta(days=27) else "day"
     rows = indicators_db.indicators(conn, site_id, grain=grain, start=start, end=end)
-    chosen = tuple(r for r in rows if org_id is None or r["org_id"] in ("", org_id))
+    # An organisation's ledger shows its own indicators only, never the site's (org_id "").
+    chosen = tuple(r for r in rows if org_id is None or r["org_id"] == org_id)
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,

@@ -292,6 +292,28 @@ class MethaneFlowOut(_Out):
     )
 
 
+class MethaneHourOut(_Out):
+    drained_ch4_nm3_h: float = Field(description="pure CH4 drained [Nm³/h]")
+    utilised_ch4_nm3_h: float = Field(description="pure CH4 utilised on site + sold [Nm³/h]")
+    flared_ch4_nm3_h: float = Field(description="pure CH4 flared [Nm³/h]")
+    vented_ch4_nm3_h: float = Field(description="drained CH4 released unburnt [Nm³/h]")
+    drained_tco2e_h: float = Field(description="potential: drained CH4 × GWP [tCO2e/h]")
+    utilised_tco2e_h: float = Field(description="CO2 of on-site combustion [tCO2e/h]")
+    flared_tco2e_h: float = Field(description="CO2 of flaring [tCO2e/h]")
+    vented_tco2e_h: float = Field(description="released CH4 × GWP [tCO2e/h]")
+    drained_ch4_pct: float | None = Field(description="CH4 in the drained gas mixture [%]")
+    utilisation_rate_pct: float | None = Field(description="utilised ÷ drained [%]")
+    drainage_rate_pct: float | None = Field(description="drained ÷ (drained + ventilation) [%]")
+    gwp_tco2e_per_tch4: float = Field(description="GWP of CH4 used [tCO2e/tCH4]")
+
+
+class MethaneTargetOut(_Out):
+    year: int | None = Field(description="milestone year")
+    comparator: str = Field(description=">= or <=")
+    threshold_pct: float = Field(description="target [%]")
+    source: str
+
+
 class MethaneNowOut(_Out):
     model_config = ConfigDict(
         json_schema_extra={
@@ -335,6 +357,19 @@ class MethaneNowOut(_Out):
     )
     drainage_rate: float | None = Field(description="drained ÷ (drained + ventilation) [fraction]")
     flows: list[MethaneFlowOut]
+    data_as_of: datetime | None = Field(
+        default=None, description="newest reading of the methane devices, UTC"
+    )
+    data_age_s: float | None = Field(default=None, description="as_of − data_as_of [s]")
+    hour: MethaneHourOut | None = Field(
+        default=None, description="hourly figures for a mine panel; null without a factor library"
+    )
+    utilisation_targets: list[MethaneTargetOut] = Field(
+        default_factory=list, description="utilisation-rate milestones of the target library"
+    )
+    drainage_targets: list[MethaneTargetOut] = Field(
+        default_factory=list, description="drainage-rate milestones (none in the library today)"
+    )
 
 
 class FreshnessOut(_Out):
@@ -345,13 +380,40 @@ class FreshnessOut(_Out):
     newest_ts: datetime | None
 
 
+class DeviceFreshnessOut(_Out):
+    device_id: str
+    newest_ts: datetime | None = Field(description="newest reading of any metric; null: never")
+    age_s: float | None = Field(description="as_of − newest_ts [s]")
+    stale_after_s: float = Field(
+        description="3 × the device's reporting period, else the server default [s]"
+    )
+    stale: bool
+
+
+class ElectricityNowOut(_Out):
+    power_in_kw: float = Field(description="grid and green imports + own generation, ≥ 0 [kW]")
+    renewable_kw: float = Field(description="green line + PV + wind, ≤ power_in_kw [kW]")
+    grid_import_kw: float = Field(description="Σ grid import above 0 [kW]")
+    grid_export_kw: float = Field(description="Σ grid export (and negative import) [kW]")
+    net_export_kw: float = Field(description="max(0, export − import) [kW]")
+    renewable_share_pct: float | None = Field(description="renewable ÷ power in [%]")
+
+
 class LiveSnapshotOut(_Out):
     site_id: str
-    as_of: datetime
-    stale_after_s: float
+    as_of: datetime = Field(description="the server clock when the snapshot was taken, UTC")
+    data_as_of: datetime | None = Field(
+        description="the newest reading received from any device of the site: what the figures "
+        "are as of; null: nothing ever reported"
+    )
+    data_age_s: float | None = Field(description="as_of − data_as_of [s]")
+    state: str = Field(description="live | partial (some devices stale) | stale | no_data")
+    stale_after_s: float = Field(description="default freshness limit [s]")
     power: list[PowerGroupOut]
+    electricity: ElectricityNowOut
     methane: MethaneNowOut | None = Field(description="null: the site has no methane devices")
     freshness: FreshnessOut
+    devices: list[DeviceFreshnessOut] = Field(description="each device's newest reading and age")
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,6 +466,10 @@ class RejectionOut(_Out):
 InstrumentKind = Literal["green_power_contract", "direct_supply", "certificate"]
 
 
+MAX_SERIAL = 2**63 - 1  # serials are stored as bigint
+MWH_PER_CERTIFICATE = 1.0  # one green certificate (绿证) = 1 MWh (发改能源〔2023〕1044号)
+
+
 class GreenInstrumentIn(BaseModel):
     """A green-power contract (绿电交易), direct supply (绿电直连) or certificates (绿证)."""
 
@@ -445,10 +511,20 @@ class GreenInstrumentIn(BaseModel):
     claimed_mwh: float = Field(ge=0, le=1e9, description="volume claimed for the period [MWh]")
     claim_start: date
     claim_end: date
+    serial_first: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SERIAL,
+        description="first certificate serial number of the batch (inclusive); serial ranges "
+        "are unique across the platform: an overlap with any batch at any site is refused (409)",
+    )
+    serial_last: int | None = Field(
+        default=None, ge=0, le=MAX_SERIAL, description="last serial number (inclusive)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        problems: list[str] = []
+        problems = self._serial_problems()
         if not (math.isfinite(self.volume_mwh) and math.isfinite(self.claimed_mwh)):
             problems.append("volumes must be finite")
         elif self.claimed_mwh > self.volume_mwh:
@@ -462,6 +538,30 @@ class GreenInstrumentIn(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _serial_problems(self) -> list[str]:
+        """Serials come as a pair, in order; a certificate batch with serials counts
+        last − first + 1 certificates of 1 MWh each (certificates and volume_mwh agree)."""
+        first, last = self.serial_first, self.serial_last
+        if first is None and last is None:
+            return []
+        if first is None or last is None:
+            return ["give both serial_first and serial_last, or neither"]
+        if last < first:
+            return [f"serial_last {last} is before serial_first {first}"]
+        count = last - first + 1
+        problems = []
+        if self.kind == "certificate":
+            if self.certificates is not None and self.certificates != count:
+                problems.append(
+                    f"certificates {self.certificates} but serials {first}–{last} are {count}"
+                )
+            if self.volume_mwh != count * MWH_PER_CERTIFICATE:
+                problems.append(
+                    f"volume_mwh {self.volume_mwh:g} but {count} certificates are "
+                    f"{count * MWH_PER_CERTIFICATE:g} MWh (1 certificate = 1 MWh)"
+                )
+        return problems
 
 
 class GreenInstrumentOut(_Out):
@@ -479,6 +579,8 @@ class GreenInstrumentOut(_Out):
     claim_end: date
     created_at: datetime
     updated_at: datetime
+    serial_first: int | None = Field(default=None, description="first serial (inclusive)")
+    serial_last: int | None = Field(default=None, description="last serial (inclusive)")
 
 
 class SitePage(Page[SiteOut]):

@@ -307,6 +307,14 @@ class FactorRecordOut(_Out):
     factor_source: str | None = None
     factor_confidence: str | None = None
     factor_data_year: int | None = None
+    requested_year: int | None = Field(
+        default=None, description="the accounting year the factor was asked for (year-bound)"
+    )
+    factor_year_fallback: bool = Field(
+        default=False,
+        description="true when factor_data_year is not requested_year: no factor was published "
+        "for the year, the newest earlier (or the earliest) data year is used",
+    )
     selection: str | None = Field(default=None, description="rule, default, pin or override")
     selection_reason: str | None = None
 

@@ -162,23 +162,34 @@ class FlowsOut(_Out):
 
 
 class RecentCarbonOut(_Out):
-    """The newest calculated hour: what "now" means for calculated carbon (calc lags readings)."""
+    """The newest calculated hour of complete 15-min slots: what "now" means for calculated
+    carbon (calc lags readings; the running quarter-hour is left out, it would read low)."""
 
     window_start: datetime | None = Field(description="first 15-min slot of the window, UTC")
     window_end: datetime | None = Field(description="end of the last slot (exclusive), UTC")
     slots: int = Field(description="15-min slots in the window (0–4; 0: nothing calculated)")
     energy_tce: float = Field(description="energy over the window [tce]")
     zero_carbon_tce: float = Field(description="of which zero-carbon [tce]")
-    tco2e_location: float = Field(description="emissions over the window, location-based [tCO2e]")
+    tco2e_location: float = Field(
+        description="emissions over the window, location-based, scope 2 never below 0 [tCO2e]"
+    )
     tco2e_market: float = Field(description="emissions over the window, market-based [tCO2e]")
     emission_rate_location_tco2e_h: float | None = Field(
-        description="tco2e_location / window length [tCO2e/h]; null without slots"
+        description="tco2e_location / window length, ≥ 0 [tCO2e/h]; null without slots"
     )
     emission_rate_market_tco2e_h: float | None
+    net_export_tco2e_location: float = Field(
+        description="negative scope 2 of a net-exporting window, shown apart, ≥ 0 [tCO2e]"
+    )
+    net_export_tco2e_market: float = Field(description="the same, market-based [tCO2e]")
     zero_carbon_share: float | None = Field(
         description="zero_carbon_tce / energy_tce (0–1); null without energy"
     )
+    zero_carbon_share_pct: float | None = Field(description="the same in percent [%]")
     completeness: float | None = Field(description="mean completeness of the window's rows (0–1)")
+    complete_before: datetime | None = Field(
+        description="slots ending after this (the newest reading received) are left out, UTC"
+    )
 
 
 class KpiOut(_Out):

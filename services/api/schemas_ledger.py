@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LedgerFormat = Literal["json", "csv", "xlsx"]
+LedgerFormat = Literal["json", "csv", "xlsx", "pdf"]
 
 
 class _Out(BaseModel):

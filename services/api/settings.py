@@ -33,6 +33,19 @@ class ApiSettings(DatabaseSettings):
         validation_alias="CARBONFLOW_API_RATE_BURST",
         description="requests a key may make at once before the sustained rate applies",
     )
+    auth_failures_per_minute: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="CARBONFLOW_API_AUTH_FAILURES_PER_MINUTE",
+        description="failed authentications per client address [1/min] once the burst is used; "
+        "beyond them the client gets 429 until one is back",
+    )
+    auth_failure_burst: int = Field(
+        default=20,
+        ge=1,
+        validation_alias="CARBONFLOW_API_AUTH_FAILURE_BURST",
+        description="failed authentications a client address may make at once",
+    )
     key_cache_s: float = Field(
         default=5.0,
         ge=0,

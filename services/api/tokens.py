@@ -29,9 +29,9 @@ class NewKey:
     secret_sha256: str
 
 
-def new_key() -> NewKey:
-    """A fresh random key."""
-    key_id = secrets.token_hex(KEY_ID_BYTES)
+def new_key(key_id: str | None = None) -> NewKey:
+    """A fresh random key; with ``key_id``, a new secret for that key (rotation)."""
+    key_id = key_id or secrets.token_hex(KEY_ID_BYTES)
     token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
     return NewKey(key_id, token, token_sha256(token))
 

@@ -15,7 +15,7 @@ class BatchMark:
     messages: int
     candidates: int
     rejections: int
-    serials: tuple[tuple[tuple[int, str], tuple[datetime, datetime]], ...]
+    serial_changes: int
 
 
 @dataclass(slots=True)
@@ -28,6 +28,10 @@ class Batch:
     rows: list[ReadingRow] = field(default_factory=list)
     rejections: list[RejectionRow] = field(default_factory=list)
     serials: dict[tuple[int, str], tuple[datetime, datetime]] = field(default_factory=dict)
+    # (key, span before the change or None): undo log for rollback, so a mark costs O(1)
+    serial_changes: list[tuple[tuple[int, str], tuple[datetime, datetime] | None]] = field(
+        default_factory=list
+    )
     # per message: readings accepted, readings or parts rejected
     accepted: list[int] = field(default_factory=list)
     rejected: list[int] = field(default_factory=list)
@@ -36,9 +40,16 @@ class Batch:
     def readings(self) -> int:
         return len(self.candidates) + len(self.rows)
 
+    def skip(self, message: InboundMessage) -> None:
+        """Carry ``message`` only to acknowledge it in order (another worker's slice)."""
+        self.messages.append(message)
+        self.accepted.append(0)
+        self.rejected.append(0)
+
     def add_serial(self, device_pk: int, serial: str, ts: datetime) -> None:
         key = (device_pk, serial)
         seen = self.serials.get(key)
+        self.serial_changes.append((key, seen))
         self.serials[key] = (min(seen[0], ts), max(seen[1], ts)) if seen else (ts, ts)
 
     def serial_rows(self) -> list[tuple[int, str, datetime, datetime]]:
@@ -49,7 +60,7 @@ class Batch:
             len(self.messages),
             len(self.candidates),
             len(self.rejections),
-            tuple(self.serials.items()),
+            len(self.serial_changes),
         )
 
     def rollback(self, mark: BatchMark) -> None:
@@ -60,7 +71,12 @@ class Batch:
         del self.candidates[mark.candidates :]
         del self.candidate_message[mark.candidates :]
         del self.rejections[mark.rejections :]
-        self.serials = dict(mark.serials)
+        while len(self.serial_changes) > mark.serial_changes:
+            key, before = self.serial_changes.pop()
+            if before is None:
+                del self.serials[key]
+            else:
+                self.serials[key] = before
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,14 @@
-"""What the MQTT adapter hands to the pipeline: a frozen, decoded message."""
+"""What the MQTT adapter hands to the pipeline: an immutable, decoded message."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(NamedTuple):
+    """One per MQTT message, made on the network thread: a named tuple is built in C."""
+
     topic: str
     payload: bytes
     mid: int

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from carbonflow.domain.readings.contract import Reason
 
-MESSAGE_RESULTS = ("stored", "partly_rejected", "rejected")
+MESSAGE_RESULTS = ("stored", "partly_rejected", "rejected", "skipped")
 # Fine below a second (live freshness), coarse above it (late and backfilled data) [s].
 LAG_BUCKETS_S = (
     0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,

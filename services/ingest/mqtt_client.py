@@ -41,7 +41,7 @@ class MqttSubscriber:
         settings: MqttSettings,
         *,
         client_id: str,
-        topic_filter: str,
+        topic_filters: Sequence[str],
         session_expiry_s: int,
         receive_maximum: int,
         sink: Callable[[InboundMessage], None],
@@ -49,7 +49,7 @@ class MqttSubscriber:
         retire: bool = False,
     ) -> None:
         self._target = settings.target()
-        self._topic_filter = topic_filter
+        self._topic_filters = list(topic_filters)
         self._sink = sink
         self._on_connection_change = on_connection_change
         self._lock = threading.Lock()
@@ -162,7 +162,7 @@ class MqttSubscriber:
                 self._target.host,
                 self._target.port,
                 flags.session_present,
-                self._topic_filter,
+                ", ".join(self._topic_filters),
             )
             # Always (re)subscribe, whatever session_present says: Mosquitto restores a
             # persistent session after a restart but not its shared subscriptions, and a broker
@@ -170,9 +170,9 @@ class MqttSubscriber:
             # already has is harmless.
             if self._retire:
                 # Take no new share of the stream; what the session already holds still comes.
-                client.unsubscribe(self._topic_filter)
+                client.unsubscribe(self._topic_filters)
             else:
-                client.subscribe(self._topic_filter, qos=1)
+                client.subscribe([(f, 1) for f in self._topic_filters])
             self._on_connection_change(True)
         except Exception:
             log.exception("error in on_connect")
@@ -182,13 +182,15 @@ class MqttSubscriber:
     ) -> None:
         refused = [r for r in reasons if r.is_failure]
         for reason in refused:
-            log.error("subscription to %s refused: %s", self._topic_filter, reason)
+            log.error("subscription to %s refused: %s", ", ".join(self._topic_filters), reason)
         self._subscribed = not refused
 
     def _on_unsubscribe(
         self, _client: mqtt.Client, _userdata: Any, _mid: int, _reasons: Any, _props: Any
     ) -> None:
-        log.info("unsubscribed from %s: retiring this worker's session", self._topic_filter)
+        log.info(
+            "unsubscribed from %s: retiring this worker's session", ", ".join(self._topic_filters)
+        )
         self.unsubscribed.set()
 
     def _on_disconnect(

@@ -49,6 +49,19 @@ _RETIRE_QUIET_S = 2.0
 _STOP_POLL_S = 0.2
 
 
+_UNKNOWN_REASONS = frozenset(
+    r.value
+    for r in (Reason.UNKNOWN_SITE, Reason.UNKNOWN_DEVICE, Reason.WRONG_SITE, Reason.UNKNOWN_METRIC)
+)
+
+
+def _result(accepted: int, rejected: int) -> str:
+    """A message's label: no reading accepted and none rejected is another slice's message."""
+    if rejected:
+        return "partly_rejected" if accepted else "rejected"
+    return "stored" if accepted else "skipped"
+
+
 class FatalIngestError(RuntimeError):
     pass
 
@@ -133,7 +146,7 @@ class IngestService:
         self._mqtt = MqttSubscriber(
             settings,
             client_id=settings.client_id,
-            topic_filter=settings.topic_filter,
+            topic_filters=settings.topic_filters,
             session_expiry_s=settings.session_expiry_s,
             receive_maximum=settings.receive_maximum,
             sink=self._inbox.put,
@@ -141,6 +154,7 @@ class IngestService:
             retire=retire,
         )
         self._retire = retire
+        self._sliced = bool(settings.site_slice or settings.excluded_sites)
         self._stop = threading.Event()
         self._db_ok = False
         self._last_commit: float | None = None
@@ -192,7 +206,7 @@ class IngestService:
         log.info(
             "ingest running: client id %s, filter %s",
             self.settings.client_id,
-            self.settings.topic_filter,
+            ", ".join(self.settings.topic_filters),
         )
         batch = Batch(opened_at=self._clock())
         last_message = self._clock()
@@ -248,23 +262,31 @@ class IngestService:
     # ---- steps ---------------------------------------------------------------------------------
 
     def _add(self, batch: Batch, message: InboundMessage) -> None:
-        self._with_db_retry(lambda: self._pipeline_add(batch, message))
+        if self._sliced and not self.settings.owns(message.topic):
+            batch.skip(message)  # another worker's slice stores it; acknowledged in order
+            return
+        try:  # the common case without a closure per message; a fault goes round the retry loop
+            self._pipeline_add(batch, message)
+        except TRANSIENT_ERRORS:
+            self._with_db_retry(lambda: self._pipeline_add(batch, message))
 
     def _pipeline_add(self, batch: Batch, message: InboundMessage) -> None:
         mark = batch.mark()
-        self._pipeline.add(batch, message)
-        unknown = (
-            Reason.UNKNOWN_SITE.value,
-            Reason.UNKNOWN_DEVICE.value,
-            Reason.WRONG_SITE.value,
-            Reason.UNKNOWN_METRIC.value,
-        )
-        if any(
-            r.reason in unknown for r in batch.rejections[mark.rejections :]
-        ) and self._registry.reload_if_older_than(_UNKNOWN_RELOAD_MIN_S):
-            # The registry may have changed since the last load (a site file was just loaded).
-            batch.rollback(mark)
+        try:
             self._pipeline.add(batch, message)
+            if self._names_unknown(batch, mark.rejections) and self._registry.reload_if_older_than(
+                _UNKNOWN_RELOAD_MIN_S
+            ):
+                # The registry may have changed since the last load (a site file was just loaded).
+                batch.rollback(mark)
+                self._pipeline.add(batch, message)
+        except BaseException:
+            batch.rollback(mark)  # a retry after a database fault must not add it twice
+            raise
+
+    @staticmethod
+    def _names_unknown(batch: Batch, since: int) -> bool:
+        return any(r.reason in _UNKNOWN_REASONS for r in batch.rejections[since:])
 
     def _wait_for_database(self) -> None:
         self._with_db_retry(self._registry.reload)
@@ -311,7 +333,7 @@ class IngestService:
             self.metrics.lag_seconds.observe(max(0.0, (now - ts).total_seconds()))
         self.metrics.batch_readings.observe(len(batch.rows))
         for accepted, rejected in zip(batch.accepted, batch.rejected, strict=True):
-            result = "stored" if not rejected else ("partly_rejected" if accepted else "rejected")
+            result = _result(accepted, rejected)
             self.metrics.messages.labels(result).inc()
         if final:
             log.info("stored and acknowledged %d messages before stopping", len(batch.messages))

@@ -21,6 +21,22 @@ class IngestSettings(DatabaseSettings, MqttSettings):
             " the only kind Mosquitto restores after a restart (docs/mqtt.md)"
         ),
     )
+    sites: str = Field(
+        default="",
+        validation_alias="CARBONFLOW_INGEST_SITES",
+        description=(
+            "comma-separated site ids: this worker's slice of the stream (plain subscriptions to"
+            " carbonflow/v1/<site>/#); empty for every site (docs/mqtt.md, 'Several workers')"
+        ),
+    )
+    exclude_sites: str = Field(
+        default="",
+        validation_alias="CARBONFLOW_INGEST_EXCLUDE_SITES",
+        description=(
+            "comma-separated site ids that other workers' slices take: this worker, subscribed to"
+            " every site, acknowledges their messages without storing them"
+        ),
+    )
     session_expiry_s: int = Field(
         default=7 * 86400, ge=0, validation_alias="CARBONFLOW_INGEST_SESSION_EXPIRY_S"
     )
@@ -66,10 +82,50 @@ class IngestSettings(DatabaseSettings, MqttSettings):
         return max(1, self.receive_maximum // 2)
 
     @property
-    def topic_filter(self) -> str:
-        from carbonflow.domain.readings.contract import SUBSCRIPTION
+    def site_slice(self) -> frozenset[str]:
+        return _site_ids(self.sites)
 
-        return f"$share/{self.shared_group}/{SUBSCRIPTION}" if self.shared_group else SUBSCRIPTION
+    @property
+    def excluded_sites(self) -> frozenset[str]:
+        return _site_ids(self.exclude_sites)
+
+    @property
+    def topic_filters(self) -> tuple[str, ...]:
+        from carbonflow.domain.readings.contract import SUBSCRIPTION, TOPIC_PREFIX
+
+        if self.site_slice:
+            return tuple(f"{TOPIC_PREFIX}/{site}/#" for site in sorted(self.site_slice))
+        if self.shared_group:
+            return (f"$share/{self.shared_group}/{SUBSCRIPTION}",)
+        return (SUBSCRIPTION,)
+
+    def owns(self, topic: str) -> bool:
+        """Whether this worker stores the messages of ``topic``'s site.
+
+        A sliced worker's persistent session may still hold a subscription from an earlier slice
+        (the broker keeps a session's subscriptions until they are unsubscribed), and the worker
+        that takes every site receives the other slices' sites too: both acknowledge such a
+        message without storing it, because the worker that owns the site stores it.
+        """
+        parts = topic.split("/", 3)
+        site = parts[2] if len(parts) > 2 else ""
+        if self.site_slice:
+            return site in self.site_slice
+        return site not in self.excluded_sites
+
+    @model_validator(mode="after")
+    def _slices(self) -> IngestSettings:
+        if self.site_slice and (self.excluded_sites or self.shared_group):
+            raise ValueError(
+                "CARBONFLOW_INGEST_SITES (a slice) excludes CARBONFLOW_INGEST_EXCLUDE_SITES and"
+                " CARBONFLOW_INGEST_SHARED_GROUP"
+            )
+        from carbonflow.domain.readings.contract import is_slug
+
+        bad = sorted(s for s in self.site_slice | self.excluded_sites if not is_slug(s))
+        if bad:
+            raise ValueError(f"not site ids: {', '.join(bad)}")
+        return self
 
     @model_validator(mode="after")
     def _retry_order(self) -> IngestSettings:
@@ -78,3 +134,7 @@ class IngestSettings(DatabaseSettings, MqttSettings):
                 "CARBONFLOW_INGEST_RETRY_MAX_S must be >= CARBONFLOW_INGEST_RETRY_INITIAL_S"
             )
         return self
+
+
+def _site_ids(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from carbonflow.domain import units
 from carbonflow.domain.readings.contract import (
     ParsedMessage,
+    RawValue,
+    ReadingSet,
     Reason,
     Rejection,
     converted_value_problem,
+    plausibility_problem,
 )
 from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 
@@ -26,9 +30,11 @@ class ValidationPolicy:
     retention: timedelta
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A reading that passed validation; the counter guard may still reject it."""
+class Candidate(NamedTuple):
+    """A reading that passed validation; the counter guard may still reject it.
+
+    A named tuple: one per reading on the hot path, built in C.
+    """
 
     device: DeviceInfo
     metric: MetricInfo
@@ -45,7 +51,7 @@ class Validation:
     serials: list[tuple[int, str, datetime]] = field(default_factory=list)
 
 
-def validate(  # noqa: C901, PLR0912 — one check per rejection reason, in the contract's order
+def validate(
     parsed: ParsedMessage, registry: RegistrySnapshot, now: datetime, policy: ValidationPolicy
 ) -> Validation:
     address = parsed.address
@@ -54,8 +60,7 @@ def validate(  # noqa: C901, PLR0912 — one check per rejection reason, in the 
     if address is None or not parsed.reading_sets:
         return out
     site_known = address.site in registry.sites
-    latest_ok = now + policy.future_skew
-    oldest_ok = now - policy.retention
+    window = (now - policy.retention, now + policy.future_skew)
     for reading_set in parsed.reading_sets:
         device = registry.devices.get((address.site, reading_set.device))
         if device is None:
@@ -63,110 +68,114 @@ def validate(  # noqa: C901, PLR0912 — one check per rejection reason, in the 
                 _unknown_device(address.site, reading_set.device, site_known, registry)
             )
             continue
-        if not device.active:
-            out.rejections.append(
-                Rejection(
-                    Reason.INACTIVE_DEVICE,
-                    f"device {reading_set.device!r} is decommissioned",
-                    reading_set.device,
-                    ts=reading_set.ts,
-                )
-            )
-            continue
-        ts = reading_set.ts
-        if ts > latest_ok:
-            out.rejections.append(
-                Rejection(
-                    Reason.FUTURE_TIMESTAMP,
-                    f"ts {ts.isoformat()} is {(ts - now).total_seconds():.0f} s ahead of the "
-                    f"ingest clock (allowed skew {policy.future_skew.total_seconds():.0f} s)",
-                    reading_set.device,
-                    ts=ts,
-                )
-            )
-            continue
-        if ts < oldest_ok:
-            out.rejections.append(
-                Rejection(
-                    Reason.TOO_OLD,
-                    f"ts {ts.isoformat()} is older than the retention window "
-                    f"({policy.retention.days} d)",
-                    reading_set.device,
-                    ts=ts,
-                )
-            )
+        refused = _set_problem(device, reading_set, now, window, policy)
+        if refused is not None:
+            out.rejections.append(refused)
             continue
         if reading_set.serial is not None:
-            out.serials.append((device.device_pk, reading_set.serial, ts))
+            out.serials.append((device.device_pk, reading_set.serial, reading_set.ts))
         for raw in reading_set.values:
-            if raw.metric is None:
-                if len(device.metrics) != 1:
-                    out.rejections.append(
-                        Rejection(
-                            Reason.INVALID_SCHEMA,
-                            f"a bare number needs a single-metric device; {device.device_id!r} "
-                            f"declares {sorted(device.metrics)}",
-                            device.device_id,
-                            ts=ts,
-                            value=raw.value,
-                        )
-                    )
-                    continue
-                metric = next(iter(device.metrics.values()))
+            checked = _check_value(device, raw, reading_set.ts, reading_set.seq)
+            if isinstance(checked, Rejection):
+                out.rejections.append(checked)
             else:
-                found = device.metrics.get(raw.metric)
-                if found is None:
-                    out.rejections.append(
-                        Rejection(
-                            Reason.UNKNOWN_METRIC,
-                            f"metric {raw.metric[:64]!r} is not declared for device "
-                            f"{device.device_id!r} (declared: {', '.join(sorted(device.metrics))})",
-                            device.device_id,
-                            raw.metric[:64],
-                            ts,
-                            raw.value,
-                        )
-                    )
-                    continue
-                metric = found
-            value = raw.value
-            if raw.unit is not None:
-                try:
-                    value = units.convert(value, raw.unit, units.lookup(metric.unit))
-                except units.UnitError as err:
-                    out.rejections.append(
-                        Rejection(
-                            Reason.UNIT_MISMATCH,
-                            str(err),
-                            device.device_id,
-                            metric.name,
-                            ts,
-                            raw.value,
-                        )
-                    )
-                    continue
-                problem = converted_value_problem(value)
-                if problem is not None:
-                    out.rejections.append(
-                        Rejection(
-                            problem[0], problem[1], device.device_id, metric.name, ts, raw.value
-                        )
-                    )
-                    continue
-            if metric.kind == "counter" and value < 0:
-                out.rejections.append(
-                    Rejection(
-                        Reason.NEGATIVE_COUNTER,
-                        f"{metric.name} is a cumulative counter; {value:g} is below zero",
-                        device.device_id,
-                        metric.name,
-                        ts,
-                        raw.value,
-                    )
-                )
-                continue
-            out.candidates.append(Candidate(device, metric, ts, value, reading_set.seq))
+                out.candidates.append(checked)
     return out
+
+
+def _set_problem(
+    device: DeviceInfo,
+    reading_set: ReadingSet,
+    now: datetime,
+    window: tuple[datetime, datetime],
+    policy: ValidationPolicy,
+) -> Rejection | None:
+    """Why a whole reading set is refused (device retired, time outside the window), or None."""
+    ts = reading_set.ts
+    if not device.active:
+        return Rejection(
+            Reason.INACTIVE_DEVICE,
+            f"device {reading_set.device!r} is decommissioned",
+            reading_set.device,
+            ts=ts,
+        )
+    if ts > window[1]:
+        return Rejection(
+            Reason.FUTURE_TIMESTAMP,
+            f"ts {ts.isoformat()} is {(ts - now).total_seconds():.0f} s ahead of the "
+            f"ingest clock (allowed skew {policy.future_skew.total_seconds():.0f} s)",
+            reading_set.device,
+            ts=ts,
+        )
+    if ts < window[0]:
+        return Rejection(
+            Reason.TOO_OLD,
+            f"ts {ts.isoformat()} is older than the retention window ({policy.retention.days} d)",
+            reading_set.device,
+            ts=ts,
+        )
+    return None
+
+
+def _check_value(
+    device: DeviceInfo, raw: RawValue, ts: datetime, seq: int | None
+) -> Candidate | Rejection:
+    """One value as a candidate in its metric's canonical unit, or the rule it breaks."""
+    metric = _metric_of(device, raw, ts)
+    if isinstance(metric, Rejection):
+        return metric
+    value = raw.value
+    if raw.unit is not None:
+        try:
+            value = units.convert(value, raw.unit, units.lookup(metric.unit))
+        except units.UnitError as err:
+            return Rejection(
+                Reason.UNIT_MISMATCH, str(err), device.device_id, metric.name, ts, raw.value
+            )
+        problem = converted_value_problem(value)
+        if problem is not None:
+            return Rejection(problem[0], problem[1], device.device_id, metric.name, ts, raw.value)
+    implausible = plausibility_problem(value, metric.unit)
+    if implausible is not None:
+        return Rejection(
+            implausible[0], implausible[1], device.device_id, metric.name, ts, raw.value
+        )
+    if metric.kind == "counter" and value < 0:
+        return Rejection(
+            Reason.NEGATIVE_COUNTER,
+            f"{metric.name} is a cumulative counter; {value:g} is below zero",
+            device.device_id,
+            metric.name,
+            ts,
+            raw.value,
+        )
+    return Candidate(device, metric, ts, value, seq)
+
+
+def _metric_of(device: DeviceInfo, raw: RawValue, ts: datetime) -> MetricInfo | Rejection:
+    if raw.metric is None:
+        if len(device.metrics) == 1:
+            return next(iter(device.metrics.values()))
+        return Rejection(
+            Reason.INVALID_SCHEMA,
+            f"a bare number needs a single-metric device; {device.device_id!r} "
+            f"declares {sorted(device.metrics)}",
+            device.device_id,
+            ts=ts,
+            value=raw.value,
+        )
+    found = device.metrics.get(raw.metric)
+    if found is None:
+        return Rejection(
+            Reason.UNKNOWN_METRIC,
+            f"metric {raw.metric[:64]!r} is not declared for device {device.device_id!r} "
+            f"(declared: {', '.join(sorted(device.metrics))})",
+            device.device_id,
+            raw.metric[:64],
+            ts,
+            raw.value,
+        )
+    return found
 
 
 def _unknown_device(

@@ -120,3 +120,23 @@ def test_secret_and_api_settings(
     monkeypatch.setenv("CARBONFLOW_API_ADMIN_KEY", "changeme")
     assert main(["api"]) == 2
     assert "CARBONFLOW_API_ADMIN_KEY" in capsys.readouterr().err
+
+
+def test_rotate_gives_a_new_token_for_the_same_key(
+    sites: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, old, _ = _create(capsys, "--role", "operator", "--site", MINE, "--label", "ops")
+    assert code == 0
+    key_id = key_id_of(old)
+    assert key_id is not None
+    assert main(["keys", "rotate", key_id, "--expires-days", "10"]) == 0
+    new = capsys.readouterr().out.strip()
+    assert key_id_of(new) == key_id and new != old
+    app = make_app(sites, settings={"CARBONFLOW_API_KEY_CACHE_S": 0})
+    with TestClient(app) as client:
+        for token, status in ((old, 401), (new, 200)):
+            me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == status
+    assert main(["keys", "list"]) == 0
+    assert "no expiry" not in capsys.readouterr().out.split(key_id)[1].split("\n")[0]
+    assert main(["keys", "rotate", "0123456789ab"]) == 1

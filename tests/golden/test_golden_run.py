@@ -51,6 +51,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 # Project modules (renamed by the refactor): kept together here.
+from carbonflow.domain.ledger.labels import field_label, section_label
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.sites.loader import EXAMPLES, load_site_file
 from services.calc.engine import CalcEngine, EngineConfig
@@ -382,10 +383,11 @@ def _ledger(reader: Reader, base: str) -> dict[str, Any]:
     document = reader.json(f"{base}/ledgers/{MONTH}/draft")
     wall = document["header"]["calc_last_received_at"]
     csv_bytes = reader.get(f"{base}/ledgers/{MONTH}/draft", format="csv").content
-    csv_rows = list(csv.reader(io.StringIO(csv_bytes.decode("utf-8"))))
+    csv_rows = list(csv.reader(io.StringIO(csv_bytes.decode("utf-8-sig"))))
+    header = section_label("header", "en")
     for field in ("generated_at", "calc_last_received_at"):
         value = document["header"][field]
-        hits = [r for r in csv_rows if "header" in r and field in r]
+        hits = [r for r in csv_rows if header in r and field_label(field, "en") in r]
         assert len(hits) == 1 and (value is None or value in hits[0]), field
     normalised_csv = csv_bytes
     for value in (document["header"]["generated_at"], wall):
@@ -404,6 +406,18 @@ def _ledger(reader: Reader, base: str) -> dict[str, Any]:
         "calc_results_through": document["header"]["calc_results_through"],
         "lines": len(document["emissions"]),
     }
+
+
+def _owners_add_up(got: Mapping[str, Any]) -> None:
+    """The attribution invariant of a simulated month (issue 15): the site's ledger total is
+    the sum of its organisations' (common account included), in each view. Ledgers round to
+    10 significant digits, so the sum agrees to that."""
+    for view in ("location", "market"):
+        site = got["ledger"][f"total_tco2e_{view}"]
+        owners = math.fsum(
+            ledger[f"total_tco2e_{view}"] for ledger in got["organisation_ledgers"].values()
+        )
+        assert owners == pytest.approx(site, rel=1e-9, abs=1e-9), view
 
 
 def _api(url: str) -> dict[str, Any]:
@@ -462,6 +476,7 @@ def _api(url: str) -> dict[str, Any]:
             got["organisation_ledgers"] = {
                 org: _ledger(r, f"{s}/organisations/{org}") for org in orgs
             }
+            _owners_add_up(got)
             out[site] = got
         aggregates: dict[str, Any] = {}
         for name, path, params in (

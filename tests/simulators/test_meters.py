@@ -172,3 +172,24 @@ def test_interval_metrics_report_each_step_and_gauges_are_not_integrated() -> No
     reported = [v["handled_t"] for _ts, v in readings[1:]]
     assert reported == pytest.approx(truth["handled_t"], abs=1e-9)  # 0.02 t trucks: exact
     assert "handled_t" not in readings[0][1]  # no report before the first step
+
+
+def test_a_resumed_meter_goes_on_from_the_given_registers() -> None:
+    """A restarted demo hands the stored registers over; the first reading shows them."""
+    doc = load_site_file(EXAMPLES / "shanxi-mine.yaml")
+    device = next(d for d in doc.devices if d.counter_modulus is None and d.metrics)
+    meter = Meter(
+        doc.site.id,
+        device.id,
+        device,
+        stream(3, device.id, "meter"),
+        step_s=STEP_S,
+        faults=FaultSpec(),
+        disruption_hours=1.0,
+        send_serial=True,
+    )
+    assert meter.counters, "the example device has counters"
+    counter = meter.counters[0]
+    meter.resume({counter: 12345.5, "not-a-metric": 1.0})
+    assert meter.current()[counter] == 12345.5
+    assert "not-a-metric" not in meter.registers

@@ -101,6 +101,31 @@ def test_faults_change_the_readings_never_the_truth() -> None:
     assert interval["products"]["it-energy"] == pytest.approx(kwh / 1000)
 
 
+def test_the_park_core_indicator_is_the_platforms() -> None:
+    """Issue 15, step 6: the oracle's park CO2 per tce was ~10 % off the platform's. Two causes,
+    both on the oracle's side: LNG counted no energy (no GB/T 2589 coefficient; the calc derives
+    NCV ÷ 29.3076 GJ/tce), and the CO2 was location-based where the platform's indicator is
+    market-based (residual factor on grid power without instruments)."""
+    records = run("inner-mongolia-park", "none", "2026-09-01T00:00:00", 3)
+    ledger = next(r for r in records if r["record"] == "ledger")
+    a, energy = ledger["activity"], ledger["energy"]
+    emissions = {e["label"]: e for e in ledger["emissions"]}
+    # LNG: 51.498 GJ/t (GB/T 32151.34 Table C.1) ÷ 29.3076 GJ/tce = 1.757155 tce/t
+    lng = next(c for c in energy["conversions"] if c["carrier"] == "lng")
+    assert lng["tce"] == pytest.approx(a["lng_t"] * 51.498 / 29.3076, rel=1e-6)
+    assert energy["not_counted"] == []
+    # CO2: fuels as booked + net grid import × 0.6096 (national residual 2023) instead of
+    # × 0.6479 (Inner Mongolia average 2023)
+    net_mwh = (a["grid_import_kwh"] - a["grid_export_kwh"]) / 1000
+    fuels = sum(emissions[k]["gas_t"] for k in ("natural_gas", "diesel", "lng"))
+    indicator = ledger["indicators"]["co2_per_energy"]
+    assert indicator["numerator"] == pytest.approx(fuels + net_mwh * 0.6096, rel=1e-9)
+    assert indicator["denominator"] == pytest.approx(energy["total_tce"], rel=1e-12)
+    assert indicator["value"] == pytest.approx(
+        (fuels + net_mwh * 0.6096) / energy["total_tce"], rel=1e-9
+    )
+
+
 def test_the_expected_ledger_is_the_documented_arithmetic() -> None:
     records = mine_records()
     period, september, october = [r for r in records if r["record"] == "ledger"]

@@ -37,4 +37,15 @@ CASES: tuple[Case, ...] = (
          public=True),
     Case("GET", "/view/assets/nope.js",                                 404, 404, 404, 404,
          public=True),
+    # Swagger UI from the package (no CDN): the page and its three assets, nothing else.
+    Case("GET", "/docs",                                                200, 200, 200, 200,
+         public=True),
+    Case("GET", "/docs/assets/swagger-ui-bundle.js",                    200, 200, 200, 200,
+         public=True),
+    Case("GET", "/docs/assets/swagger-ui.css",                          200, 200, 200, 200,
+         public=True),
+    Case("GET", "/docs/assets/index.html",                              404, 404, 404, 404,
+         public=True),
+    Case("GET", "/docs/assets/..%2Fswagger-ui.js",                      404, 404, 404, 404,
+         public=True),
 )  # fmt: skip

@@ -193,6 +193,7 @@ def make_app(url: str, **overrides: Any) -> FastAPI:
         "CARBONFLOW_ENV": "test",
         "CARBONFLOW_API_ADMIN_KEY": ADMIN_KEY,
         "CARBONFLOW_API_RATE_BURST": 1_000_000,
+        "CARBONFLOW_API_AUTH_FAILURE_BURST": 1_000_000,
         "CARBONFLOW_API_STREAM_INTERVAL_S": 1,
         "CARBONFLOW_API_STREAM_MAX_S": 2,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -214,3 +215,55 @@ def messages(
     elif mutate == "bytes":
         payload = draw(st.binary(max_size=200))
     return topic, payload
+
+
+# ---- a seeded mutation corpus, for volumes hypothesis does not generate in one example ---------
+
+_HOSTILE_TOKENS = (
+    b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"9" * 400, b"1e308", b"2e15",
+    b"9223372036854775808", b"-1", b"true", b"null", b'"\\u0000"', b'"\\ud800"', b"{}", b"[]",
+    b'"10000-01-01T00:00:00Z"', b'"2026-11-21T08:00:00+99:00"', b'"\xff\xfe"', b'"\x00"',
+    b'{"value": 1e308, "unit": "MW"}', b'{"value": 1, "unit": "furlong"}', b"[" * 50,
+)  # fmt: skip
+_MUTATIONS = ("flip", "truncate", "insert", "replace_number", "duplicate", "splice")
+
+
+def mutated_corpus(seed: int, size: int, templates: Sequence[bytes]) -> list[bytes]:
+    """``size`` payloads made from ``templates`` by seeded byte-level mutations: flipped and
+    inserted bytes, truncation, hostile tokens in place of numbers, repeated members, splices
+    of two templates. Deterministic for a seed."""
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    for _ in range(size):
+        payload = bytearray(rng.choice(templates))
+        for _ in range(rng.randint(1, 3)):
+            payload = _mutate(rng, payload, templates)
+        out.append(bytes(payload[:4096]))
+    return out
+
+
+def _mutate(rng: random.Random, payload: bytearray, templates: Sequence[bytes]) -> bytearray:
+    kind = rng.choice(_MUTATIONS)
+    at = rng.randrange(len(payload) + 1)
+    if kind == "flip" and payload:
+        payload[min(at, len(payload) - 1)] = rng.randrange(256)
+    elif kind == "truncate":
+        del payload[at:]
+    elif kind == "insert":
+        payload[at:at] = rng.choice(_HOSTILE_TOKENS)
+    elif kind == "replace_number":
+        digits = [i for i, b in enumerate(payload) if 0x30 <= b <= 0x39]
+        if digits:
+            i = rng.choice(digits)
+            j = i
+            while j < len(payload) and payload[j] in b"0123456789.eE+-":
+                j += 1
+            payload[i:j] = rng.choice(_HOSTILE_TOKENS)
+    elif kind == "duplicate" and payload.startswith(b"{"):
+        end = payload.find(b",")
+        if end > 1:
+            payload[1:1] = payload[1 : end + 1]
+    else:
+        other = rng.choice(templates)
+        payload[at:] = other[rng.randrange(len(other) + 1) :]
+    return payload

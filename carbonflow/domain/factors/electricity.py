@@ -8,9 +8,15 @@ site override (a measured/supplier value with its own source) replaces the rule 
 as such. The returned :class:`SelectedFactor` carries the reason in words, e.g.
 ``"newest data year ≤ 2026: 2023 (province 山西 (shanxi), basis average, published 2025-12-31)"``.
 
-There is no silent fallback: a province without a factor (西藏), a basis not published at the
-asked geography (residual and fossil are national only) or an accounting year before the first
-data year raises :class:`FactorNotFound` naming what was asked and what exists.
+**Any year computes** (issue 15): a year without a published factor uses the newest earlier
+data year, and a year before the first published data year uses the earliest one; either way
+the returned factor carries the accounting year asked for (``requested_year``) next to its
+``data_year`` and is flagged ``factor_year_fallback`` (:attr:`SelectedFactor.year_fallback`)
+on the figure, the ledger line and the API response — it is never silent and never an error.
+
+What still raises :class:`FactorNotFound`, naming what was asked and what exists: a province
+without a factor (西藏), a basis not published at the asked geography (residual and fossil are
+national only), or nothing published on or before ``as_of``.
 """
 
 from __future__ import annotations
@@ -66,11 +72,8 @@ def select_electricity_factor(
     if pin is not None:
         selected = lib.resolve_pin(pin, expected_unit=ELECTRICITY_FACTOR_UNIT)
         outside = _outside_validity(selected.factor, accounting_year)
-        if outside:
-            return SelectedFactor(
-                selected.factor, selected.selection, f"{selected.reason}; {outside}"
-            )
-        return selected
+        reason = f"{selected.reason}; {outside}" if outside else selected.reason
+        return SelectedFactor(selected.factor, selected.selection, reason, accounting_year)
 
     wanted_basis = ElectricityBasis(basis)
     geo = GridGeography(geography)
@@ -97,27 +100,39 @@ def select_electricity_factor(
     same_area = [f for f in same_geo if f.tag("area") == area]
     same_basis = [f for f in same_area if f.tag("basis") == wanted_basis.value]
     published = [
-        f for f in same_basis if as_of is None or f.valid_from is None or f.valid_from <= as_of
+        f
+        for f in same_basis
+        if f.data_year is not None
+        and (as_of is None or f.valid_from is None or f.valid_from <= as_of)
     ]
-    eligible = [f for f in published if f.data_year is not None and f.data_year <= accounting_year]
-    if not eligible:
+    if not published:
         head = (
-            f"no electricity factor for {asked}, basis={wanted_basis.value!r}, "
-            f"year<={accounting_year}"
+            f"no electricity factor for {asked}, basis={wanted_basis.value!r}"
             + (f", published on or before {as_of.isoformat()}" if as_of else "")
             + f" in {ELECTRICITY_FILE}"
         )
         exists = _what_exists(lib, geo, wanted_basis, electricity.factors, same_area, same_basis)
         raise FactorNotFound(f"{head}; {exists}")
-    best = max(eligible, key=lambda f: f.data_year or 0)
+    best, rule = _by_year(published, accounting_year)
     reason = (
-        f"newest data year ≤ {accounting_year}: {best.data_year} ({geo.value}"
-        + (f" {label}" if label else "")
-        + ", "
+        f"{rule}: {best.data_year} ({geo.value}" + (f" {label}" if label else "") + ", "
         f"basis {wanted_basis.value}, published {best.valid_from})"
         + (f"; only factors published on or before {as_of.isoformat()}" if as_of else "")
     )
-    return SelectedFactor(best, Selection.RULE, reason)
+    if best.data_year != accounting_year:
+        reason += f"; factor_year_fallback: data year {best.data_year} for {accounting_year}"
+    return SelectedFactor(best, Selection.RULE, reason, accounting_year)
+
+
+def _by_year(published: list[FactorValue], accounting_year: int) -> tuple[FactorValue, str]:
+    """The factor of the newest data year ≤ ``accounting_year``, or — for a year before the
+    first published one — the earliest, with the rule applied in words."""
+    eligible = [f for f in published if (f.data_year or 0) <= accounting_year]
+    if eligible:
+        best = max(eligible, key=lambda f: f.data_year or 0)
+        return best, f"newest data year ≤ {accounting_year}"
+    earliest = min(published, key=lambda f: f.data_year or 0)
+    return earliest, f"no data year ≤ {accounting_year} published, earliest data year"
 
 
 def _what_exists(

@@ -174,6 +174,19 @@ class SelectedFactor:
     factor: FactorValue
     selection: Selection
     reason: str
+    # the accounting year the factor was asked for (year-bound factors: grid electricity)
+    requested_year: int | None = None
+
+    @property
+    def year_fallback(self) -> bool:
+        """``factor_year_fallback``: the factor's data year is not the accounting year asked
+        for (no factor published for that year: the newest earlier one, or the earliest)."""
+        data_year = self.factor.data_year
+        return (
+            self.requested_year is not None
+            and data_year is not None
+            and data_year != self.requested_year
+        )
 
     @property
     def key(self) -> str:
@@ -199,8 +212,9 @@ class SelectedFactor:
     def confidence(self) -> Confidence:
         return self.factor.confidence
 
-    def record(self) -> dict[str, str | float | int | None]:
-        """A flat mapping for ledgers and storage rows."""
+    def record(self) -> dict[str, str | float | int | bool | None]:
+        """A flat mapping for ledgers and storage rows (with the accounting year asked for and
+        whether the data year differs from it, ``factor_year_fallback``)."""
         return {
             "factor_key": self.factor.key,
             "factor_value": self.factor.value,
@@ -210,6 +224,8 @@ class SelectedFactor:
             "factor_source": self.factor.source,
             "factor_confidence": str(self.factor.confidence),
             "factor_data_year": self.factor.data_year,
+            "requested_year": self.requested_year,
+            "factor_year_fallback": self.year_fallback,
             "selection": str(self.selection),
             "selection_reason": self.reason,
         }

@@ -59,10 +59,9 @@ from carbonflow.domain.inventory.site_factors import SiteFactors
 from carbonflow.domain.site.model import NodeKind, Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
-    MetricPlan,
     SitePlan,
+    edge_metric,
     flow_metric,
-    reverse_metric,
 )
 from carbonflow.domain.units import Ratio, ratio
 
@@ -156,14 +155,6 @@ class FlowGraph:
 
     def final_links(self) -> tuple[FlowLink, ...]:
         return tuple(link for link in self.links if link.kind == "allocation")
-
-
-def _link_metric(device: DevicePlan, source: str, target: str, sink: bool) -> MetricPlan | None:
-    if device.role == Role.STORAGE:
-        return reverse_metric(device) if device.node_id == target else flow_metric(device)
-    if sink and device.role == Role.GRID_IMPORT:
-        return reverse_metric(device)
-    return flow_metric(device)
 
 
 def _link_tce(
@@ -277,12 +268,22 @@ def _metered_edges(
     for e in list(doc.edges) if doc is not None else []:
         sink = nodes.is_kind(e.target, NodeKind.SINK)
         meters = [devices[m] for m in e.meters if m in devices]
-        quantity, unit = _edge_quantity(e.source, e.target, sink, meters, device_quantities)
+        try:
+            quantity, unit = _edge_quantity(e.source, e.target, sink, meters, device_quantities)
+        except units.UnitError as exc:
+            # A bad edge never stalls a site: this one counts as unmetered, the rest computes.
+            notes.append(f"{QUARANTINED} {e.source} → {e.target} ({e.carrier.value}): {exc}")
+            quantity, unit = None, None
         tce = 0.0 if quantity is None or unit is None else _link_tce(
             e.carrier.value, quantity, unit, factors, notes
         )  # fmt: skip
         metered.append((e.source, e.target, e.carrier.value, quantity, unit, tce, meters))
     return metered
+
+
+# How a note about an edge whose meters disagree in units begins (the calc records it as a
+# data event; a site file with such an edge is refused at load, so only stored data gets here).
+QUARANTINED = "edge quarantined:"
 
 
 def _edge_quantity(
@@ -292,11 +293,12 @@ def _edge_quantity(
     meters: Sequence[DevicePlan],
     device_quantities: Mapping[tuple[int, int], float],
 ) -> tuple[float | None, str | None]:
-    """What an edge's meters measured, in the unit of the first (None without a metric)."""
+    """What an edge's meters measured, in the unit of the first (None without a metric);
+    :class:`~carbonflow.domain.units.UnitError` when they measure different dimensions."""
     quantity: float | None = None
     unit: str | None = None
     for d in meters:
-        metric = _link_metric(d, source, target, sink)
+        metric = edge_metric(d, target, sink)
         if metric is None:
             continue
         value = device_quantities.get((d.device_pk, metric.metric_id), 0.0)

@@ -14,12 +14,19 @@ Bookings by device role (ACCOUNTING §3–4):
   **per interval** (15-min is the accounting grain): net import ≥ 0 → scope 2, location-based at
   the grid average, market-based at the residual factor on what the green pool does not cover
   (:mod:`carbonflow.domain.inventory.green`); a surplus export reduces the self-generation consumed
-  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports.
+  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports
+  — unless the site file attributes the grid meters' node (``attribution``, ACCOUNTING §6a):
+  then each line is split exactly (:func:`attribution_shares`) between the organisations behind
+  the node's metered outgoing edges and the park's common account, booked at that node under
+  each owner, so the site total is the sum of its owners' lines by construction.
 - ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
 - ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
 - ``heat_import``: purchased heat, scope 2 (both views).
 - ``fuel_supply``: combustion CO2, scope 1 (litres → kg by the fuel's density).
+- ``process_carbonate``: process CO2 of carbonates (GB/T 32151), scope 1 process: t fed × the
+  carbonate's mass fraction × the fraction calcined × its Table C.2 factor (site file
+  ``carbonate`` of the device).
 - ``methane_*``: the mine balance of :func:`carbonflow.domain.inventory.methane.mine_methane` —
   escape (CH4, fugitive) booked at the drainage node, flaring at the flare, on-site utilisation as
   fuel combustion at the engines/boilers (with the tce of the CH4 burnt). In an interval where
@@ -35,17 +42,18 @@ production meters are not inventory sources (they feed flows and indicators).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
 from carbonflow.domain import units
 from carbonflow.domain.exact import allocate_exact
-from carbonflow.domain.factors import FactorNotFound, SelectedFactor
+from carbonflow.domain.factors import FactorNotFound, SelectedFactor, use_factor
 from carbonflow.domain.inventory.carbon import (
     Emission,
     GreenInstrument,
     InstrumentKind,
+    carbonate_process_co2,
     electricity_location_based,
     electricity_market_based,
     fuel_combustion_co2,
@@ -61,6 +69,7 @@ from carbonflow.domain.site.model import Role
 from carbonflow.domain.site.plan import (
     DevicePlan,
     MetricPlan,
+    ShareRule,
     SitePlan,
     flow_metric,
     reverse_metric,
@@ -92,15 +101,20 @@ INVENTORY_ROLES = frozenset(
         Role.GENERATION_WIND.value,
         Role.HEAT_IMPORT.value,
         Role.FUEL_SUPPLY.value,
+        Role.PROCESS_CARBONATE.value,
         *_METHANE_ROLES,
     }
 )
 
 
 def inventory_devices(plan: SitePlan) -> tuple[DevicePlan, ...]:
-    """The devices whose intervals the inventory reads (consumption, storage and production
-    meters feed flows and indicators, not the inventory)."""
-    return tuple(d for d in plan.active_devices() if d.role in INVENTORY_ROLES)
+    """The devices whose intervals the inventory reads: the inventory roles, and the meters an
+    attribution rule shares purchased electricity by (other consumption, storage and
+    production meters feed flows and indicators, not the inventory)."""
+    shared = {d.device_pk for rule in plan.shares for d, _m in rule.registers()}
+    return tuple(
+        d for d in plan.active_devices() if d.role in INVENTORY_ROLES or d.device_pk in shared
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +235,20 @@ class _Slot:
                 energy_tce=tce[i], zero_carbon_tce=zero[i],
             )  # fmt: skip
 
-    def tce_of(self, quantity: float, unit: str, carrier: str, *, pure_ch4: bool = False) -> float:
+    def tce_of(
+        self, quantity: float, unit: str, carrier: str, *, pure_ch4: bool = False
+    ) -> tuple[float, SelectedFactor]:
+        """``quantity`` [unit] in tce, and the coefficient used (recorded with the line)."""
         coefficient = self.f.tce(carrier, pure_ch4=pure_ch4)
-        return to_tce(quantity, unit, coefficient, carrier=carrier).energy_tce
+        return to_tce(quantity, unit, coefficient, carrier=carrier).energy_tce, coefficient
+
+
+def _with_factor(emission: Emission, factor: SelectedFactor) -> Emission:
+    """``emission`` with one more factor behind it (a tce coefficient): the principal factor
+    stays first, and the line's factor set names every factor its figures used."""
+    if factor in emission.factors:
+        return emission
+    return replace(emission, factors=(*emission.factors, factor))
 
 
 def _places_weights(
@@ -239,6 +264,40 @@ def _places_weights(
         else:
             places.append(place)
             weights.append(weight)
+    return places, weights
+
+
+def attribution_shares(
+    rule: ShareRule, quantity_kwh: Callable[[DevicePlan, MetricPlan], float]
+) -> tuple[list[tuple[str | None, str | None]], list[float]]:
+    """Owners of ``rule``'s node's purchased electricity in one interval, with weights [kWh].
+
+    Each organisation other than the common account takes what its metered edges out of the
+    node measured; the common account the rest of what the node received (its own edges, losses
+    and unmetered use): ``received − Σ enterprises``, where received = edges in − edges into
+    sinks. With ``pro_rata`` the losses go to all edges in proportion (the weights sum to the
+    metered outflow). Nothing received or passed on: all to the common account.
+    """
+
+    def total(registers: Iterable[tuple[DevicePlan, MetricPlan]]) -> float:
+        return math.fsum(max(0.0, quantity_kwh(d, m)) for d, m in registers)
+
+    received = max(0.0, total(rule.inflows) - total(rule.sink_outflows))
+    enterprise: dict[str, float] = {}
+    passed = 0.0
+    for edge in rule.outflows:
+        kwh = total(edge.registers)
+        passed += kwh
+        if edge.org_id != rule.common_org:
+            enterprise[edge.org_id] = enterprise.get(edge.org_id, 0.0) + kwh
+    denominator = passed if rule.pro_rata else max(received, passed)
+    taken = math.fsum(enterprise.values())
+    places: list[tuple[str | None, str | None]] = [(org, rule.node_id) for org in enterprise]
+    weights = list(enterprise.values())
+    places.append((rule.common_org, rule.node_id))
+    weights.append(max(0.0, denominator - taken))
+    if not any(w > 0 for w in weights):
+        return [(rule.common_org, rule.node_id)], [1.0]
     return places, weights
 
 
@@ -263,6 +322,7 @@ def slot_inventory(
     net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh)
     _heat(slot, devices)
     _fuels(slot, devices)
+    _process(slot, devices)
     _methane(slot, devices)
     return SlotResult(tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems))
 
@@ -311,11 +371,12 @@ def _electricity(
         sign = -1.0 if net_mwh < 0 else 1.0
         parts = [q for _, q in imports] + [q for _, q in exports]
         booked = imports or exports
-        places, weights = _places_weights((d, q.quantity) for d, q in booked)
+        places, weights = _owners(slot, booked)
+        tce, coefficient = slot.tce_of(abs(net_mwh), "MWh", "electricity")
         location = _signed(electricity_location_based(abs(net_mwh), f.location), sign)
         slot.split(
-            places, weights, location, carrier="electricity", basis=Basis.LOCATION, parts=parts,
-            energy_tce=sign * slot.tce_of(abs(net_mwh), "MWh", "electricity"),
+            places, weights, _with_factor(location, coefficient), carrier="electricity",
+            basis=Basis.LOCATION, parts=parts, energy_tce=sign * tce,
         )  # fmt: skip
         covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
         remainder = net_mwh - covered
@@ -338,9 +399,11 @@ def _electricity(
                 zero_factor=f.green_zero,
             ).green  # fmt: skip
             c_sign = -1.0 if covered < 0 else 1.0
+            zero_tce, coefficient = slot.tce_of(volume, "MWh", "electricity")
             slot.split(
-                places, weights, _signed(green, c_sign), carrier="electricity", basis=Basis.MARKET,
-                parts=parts, zero_carbon_tce=c_sign * slot.tce_of(volume, "MWh", "electricity"),
+                places, weights, _with_factor(_signed(green, c_sign), coefficient),
+                carrier="electricity", basis=Basis.MARKET, parts=parts,
+                zero_carbon_tce=c_sign * zero_tce,
             )  # fmt: skip
 
     # Self-generated PV / wind and direct green supply at zero, all zero-carbon energy. What the
@@ -352,16 +415,32 @@ def _electricity(
         places, weights = _places_weights((d, q.quantity) for d, q in group)
         for place, kwh in zip(places, weights, strict=True):
             mwh = _kwh_to_mwh(kwh)
-            tce = slot.tce_of(mwh, "MWh", "electricity")
+            tce, coefficient = slot.tce_of(mwh, "MWh", "electricity")
             parts = [q for d, q in group if (d.org_id, d.node_id) == place]
             emission = (
                 self_generated_electricity(mwh, f.self_zero) if own else _direct_supply(mwh, f, day)
             )
             slot.add(
-                place, emission, carrier="electricity", basis=Basis.BOTH, parts=parts,
-                energy_tce=tce, zero_carbon_tce=tce,
+                place, _with_factor(emission, coefficient), carrier="electricity",
+                basis=Basis.BOTH, parts=parts, energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
     return net_mwh, covered
+
+
+def _owners(
+    slot: _Slot, booked: Sequence[tuple[DevicePlan, Quantity]]
+) -> tuple[list[tuple[str | None, str | None]], list[float]]:
+    """Where grid electricity is booked: by the attribution rule of the grid meters' node, if
+    the site file has one, else at the grid meters' places in proportion to their quantities."""
+    meter_nodes = {d.node_id for d, _q in booked}
+    rule = next((r for r in slot.plan.shares if {r.node_id} == meter_nodes), None)
+    if rule is None:
+        return _places_weights((d, q.quantity) for d, q in booked)
+
+    def kwh(device: DevicePlan, metric: MetricPlan) -> float:
+        return units.convert(slot.get(device, metric).quantity, metric.unit, units.lookup(_KWH))
+
+    return attribution_shares(rule, kwh)
 
 
 def _direct_supply(mwh: float, f: SiteFactors, day: date) -> Emission:
@@ -439,11 +518,38 @@ def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
         if metric is None:
             continue
         gj = units.convert(q.quantity, metric.unit, units.lookup("GJ"))
-        emission = purchased_heat_co2(gj, slot.f.heat)
+        tce, coefficient = slot.tce_of(gj, "GJ", "heat")
+        emission = _with_factor(purchased_heat_co2(gj, slot.f.heat), coefficient)
         slot.add(
             (d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q],
-            energy_tce=slot.tce_of(gj, "GJ", "heat"),
+            energy_tce=tce,
         )  # fmt: skip
+
+
+def _process(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    """Process CO2 of carbonates (GB/T 32151): each ``process_carbonate`` device's material [t]
+    × its carbonate's mass fraction × the fraction calcined × the carbonate's factor (Table
+    C.2), scope 1 process, booked at the device's node and organisation."""
+    doc = slot.plan.document
+    feeds = {d.id: d.carbonate for d in doc.devices if d.carbonate} if doc is not None else {}
+    for d in devices:
+        if d.role != Role.PROCESS_CARBONATE:
+            continue
+        feed, metric = feeds.get(d.device_id), flow_metric(d)
+        if feed is None or metric is None:
+            slot.problems.append(f"{d.device_id}: process_carbonate without carbonate or metric")
+            continue
+        q = slot.get(d, metric)
+        try:
+            mass_t = units.convert(q.quantity, metric.unit, units.lookup("t"))
+            factor = use_factor(slot.f.library.get(f"carbonate.{feed.carbonate}"))
+            emission = carbonate_process_co2(
+                mass_t, factor, purity=feed.purity, calcination=feed.calcination
+            )
+        except (FactorNotFound, units.UnitError, ValueError) as exc:
+            slot.problems.append(f"{d.device_id}: {exc}")
+            continue
+        slot.add((d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q])
 
 
 def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
@@ -483,6 +589,7 @@ def _fuels(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
             continue
         if extra:
             emission = replace(emission, factors=(*emission.factors, *extra))
+        emission = _with_factor(emission, coefficient)
         slot.add(
             (org, node), emission, carrier=carrier, basis=Basis.BOTH, parts=parts,
             energy_tce=tce.energy_tce,
@@ -548,14 +655,17 @@ def _methane(slot: _Slot, devices: Sequence[DevicePlan]) -> None:  # noqa: C901 
         (home[0][0].org_id, home[0][0].node_id), balance.escape, carrier="coal_mine_methane",
         basis=Basis.BOTH, parts=everything,
     )  # fmt: skip
-    for flow, emission in (("flared", balance.flaring), ("utilised", balance.utilisation)):
+    for flow, figure in (("flared", balance.flaring), ("utilised", balance.utilisation)):
         group = lines.get(flow, [])
         if not group:
             continue
         places, weights = _places_weights((d, q.quantity) for d, q in group)
-        tce = 0.0
+        tce, emission = 0.0, figure
         if flow == "utilised":
-            tce = slot.tce_of(volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True)
+            tce, coefficient = slot.tce_of(
+                volumes["utilised"], "Nm3", "coal_mine_methane", pure_ch4=True
+            )
+            emission = _with_factor(figure, coefficient)
         slot.split(
             places, weights, emission, carrier="coal_mine_methane", basis=Basis.BOTH,
             parts=[q for _, q in group], energy_tce=tce,

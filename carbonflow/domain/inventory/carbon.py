@@ -450,6 +450,32 @@ def purchased_heat_co2(
     )  # fmt: skip
 
 
+def carbonate_process_co2(
+    mass_t: float,
+    factor: FactorValue | SelectedFactor,
+    *,
+    purity: float = 1.0,
+    calcination: float = 1.0,
+    label: str = "",
+) -> Emission:
+    """Process CO2 of carbonates (GB/T 32151 method, scope 1 process) [tCO2] = material fed
+    [t] × carbonate mass fraction (purity) × calcination fraction × the carbonate's factor
+    [tCO2/t] (GB/T 32151.34—2024 Table C.2, e.g. CaCO3 0.440 = 44.01/100.09)."""
+    if mass_t < 0:
+        raise ValueError(f"carbonate fed is negative: {mass_t} t")
+    for name, share in (("purity", purity), ("calcination", calcination)):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"carbonate {name} must be a fraction 0–1, got {share}")
+    used = require_unit(factor, "tCO2/t", "carbonate factor")
+    co2_t = mass_t * purity * calcination * used.value
+    return Emission(
+        Category.PROCESS, Scope.SCOPE_1, Gas.CO2, co2_t, co2_t, mass_t, "t", (used,),
+        f"{mass_t:g} t × {purity:g} (carbonate) × {calcination:g} (calcined) × "
+        f"{used.value:g} tCO2/t = {co2_t:g} tCO2",
+        label=label or f"process CO2 ({used.key})",
+    )  # fmt: skip
+
+
 # --- totals ------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,12 @@ section       rows
 ============  ===================================================================================
 header        site, organisation, month, period [UTC], time zone, generated at, calc watermark,
               status (draft/closed), revision, who closed it and why
-activity      one per source (category × carrier): quantity + unit, energy [tce], completeness
-factors       every factor used: key, value, unit, version, file, source, confidence, selection
-emissions     one per scope × category × carrier × gas × basis: gas mass [t], CO2e [t]
+activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
+              coefficient behind it (key, value, unit), completeness
+factors       every factor used: key, value, unit, version, file, source, confidence, data
+              year, the accounting year asked for and ``factor_year_fallback``, selection
+emissions     one per scope × category × carrier × gas × basis: gas mass [t], CO2e [t], the
+              GWP behind the CO2e (key ``gwp.ch4.<set>``, value [tCO2e/t]; ``co2`` = 1)
 totals        location- and market-based view: scope 1, scope 2, total [tCO2e], CO2/CH4/N2O [t]
 green_power   the month's green-power claims: offered, applied, unused [MWh], accepted and why
 production    products: output + unit, location-based intensity [tCO2e per unit of output]
@@ -95,16 +98,19 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
     "activity": (
         Column("category"), Column("carrier"), Column("scope"), Column("quantity"),
         Column("unit"), Column("energy_tce", "tce"), Column("completeness_share", "1"),
-        Column("quality"),
+        Column("quality"), Column("tce_factor_key"), Column("tce_factor"),
+        Column("tce_factor_unit"),
     ),
     "factors": (
         Column("factor_key"), Column("value"), Column("unit"), Column("version"),
         Column("file"), Column("source"), Column("confidence"), Column("data_year"),
+        Column("requested_year"), Column("factor_year_fallback"),
         Column("selection"), Column("selection_reason"),
     ),
     "emissions": (
         Column("scope"), Column("category"), Column("carrier"), Column("gas"),
         Column("basis"), Column("gas_t", "t"), Column("tco2e", "tCO2e"),
+        Column("gwp_key"), Column("gwp", "tCO2e/t"),
     ),
     "totals": (
         Column("view"), Column("scope_1_tco2e", "tCO2e"), Column("scope_2_tco2e", "tCO2e"),
@@ -185,9 +191,40 @@ def _activity(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
                 "energy_tce": rounded(math.fsum(ln.energy_tce for ln in group)),
                 "completeness_share": rounded(_mean([ln.completeness for ln in group])),
                 "quality": str(_worst(ln.quality for ln in group)),
+                **_tce_factor(group),
             }
         )
     return rows
+
+
+_TCE_PREFIXES = ("tce.", "derived.tce.")
+
+
+def _tce_factor(group: Sequence[InventoryLine]) -> dict[str, Any]:
+    """The standard-coal coefficient behind a source's ``energy_tce`` (GB/T 2589 or derived
+    from an NCV), from its lines' factor records; None where no energy is counted."""
+    for line in group:
+        for record in line.factors.records:
+            key = str(record.get("factor_key"))
+            if key.startswith(_TCE_PREFIXES):
+                value = record.get("factor_value")
+                return {
+                    "tce_factor_key": key,
+                    "tce_factor": rounded(float(value)) if value is not None else None,
+                    "tce_factor_unit": record.get("factor_unit"),
+                }
+        for used in line.factors.used:
+            if used.key.startswith(_TCE_PREFIXES):
+                return {
+                    "tce_factor_key": used.key,
+                    "tce_factor": rounded(used.value),
+                    "tce_factor_unit": used.unit,
+                }
+    return {"tce_factor_key": None, "tce_factor": None, "tce_factor_unit": None}
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _factors(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
@@ -208,16 +245,42 @@ def _factors(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
                 "source": record.get("factor_source"),
                 "confidence": record.get("factor_confidence"),
                 "data_year": int(year) if year is not None else None,
+                "requested_year": _int(record.get("requested_year")),
+                "factor_year_fallback": bool(record.get("factor_year_fallback", False)),
                 "selection": record.get("selection"),
                 "selection_reason": record.get("selection_reason"),
             }
     return [seen[k] for k in sorted(seen)]
 
 
+def _gwp(line: InventoryLine) -> tuple[str, float | None]:
+    """The GWP behind a line's CO2e: ``co2`` (1) for CO2, else the ``gwp.<gas>.<set>`` factor
+    among its records (``unrecorded`` when the line carries none)."""
+    if line.gas == "CO2":
+        return "co2", 1.0
+    prefix = f"gwp.{str(line.gas).lower()}."
+    for record in line.factors.records:
+        key = str(record.get("factor_key"))
+        if key.startswith(prefix):
+            value = record.get("factor_value")
+            return key, float(value) if value is not None else None
+    for used in line.factors.used:
+        if used.key.startswith(prefix):
+            return used.key, used.value
+    return "unrecorded", None
+
+
 def _emissions(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
-    sums: dict[tuple[str, str, str, str, str], list[float]] = {}
+    """One row per scope × category × carrier × gas × basis, with the GWP of its CO2e."""
+    sums: dict[tuple[str, str, str, str, str, str], list[float]] = {}
+    gwps: dict[str, float | None] = {}
     for line in lines:
-        key = (str(line.scope), str(line.category), line.carrier, str(line.gas), str(line.basis))
+        gwp_key, gwp = _gwp(line)
+        gwps[gwp_key] = gwp
+        key = (
+            str(line.scope), str(line.category), line.carrier, str(line.gas), str(line.basis),
+            gwp_key,
+        )  # fmt: skip
         acc = sums.setdefault(key, [0.0, 0.0])
         acc[0] += line.gas_t
         acc[1] += line.tco2e
@@ -225,8 +288,11 @@ def _emissions(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
         {
             "scope": scope, "category": category, "carrier": carrier, "gas": gas,
             "basis": basis, "gas_t": rounded(gas_t), "tco2e": rounded(tco2e),
+            "gwp_key": gwp_key, "gwp": rounded(gwps[gwp_key]),
         }
-        for (scope, category, carrier, gas, basis), (gas_t, tco2e) in sorted(sums.items())
+        for (scope, category, carrier, gas, basis, gwp_key), (gas_t, tco2e) in sorted(
+            sums.items()
+        )
     ]  # fmt: skip
 
 

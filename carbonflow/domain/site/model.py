@@ -144,6 +144,7 @@ class Carrier(StrEnum):
     COKE = "coke"
     COAL_MINE_METHANE = "coal_mine_methane"  # drained gas and ventilation-air methane (煤矿瓦斯)
     PRODUCT = "product"  # a non-energy product (t of cathode material, t handled, …)
+    CARBONATE = "carbonate"  # carbonate-bearing material fed to a process (limestone, Li2CO3)
     NONE = "none"  # measures no flow (weather station)
 
 
@@ -172,6 +173,7 @@ class Role(StrEnum):
     METHANE_FLARED = "methane_flared"  # Q_火炬
     METHANE_VENTED = "methane_vented"  # drained gas released unburnt
     METHANE_SOLD = "methane_sold"  # drained gas sold off site (utilised, not the mine's CO2)
+    PROCESS_CARBONATE = "process_carbonate"  # carbonate decomposed in a process: process CO2
     WEATHER = "weather"
 
 
@@ -192,6 +194,7 @@ class DeviceKind(StrEnum):
     GAS_POWER_PLANT = "gas_power_plant"
     FLARE = "flare"
     WEATHER_STATION = "weather_station"
+    CARBONATE_SCALE = "carbonate_scale"
 
 
 class MetricKind(StrEnum):
@@ -352,6 +355,13 @@ DEVICE_KINDS: Mapping[DeviceKind, DeviceKindSpec] = {
         (Carrier.DIESEL, Carrier.GASOLINE, Carrier.FUEL_OIL, Carrier.LPG, Carrier.LNG),
         (Role.FUEL_SUPPLY, Role.CONSUMPTION),
         (DefaultMetric("volume_l", _C, "cumulative volume dispensed [L]"),),
+    ),
+    DeviceKind.CARBONATE_SCALE: DeviceKindSpec(
+        "scale or feeder weighing carbonate-bearing material into a kiln or reactor (limestone, "
+        "dolomite, lithium carbonate): process CO2, GB/T 32151",
+        (Carrier.CARBONATE,),
+        (Role.PROCESS_CARBONATE,),
+        (DefaultMetric("fed_t", _C, "cumulative material fed [t]"),),
     ),
     DeviceKind.PRODUCTION_METER: DeviceKindSpec(
         "product output meter (belt scale, weighbridge, product counter); names its product — "
@@ -792,6 +802,16 @@ class SimHints(BaseModel):
     publish_interval_s: Positive | None = None  # reporting period [s]
 
 
+class CarbonateFeed(_Model):
+    """What a ``process_carbonate`` device weighs: which carbonate (a key ``carbonate.<id>`` of
+    GB/T 32151.34—2024 Table C.2 in the factor library), its mass fraction in the material
+    weighed, and the fraction decomposed in the process."""
+
+    carbonate: Annotated[str, Field(pattern=r"^[a-z0-9_]{2,32}$")]
+    purity: Annotated[float, Field(gt=0, le=1)] = 1.0
+    calcination: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
 class Device(_Model):
     """A meter or instrument publishing readings, and the flow it measures."""
 
@@ -810,6 +830,11 @@ class Device(_Model):
     default_metrics: bool = True  # merge the kind's default metrics into ``metrics``
     metrics: dict[MetricName, MetricSpec] = Field(default_factory=dict)
     sim: SimHints | None = None
+    carbonate: CarbonateFeed | None = None  # role process_carbonate only
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without(handler(self), {"carbonate": None})
 
     @model_validator(mode="before")
     @classmethod
@@ -859,15 +884,30 @@ class Device(_Model):
             issues.append(
                 Issue(("counter_modulus",), "counter_modulus set, but no metric is a counter")
             )
+        issues.extend(self._role_issues())
+        if issues:
+            raise SiteModelError(issues)
+        return self
+
+    def _role_issues(self) -> list[Issue]:
+        """What a role names: a production meter its product, a process_carbonate device its
+        carbonate — and no other role either."""
+        issues = []
         if self.role is Role.PRODUCTION and self.product is None:
             issues.append(Issue(("product",), "a production meter names the product it measures"))
         if self.role is not Role.PRODUCTION and self.product is not None:
             issues.append(
                 Issue(("product",), f"only role 'production' names a product, not {self.role!r}")
             )
-        if issues:
-            raise SiteModelError(issues)
-        return self
+        if (self.role is Role.PROCESS_CARBONATE) != (self.carbonate is not None):
+            issues.append(
+                Issue(
+                    ("carbonate",),
+                    "a process_carbonate device names its carbonate (carbonate: {carbonate: "
+                    "caco3, purity: 0.9}), and only such a device does",
+                )
+            )
+        return issues
 
     def counter_metrics(self) -> list[str]:
         return [name for name, m in self.metrics.items() if m.kind is MetricKind.COUNTER]
@@ -876,6 +916,26 @@ class Device(_Model):
 def _not_for(kind: DeviceKind, what: str, value: StrEnum, allowed: Sequence[StrEnum]) -> str:
     expected = ", ".join(a.value for a in allowed)
     return f"{what} {value.value!r} is not valid for a {kind.value} (expected: {expected})"
+
+
+class UnmeteredRule(StrEnum):
+    """Who takes what a distribution node received beyond its sub-meters (losses, unmetered)."""
+
+    COMMON = "common"  # the park's common account
+    PRO_RATA = "pro_rata"  # the enterprises behind the sub-meters, in proportion
+
+
+class Attribution(_Model):
+    """Who owns the electricity a park buys (ACCOUNTING §6a): the grid import metered at
+    ``node`` (a distribution node) belongs, interval by interval, to the organisations behind
+    the metered edges leaving the node (each in proportion to its sub-meters' share of what the
+    node received), and the rest — the node's own organisation's use, losses, unmetered use — to
+    ``common``, the park's common account (or, with ``unmetered: pro_rata``, the losses and
+    unmetered use to the enterprises in proportion)."""
+
+    node: Id
+    common: Id  # the organisation that holds the park's common account
+    unmetered: UnmeteredRule = UnmeteredRule.COMMON
 
 
 class SiteDocument(_Model):
@@ -892,20 +952,108 @@ class SiteDocument(_Model):
     devices: list[Device] = Field(default_factory=list)
     project_baseline: ProjectBaseline | None = None
     vehicles: list[VehicleGroup] = Field(default_factory=list)
+    attribution: list[Attribution] = Field(default_factory=list)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without(handler(self), {"project_baseline": None, "vehicles": []})
+        return _without(
+            handler(self), {"project_baseline": None, "vehicles": [], "attribution": []}
+        )
 
     @model_validator(mode="after")
     def _references(self) -> Self:
         issues = reference_issues(self)
+        if not issues:
+            issues = attribution_issues(self) + edge_unit_issues(self)
         if issues:
             raise SiteModelError(issues)
         return self
 
 
 _LISTED = 12  # ids listed in an "unknown id" message
+
+
+def edge_unit_issues(doc: SiteDocument) -> list[Issue]:
+    """The meters of one edge are summed, so they must measure a common quantity: an edge whose
+    meters share no dimension among their counter and interval metrics (diesel in L on one, in t
+    on another) is refused, naming the edge and each meter's units."""
+    issues: list[Issue] = []
+    devices = {d.id: d for d in doc.devices}
+    for i, e in enumerate(doc.edges):
+        meters = [devices[m] for m in e.meters if m in devices]
+        if len(meters) < 2:
+            continue
+        units_of = {
+            d.id: sorted(
+                {name: metric_unit(name) for name, m in d.metrics.items()
+                 if m.kind is not MetricKind.GAUGE}.items()
+            )
+            for d in meters
+        }  # fmt: skip
+        shared = set.intersection(*({u.dimension for _n, u in units_of[d.id]} for d in meters))
+        if not shared:
+            listed = "; ".join(
+                f"{d}: {', '.join(f'{n} [{u.symbol}]' for n, u in found) or 'no quantity metric'}"
+                for d, found in units_of.items()
+            )
+            issues.append(
+                Issue(
+                    ("edges", i, "meters"),
+                    f"the meters of edge {e.source!r} → {e.target!r} ({e.carrier.value}) measure "
+                    f"no common quantity, so they cannot be summed ({listed})",
+                )
+            )
+    return issues
+
+
+def attribution_issues(doc: SiteDocument) -> list[Issue]:
+    """An attribution names a distribution node and an organisation of the file, once per node,
+    and every flow it shares has an owner: each electricity edge leaving the node (but into a
+    sink) is metered and ends at a node of an organisation — a flow with no owner is an error."""
+    issues: list[Issue] = []
+    nodes = {n.id: n for n in doc.nodes}
+    orgs = {o.id for o in doc.organisations}
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(doc.attribution):
+        node = nodes.get(rule.node)
+        if node is None or node.kind is not NodeKind.DISTRIBUTION:
+            what = "unknown node" if node is None else f"a {node.kind.value} node"
+            issues.append(
+                Issue(
+                    ("attribution", i, "node"), f"{rule.node!r} is {what}, not a distribution node"
+                )
+            )
+            continue
+        if rule.common not in orgs:
+            issues.append(
+                Issue(("attribution", i, "common"), f"unknown organisation {rule.common!r}")
+            )
+        if rule.node in seen:
+            issues.append(Issue(("attribution", i, "node"), f"{rule.node!r} is attributed twice"))
+        seen.setdefault(rule.node, i)
+        for j, e in enumerate(doc.edges):
+            if e.source != rule.node or e.carrier is not Carrier.ELECTRICITY:
+                continue
+            target = nodes.get(e.target)
+            if target is None or target.kind is NodeKind.SINK:
+                continue
+            if not e.meters:
+                issues.append(
+                    Issue(
+                        ("edges", j, "meters"),
+                        f"electricity from {e.source!r} to {e.target!r} has no owner: the edge "
+                        f"is not metered, and attribution[{i}] shares {rule.node!r} by meters",
+                    )
+                )
+            if target.org is None:
+                issues.append(
+                    Issue(
+                        ("nodes", list(nodes).index(e.target), "org"),
+                        f"electricity from {e.source!r} to {e.target!r} has no owner: node "
+                        f"{e.target!r} belongs to no organisation (attribution[{i}])",
+                    )
+                )
+    return issues
 
 
 def reference_issues(doc: SiteDocument) -> list[Issue]:  # noqa: C901, PLR0912, PLR0915 — one check per kind of reference in the site document

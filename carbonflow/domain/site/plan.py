@@ -18,10 +18,12 @@ from datetime import timedelta
 from typing import Any
 
 from carbonflow.domain.site.model import (
+    Carrier,
     MetricKind,
     NodeKind,
     Role,
     SiteDocument,
+    UnmeteredRule,
     multiplier_applies,
 )
 from carbonflow.domain.units import Dimension, metric_unit
@@ -157,6 +159,93 @@ def reverse_metric(device: DevicePlan) -> MetricPlan | None:
     return None
 
 
+def edge_metric(device: DevicePlan, target: str, sink: bool) -> MetricPlan | None:
+    """The register of ``device`` that measures an edge into ``target`` in the edge's
+    direction: a storage's charge register on the edge into it, its discharge register out of
+    it; a grid meter's export register on the edge into a sink; else the role's flow metric."""
+    if device.role == Role.STORAGE:
+        return reverse_metric(device) if device.node_id == target else flow_metric(device)
+    if sink and device.role == Role.GRID_IMPORT:
+        return reverse_metric(device)
+    return flow_metric(device)
+
+
+Register = tuple["DevicePlan", MetricPlan]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareEdge:
+    """A metered electricity edge leaving an attributed node: who takes it, and its meters."""
+
+    org_id: str
+    target: str
+    registers: tuple[Register, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRule:
+    """The attribution of one distribution node's purchased electricity (site file
+    ``attribution``, ACCOUNTING §6a): what it received (metered edges in, minus edges out into
+    sinks) and the metered edges it passes on, each owned by its target node's organisation."""
+
+    node_id: str
+    common_org: str
+    pro_rata: bool
+    inflows: tuple[Register, ...]
+    sink_outflows: tuple[Register, ...]
+    outflows: tuple[ShareEdge, ...]
+
+    def registers(self) -> tuple[Register, ...]:
+        out = [r for e in self.outflows for r in e.registers]
+        return (*self.inflows, *self.sink_outflows, *out)
+
+
+def share_rules(
+    document: SiteDocument | None, devices: Sequence[DevicePlan]
+) -> tuple[ShareRule, ...]:
+    """The document's attribution rules with the registers they read (devices of the plan)."""
+    if document is None:
+        return ()
+    by_id = {d.device_id: d for d in devices}
+    kinds = {n.id: n.kind for n in document.nodes}
+    owners = {n.id: n.org for n in document.nodes}
+
+    def registers(meters: Iterable[str], target: str, sink: bool) -> tuple[Register, ...]:
+        found = []
+        for meter in meters:
+            device = by_id.get(meter)
+            metric = None if device is None else edge_metric(device, target, sink)
+            if device is not None and metric is not None:
+                found.append((device, metric))
+        return tuple(found)
+
+    rules = []
+    for rule in document.attribution:
+        electric = [e for e in document.edges if e.carrier is Carrier.ELECTRICITY]
+        into = [e for e in electric if e.target == rule.node]
+        out = [e for e in electric if e.source == rule.node]
+        sinks = [e for e in out if kinds.get(e.target) is NodeKind.SINK]
+        rules.append(
+            ShareRule(
+                node_id=rule.node,
+                common_org=rule.common,
+                pro_rata=rule.unmetered is UnmeteredRule.PRO_RATA,
+                inflows=tuple(r for e in into for r in registers(e.meters, e.target, False)),
+                sink_outflows=tuple(r for e in sinks for r in registers(e.meters, e.target, True)),
+                outflows=tuple(
+                    ShareEdge(
+                        owners.get(e.target) or rule.common,
+                        e.target,
+                        registers(e.meters, e.target, False),
+                    )
+                    for e in out
+                    if e not in sinks
+                ),
+            )
+        )
+    return tuple(rules)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     node_id: str
@@ -181,9 +270,12 @@ class SitePlan:
     document_error: str | None = None
     nodes: Mapping[str, NodeInfo] = field(default_factory=dict)
     by_pk: Mapping[int, DevicePlan] = field(default_factory=dict)
+    shares: tuple[ShareRule, ...] = ()  # attribution of purchased electricity (site file)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_pk", {d.device_pk: d for d in self.devices})
+        if self.document is not None and not self.shares:
+            object.__setattr__(self, "shares", share_rules(self.document, self.devices))
         if self.document is not None and not self.nodes:
             nodes = {
                 n.id: NodeInfo(n.id, n.kind.value, n.org, n.production_system)

@@ -385,6 +385,9 @@ def get_flows(
             conn, site.site_id, org_id=site.org_id, limit=_NODE_LIMIT, offset=0
         )
     }
+    # Products are nodes of the graph too ("product:{id}"): their names from the registry.
+    for product_id, pair in registry.product_names(conn, site.site_id, org_id=site.org_id).items():
+        names[f"product:{product_id}"] = pair
     return flows_out(
         graph,
         part,

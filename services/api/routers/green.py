@@ -71,6 +71,8 @@ def instrument_out(row: reference.GreenInstrumentRow) -> GreenInstrumentOut:
         claim_end=row.claim_end,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        serial_first=row.serial_first,
+        serial_last=row.serial_last,
     )
 
 
@@ -173,6 +175,8 @@ def put_instrument(
         claimed_mwh=body.claimed_mwh,
         claim_start=body.claim_start,
         claim_end=body.claim_end,
+        serial_first=body.serial_first,
+        serial_last=body.serial_last,
     )
     try:
         row, created = reference.put_green_instrument(
@@ -183,6 +187,12 @@ def put_instrument(
             409,
             f"instrument {instrument_id!r} is already registered at site {site.site_id!r} by "
             "another party; one piece of evidence is claimed once",
+        ) from None
+    except reference.SerialRangeTaken as taken:
+        raise ApiProblemError(
+            409,
+            f"certificate serials {body.serial_first}–{body.serial_last} overlap a batch already "
+            f"registered: {taken}; each certificate is registered once on the platform",
         ) from None
     response.status_code = 201 if created else 200
     write_audit(conn, _audit(ctx, site, request, response.status_code))

@@ -24,8 +24,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from carbonflow.domain import calendar
 from carbonflow.domain.ledger import document as ledger_doc
+from carbonflow.domain.ledger.closing import close_refusal
 from carbonflow.domain.ledger.document import LedgerInputs
-from carbonflow.storage import carbon, db, registry
+from carbonflow.domain.ledger.labels import Lang
+from carbonflow.storage import carbon, db, readings, registry
 from carbonflow.storage import ledgers as store
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Principal, Role
@@ -34,6 +36,7 @@ from services.api.ledger_export import (
     CSV_MEDIA_TYPE,
     JSON_MEDIA_TYPE,
     MEDIA_TYPES,
+    PDF_MEDIA_TYPE,
     XLSX_MEDIA_TYPE,
     ZIP_MEDIA_TYPE,
     render,
@@ -58,6 +61,7 @@ ORG_PREFIX = "/api/v1/sites/{site_id}/organisations/{org_id}/ledgers/{month}"
 MAX_EXPORT_MONTHS = 12
 # A closed revision never changes: clients and proxies may keep it (private: keyed access).
 IMMUTABLE = "private, max-age=31536000, immutable"
+VARY = "Accept, Accept-Language"
 # Years 1900–2999: a calendar month the site's time zone can place (and its successor).
 MONTH_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"
 
@@ -71,7 +75,16 @@ FormatQuery = Annotated[
     LedgerFormat | None,
     Query(
         alias="format",
-        description="json, csv or xlsx (else the Accept header decides; default json)",
+        description="json, csv, xlsx or pdf (else the Accept header decides; default json)",
+    ),
+]
+LangQuery = Annotated[
+    Lang | None,
+    Query(
+        description=(
+            "language of the CSV, XLSX and PDF labels: zh or en (else Accept-Language: zh when"
+            " it prefers Chinese, otherwise en); JSON keys never change"
+        ),
     ),
 ]
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
@@ -81,6 +94,7 @@ EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
             JSON_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/LedgerDocument"}},
             CSV_MEDIA_TYPE: {"schema": {"type": "string"}},
             XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -208,21 +222,39 @@ def _revision_out(scope: LedgerScope, month: str, row: store.RevisionRow) -> Rev
     )
 
 
-def _format(fmt: str | None, request: Request) -> str:
-    if fmt is not None:
-        return fmt
-    accept = request.headers.get("accept", "")
-    if "text/csv" in accept:
-        return "csv"
-    if XLSX_MEDIA_TYPE in accept:
-        return "xlsx"
-    return "json"
+@dataclass(frozen=True, slots=True)
+class Export:
+    """What a download is rendered as: the format and the language of its labels."""
+
+    fmt: str
+    lang: Lang
+
+    @property
+    def tag(self) -> str:
+        """What, besides the document, the bytes depend on (ETag suffix, file name)."""
+        return "" if self.fmt == "json" else f".{self.lang}.{self.fmt}"
 
 
-def _filename(scope: LedgerScope, month: str, revision: int | None, fmt: str) -> str:
+def _export(request: Request, fmt: FormatQuery = None, lang: LangQuery = None) -> Export:
+    if fmt is None:
+        accept = request.headers.get("accept", "")
+        media = {"text/csv": "csv", XLSX_MEDIA_TYPE: "xlsx", PDF_MEDIA_TYPE: "pdf"}
+        chosen = next((f for m, f in media.items() if m in accept), "json")
+    else:
+        chosen = fmt
+    if lang is None:
+        first = request.headers.get("accept-language", "").split(",")[0].strip().lower()
+        lang = "zh" if first.startswith("zh") else "en"
+    return Export(chosen, lang)
+
+
+ExportDep = Annotated[Export, Depends(_export)]
+
+
+def _filename(scope: LedgerScope, month: str, revision: int | None, export: Export) -> str:
     who = scope.org_id or "site"
     suffix = f"r{revision}" if revision is not None else "draft"
-    return f"ledger-{scope.site_id}-{who}-{month}-{suffix}.{fmt}"
+    return f"ledger-{scope.site_id}-{who}-{month}-{suffix}{export.tag or '.json'}"
 
 
 def _audit(ctx: ContextDep, principal: Principal, request: Request, status: int) -> AuditEntry:
@@ -273,19 +305,17 @@ def _month(scope: LedgerScope, month: str, conn: sa.Connection, ctx: ContextDep)
 
 
 def _draft(
-    scope: LedgerScope, month: str, fmt: str | None, *, request: Request, conn: sa.Connection,
-    ctx: ContextDep,
+    scope: LedgerScope, month: str, export: Export, *, conn: sa.Connection, ctx: ContextDep,
 ) -> Response:  # fmt: skip
-    chosen = _format(fmt, request)
     draft = draft_document(conn, scope.site_id, scope.org_id, month, ctx.wall_clock())
     return Response(
-        render(draft, chosen),
-        media_type=MEDIA_TYPES[chosen],
+        render(draft, export.fmt, export.lang),
+        media_type=MEDIA_TYPES[export.fmt],
         headers={
             "Cache-Control": "no-store",
-            "Vary": "Accept",
+            "Vary": VARY,
             "Content-Disposition": (
-                f'attachment; filename="{_filename(scope, month, None, chosen)}"'
+                f'attachment; filename="{_filename(scope, month, None, export)}"'
             ),
         },
     )
@@ -311,8 +341,15 @@ def _store_revision(
                 f"{month} is closed (revision {latest.revision}); a correction is a revision: "
                 f"POST {scope.path(month)}/revisions with a reason",
             )
-        if end > now:
-            raise ApiProblemError(409, f"{month} has not ended yet: it can be closed from {end}")
+        refusal = close_refusal(
+            draft,
+            month=month,
+            end=end,
+            now=now,
+            first_reading=readings.site_first_reading(conn, scope.site_id),
+        )
+        if refusal is not None:
+            raise ApiProblemError(409, refusal)
         number, changes = 1, []
     else:
         if latest is None:
@@ -366,7 +403,7 @@ def _revisions(scope: LedgerScope, month: str, conn: sa.Connection) -> RevisionL
 
 
 def _revision(
-    scope: LedgerScope, month: str, number: int, fmt: str | None, *, request: Request,
+    scope: LedgerScope, month: str, number: int, export: Export, *, request: Request,
     conn: sa.Connection,
 ) -> Response:  # fmt: skip
     site = registry.ledger_site(conn, scope.site_id)
@@ -375,18 +412,17 @@ def _revision(
     row = store.get_revision(conn, scope.site_id, scope.stored_org, first, number)
     if row is None:
         raise not_found(f"{month} has no revision {number}")
-    chosen = _format(fmt, request)
-    etag = f'"{row.document_sha256}"' if chosen == "json" else f'"{row.document_sha256}.{chosen}"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Vary": "Accept"}
+    etag = f'"{row.document_sha256}{export.tag}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Vary": VARY}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
     data = row.document.encode("utf-8")
-    if chosen != "json":
-        data = render(json.loads(row.document), chosen)
+    if export.fmt != "json":
+        data = render(json.loads(row.document), export.fmt, export.lang)
     headers["Content-Disposition"] = (
-        f'attachment; filename="{_filename(scope, month, number, chosen)}"'
+        f'attachment; filename="{_filename(scope, month, number, export)}"'
     )
-    return Response(data, media_type=MEDIA_TYPES[chosen], headers=headers)
+    return Response(data, media_type=MEDIA_TYPES[export.fmt], headers=headers)
 
 
 SiteRead = Annotated[LedgerScope, Depends(_site_read)]
@@ -415,36 +451,34 @@ def org_month(scope: OrgRead, month: MonthPath, conn: ConnDep, ctx: ContextDep) 
     SITE_PREFIX + "/draft",
     response_class=Response,
     responses=EXPORT_CONTENT,
-    summary="A site's ledger as computed now (json, csv, xlsx)",
+    summary="A site's ledger as computed now (json, csv, xlsx, pdf)",
 )
 def site_draft(
     *,
     scope: SiteRead,
     month: MonthPath,
-    request: Request,
     conn: ConnDep,
     ctx: ContextDep,
-    fmt: FormatQuery = None,
+    export: ExportDep,
 ) -> Response:
-    return _draft(scope, month, fmt, request=request, conn=conn, ctx=ctx)
+    return _draft(scope, month, export, conn=conn, ctx=ctx)
 
 
 @router.get(
     ORG_PREFIX + "/draft",
     response_class=Response,
     responses=EXPORT_CONTENT,
-    summary="An organisation's ledger as computed now (json, csv, xlsx)",
+    summary="An organisation's ledger as computed now (json, csv, xlsx, pdf)",
 )
 def org_draft(
     *,
     scope: OrgRead,
     month: MonthPath,
-    request: Request,
     conn: ConnDep,
     ctx: ContextDep,
-    fmt: FormatQuery = None,
+    export: ExportDep,
 ) -> Response:
-    return _draft(scope, month, fmt, request=request, conn=conn, ctx=ctx)
+    return _draft(scope, month, export, conn=conn, ctx=ctx)
 
 
 @router.post(
@@ -525,7 +559,7 @@ def org_revise(
     SITE_PREFIX + "/revisions/{revision}",
     response_class=Response,
     responses=_REVISION_RESPONSES,
-    summary="One revision as stored (json, csv, xlsx); strong ETag",
+    summary="One revision as stored (json, csv, xlsx, pdf); strong ETag",
 )
 def site_revision(
     *,
@@ -534,16 +568,16 @@ def site_revision(
     revision: RevisionPath,
     request: Request,
     conn: ConnDep,
-    fmt: FormatQuery = None,
+    export: ExportDep,
 ) -> Response:
-    return _revision(scope, month, revision, fmt, request=request, conn=conn)
+    return _revision(scope, month, revision, export, request=request, conn=conn)
 
 
 @router.get(
     ORG_PREFIX + "/revisions/{revision}",
     response_class=Response,
     responses=_REVISION_RESPONSES,
-    summary="One revision as stored (json, csv, xlsx); strong ETag",
+    summary="One revision as stored (json, csv, xlsx, pdf); strong ETag",
 )
 def org_revision(
     *,
@@ -552,9 +586,9 @@ def org_revision(
     revision: RevisionPath,
     request: Request,
     conn: ConnDep,
-    fmt: FormatQuery = None,
+    export: ExportDep,
 ) -> Response:
-    return _revision(scope, month, revision, fmt, request=request, conn=conn)
+    return _revision(scope, month, revision, export, request=request, conn=conn)
 
 
 # --------------------------------------------------------------------------------------------

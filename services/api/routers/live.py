@@ -3,10 +3,12 @@ rates now, and a server-sent-events stream of the snapshot."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -15,19 +17,26 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from carbonflow.domain.factors.library import default_library
+from carbonflow.domain.factors.targets import default_targets
 from carbonflow.domain.indicators import live
+from carbonflow.domain.inventory.methane import MethaneParameters, methane_parameters
 from carbonflow.domain.site.model import MetricKind
 from carbonflow.storage import readings as readings_db
 from services.api.deps import ID_PATTERN, ConnDep, ContextDep, LiveSite, PageDep, SiteScope
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import ApiProblemError, not_found, problem_body, responses
 from services.api.schemas import (
+    DeviceFreshnessOut,
+    ElectricityNowOut,
     FreshnessOut,
     LatestReadingOut,
     LatestReadingPage,
     LiveSnapshotOut,
     MethaneFlowOut,
+    MethaneHourOut,
     MethaneNowOut,
+    MethaneTargetOut,
     PowerGroupOut,
     PowerNowOut,
 )
@@ -58,30 +67,12 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-def _latest_value(row: readings_db.LatestReadingRow) -> live.LatestValue:
-    return live.LatestValue(
-        device_id=row.device_id,
-        carrier=row.carrier,
-        role=row.role,
-        metric=row.metric,
-        ts=row.ts,
-        raw_value=row.value,
-        multiplier=row.multiplier,
-    )
-
-
 def _all_latest(
     conn: sa.Connection, site: SiteScope, metrics: Sequence[str] | None
 ) -> list[live.LatestValue]:
-    rows = readings_db.latest_readings(
-        conn,
-        site.site_id,
-        org_id=site.org_id,
-        limit=SNAPSHOT_MAX_DEVICE_METRICS,
-        offset=0,
-        metrics=metrics,
+    return readings_db.latest_values(
+        conn, site.site_id, org_id=site.org_id, limit=SNAPSHOT_MAX_DEVICE_METRICS, metrics=metrics
     )
-    return [_latest_value(r) for r in rows]
 
 
 def _power_groups(groups: Sequence[live.PowerGroup]) -> list[PowerGroupOut]:
@@ -100,10 +91,60 @@ def _power_groups(groups: Sequence[live.PowerGroup]) -> list[PowerGroupOut]:
     ]
 
 
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction
+
+
+def _targets(indicator: str) -> list[MethaneTargetOut]:
+    return [
+        MethaneTargetOut(
+            year=t.year,
+            comparator=t.comparator.value,
+            threshold_pct=100.0 * t.threshold,
+            source=t.source,
+        )
+        for t in default_targets().targets
+        if t.indicator == indicator and t.unit == "fraction"
+    ]
+
+
+def _methane_hour(
+    methane: live.MethaneNow, params: MethaneParameters | None
+) -> MethaneHourOut | None:
+    if params is None:
+        return None
+    hour = live.methane_hour(methane, params)
+    return MethaneHourOut(
+        **{k: v for k, v in asdict(hour).items() if k != "gwp"},
+        utilisation_rate_pct=_pct(methane.utilisation_rate),
+        drainage_rate_pct=_pct(methane.drainage_rate),
+        gwp_tco2e_per_tch4=hour.gwp,
+    )
+
+
+@functools.cache
+def methane_params() -> MethaneParameters:
+    """The package library's methane parameters (7.17 t/10⁴ Nm³, flare 0.98, use 0.99, GWP set
+    SAR as the Chinese guideline), read once: the live panel's rates, not the inventory's."""
+    return methane_parameters(default_library())
+
+
 def _methane_out(
-    site_id: str, now: datetime, stale_after_s: float, methane: live.MethaneNow
+    site_id: str,
+    now: datetime,
+    stale_after_s: float,
+    methane: live.MethaneNow,
+    values: Sequence[live.LatestValue] = (),
+    params: MethaneParameters | None = None,
 ) -> MethaneNowOut:
+    roles = {r.value for r in live.METHANE_ROLES}
+    newest = max((v.ts for v in values if v.role in roles and v.ts is not None), default=None)
     return MethaneNowOut(
+        data_as_of=newest,
+        data_age_s=None if newest is None else live.age_s(newest, now),
+        hour=_methane_hour(methane, params),
+        utilisation_targets=_targets("methane_utilisation_rate"),
+        drainage_targets=_targets("methane_drainage_rate"),
         site_id=site_id,
         as_of=now,
         stale_after_s=stale_after_s,
@@ -135,14 +176,30 @@ def snapshot(
     values = _all_latest(conn, site, None)
     methane = live.methane_now(values, now, stale_after_s)
     fresh = live.freshness(values, now, stale_after_s)
+    devices = live.device_freshness(values, now, stale_after_s)
+    groups = live.power_now(values, now, stale_after_s)
+    electricity = live.electricity_now(groups)
+    share = electricity.renewable_share
     return LiveSnapshotOut(
         site_id=site.site_id,
         as_of=now,
+        data_as_of=fresh.newest_ts,
+        data_age_s=None if fresh.newest_ts is None else live.age_s(fresh.newest_ts, now),
+        state=live.site_state(devices).value,
         stale_after_s=stale_after_s,
-        power=_power_groups(live.power_now(values, now, stale_after_s)),
+        power=_power_groups(groups),
+        electricity=ElectricityNowOut(
+            power_in_kw=electricity.power_in_kw,
+            renewable_kw=electricity.renewable_kw,
+            grid_import_kw=electricity.grid_import_kw,
+            grid_export_kw=electricity.grid_export_kw,
+            net_export_kw=electricity.net_export_kw,
+            renewable_share_pct=_pct(share),
+        ),
+        devices=[DeviceFreshnessOut(**asdict(d)) for d in devices],
         methane=None
         if methane is None
-        else _methane_out(site.site_id, now, stale_after_s, methane),
+        else _methane_out(site.site_id, now, stale_after_s, methane, values, methane_params()),
         freshness=FreshnessOut(
             device_metrics=fresh.device_metrics,
             fresh=fresh.fresh,
@@ -231,7 +288,7 @@ def methane_now(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> MethaneNowOut
     methane = live.methane_now(values, now, stale)
     if methane is None:
         raise not_found(f"site {site.site_id!r} has no methane devices this key may see")
-    return _methane_out(site.site_id, now, stale, methane)
+    return _methane_out(site.site_id, now, stale, methane, values, methane_params())
 
 
 @router.get(

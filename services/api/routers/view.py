@@ -2,7 +2,8 @@
 needs beyond the live and flows routes (``/api/v1/sites/{site_id}/view/summary``).
 
 The page and its assets contain no data and need no key: the page asks for an API key, keeps it
-in ``sessionStorage`` and sends it as ``Authorization: Bearer`` on every data call (the live
+in its script's memory only (no storage, no cookie; a reload asks again) and sends it as
+``Authorization: Bearer`` on every data call (the live
 stream is read with ``fetch``, since ``EventSource`` cannot send headers). See docs/live-view.md.
 """
 
@@ -10,19 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
 
 import psycopg
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 
 from carbonflow.domain.indicators.live import carbon_now
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
+from carbonflow.storage import readings as readings_db
 from services.api.deps import ConnDep, ContextDep, LiveSite
+from services.api.middleware import OPENAPI_PATH
 from services.api.problems import not_found, responses
 from services.api.schemas_flows import KpiOut, RecentCarbonOut, ViewSummaryOut
 
@@ -59,9 +64,18 @@ router = APIRouter(tags=["live view"])
 # --------------------------------------------------------------------------------------------
 
 
-def recent_carbon(points: Sequence[carbon_db.SeriesPoint]) -> RecentCarbonOut:
-    """The newest calculated hour (:func:`carbonflow.domain.indicators.live.carbon_now`)."""
-    return RecentCarbonOut(**asdict(carbon_now(points)))
+def recent_carbon(
+    points: Sequence[carbon_db.SeriesPoint], complete_before: datetime | None = None
+) -> RecentCarbonOut:
+    """The newest calculated hour of complete slots
+    (:func:`carbonflow.domain.indicators.live.carbon_now`)."""
+    now = carbon_now(points, complete_before)
+    share = now.zero_carbon_share
+    return RecentCarbonOut(
+        **asdict(now),
+        zero_carbon_share_pct=None if share is None else 100.0 * share,
+        complete_before=complete_before,
+    )
 
 
 def newest_kpis(rows: Iterable[Mapping[str, Any]]) -> list[KpiOut]:
@@ -132,6 +146,39 @@ def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
 
 
 # --------------------------------------------------------------------------------------------
+# /docs: Swagger UI from the package, no CDN (works offline)
+# --------------------------------------------------------------------------------------------
+
+# Swagger UI's files from the swagger-ui-bundle-v2 package (Apache-2.0), served by name.
+SWAGGER_UI: Path = Path(str(swagger_ui_bundle.swagger_ui_path))
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+_DOCS_MEDIA = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@router.get("/docs", include_in_schema=False)
+def swagger_docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=OPENAPI_PATH,
+        title="carbonflow API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon-32x32.png",
+    )
+
+
+@router.get("/docs/assets/{name}", include_in_schema=False)
+def swagger_asset(name: Annotated[str, PathParam(max_length=64)]) -> FileResponse:
+    if name not in SWAGGER_ASSETS:
+        raise not_found(f"no asset {name!r}")
+    path = SWAGGER_UI / name
+    return FileResponse(
+        path,
+        media_type=_DOCS_MEDIA[path.suffix],
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # The page's summary data
 # --------------------------------------------------------------------------------------------
 
@@ -145,6 +192,9 @@ def view_asset(name: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
 )
 def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryOut:
     now = ctx.wall_clock()
+    # Slots are complete up to the newest reading received (or the clock, if that is older).
+    newest = readings_db.newest_reading_ts(conn, site.site_id, org_id=site.org_id)
+    complete_before = now if newest is None else min(now, newest)
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     points = carbon_db.site_series(
         raw, site.site_id, "15min", now - RECENT_LOOKBACK, now, org_id=site.org_id
@@ -166,6 +216,6 @@ def view_summary(site: LiveSite, conn: ConnDep, ctx: ContextDep) -> ViewSummaryO
         site_id=site.site_id,
         org_id=site.org_id,
         as_of=now,
-        recent=recent_carbon(points),
+        recent=recent_carbon(points, complete_before),
         kpis=newest_kpis(rows),
     )

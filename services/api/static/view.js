@@ -1,10 +1,11 @@
-// The carbonflow live view. No data is in the page: every call sends the API key kept in
-// sessionStorage as "Authorization: Bearer". The live stream is read with fetch (EventSource
-// cannot send that header). See docs/live-view.md.
+// The carbonflow live view. No data is in the page: every call sends the API key as
+// "Authorization: Bearer". The key lives only in this script's memory (no storage, no cookie):
+// a reload asks for it again. The live stream is read with fetch (EventSource cannot send that
+// header). See docs/live-view.md.
 (function () {
   "use strict";
 
-  const KEY_STORE = "carbonflow.apiKey";
+  let apiKey = null; // memory only: never written to any storage
   const LANG_STORE = "carbonflow.lang";
   // The Sankey shows the links that carry attributed energy and carbon (docs/api.md, Flows).
   const SANKEY_KINDS = new Set(["supply", "emission", "energy", "allocation"]);
@@ -16,12 +17,16 @@
   const RENEWABLE_ROLES = new Set(["green_import", "generation_pv", "generation_wind"]);
   const UNITS = { energy_tce: "tce", tco2e_location: "tCO2e", tco2e_market: "tCO2e" };
   const REFRESH_MS = 60000; // flows and KPIs: calculated results change every few minutes
+  const ALARMS_MS = 15000; // alarms: the notify service evaluates every 30 s by default
 
   const state = {
-    lang: sessionStorage.getItem(LANG_STORE) || (navigator.language.startsWith("zh") ? "zh" : "en"),
+    // zh-CN by default; the header's button switches (kept for the tab).
+    lang: sessionStorage.getItem(LANG_STORE) || "zh",
     siteId: null,
     site: null,
     sites: [],
+    orgs: new Map(), // org_id → {name, name_zh}: organisation names for the KPI table
+    devices: new Map(), // device_id → {name, name_zh}: device names for stale lists and alarms
     period: "today", // today | 24h | month: the Sankey's period (docs/live-view.md)
     flowsAsked: 0, // the newest flows request: an older answer arriving later is dropped
     measure: "energy_tce",
@@ -30,6 +35,8 @@
     snapshot: null,
     stream: null,
     refreshTimer: null,
+    alarms: null, // unresolved alarms of the site; null: this key may not read alarms
+    alarmTimer: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -53,6 +60,37 @@
     document.title = label("title");
   }
 
+  function roleLabel(carrier, role) {
+    const entry = window.CF_LABELS[`${role}@${carrier}`];
+    return entry ? entry[state.lang] : label(role);
+  }
+
+  // A device by its name in this language, else by its id (a meter's tag) shown as code: the
+  // registry holds no Chinese device names yet.
+  function deviceNode(deviceId) {
+    const device = state.devices.get(deviceId);
+    const name = device && (state.lang === "zh" ? device.name_zh : device.name);
+    if (name) return document.createTextNode(name);
+    const code = document.createElement("code");
+    code.textContent = deviceId;
+    return code;
+  }
+
+  // An alarm's message in this language, its device named as above.
+  function alarmMessage(a) {
+    const text = state.lang === "zh" ? a.message_zh : a.message_en;
+    const parts = text.split(a.subject);
+    const nodes = [document.createTextNode(parts[0])];
+    for (const part of parts.slice(1)) nodes.push(deviceNode(a.subject), document.createTextNode(part));
+    return nodes;
+  }
+
+  function orgLabel(orgId) {
+    const org = state.orgs.get(orgId);
+    if (org && state.lang === "zh" && org.name_zh) return org.name_zh;
+    return org && org.name ? org.name : label(orgId, orgId);
+  }
+
   function nodeLabel(node) {
     if (!node) return "";
     if (node.node_id === "outside:in") return label("outside_in");
@@ -62,6 +100,7 @@
     const entry = window.CF_LABELS[node.node_id];
     if (entry) return entry[state.lang];
     const [prefix, rest] = node.node_id.split(/:(.*)/s);
+    if (prefix === "unallocated") return `${label("unallocated")} · ${orgLabel(rest)}`;
     return rest !== undefined ? `${label(prefix + ":" + rest, rest)}` : node.node_id;
   }
 
@@ -106,7 +145,7 @@
   class KeyRefused extends Error {}
 
   function headers() {
-    return { Authorization: `Bearer ${sessionStorage.getItem(KEY_STORE) || ""}` };
+    return { Authorization: `Bearer ${apiKey || ""}` };
   }
 
   async function api(path) {
@@ -137,7 +176,7 @@
 
   function handleError(err) {
     if (err instanceof KeyRefused) {
-      sessionStorage.removeItem(KEY_STORE);
+      apiKey = null;
       stopStream();
       askForKey(true);
       return;
@@ -228,27 +267,71 @@
   // Rendering: live tiles, power table, KPIs
   // ------------------------------------------------------------------------------------------
 
+  function ageText(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 120) return `${s} ${label("unit_s")}`;
+    if (s < 7200) return `${Math.round(s / 60)} ${label("unit_min")}`;
+    return `${fmt(s / 3600, 1)} ${label("unit_h")}`;
+  }
+
+  function setPeriods(kind, text) {
+    document.querySelectorAll(`[data-period-of="${kind}"]`).forEach((el) => {
+      el.textContent = text;
+    });
+  }
+
+  // The site's data state, visible from across the room: a banner and a coloured frame.
+  function renderState(snapshot) {
+    const st = snapshot.state;
+    document.body.dataset.liveState = st;
+    const banner = $("stale-banner");
+    if (st === "stale" || st === "no_data") {
+      banner.hidden = false;
+      banner.textContent = st === "no_data" ? label("no_data")
+        : `${label("stale_banner")} ${localTime(snapshot.data_as_of)} `
+          + `(${ageText(snapshot.data_age_s)} ${label("ago")})`;
+    } else {
+      banner.hidden = true;
+      banner.textContent = "";
+    }
+    const dataAsOf = snapshot.data_as_of
+      ? `${label("as_of")} ${localTime(snapshot.data_as_of)} · ${ageText(snapshot.data_age_s)} ${label("ago")}`
+      : label("no_data");
+    $("as-of").textContent = dataAsOf;
+    $("as-of").dataset.asOf = snapshot.data_as_of || "";
+    $("as-of").dataset.snapshotAt = snapshot.as_of;
+    $("as-of").dataset.state = st;
+    setPeriods("power", `${label("period_now")} · ${dataAsOf}`);
+  }
+
   function onSnapshot(snapshot) {
     state.snapshot = snapshot;
     showMessage("");
-    let supplyKw = 0;
-    let renewableKw = 0;
-    for (const g of snapshot.power) {
-      if (g.carrier !== "electricity") continue;
-      if (SUPPLY_ROLES.has(g.role)) supplyKw += g.power_kw;
-      if (RENEWABLE_ROLES.has(g.role)) renewableKw += g.power_kw;
-    }
+    const e = snapshot.electricity;
     const total = $("power-total");
-    total.textContent = fmt(supplyKw / 1000, 2);
-    total.dataset.powerKw = String(supplyKw);
-    $("power-renewable").textContent = fmt(renewableKw / 1000, 2);
-    const f = snapshot.freshness;
-    $("fresh-count").textContent = `${f.fresh} / ${f.device_metrics}`;
-    const m = snapshot.methane;
-    $("methane-line").textContent = m && m.utilisation_rate !== null
-      ? `${label("methane_utilisation")} ${fmt(100 * m.utilisation_rate, 1)} %` : "";
-    $("as-of").textContent = `${label("as_of")} ${localTime(snapshot.as_of)}`;
-    $("as-of").dataset.asOf = snapshot.as_of;
+    total.textContent = fmt(e.power_in_kw / 1000, 2);
+    total.dataset.powerKw = String(e.power_in_kw);
+    $("power-renewable").textContent = fmt(e.renewable_kw / 1000, 2);
+    $("power-renewable").dataset.powerKw = String(e.renewable_kw);
+    $("power-renewable-pct").textContent = e.renewable_share_pct === null ? "–"
+      : fmt(e.renewable_share_pct, 1);
+    $("power-export").textContent = fmt(e.net_export_kw / 1000, 2);
+    $("power-export").dataset.exportKw = String(e.net_export_kw);
+    const stale = snapshot.devices.filter((d) => d.stale && d.newest_ts);
+    const reporting = snapshot.devices.filter((d) => !d.stale).length;
+    $("fresh-count").textContent = `${reporting} / ${snapshot.devices.length}`;
+    const staleLine = $("stale-devices");
+    staleLine.replaceChildren();
+    if (stale.length) {
+      staleLine.append(`${label("stale_devices")}: `);
+      stale.slice(0, 4).forEach((d, i) => {
+        staleLine.append(i ? ", " : "", deviceNode(d.device_id), ` (${ageText(d.age_s)})`);
+      });
+      if (stale.length > 4) staleLine.append(` +${stale.length - 4}`);
+    }
+    renderState(snapshot);
+    renderMethane(snapshot.methane);
     const body = $("power-table").querySelector("tbody");
     body.replaceChildren(...snapshot.power.map((g) => {
       const tr = document.createElement("tr");
@@ -256,7 +339,7 @@
       tr.dataset.role = g.role;
       tr.dataset.powerKw = String(g.power_kw);
       for (const [text, cls] of [
-        [label(g.carrier), ""], [label(g.role), ""], [fmt(g.power_kw, 0), "num"],
+        [label(g.carrier), ""], [roleLabel(g.carrier, g.role), ""], [fmt(g.power_kw, 0), "num"],
         [`${g.devices_reporting} / ${g.devices}`, "num"],
       ]) {
         const td = document.createElement("td");
@@ -268,6 +351,55 @@
     }));
   }
 
+  const METHANE_STREAMS = ["drained", "utilised", "flared", "vented"];
+
+  function targetText(targets) {
+    if (!targets || !targets.length) return `(${label("no_target")})`;
+    return `(${label("target")} ${targets.map((t) => `${t.comparator === "<=" ? "≤" : "≥"} `
+      + `${fmt(t.threshold_pct, 0)} %${t.year ? ` ${t.year}` : ""}`).join(" · ")})`;
+  }
+
+  // The mine panel: drained, utilised, flared, vented [Nm³/h, tCO2e/h], CH4 %, the rates.
+  function renderMethane(m) {
+    const panel = $("mine-panel");
+    panel.hidden = !m;
+    if (!m) return;
+    const h = m.hour;
+    $("methane-age").textContent = m.data_as_of
+      ? `${label("period_now")} · ${label("as_of")} ${localTime(m.data_as_of)} · `
+        + `${ageText(m.data_age_s)} ${label("ago")}` : label("no_data");
+    $("methane-table").querySelector("tbody").replaceChildren(...METHANE_STREAMS.map((k) => {
+      const tr = document.createElement("tr");
+      tr.dataset.stream = k;
+      tr.dataset.nm3H = h ? String(h[`${k}_ch4_nm3_h`]) : "";
+      tr.dataset.tco2eH = h ? String(h[`${k}_tco2e_h`]) : "";
+      for (const [text, cls] of [
+        [label(`methane_${k}`), ""],
+        [h ? fmt(h[`${k}_ch4_nm3_h`], 0) : "–", "num"],
+        [h ? fmtAuto(h[`${k}_tco2e_h`]) : "–", "num"],
+      ]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+    $("methane-ch4-pct").textContent = h && h.drained_ch4_pct !== null ? fmt(h.drained_ch4_pct, 1) : "–";
+    $("methane-drainage").textContent = m.drainage_rate === null ? "–" : fmt(100 * m.drainage_rate, 1);
+    $("methane-utilisation").textContent = m.utilisation_rate === null ? "–"
+      : fmt(100 * m.utilisation_rate, 1);
+    $("methane-drainage-target").textContent = targetText(m.drainage_targets);
+    $("methane-utilisation-target").textContent = targetText(m.utilisation_targets);
+  }
+
+  // A KPI value in its unit: fractions are shown as percent.
+  function kpiValue(value, unit) {
+    if (value === null || value === undefined) return "–";
+    if (unit === "fraction") return `${fmt(100 * value, 1)} %`;
+    return `${fmtAuto(value)} ${label(`unit:${unit}`, unit || "")}`;
+  }
+
   function renderSummary() {
     const s = state.summary;
     if (!s) return;
@@ -276,11 +408,13 @@
       ? "–" : fmtAuto(r.emission_rate_location_tco2e_h);
     $("emission-rate-market").textContent = r.emission_rate_market_tco2e_h === null
       ? "–" : fmtAuto(r.emission_rate_market_tco2e_h);
-    $("zero-share").textContent = r.zero_carbon_share === null
-      ? "–" : fmt(100 * r.zero_carbon_share, 1);
-    $("recent-window").textContent = r.slots
+    $("zero-share").textContent = r.zero_carbon_share_pct === null
+      ? "–" : fmt(r.zero_carbon_share_pct, 1);
+    $("export-offset").textContent = fmtAuto(r.net_export_tco2e_location);
+    $("recent-energy").textContent = fmtAuto(r.energy_tce);
+    setPeriods("carbon", r.slots
       ? `${label("recent_window")} ${localTime(r.window_start)}–${localTime(r.window_end)}`
-      : label("nothing_calculated");
+      : label("nothing_calculated"));
     const body = $("kpi-table").querySelector("tbody");
     body.replaceChildren(...s.kpis.map((k) => {
       const tr = document.createElement("tr");
@@ -288,10 +422,11 @@
       tr.dataset.status = k.status;
       const target = k.target_threshold === null ? "–"
         : `${k.target_comparator === "le" ? "≤" : k.target_comparator === "ge" ? "≥" : ""} `
-          + `${fmtAuto(k.target_threshold)} ${k.target_unit || ""}`;
+          + kpiValue(k.target_threshold, k.target_unit);
       const cells = [
-        [`${label(k.indicator)}${k.org_id ? ` · ${k.org_id}` : ""}`, ""],
-        [k.value === null ? "–" : `${fmtAuto(k.value)} ${k.unit}`, "num"],
+        [`${label(k.indicator)}${k.org_id ? ` · ${orgLabel(k.org_id)}` : ""}`
+          + ` · ${label(`grain_${k.grain}`)}`, ""],
+        [kpiValue(k.value, k.unit), "num"],
         [target, "num"],
         [label(k.status), `status status-${k.status}`],
       ];
@@ -304,6 +439,82 @@
       return tr;
     }));
     $("kpi-empty").hidden = s.kpis.length > 0;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Alarms: unresolved ones, acknowledged from here (operators and admins)
+  // ------------------------------------------------------------------------------------------
+
+  function alarmsPath(suffix) {
+    return `/api/v1/sites/${encodeURIComponent(state.siteId)}/alarms${suffix}`;
+  }
+
+  async function loadAlarms() {
+    if (!state.siteId) return;
+    try {
+      const response = await fetch(alarmsPath("?state=open&state=acknowledged&limit=100"), {
+        headers: headers(), cache: "no-store",
+      });
+      if (response.status === 401) throw new KeyRefused("alarms");
+      // An enterprise key reads no alarms (they are the site's): no panel.
+      state.alarms = response.ok ? (await response.json()).items : null;
+      renderAlarms();
+    } catch (err) { handleError(err); }
+  }
+
+  async function acknowledgeAlarm(alarmId) {
+    try {
+      const response = await fetch(alarmsPath(`/${alarmId}/acknowledge`), {
+        method: "POST", headers: headers(), cache: "no-store",
+      });
+      if (response.status === 401) throw new KeyRefused("acknowledge");
+      if (!response.ok) {
+        showMessage(`${label("ack_refused")} (${response.status})`);
+        return;
+      }
+      await loadAlarms();
+    } catch (err) { handleError(err); }
+  }
+
+  function renderAlarms() {
+    const panel = $("alarms-panel");
+    panel.hidden = state.alarms === null;
+    if (state.alarms === null) return;
+    const alarms = state.alarms;
+    $("alarm-count").textContent = alarms.length ? `(${alarms.length})` : "";
+    $("alarms-empty").hidden = alarms.length > 0;
+    document.body.dataset.alarms = String(alarms.filter((a) => a.state === "open").length);
+    $("alarm-table").querySelector("tbody").replaceChildren(...alarms.map((a) => {
+      const tr = document.createElement("tr");
+      Object.assign(tr.dataset, { alarmId: String(a.alarm_id), severity: a.severity, state: a.state });
+      tr.className = `alarm severity-${a.severity}`;
+      for (const content of [
+        [label(`severity_${a.severity}`)],
+        alarmMessage(a),
+        [localDateTime(a.opened_at)],
+        [label(`alarm_${a.state}`)],
+      ]) {
+        const td = document.createElement("td");
+        td.append(...content);
+        tr.appendChild(td);
+      }
+      if (a.acknowledged_by) { // who: a key id, shown as an identifier
+        const who = document.createElement("code");
+        who.textContent = a.acknowledged_by;
+        tr.lastChild.append(" ", who);
+      }
+      const cell = document.createElement("td");
+      if (a.state === "open") {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "ack";
+        button.textContent = label("acknowledge");
+        button.addEventListener("click", () => acknowledgeAlarm(a.alarm_id));
+        cell.appendChild(button);
+      }
+      tr.appendChild(cell);
+      return tr;
+    }));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -354,16 +565,27 @@
     const byId = new Map(flows.nodes.map((n) => [n.node_id, n]));
     const used = [...new Set(links.flatMap((l) => [l.source, l.target]))];
     const width = Math.max(container.clientWidth, 320);
-    const height = Math.max(320, Math.min(900, 26 * used.length));
-    const graph = d3.sankey()
+    // Node labels never overlap: the padding between nodes is at least one label line, and
+    // the height at least what the fullest column needs with that padding.
+    const fontPx = parseFloat(getComputedStyle(container).fontSize) || 14;
+    const line = Math.ceil(fontPx * 1.25);
+    const layout = (height) => d3.sankey()
       .nodeId((d) => d.id)
       .nodeAlign(d3.sankeyJustify)
       .nodeWidth(14)
-      .nodePadding(12)
+      .nodePadding(line + 2)
       .extent([[1, 8], [width - 1, height - 8]])({
         nodes: used.map((id) => ({ id, info: byId.get(id) || { node_id: id } })),
         links: links.map((l) => ({ ...l })),
       });
+    let height = sankeyHeight(container, used.length, line);
+    let graph = layout(height);
+    const perColumn = d3.rollup(graph.nodes, (v) => v.length, (d) => d.layer);
+    const needed = 16 + Math.max(...perColumn.values()) * (line + 4);
+    if (height < needed) {
+      height = needed;
+      graph = layout(height);
+    }
     const color = d3.scaleOrdinal(d3.schemeTableau10);
     const svg = d3.select(container).append("svg")
       .attr("viewBox", `0 0 ${width} ${height}`)
@@ -390,22 +612,89 @@
       .attr("x", (d) => d.x0).attr("y", (d) => d.y0)
       .attr("height", (d) => Math.max(1, d.y1 - d.y0)).attr("width", (d) => d.x1 - d.x0)
       .attr("fill", (d) => color(d.id.split(":")[0]));
+    node.append("title").text((d) => `${nodeLabel(d.info)} ${fmtAuto(d.value)} ${unit}`);
     node.append("text")
       .attr("x", (d) => (d.x0 < width / 2 ? d.x1 + 6 : d.x0 - 6))
       .attr("y", (d) => (d.y1 + d.y0) / 2)
       .attr("dy", "0.35em")
       .attr("text-anchor", (d) => (d.x0 < width / 2 ? "start" : "end"))
       .text((d) => `${nodeLabel(d.info)} ${fmtAuto(d.value)}`);
+    fitLabels(svg, graph, width, height, line);
     container.dataset.state = "drawn";
+    container.dataset.height = String(height);
+  }
+
+  // The Sankey's height: on a wall screen the rest of the viewport (it sits above the fold),
+  // elsewhere by the number of nodes.
+  function sankeyHeight(container, nodes, line) {
+    if (window.matchMedia("(min-width: 1600px)").matches) {
+      const top = container.getBoundingClientRect().top + window.scrollY;
+      return Math.max(320, Math.floor(window.innerHeight - top - 2 * line));
+    }
+    return Math.max(320, Math.min(900, (line + 12) * nodes));
+  }
+
+  // Labels stay in their half of the gap between two node columns (shortened with "…" when
+  // too wide) and are pushed apart where two would still touch; one that cannot fit is hidden
+  // (its node keeps the name as a tooltip). Checked by the end-to-end test.
+  function fitLabels(svg, graph, width, height, line) {
+    const columns = [...new Set(graph.nodes.map((d) => d.x0))].sort((a, b) => a - b);
+    const gap = columns.length > 1 ? columns[1] - columns[0] - 14 : width - 14;
+    const texts = svg.selectAll("g.nodes text").nodes();
+    for (const el of texts) {
+      const d = d3.select(el).datum();
+      const rightward = d.x0 < width / 2;
+      const column = columns.indexOf(d.x0);
+      const shared = rightward ? column + 1 < columns.length && columns[column + 1] >= width / 2
+        : column - 1 >= 0 && columns[column - 1] < width / 2;
+      const edge = rightward ? column === columns.length - 1 : column === 0;
+      const room = (edge ? 160 : shared ? gap / 2 : gap) - 10;
+      truncate(el, Math.max(24, room));
+    }
+    // Whatever the columns: a label that still touches one placed before moves down below
+    // it (a few times at most) or, when it cannot, is hidden.
+    const meets = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width
+      && a.y < b.y + b.height && b.y < a.y + a.height;
+    const placed = [];
+    for (const el of texts.sort((a, b) => a.getBBox().y - b.getBBox().y)) {
+      let box = el.getBBox();
+      for (let tries = 0; tries < 6; tries += 1) {
+        const hit = placed.find((b) => meets(b, box));
+        if (!hit) break;
+        el.setAttribute("y", String(Number(el.getAttribute("y")) + hit.y + hit.height + 1 - box.y));
+        box = el.getBBox();
+      }
+      if (placed.some((b) => meets(b, box)) || box.y < 0 || box.y + box.height > height) {
+        el.setAttribute("visibility", "hidden");
+      } else {
+        placed.push(box);
+      }
+    }
+  }
+
+  function truncate(el, room) {
+    const full = el.textContent;
+    if (el.getComputedTextLength() <= room) return;
+    let lo = 0;
+    let hi = full.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      el.textContent = `${full.slice(0, mid)}…`;
+      if (el.getComputedTextLength() <= room) lo = mid; else hi = mid - 1;
+    }
+    el.textContent = `${full.slice(0, lo)}…`;
   }
 
   function renderFactors() {
     const list = $("factor-list");
     list.replaceChildren(...(state.flows ? state.flows.factors : []).map((f) => {
       const li = document.createElement("li");
-      li.textContent = `${label(f.carrier)} · ${f.category} (${f.basis}): ${f.factor_key} `
-        + `${f.factor_value === null ? "" : fmtAuto(f.factor_value)} ${f.factor_unit || ""}`
-        + ` — ${f.factor_version || ""}`;
+      li.append(`${label(f.carrier)} · ${label(f.category)} (${label(`basis_${f.basis}`)}): `
+        + `${f.factor_value === null ? "" : fmtAuto(f.factor_value)} ${f.factor_unit || ""} `);
+      // The factor's key and version: provenance identifiers, shown as code.
+      const code = document.createElement("code");
+      code.textContent = `${f.factor_key}${f.factor_version ? ` @ ${f.factor_version}` : ""}`;
+      li.appendChild(code);
       return li;
     }));
   }
@@ -425,6 +714,25 @@
       state.flows = flows;
       renderSankey();
       renderFactors();
+    } catch (err) { handleError(err); }
+  }
+
+  async function loadOrgs() {
+    if (!state.siteId) return;
+    try {
+      const page = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/organisations?limit=1000`);
+      state.orgs = new Map(page.items.map((o) => [o.org_id, o]));
+      renderSummary();
+    } catch (err) { handleError(err); }
+  }
+
+  async function loadDevices() {
+    if (!state.siteId) return;
+    try {
+      const page = await api(`/api/v1/sites/${encodeURIComponent(state.siteId)}/devices?limit=1000`);
+      state.devices = new Map(page.items.map((d) => [d.device_id, d]));
+      if (state.snapshot) onSnapshot(state.snapshot);
+      renderAlarms();
     } catch (err) { handleError(err); }
   }
 
@@ -459,7 +767,7 @@
   }
 
   async function start() {
-    if (!sessionStorage.getItem(KEY_STORE)) { askForKey(false); return; }
+    if (!apiKey) { askForKey(false); return; }
     try {
       await loadSites();
     } catch (err) { handleError(err); return; }
@@ -482,6 +790,12 @@
     state.summary = null;
     renderSankey();
     refresh();
+    loadOrgs();
+    loadDevices();
+    state.alarms = null;
+    loadAlarms();
+    clearInterval(state.alarmTimer);
+    state.alarmTimer = setInterval(loadAlarms, ALARMS_MS);
     clearInterval(state.refreshTimer);
     state.refreshTimer = setInterval(refresh, REFRESH_MS);
     runStream(site.site_id);
@@ -502,7 +816,7 @@
       event.preventDefault();
       const key = $("key-input").value.trim();
       if (!key) return;
-      sessionStorage.setItem(KEY_STORE, key);
+      apiKey = key;
       $("key-dialog").close();
       start();
     });
@@ -511,12 +825,17 @@
       state.lang = state.lang === "zh" ? "en" : "zh";
       sessionStorage.setItem(LANG_STORE, state.lang);
       applyLabels();
+      for (const option of $("site-picker").options) {
+        const site = state.sites.find((x) => x.site_id === option.value);
+        if (site) option.textContent = state.lang === "zh" && site.name_zh ? site.name_zh : site.name;
+      }
       if (state.site) {
         $("site-name").textContent = state.lang === "zh" && state.site.name_zh
           ? state.site.name_zh : state.site.name;
       }
       if (state.snapshot) onSnapshot(state.snapshot);
       renderSummary();
+      renderAlarms();
       renderSankey();
       renderFactors();
     });
@@ -538,6 +857,7 @@
     }));
     let resizeTimer = null;
     window.addEventListener("resize", () => {
+      $("sankey").dataset.state = "resizing"; // drawn again below, at the new width
       clearTimeout(resizeTimer);
       resizeTimer = setTimeout(renderSankey, 200);
     });

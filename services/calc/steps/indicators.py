@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from carbonflow.domain.flows.graph import FlowGraph
+from carbonflow.domain.flows.graph import QUARANTINED, FlowGraph
 from carbonflow.domain.indicators.kpis import (
     Event,
     budget_events,
@@ -102,6 +102,8 @@ class _SiteIndicators:
         )  # fmt: skip
         evaluation = evaluate_period(inputs, self.targets, factors, organisations=grain != "day")
         outcomes, graph = evaluation.outcomes, evaluation.graph
+        if graph is not None:
+            self._quarantined(graph, p0)
         self.rows.extend(
             indicators_db.indicator_row(self.site_id, grain, p0, p1, o, inputs.completeness)
             for o in outcomes
@@ -111,6 +113,16 @@ class _SiteIndicators:
             self.events.extend(indicator_events(outcomes, prev, grain=grain, period_start=p0))
         if grain == "year" and graph is not None:
             self._budgets(year, (p0, p1), data_end, graph)
+
+    def _quarantined(self, graph: FlowGraph, p0: datetime) -> None:
+        """Edges the graph left out (meters in disagreeing units) as data events."""
+        day = p0.astimezone(ZoneInfo(self.ctx.plan.timezone)).date()
+        for note in graph.notes:
+            if note.startswith(QUARANTINED):
+                self.ctx.log_once(f"{self.site_id}:{note}", "%s: %s", self.site_id, note)
+                indicators_db.insert_data_event(
+                    self.ctx.conn, self.site_id, note, day, self.ctx.now
+                )
 
     def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
         """The year's budgets upserted; their status changes as events."""

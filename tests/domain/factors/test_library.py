@@ -261,7 +261,7 @@ def test_missing_province_error_names_what_was_asked_and_what_exists() -> None:
         select_electricity_factor("西藏", None, "average", 2026)
     message = str(err.value)
     assert message.startswith(
-        "no electricity factor for province='西藏', basis='average', year<=2026 in "
+        "no electricity factor for province='西藏', basis='average' in "
         "mee_nbs_electricity.yaml; provinces with data: 北京 (beijing), 天津 (tianjin)"
     )
     assert "山西 (shanxi)" in message
@@ -273,9 +273,35 @@ def test_basis_only_published_nationally() -> None:
         select_electricity_factor("shanxi", None, "residual", 2026)
 
 
-def test_accounting_year_before_the_first_data_year() -> None:
-    with pytest.raises(FactorNotFound, match=r"year<=2020 .* data years available: 2021"):
-        select_electricity_factor("shanxi", None, "average", 2020)
+def test_accounting_year_before_the_first_data_year_takes_the_earliest_flagged() -> None:
+    # Shanxi's provincial average is published for data years 2021-2023: 2020 (the baseline
+    # year) and 1999 take 2021 (0.7222 tCO2/MWh), flagged with both years.
+    for year in (2020, 1999):
+        selected = select_electricity_factor("shanxi", None, "average", year)
+        assert (selected.key, selected.value) == (
+            "electricity.mee_nbs.province.shanxi.average.2021", 0.7222)  # fmt: skip
+        assert selected.selection is Selection.RULE and selected.year_fallback
+        assert selected.reason.startswith(
+            f"no data year ≤ {year} published, earliest data year: 2021"
+        )
+        record = selected.record()
+        assert (record["factor_data_year"], record["requested_year"]) == (2021, year)
+        assert record["factor_year_fallback"] is True
+
+
+def test_a_year_after_the_newest_data_year_takes_it_flagged() -> None:
+    # 2024 and 2026 have no published factor (REFERENCE §1.1): the newest earlier, 2023.
+    newest = select_electricity_factor("shanxi", None, "average", 2026)
+    assert (newest.factor.data_year, newest.value, newest.year_fallback) == (2023, 0.6634, True)
+    assert "factor_year_fallback: data year 2023 for 2026" in newest.reason
+    exact = select_electricity_factor("shanxi", None, "average", 2023)
+    assert (exact.factor.data_year, exact.year_fallback) == (2023, False)
+    assert exact.record()["factor_year_fallback"] is False
+
+
+def test_nothing_published_by_as_of_still_says_so() -> None:
+    with pytest.raises(FactorNotFound, match=r"published on or before 2020-01-01"):
+        select_electricity_factor("shanxi", None, "average", 2020, as_of=date(2020, 1, 1))
 
 
 def test_unknown_province_lists_known_ones() -> None:

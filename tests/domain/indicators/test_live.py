@@ -9,10 +9,16 @@ import pytest
 
 from carbonflow.domain.indicators.live import (
     LatestValue,
+    LiveState,
+    PowerGroup,
     applied_multiplier,
+    device_freshness,
+    electricity_now,
     freshness,
     methane_now,
     power_now,
+    site_state,
+    stale_limit_s,
     true_value,
 )
 
@@ -157,3 +163,88 @@ def test_freshness_counts() -> None:
     f = freshness(values, NOW, STALE_S)
     assert (f.device_metrics, f.fresh, f.stale, f.never_reported) == (3, 1, 1, 1)
     assert f.newest_ts == NOW - timedelta(seconds=5)
+
+
+def test_the_stale_limit_is_three_reporting_periods_else_the_default() -> None:
+    every_minute = LatestValue("m1", "electricity", "grid_import", "power_kw", NOW, 1.0, 1.0, 60.0)
+    assert stale_limit_s(every_minute, STALE_S) == 180.0  # 3 × 60 s
+    assert stale_limit_s(_v("m2", "power_kw", 1.0), STALE_S) == STALE_S  # undeclared: 900 s
+    # 200 s old: stale for the minute meter (limit 180 s), fresh for an undeclared one.
+    old = LatestValue("m1", "electricity", "grid_import", "power_kw", NOW - timedelta(seconds=200),
+                      1.0, 1.0, 60.0)  # fmt: skip
+    groups = power_now([old, _v("m2", "power_kw", 5.0, age_s=200)], NOW, STALE_S)
+    assert groups[0].devices_reporting == 1 and groups[0].stale_device_ids == ("m1",)
+    assert groups[0].power_kw == 5.0
+
+
+def test_as_of_is_the_newest_reading_and_the_site_goes_stale_when_the_feed_stops() -> None:
+    values = [
+        _v("a", "power_kw", 1.0, age_s=30),
+        _v("a", "energy_import_kwh", 9.0, age_s=10),  # the device's newest: 10 s old
+        _v("b", "power_kw", 1.0, age_s=1000),  # older than 900 s
+        _v("spare", "power_kw", None, age_s=None),  # never reported
+    ]
+    devices = {d.device_id: d for d in device_freshness(values, NOW, STALE_S)}
+    assert devices["a"].newest_ts == NOW - timedelta(seconds=10) and not devices["a"].stale
+    assert devices["b"].age_s == 1000 and devices["b"].stale
+    assert devices["spare"].newest_ts is None and devices["spare"].stale
+    assert site_state(list(devices.values())) is LiveState.PARTIAL
+    # Fifteen minutes after the feed stopped nothing is fresh: stale, not live.
+    later = NOW + timedelta(minutes=15)
+    assert site_state(device_freshness(values, later, STALE_S)) is LiveState.STALE
+    assert site_state(device_freshness(values[:2], NOW, STALE_S)) is LiveState.LIVE
+    assert site_state(device_freshness(values[3:], NOW, STALE_S)) is LiveState.NO_DATA
+    assert freshness(values, later, STALE_S).newest_ts == NOW - timedelta(seconds=10)
+
+
+def _group(role: str, kw: float, carrier: str = "electricity") -> PowerGroup:
+    return PowerGroup(carrier, role, kw, 1, 1, (), NOW, NOW)
+
+
+def test_power_in_is_never_negative_and_renewable_never_exceeds_it() -> None:
+    # Grid +1 000 kW, PV 400, wind 100: in 1 500, renewable 500 = 33.3 %.
+    now = electricity_now(
+        [_group("grid_import", 1000.0), _group("generation_pv", 400.0),
+         _group("generation_wind", 100.0), _group("generation_heat", 50.0, "heat")]
+    )  # fmt: skip
+    assert (now.power_in_kw, now.renewable_kw, now.net_export_kw) == (1500.0, 500.0, 0.0)
+    assert now.renewable_share == pytest.approx(500 / 1500)
+    # A bidirectional grid meter at −300 kW while PV makes 800: export, not negative supply.
+    # In 800 (PV only), renewable 800 (100 %), net export 300.
+    exporting = electricity_now([_group("grid_import", -300.0), _group("generation_pv", 800.0)])
+    assert (exporting.power_in_kw, exporting.renewable_kw) == (800.0, 800.0)
+    assert exporting.renewable_share == 1.0
+    assert (exporting.grid_export_kw, exporting.net_export_kw) == (300.0, 300.0)
+    # An export register of 200 kW against 500 kW import: no net export.
+    both = electricity_now([_group("grid_import", 500.0), _group("grid_export", 200.0)])
+    assert (both.grid_export_kw, both.net_export_kw, both.power_in_kw) == (200.0, 0.0, 500.0)
+    # Night: PV inverters draw 3 kW (−3) → 0 generation; nothing in → no share.
+    night = electricity_now([_group("generation_pv", -3.0)])
+    assert (night.power_in_kw, night.renewable_kw, night.renewable_share) == (0.0, 0.0, None)
+
+
+def test_methane_hour_by_the_inventory_formulas() -> None:
+    from carbonflow.domain.factors.library import default_library
+    from carbonflow.domain.indicators.live import MethaneFlow, MethaneNow, methane_hour
+    from carbonflow.domain.inventory.methane import methane_parameters
+
+    params = methane_parameters(default_library())  # 7.17 t/10⁴ Nm³, GWP (SAR) 21, 0.98, 0.99
+    flows = (
+        MethaneFlow("methane_drained", 30.0, 100.0, 1, 1, ()),  # 30 % CH4
+        MethaneFlow("methane_utilised", 15.0, 50.0, 1, 1, ()),
+        MethaneFlow("methane_flared", 5.0, 16.0, 1, 1, ()),
+        MethaneFlow("methane_vented", 10.0, 33.0, 1, 1, ()),
+    )
+    now = MethaneNow(flows, 30.0, 15.0, 5.0, 10.0, 70.0, 0.5, 0.3)
+    hour = methane_hour(now, params)
+    assert (hour.drained_ch4_nm3_h, hour.utilised_ch4_nm3_h) == (1800.0, 900.0)  # × 60
+    assert (hour.flared_ch4_nm3_h, hour.vented_ch4_nm3_h) == (300.0, 600.0)
+    # Vented 600 Nm³/h = 0.06 × 10⁴ Nm³ × 7.17 = 0.4302 tCH4/h × 21 = 9.0342 tCO2e/h.
+    assert hour.vented_tco2e_h == pytest.approx(9.0342)
+    # Flared 300 Nm³/h → 0.2151 tCH4 × 44/16 × 0.98 = 0.579692 tCO2/h.
+    assert hour.flared_tco2e_h == pytest.approx(0.2151 * 44 / 16 * 0.98)
+    # Utilised on site 900 Nm³/h → 0.6453 tCH4 × 44/16 × 0.99 = 1.756829 tCO2/h.
+    assert hour.utilised_tco2e_h == pytest.approx(0.6453 * 44 / 16 * 0.99)
+    # Drained 1 800 Nm³/h if released: 1.2906 tCH4 × 21 = 27.1026 tCO2e/h.
+    assert hour.drained_tco2e_h == pytest.approx(27.1026)
+    assert hour.drained_ch4_pct == pytest.approx(30.0)  # 30 ÷ 100 Nm³/min

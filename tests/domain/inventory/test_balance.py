@@ -189,7 +189,7 @@ def test_purchased_heat_diesel_and_natural_gas() -> None:
     # 840 kg × 1.4571 kgce/kg = 1 223.964 kgce = 1.223964 tce.
     assert diesel.tco2e == pytest.approx(0.84 * 42.652 * 0.0202 * 0.98 * 44 / 12)
     assert diesel.energy_tce == pytest.approx(1.223964)
-    assert [f.key for f in diesel.factors.used][-1] == "density.diesel"
+    assert [f.key for f in diesel.factors.used][-2:] == ["density.diesel", "tce.diesel"]
     gas = rows[("fuel_combustion", "natural_gas")]
     # 2 000 Nm3 = 0.2 × 10^4 Nm3 × 389.31 × 0.0153 × 0.99 × 44/12 = 4.32448 t;
     # 2 000 Nm3 × 1.2143 kgce/Nm3 = 2.4286 tce.
@@ -205,7 +205,7 @@ def test_a_site_override_of_the_diesel_density_is_used_and_recorded() -> None:
     rows = {r.carrier: r for r in result.rows}
     # 1 000 L × 0.83 = 0.83 t.
     assert rows["diesel"].activity == pytest.approx(0.83)
-    assert rows["diesel"].factors.used[-1].key == "site.t.density.diesel"
+    assert rows["diesel"].factors.used[-2].key == "site.t.density.diesel"
 
 
 def test_coal_mine_methane_escape_flaring_and_utilisation() -> None:

@@ -34,9 +34,13 @@ def test_the_rule_picks_the_newest_data_year_not_after_the_accounting_year() -> 
     assert f2022.location.value == 0.6849
 
 
-def test_a_year_without_factors_says_what_was_asked() -> None:
-    with pytest.raises(FactorNotFound, match="year<=2019"):
-        site_factors(library(), province="shanxi", grid_region="north", year=2019)
+def test_a_year_before_the_first_data_year_computes_with_the_earliest() -> None:
+    f = site_factors(library(), province="shanxi", grid_region="north", year=2019)
+    # earliest published: 2021 (Shanxi average 0.7222, national residual 0.5942)
+    assert (f.location.factor.data_year, f.location.value) == (2021, 0.7222)
+    assert (f.residual.factor.data_year, f.residual.value) == (2021, 0.5942)
+    assert f.location.year_fallback and f.residual.year_fallback
+    assert f.location.requested_year == f.residual.requested_year == 2019
 
 
 def test_pins_and_overrides_are_used_and_recorded() -> None:

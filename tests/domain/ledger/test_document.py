@@ -26,7 +26,8 @@ from carbonflow.domain.ledger.document import (
     ledger_lines,
     rounded,
 )
-from services.api.ledger_export import to_csv, to_xlsx
+from services.api.ledger_export import TABLES, to_csv, to_xlsx
+from services.api.ledger_pdf import to_pdf
 from tests.support.lines import line
 
 START = datetime(2025, 4, 30, 16, tzinfo=UTC)  # 2025-05-01 00:00 Asia/Shanghai
@@ -44,6 +45,10 @@ GRID = {
     "selection_reason": "newest data year ≤ accounting year",
 }
 RESIDUAL = {**GRID, "factor_key": "electricity.residual.2023", "factor_value": 0.6096}
+GWP_AR5 = {
+    "factor_key": "gwp.ch4.ar5", "factor_value": 28.0, "factor_unit": "tCO2e/tCH4",
+    "factor_version": "ipcc-gwp100-sar-ar6", "factor_data_year": None, "selection": "rule",
+}  # fmt: skip
 
 
 def _line(**kw: Any) -> InventoryLine:
@@ -65,7 +70,7 @@ LINES = (
     _line(basis="market", gas_t=6.096, tco2e=6.096, records=(RESIDUAL,)),
     _line(category="fugitive", carrier="coal_mine_methane", scope="scope_1", basis="both",
           gas="CH4", activity=700.0, activity_unit="Nm3", gas_t=0.5, tco2e=14.0,
-          quality="estimated", completeness=0.5),
+          quality="estimated", completeness=0.5, records=(GWP_AR5,)),
 )  # fmt: skip
 INPUTS = LedgerInputs(
     "mine", None, START, END, LINES, {}, (("raw_coal", 1000.0, "t", 0.0213), ), (), 0.75, 0.0
@@ -91,7 +96,8 @@ def test_totals_by_view_scope_and_gas() -> None:
     assert activity["purchased_electricity"]["unit"] == "MWh"
     assert activity["purchased_electricity"]["energy_tce"] == 1.53625
     assert activity["fugitive"]["quality"] == "estimated"
-    assert [f["factor_key"] for f in doc["factors"]] == [GRID["factor_key"], RESIDUAL["factor_key"]]
+    assert [f["factor_key"] for f in doc["factors"]] == [
+        GRID["factor_key"], RESIDUAL["factor_key"], "gwp.ch4.ar5"]  # fmt: skip
     assert doc["factors"][0]["version"] == "mee-nbs-electricity-2025-12-31"
     assert doc["green_power"][0]["applied_mwh"] == 2.5
     assert doc["production"] == [
@@ -153,14 +159,62 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
         build_ledger(INPUTS, HEADER, CLAIMS), revision=1, closed_at=END, closed_by="k1",
         reason=None, changes=[],
     )  # fmt: skip
-    rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode())))
-    location = next(r for r in rows if r["section"] == "totals" and r["view"] == "location")
-    assert float(location["total_tco2e [tCO2e]"]) == 21.12875
-    header = next(r for r in rows if r["section"] == "header" and r["field"] == "status")
-    assert header["value"] == "closed"
+    rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode("utf-8-sig"))))
+    location = next(r for r in rows if r["Section"] == "Totals" and r["View"] == "location")
+    assert float(location["Total [tCO2e]"]) == 21.12875
+    header = next(r for r in rows if r["Section"] == "Header" and r["Field"] == "Status")
+    assert header["Value"] == "closed"
     data = to_xlsx(doc)
     assert to_xlsx(doc) == data  # same bytes: a strong ETag holds
-    sheet = load_workbook(io.BytesIO(data))["emissions"]
+    sheet = load_workbook(io.BytesIO(data))["Emissions"]
     cells = list(sheet.iter_rows(values_only=True))
-    assert cells[0][-2:] == ("gas_t [t]", "tco2e [tCO2e]")
-    assert sorted(c[-1] for c in cells[1:]) == [6.096, 7.12875, 14.0]
+    assert cells[0][-4:] == (
+        "Gas mass [t]", "Emissions (CO2e) [tCO2e]", "GWP set", "GWP [tCO2e/t]",
+    )  # fmt: skip
+    assert sorted(c[-3] for c in cells[1:]) == [6.096, 7.12875, 14.0]
+    zh = load_workbook(io.BytesIO(to_xlsx(doc, "zh")))
+    assert zh.sheetnames[0] == "表头信息"
+    assert next(zh["排放合计"].iter_rows(values_only=True))[:4] == (
+        "口径", "范围一排放 [tCO2e]", "范围二排放 [tCO2e]", "排放总量 [tCO2e]",
+    )  # fmt: skip
+    pdf = to_pdf(doc, TABLES, "zh")
+    assert pdf == to_pdf(doc, TABLES, "zh") and pdf.startswith(b"%PDF")
+
+
+def test_each_source_names_its_tce_coefficient() -> None:
+    tce = {
+        "factor_key": "tce.electricity.equivalent", "factor_value": 0.1229,
+        "factor_unit": "kgce/kWh", "factor_version": "gbt-2589-2020", "selection": "default",
+    }  # fmt: skip
+    # 12.5 MWh × 0.1229 kgce/kWh = 1.53625 tce
+    line = _line(gas_t=7.12875, tco2e=7.12875, energy_tce=1.53625, records=(GRID, tce))
+    doc = build_ledger(replace(INPUTS, lines=(line,)), HEADER)
+    row = doc["activity"][0]
+    assert (row["tce_factor_key"], row["tce_factor"], row["tce_factor_unit"]) == (
+        "tce.electricity.equivalent", 0.1229, "kgce/kWh")  # fmt: skip
+    assert row["energy_tce"] == 1.53625
+    assert "tce.electricity.equivalent" in [f["factor_key"] for f in doc["factors"]]
+    fugitive = next(r for r in build_ledger(INPUTS, HEADER)["activity"] if r["scope"] == "scope_1")
+    assert fugitive["tce_factor_key"] is None  # escaped methane is no energy use
+
+
+def test_every_emission_names_its_gwp_and_factors_their_years() -> None:
+    doc = build_ledger(INPUTS, HEADER, CLAIMS)
+    gwp = {(e["gas"], e["basis"]): (e["gwp_key"], e["gwp"]) for e in doc["emissions"]}
+    # CO2 counts at 1; the methane escape at AR5 28: 0.5 t × 28 = 14 tCO2e.
+    assert gwp == {
+        ("CO2", "location"): ("co2", 1.0),
+        ("CO2", "market"): ("co2", 1.0),
+        ("CH4", "both"): ("gwp.ch4.ar5", 28.0),
+    }
+    grid = next(f for f in doc["factors"] if f["factor_key"] == GRID["factor_key"])
+    # a record stored before requested_year existed reads as no fallback
+    assert (grid["data_year"], grid["requested_year"], grid["factor_year_fallback"]) == (
+        2023, None, False)  # fmt: skip
+    fallback = {**GRID, "requested_year": 2026, "factor_year_fallback": True}
+    doc2 = build_ledger(
+        replace(INPUTS, lines=(_line(tco2e=1.0, gas_t=1.0, records=(fallback,)),)), HEADER
+    )
+    row = doc2["factors"][0]
+    assert (row["data_year"], row["requested_year"], row["factor_year_fallback"]) == (
+        2023, 2026, True)  # fmt: skip

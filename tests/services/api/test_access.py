@@ -77,7 +77,10 @@ def test_permissions_by_role() -> None:
         Action.READ_LIVE,
         Action.READ_REJECTIONS,
         Action.READ_GREEN,
+        Action.READ_ALARMS,
     }
+    assert operator.may(Action.ACK_ALARMS) and not operator.may(Action.CONFIGURE_ALARMS)
+    assert not enterprise.may(Action.READ_ALARMS) and not regulator.may(Action.ACK_ALARMS)
 
 
 def test_site_visibility_and_org_scope() -> None:
@@ -186,9 +189,17 @@ def test_authenticator_caches_a_key_for_cache_s_and_checks_the_secret_every_time
     assert principal is not None and principal.role is Role.OPERATOR
     assert principal.site_ids == frozenset({"mine"})
     assert auth.cached(key.token) == principal and calls == [key.key_id]
-    # Same key id, wrong secret: refused from the cache, no look-up.
+    # Same key id, another secret: looked up again (the key may have been rotated), refused.
     forged = key.token[:17] + ("b" if key.token[17] != "b" else "c") + key.token[18:]
-    assert auth.cached(forged) is None
+    assert auth.cached(forged) is MISS
+    assert auth.authenticate(forged) is None and calls == [key.key_id, key.key_id]
+    # A rotated key: the new secret is accepted at once, the old one no longer.
+    rotated = new_key(key.key_id)
+    stored[key.key_id] = _record(rotated.token, key.key_id)
+    assert auth.authenticate(rotated.token) is not None
+    assert auth.cached(key.token) is MISS and auth.authenticate(key.token) is None
+    stored[key.key_id] = _record(key.token, key.key_id)
+    assert auth.authenticate(key.token) is not None
     # Revoked in the database: seen after cache_s.
     del stored[key.key_id]
     clock.t += 5
@@ -248,3 +259,21 @@ def test_admin_key_rules() -> None:
     assert ApiSettings(DATABASE_URL=_DB, CARBONFLOW_ENV="production").admin_key is None
     dev = ApiSettings(DATABASE_URL=_DB, CARBONFLOW_ENV="development", CARBONFLOW_API_ADMIN_KEY="x")
     assert dev.admin_key is not None
+
+
+def test_failed_authentications_are_throttled_per_client() -> None:
+    from services.api.ratelimit import FailedAuthThrottle
+
+    now = [0.0]
+    throttle = FailedAuthThrottle(3, 6, lambda: now[0])  # 3 at once, then 6/min = one per 10 s
+    for _ in range(3):
+        assert throttle.refused("10.0.0.1") is None
+        assert throttle.failed("10.0.0.1").allowed
+    assert not throttle.failed("10.0.0.1").allowed  # the 4th failure: blocked
+    refusal = throttle.refused("10.0.0.1")
+    assert refusal is not None and refusal.retry_after_header == "10"  # (1 - 0) / (6/60 s) = 10 s
+    assert throttle.refused("10.0.0.2") is None  # another client is not affected
+    now[0] = 10.0
+    assert throttle.refused("10.0.0.1") is None  # one attempt is back after 10 s
+    assert throttle.failed("10.0.0.1").allowed
+    assert not throttle.failed("10.0.0.1").allowed

@@ -19,8 +19,11 @@ from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
+from tests.support.api_cases_admin import CASES as ADMIN_CASES
+from tests.support.api_cases_alarms import CASES as ALARM_CASES
 from tests.support.api_cases_carbon import CASES as CARBON_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
+from tests.support.api_cases_push import CASES as PUSH_CASES
 from tests.support.api_cases_view import CASES as VIEW_CASES
 from tests.support.api_support import (
     GREEN_BODY,
@@ -92,7 +95,7 @@ CORE_CASES = (
          GREEN_BODY),
     Case("DELETE", f"{P}/green-instruments/PPA-DC-1",                None, 403, 404, 403),
     Case("DELETE", f"{M}/green-instruments/GEC-MINE-1",              None, 403, 404, 403),
-    Case("POST", S,                                                   405, 405, 405, 405),
+    Case("POST", S,                                                   422, 403, 403, 403),
     Case("DELETE", M,                                                 405, 405, 405, 405),
     Case("PATCH", f"{M}/green-instruments/GEC-MINE-1",                405, 405, 405, 405),
     Case("GET", "/api/v1/nowhere",                                    404, 404, 404, 404),
@@ -103,7 +106,9 @@ CORE_CASES = (
 )  # fmt: skip
 
 
-MATRIX = CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES
+MATRIX = (
+    CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES + ALARM_CASES + ADMIN_CASES
+)
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,
 # so it is left out here and covered by the write tests, each on a database of its own.
@@ -543,7 +548,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         ).status_code
         == 403
     )
-    assert fresh.client.post(S, headers=fresh.headers("regulator")).status_code == 405
+    assert fresh.client.delete(S, headers=fresh.headers("regulator")).status_code == 405
     assert fresh.get("operator", f"{M}/devices").status_code == 200  # not a regulator
     with psycopg.connect(fresh.seeded.url) as conn:
         rows = conn.execute(
@@ -556,7 +561,7 @@ def test_every_regulator_request_is_audited_with_its_parameters(fresh: Api) -> N
         (regulator, "regulator", "GET", "/api/v1/sites/{site_id}/devices", 404),
         (regulator, "regulator", "PUT",
          "/api/v1/sites/{site_id}/green-instruments/{instrument_id}", 403),
-        (regulator, "regulator", "POST", "/api/v1/sites", 405),
+        (regulator, "regulator", "DELETE", "/api/v1/sites", 405),
     ]  # fmt: skip
     first = rows[0]
     assert first[0] == NOW
@@ -690,3 +695,57 @@ def test_health_and_metrics(api: Api) -> None:
         'route="/api/v1/sites/{site_id}/devices/{device_id}",status="200"}' in metrics.text
     )
     assert "carbonflow_api_request_seconds_bucket" in metrics.text
+
+
+def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
+    import re
+
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    # Every script, style sheet and icon of the page is served by this API (works offline).
+    urls = re.findall(r"""(?:src|href)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    assert "cdn" not in page.text.lower()
+    for url in urls:
+        if url.startswith("/docs/assets/"):
+            asset = api.client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 500, url
+    assert "swagger-ui-bundle.js" in page.text
+
+
+def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
+    """Issue 15: the same certificates under a new id, or at a second site, are refused (409)
+    naming the batch that holds them; 1 certificate = 1 MWh; a batch may be replaced."""
+    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099}  # 100 certificates
+    first = fresh.client.put(
+        f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
+    )
+    assert first.status_code == 201, first.text
+    assert (first.json()["serial_first"], first.json()["serial_last"]) == (1_000, 1_099)
+    # the same batch replaced under its own id: not a conflict with itself
+    again = fresh.client.put(
+        f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
+    )
+    assert again.status_code == 200, again.text
+    # one serial in common (1 099), under a new id at the same site, or at another site
+    overlap = {**batch, "serial_first": 1_099, "serial_last": 1_198}
+    for path in (f"{P}/green-instruments/GEC-SERIAL-B", f"{M}/green-instruments/GEC-SERIAL-A"):
+        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=overlap)
+        problem = assert_problem(refused, 409)
+        assert "'GEC-SERIAL-A' at site 'inner-mongolia-ordos-park'" in problem["detail"]
+        assert "1000–1099" in problem["detail"]
+    # adjacent serials are another batch
+    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199}
+    ok = fresh.client.put(
+        f"{M}/green-instruments/GEC-SERIAL-C", headers=fresh.headers("admin"), json=adjacent
+    )
+    assert ok.status_code == 201, ok.text
+    # 100 serials are 100 certificates of 1 MWh: a batch saying otherwise is refused
+    for wrong in ({"certificates": 99}, {"volume_mwh": 99.0}, {"serial_last": 999}):
+        body = {**batch, "serial_first": 5_000, "serial_last": 5_099, **wrong}
+        if "serial_last" in wrong:
+            body["serial_first"] = 1_000
+        refused = fresh.client.put(
+            f"{P}/green-instruments/GEC-SERIAL-D", headers=fresh.headers("admin"), json=body
+        )
+        assert_problem(refused, 422)

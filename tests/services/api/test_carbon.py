@@ -584,7 +584,7 @@ UNITS = {"tce", "tco2e", "t", "mwh", "kwh"}  # a key ending in one (or being one
 DIMENSIONLESS = {
     "completeness", "elapsed_fraction", "used_fraction", "source_rows", "intervals",
     "event_id", "limit", "offset", "year", "factor_set_id", "device_metrics", "without_data",
-    "measured", "estimated", "missing", "data_year", "factor_data_year",
+    "measured", "estimated", "missing", "data_year", "factor_data_year", "requested_year",
 }  # fmt: skip
 # Numbers whose unit is the `unit` (or `target_unit`, `factor_unit`) field beside them.
 WITH_UNIT_FIELD = {

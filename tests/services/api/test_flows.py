@@ -243,19 +243,26 @@ def test_view_summary_rate_share_and_kpis(park: Park) -> None:
     response = park.get("admin", f"/api/v1/sites/{PARK}/view/summary")
     assert response.status_code == 200, response.text
     recent = response.json()["recent"]
-    # The newest calculated hour: the four slots of 05:00–06:00Z.
+    # The newest hour of complete slots: the newest reading is stamped 05:59:59Z, so the slot
+    # 05:45–06:00 is still running for the view (its end not reached by the data) and is left
+    # out: 04:45–05:45Z.
     assert recent["slots"] == 4
+    assert recent["complete_before"] == "2026-11-23T05:59:59Z"
     assert (recent["window_start"], recent["window_end"]) == (
-        "2026-11-23T05:00:00Z",
-        "2026-11-23T06:00:00Z",
+        "2026-11-23T04:45:00Z",
+        "2026-11-23T05:45:00Z",
     )
-    hour = park.get("admin", FLOWS, start="2026-11-23T05:00:00Z", end="2026-11-23T06:00:00Z").json()
+    hour = park.get("admin", FLOWS, start="2026-11-23T04:45:00Z", end="2026-11-23T05:45:00Z").json()
     # One hour: the rate [tCO2e/h] is the hour's tCO2e.
     assert recent["emission_rate_location_tco2e_h"] == pytest.approx(
         hour["totals"]["tco2e_location"], rel=1e-9
     )
     share = hour["totals"]["zero_carbon_tce"] / hour["totals"]["energy_tce"]
     assert recent["zero_carbon_share"] == pytest.approx(share, rel=1e-9)
+    assert recent["zero_carbon_share_pct"] == pytest.approx(100 * share, rel=1e-9)
+    assert (
+        recent["emission_rate_location_tco2e_h"] >= 0 and recent["net_export_tco2e_location"] >= 0
+    )
     mine = park.get("cathode", f"/api/v1/sites/{PARK}/view/summary").json()
     assert mine["org_id"] == "cathode-plant"
     assert all(k["org_id"] == "cathode-plant" for k in mine["kpis"])

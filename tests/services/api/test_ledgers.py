@@ -23,7 +23,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook  # type: ignore[import-untyped]
+from pypdf import PdfReader
 
+from carbonflow.domain.ledger.labels import Lang, field_label, section_label
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
@@ -213,11 +215,13 @@ def test_close_correct_revise_and_revision_1_unchanged(plant: Plant) -> None:
         conn.execute("UPDATE ledger_revision SET reason = 'x' WHERE revision = 1")
 
 
-def _csv_sections(data: bytes) -> dict[str, list[dict[str, str]]]:
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+def _csv_sections(data: bytes, lang: Lang) -> dict[str, list[dict[str, str]]]:
+    # A spreadsheet reads Chinese CSV as UTF-8 only after a byte order mark.
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     out: dict[str, list[dict[str, str]]] = {}
     for row in rows:
-        out.setdefault(row["section"], []).append(row)
+        out.setdefault(row[field_label("section", lang)], []).append(row)
     return out
 
 
@@ -231,29 +235,35 @@ def _same(cell: Any, value: Any) -> bool:
     return str(cell) == str(value)
 
 
-def _check_export(document: dict[str, Any], data_csv: bytes, data_xlsx: bytes) -> None:
-    sections = _csv_sections(data_csv)
+def _check_export(
+    document: dict[str, Any], data_csv: bytes, data_xlsx: bytes, lang: Lang = "en"
+) -> None:
+    sections = _csv_sections(data_csv, lang)
     workbook = load_workbook(io.BytesIO(data_xlsx))
-    assert workbook.sheetnames == list(SHEET_ORDER)
+    assert workbook.sheetnames == [section_label(s, lang) for s in SHEET_ORDER]
+    field, value_label = field_label("field", lang), field_label("value", lang)
     for section in SHEET_ORDER:
-        sheet = list(workbook[section].iter_rows(values_only=True))
-        csv_rows = sections.get(section, [])
+        worksheet = workbook[section_label(section, lang)]
+        assert worksheet.freeze_panes == "A2" and worksheet["A1"].font.bold
+        sheet = list(worksheet.iter_rows(values_only=True))
+        csv_rows = sections.get(section_label(section, lang), [])
         if section in FIELD_SECTIONS:
             expected = sorted(document[section].items())
-            assert sheet[0] == ("field", "value")
+            assert sheet[0] == (field, value_label)
             assert len(sheet) - 1 == len(expected) == len(csv_rows)
-            for (field, value), cells, row in zip(expected, sheet[1:], csv_rows, strict=True):
-                assert cells[0] == field == row["field"]
-                assert _same(cells[1], value) and _same(row["value"], value), (field, value)
+            for (key, value), cells, row in zip(expected, sheet[1:], csv_rows, strict=True):
+                assert cells[0] == field_label(key, lang) == row[field]
+                assert _same(cells[1], value) and _same(row[value_label], value), (key, value)
             continue
         columns = TABLES[section]
-        assert list(sheet[0]) == [c.header for c in columns]
+        headers = [field_label(c.key, lang, c.unit) for c in columns]
+        assert list(sheet[0]) == headers
         assert len(sheet) - 1 == len(document[section]) == len(csv_rows), section
         for item, cells, row in zip(document[section], sheet[1:], csv_rows, strict=True):
-            for column, cell in zip(columns, cells, strict=True):
+            for column, header, cell in zip(columns, headers, cells, strict=True):
                 value = item.get(column.key)
                 assert _same(cell, value), (section, column.key, cell, value)
-                assert _same(row[column.header], value), (section, column.key)
+                assert _same(row[header], value), (section, column.key)
                 if isinstance(value, float):
                     assert isinstance(cell, (int, float))  # numbers as numbers
 
@@ -269,6 +279,8 @@ def test_csv_and_xlsx_match_the_json(plant: Plant) -> None:
     path = f"{ORG_BASE}/revisions/2"
     document = client.get(path, headers=plant.h("enterprise")).json()
     assert document["changes"] and document["header"]["org_id"] == ORG
+    # An enterprise's ledger holds its own indicators, none of the site's.
+    assert document["indicators"] and {i["org_id"] for i in document["indicators"]} == {ORG}
     as_csv = client.get(path, params={"format": "csv"}, headers=plant.h("enterprise"))
     assert as_csv.headers["content-type"].startswith("text/csv")
     as_xlsx = client.get(
@@ -283,12 +295,40 @@ def test_csv_and_xlsx_match_the_json(plant: Plant) -> None:
     assert again.headers["etag"] == as_xlsx.headers["etag"] != as_csv.headers["etag"]
     # The draft exports too, and the units are in the header cells.
     draft = client.get(f"{BASE}/draft", params={"format": "csv"}, headers=plant.h("admin"))
-    header = draft.content.decode().splitlines()[0]
-    assert "tco2e [tCO2e]" in header and "energy_tce [tce]" in header
+    header = draft.content.decode("utf-8-sig").splitlines()[0]
+    assert "Emissions (CO2e) [tCO2e]" in header and "Energy [tce]" in header
     draft_json = client.get(f"{BASE}/draft", headers=plant.h("admin")).json()
     draft_xlsx = client.get(f"{BASE}/draft", params={"format": "xlsx"}, headers=plant.h("admin"))
     # generated_at is "now" in each response; the fixed wall clock makes them equal.
     _check_export(draft_json, draft.content, draft_xlsx.content)
+
+
+def test_exports_in_chinese_and_as_pdf(plant: Plant) -> None:
+    """What a Chinese enterprise downloads: labels in Chinese (asked for, or preferred by the
+    browser), the CSV opens in a spreadsheet, and a PDF for printing: the same revision gives
+    the same bytes, under an ETag of its own per format and language."""
+    client = plant.client
+    assert client.post(f"{ORG_BASE}/close", headers=plant.h("enterprise")).status_code == 201
+    path = f"{ORG_BASE}/revisions/1"
+    document = client.get(path, headers=plant.h("enterprise")).json()
+    zh = {**plant.h("enterprise"), "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}
+    as_csv = client.get(path, params={"format": "csv"}, headers=zh)
+    as_xlsx = client.get(path, params={"format": "xlsx", "lang": "zh"}, headers=plant.h("admin"))
+    _check_export(document, as_csv.content, as_xlsx.content, "zh")
+    assert "排放量 (CO2当量) [tCO2e]" in as_csv.content.decode("utf-8-sig").splitlines()[0]
+    assert (
+        as_csv.headers["etag"]
+        != client.get(path, params={"format": "csv", "lang": "en"}, headers=zh).headers["etag"]
+    )
+    pdf = client.get(path, params={"format": "pdf"}, headers=zh)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"].endswith('-r1.zh.pdf"')
+    again = client.get(path, headers={**zh, "Accept": "application/pdf"})
+    assert again.content == pdf.content and again.headers["etag"] == pdf.headers["etag"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    for expected in ("碳排放台账", ORG, MONTH, "排放合计", "范围二排放", "活动数据"):
+        assert expected in text, expected
+    assert document["content_sha256"] in text.replace("\n", "")
 
 
 def test_who_may_close_and_the_bulk_export(plant: Plant) -> None:
@@ -303,6 +343,10 @@ def test_who_may_close_and_the_bulk_export(plant: Plant) -> None:
     assert_problem(
         client.post(f"/api/v1/sites/{SITE}/ledgers/2026-11/close", headers=plant.h("admin")), 409
     )
+    # The plant's readings start in May 2025: April is before it was onboarded.
+    before = client.post(f"/api/v1/sites/{SITE}/ledgers/2025-04/close", headers=plant.h("admin"))
+    assert_problem(before, 409)
+    assert "onboarded" in before.json()["detail"] and "2025-05-" in before.json()["detail"]
     assert client.post(f"{BASE}/close", headers=plant.h("admin")).status_code == 201
     with psycopg.connect(plant.url) as conn:
         audited = conn.execute(

@@ -18,6 +18,7 @@ no-op; ``count(*)`` equal to the number published proves none is missing and non
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ import pytest
 
 from carbonflow.domain.readings.contract import device_topic, encode, reading_set_document
 from carbonflow.embedded.broker import EmbeddedMosquitto
+from services.ingest.service import IngestService
 from simulators.publisher import Publisher, StreamPublisher
 from tests.support.ingest_harness import count, running_ingest
 from tests.support.seed import seed_site
@@ -40,10 +42,12 @@ PHASE_MINUTES = (300, 100, 100, 100)  # minutes of readings per device in each p
 READINGS_PER_SET = 2
 
 
-def _phase(devices: list[str], start: int, minutes: int) -> list[tuple[str, bytes]]:
+def _phase(
+    devices: list[str], start: int, minutes: int, site: str = "t1"
+) -> list[tuple[str, bytes]]:
     return [
         (
-            device_topic("t1", d),
+            device_topic(site, d),
             encode(
                 reading_set_document(
                     BASE + timedelta(minutes=m),
@@ -102,46 +106,92 @@ def shipped_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
 def test_broker_restart_while_devices_publish_loses_nothing(
     database_url: str, shipped_broker: EmbeddedMosquitto, how: str
 ) -> None:
-    broker = shipped_broker
-    devices = seed_site(database_url, devices=DEVICES)
-    phases, start = [], 0
-    for minutes in PHASE_MINUTES:
-        phases.append(_phase(devices, start, minutes))
-        start += minutes
+    devices = {"t1": seed_site(database_url, devices=DEVICES)}
+    # Ingest with its default settings: the subscription it ships with.
+    with running_ingest(database_url, shipped_broker.url) as service:
+        _restart_mid_stream(database_url, shipped_broker, how, devices, [service])
+
+
+@pytest.mark.parametrize("how", ["graceful", "kill"])
+def test_site_slices_survive_a_broker_restart(database_url: str, tmp_path: Path, how: str) -> None:
+    """Two workers, each with plain subscriptions: one takes site t2, the other every other site
+    (docs/mqtt.md, 'Several workers'). Unlike a shared subscription, Mosquitto restores both."""
+    broker = EmbeddedMosquitto(tmp_path / "mosquitto", extra_config=deploy_broker_options())
+    broker.start()
+    devices = {
+        "t1": seed_site(database_url, devices=DEVICES // 2),
+        "t2": seed_site(database_url, site="t2", devices=DEVICES // 2, prefix="n"),
+    }
+    try:
+        with (
+            running_ingest(
+                database_url,
+                broker.url,
+                CARBONFLOW_INGEST_CLIENT_ID="slice-t2",
+                CARBONFLOW_INGEST_SITES="t2",
+            ) as t2_worker,
+            running_ingest(
+                database_url,
+                broker.url,
+                CARBONFLOW_INGEST_CLIENT_ID="slice-rest",
+                CARBONFLOW_INGEST_EXCLUDE_SITES="t2",
+            ) as rest_worker,
+        ):
+            _restart_mid_stream(database_url, broker, how, devices, [t2_worker, rest_worker])
+            skipped = rest_worker.metrics.messages.labels("skipped")._value.get()
+            assert skipped > 0  # it received t2's messages too, and left them to t2's worker
+    finally:
+        broker.stop()
+
+
+def _restart_mid_stream(
+    database_url: str,
+    broker: EmbeddedMosquitto,
+    how: str,
+    devices: dict[str, list[str]],
+    workers: list[IngestService],
+) -> None:
+    phases = [
+        [m for site, ids in devices.items() for m in _phase(ids, start, minutes, site)]
+        for start, minutes in zip(
+            itertools.accumulate((0, *PHASE_MINUTES[:-1])), PHASE_MINUTES, strict=True
+        )
+    ]
     before, during, first_after, after = phases
     total = sum(len(p) for p in phases) * READINGS_PER_SET
-
-    # Ingest with its default settings: the subscription it ships with.
-    with running_ingest(database_url, broker.url) as service:
-        with StreamPublisher(broker.url, "restart-device") as device:
-            for topic, payload in before:
-                device.send(topic, payload)
-            device.flush()
-            wait_until(lambda: _rows(database_url) > 0, 60, message="ingest under way")
-            # A kill loses what changed since the last autosave. In a broker that has been up
-            # longer than autosave_interval the sessions and subscriptions are on disk: have it
-            # save now (SIGUSR1, what the autosave does) instead of waiting for the interval.
-            asked = time.time_ns()
-            broker.save_now()
-            wait_until(lambda: _saved(broker, asked), 30, message="persistence file written")
-            if how == "kill":
-                broker.kill()
-            else:
-                broker.stop()
-            wait_until(lambda: not service.health()["broker_connected"], 30, message="ingest sees")
-            for topic, payload in during:  # held by the publisher, sent after its reconnect
-                device.send(topic, payload)
-            broker.start()
-            # A device that connects at once, before ingest's reconnect.
-            with Publisher(broker.url, "first-device-back") as early:
-                early.publish_many(first_after)
-            wait_until(lambda: service.health()["subscribed"], 60, message="ingest resubscribed")
-            for topic, payload in after:
-                device.send(topic, payload)
-            device.flush()
-        with contextlib.suppress(AssertionError):  # the assertion below says by how much
-            wait_until(lambda: _rows(database_url) >= total, 60, message="every reading stored")
-        # Nothing more arrives late: what is stored is exactly what was published.
-        wait_until(lambda: service.health()["pending_messages"] == 0, 30, message="drained")
+    with StreamPublisher(broker.url, "restart-device") as device:
+        for topic, payload in before:
+            device.send(topic, payload)
+        device.flush()
+        wait_until(lambda: _rows(database_url) > 0, 60, message="ingest under way")
+        # A kill loses what changed since the last autosave. In a broker that has been up
+        # longer than autosave_interval the sessions and subscriptions are on disk: have it
+        # save now (SIGUSR1, what the autosave does) instead of waiting for the interval.
+        asked = time.time_ns()
+        broker.save_now()
+        wait_until(lambda: _saved(broker, asked), 30, message="persistence file written")
+        if how == "kill":
+            broker.kill()
+        else:
+            broker.stop()
+        wait_until(
+            lambda: not any(w.health()["broker_connected"] for w in workers), 30, message="seen"
+        )
+        for topic, payload in during:  # held by the publisher, sent after its reconnect
+            device.send(topic, payload)
+        broker.start()
+        # A device that connects at once, before ingest's reconnect.
+        with Publisher(broker.url, "first-device-back") as early:
+            early.publish_many(first_after)
+        wait_until(lambda: all(w.health()["subscribed"] for w in workers), 60, message="back")
+        for topic, payload in after:
+            device.send(topic, payload)
+        device.flush()
+    with contextlib.suppress(AssertionError):  # the assertion below says by how much
+        wait_until(lambda: _rows(database_url) >= total, 60, message="every reading stored")
+    # Nothing more arrives late: what is stored is exactly what was published.
+    wait_until(
+        lambda: all(w.health()["pending_messages"] == 0 for w in workers), 30, message="drained"
+    )
     stored = _rows(database_url)
     assert stored == total, f"{total - stored} of {total} readings lost ({how} restart)"

@@ -405,9 +405,12 @@ def test_retiring_a_worker_hands_its_share_back(database_url: str, mosquitto) ->
     first = _counter_stream(devices, minutes=100)  # 1000 messages
     # minutes 100–199 of every device: 1000 more messages
     second = [m for i, m in enumerate(_counter_stream(devices, minutes=200)) if i % 200 >= 100]
-    with running_ingest(database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="keep"):
+    # Retiring is about shared subscriptions: every worker here is in the same group (with the
+    # plain default each would receive everything, and the stopped one would hold no "share").
+    group = {"CARBONFLOW_INGEST_SHARED_GROUP": "retire-test"}
+    with running_ingest(database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="keep", **group):
         proc = start_ingest_process(
-            database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="leave"
+            database_url, mosquitto.url, CARBONFLOW_INGEST_CLIENT_ID="leave", **group
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -423,6 +426,7 @@ def test_retiring_a_worker_hands_its_share_back(database_url: str, mosquitto) ->
                 "MQTT_URL": mosquitto.url,
                 "CARBONFLOW_INGEST_CLIENT_ID": "leave",
                 "CARBONFLOW_INGEST_HTTP_PORT": "0",
+                **group,
             },
             timeout=120,
             check=False,

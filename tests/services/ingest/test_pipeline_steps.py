@@ -89,6 +89,22 @@ def test_registry_rejections(site: str, device: str, payload: bytes, reason: Rea
     assert not out.candidates
 
 
+def test_per_metric_plausible_magnitude() -> None:
+    # power: 10⁸ kW is the limit; 100 000 MW = 10⁸ kW is at it, 100 001 MW beyond it
+    at_limit: dict[str, object] = {"power_kw": {"value": 100_000, "unit": "MW"}}
+    assert not check("a", "m1", doc(at_limit)).rejections
+    out = check("a", "m1", doc({"power_kw": {"value": 100_001, "unit": "MW"}}))
+    assert [(r.reason, r.metric) for r in out.rejections] == [
+        (Reason.VALUE_OUT_OF_RANGE, "power_kw")
+    ]
+    assert "plausible ±1e+08 kW" in out.rejections[0].detail
+    # energy counters may read far more than power (10¹² kWh); a CH4 share at most ±10³ %
+    assert not check("a", "m1", doc({"energy_import_kwh": 5e11})).rejections
+    (ch4,) = check("a", "ch4", b"1001").rejections
+    assert ch4.reason is Reason.VALUE_OUT_OF_RANGE
+    assert [c.value for c in check("a", "ch4", b"99.5").candidates] == [99.5]
+
+
 def test_skew_boundary_and_bare_number_for_single_metric_device() -> None:
     assert not check("a", "m1", doc({"power_kw": 1}, NOW + timedelta(seconds=300))).rejections
     out = check("a", "ch4", b"0.35")

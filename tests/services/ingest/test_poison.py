@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from carbonflow.domain.readings.contract import device_topic, encode, gateway_topic
 from carbonflow.embedded.net import free_port
 from simulators.publisher import Publisher
-from tests.support.ingest_fuzz import messages
+from tests.support.ingest_fuzz import messages, mutated_corpus
 from tests.support.ingest_harness import count, start_ingest_process
 from tests.support.seed import seed_site
 from tests.support.waiting import wait_until
@@ -75,20 +76,8 @@ def test_poison_messages_never_stop_ingest(
     poison.append((gateway_topic("t1", "gw"), b'{"devices": {"m1": {"ts": "x\\u0000"}}}'))
     rng = random.Random(14)
     poison += [(topic, rng.randbytes(rng.randint(1, 300))) for _ in range(100)]
-    valid = [
-        (
-            device_topic("t1", devices[1]),
-            encode({"ts": (BASE + timedelta(minutes=i)).isoformat(), "values": {"power_kw": i}}),
-        )
-        for i in range(200)
-    ]
-    port = free_port()
-    proc = start_ingest_process(
-        database_url,
-        mosquitto.url,
-        CARBONFLOW_INGEST_CLIENT_ID="poison",
-        CARBONFLOW_INGEST_HTTP_PORT=str(port),
-    )
+    valid = _valid_behind(devices[1])
+    port, proc = _start(database_url, mosquitto.url, "poison")
     try:
         with Publisher(mosquitto.url) as pub:
             pub.publish_many(poison)  # the hostile ones first: the valid ones queue behind them
@@ -130,6 +119,84 @@ def test_poison_messages_never_stop_ingest(
         )
         == 0
     )
+
+
+MUTATED = 10_000
+
+
+def test_ten_thousand_mutated_payloads_through_the_broker(database_url: str, mosquitto) -> None:
+    """10 000 seeded mutations of valid and poison payloads, then 200 valid readings of another
+    device: ingest never exits, every message is counted (stored, partly rejected or rejected),
+    nothing non-finite is stored, none is quarantined as unprocessable or store_failed, and all
+    200 readings behind the corpus are stored."""
+    devices = seed_site(database_url, devices=2)
+    ts = (BASE - timedelta(minutes=5)).isoformat()
+    templates = [
+        *_poison(ts),
+        encode({"ts": ts, "seq": 7, "values": {"power_kw": 1.5, "energy_import_kwh": 10.0}}),
+        encode([{"ts": ts, "values": {"power_kw": {"value": 2.5, "unit": "MW"}}}] * 3),
+        b"12.5",
+    ]
+    templates = [t for t in templates if len(t) < 10_000]  # the deep nesting once is enough
+    corpus = mutated_corpus(14, MUTATED, templates)
+    topic = device_topic("t1", devices[0])
+    valid = _valid_behind(devices[1])
+    port, proc = _start(database_url, mosquitto.url, "mutated")
+    behind = (
+        "SELECT count(*) FROM reading JOIN device USING (device_pk)"
+        f" WHERE device.device_id = '{devices[1]}'"
+    )
+    try:
+        with Publisher(mosquitto.url) as pub:
+            pub.publish_many([(topic, p) for p in corpus])
+            pub.publish_many(valid)
+        wait_until(
+            lambda: proc.poll() is not None or count(database_url, behind) >= len(valid),
+            120,
+            message="valid readings behind the corpus",
+        )
+        assert proc.poll() is None, f"ingest exited with {proc.returncode}"
+        total = len(corpus) + len(valid)
+        wait_until(lambda: _messages_counted(port) >= total, 60, message="every message counted")
+        assert _messages_counted(port) == total
+        reasons = {
+            r for (r,) in _rows(database_url, "SELECT DISTINCT reason FROM rejected_reading")
+        }
+        assert "store_failed" not in reasons and "unprocessable" not in reasons, reasons
+        assert len(reasons) >= 10, reasons
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert count(database_url, behind) == len(valid)
+    assert (
+        count(
+            database_url,
+            "SELECT count(*) FROM reading WHERE value IN ('Infinity', '-Infinity', 'NaN')",
+        )
+        == 0
+    )
+
+
+def _valid_behind(device: str) -> list[tuple[str, bytes]]:
+    """200 valid readings, published after the hostile ones: they must all be stored."""
+    return [
+        (
+            device_topic("t1", device),
+            encode({"ts": (BASE + timedelta(minutes=i)).isoformat(), "values": {"power_kw": i}}),
+        )
+        for i in range(200)
+    ]
+
+
+def _start(database_url: str, mqtt_url: str, client_id: str) -> tuple[int, subprocess.Popen[bytes]]:
+    port = free_port()
+    proc = start_ingest_process(
+        database_url,
+        mqtt_url,
+        CARBONFLOW_INGEST_CLIENT_ID=client_id,
+        CARBONFLOW_INGEST_HTTP_PORT=str(port),
+    )
+    return port, proc
 
 
 def _messages_counted(port: int) -> int:

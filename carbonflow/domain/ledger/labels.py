@@ -1,0 +1,128 @@
+"""The ledger's words in Chinese and English: section, column and field labels for exports. Pure.
+
+The document itself keeps its keys (``tco2e``, ``scope_2_tco2e``): they are what the JSON, the
+hash and the API schema use. A person reads the CSV, XLSX and PDF, so those carry these labels,
+with the unit in the header cell (``排放量 [tCO2e]``). Terms follow the national accounting
+guidelines' usage (范围一/范围二, 基于位置/基于市场, 折标准煤).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+SECTIONS: dict[str, tuple[str, str]] = {
+    "header": ("表头信息", "Header"),
+    "activity": ("活动数据", "Activity data"),
+    "factors": ("排放因子", "Emission factors"),
+    "emissions": ("排放量明细", "Emissions"),
+    "totals": ("排放合计", "Totals"),
+    "green_power": ("绿色电力", "Green power"),
+    "production": ("产品产量", "Production"),
+    "indicators": ("指标", "Indicators"),
+    "quality": ("数据质量", "Data quality"),
+    "changes": ("修订变更", "Changes"),
+}
+
+# Column and field keys of every section (one key means the same wherever it appears).
+FIELDS: dict[str, tuple[str, str]] = {
+    # header
+    "site_id": ("园区/矿山", "Site"),
+    "org_id": ("企业", "Organisation"),
+    "month": ("核算月份", "Month"),
+    "timezone": ("时区", "Time zone"),
+    "period_start": ("核算期起 (UTC)", "Period start (UTC)"),
+    "period_end": ("核算期止 (UTC)", "Period end (UTC)"),
+    "generated_at": ("生成时间", "Generated at"),
+    "calc_results_through": ("计算结果截至", "Calculated through"),
+    "calc_last_received_at": ("最新数据接收时间", "Newest data received"),
+    "status": ("状态", "Status"),
+    "revision": ("修订版本", "Revision"),
+    "closed_by": ("关账人", "Closed by"),
+    "reason": ("原因", "Reason"),
+    # activity, emissions, totals
+    "category": ("排放类别", "Category"),
+    "carrier": ("能源品种", "Energy carrier"),
+    "scope": ("范围", "Scope"),
+    "quantity": ("活动量", "Quantity"),
+    "unit": ("单位", "Unit"),
+    "energy_tce": ("综合能耗", "Energy"),
+    "completeness_share": ("数据完整率", "Completeness"),
+    "quality": ("数据质量", "Quality"),
+    "gas": ("温室气体", "Gas"),
+    "basis": ("核算口径", "Basis"),
+    "gas_t": ("气体排放量", "Gas mass"),
+    "tco2e": ("排放量 (CO2当量)", "Emissions (CO2e)"),
+    "gwp_key": ("GWP 取值", "GWP set"),
+    "gwp": ("全球增温潜势", "GWP"),
+    "view": ("口径", "View"),
+    "scope_1_tco2e": ("范围一排放", "Scope 1"),
+    "scope_2_tco2e": ("范围二排放", "Scope 2"),
+    "total_tco2e": ("排放总量", "Total"),
+    "co2_t": ("二氧化碳", "CO2"),
+    "ch4_t": ("甲烷", "CH4"),
+    "n2o_t": ("氧化亚氮", "N2O"),
+    # factors
+    "factor_key": ("因子", "Factor"),
+    "value": ("数值", "Value"),
+    "version": ("版本", "Version"),
+    "file": ("因子库文件", "Factor file"),
+    "source": ("来源", "Source"),
+    "confidence": ("可信度", "Confidence"),
+    "data_year": ("数据年份", "Data year"),
+    "selection": ("选用方式", "Selection"),
+    "selection_reason": ("选用理由", "Selection reason"),
+    "requested_year": ("核算年份", "Accounting year"),
+    "factor_year_fallback": ("沿用往年因子", "Earlier year's factor"),
+    "tce_factor_key": ("折标系数", "tce coefficient"),
+    "tce_factor": ("折标系数值", "tce coefficient value"),
+    "tce_factor_unit": ("折标系数单位", "tce coefficient unit"),
+    # green power
+    "instrument_id": ("凭证编号", "Instrument"),
+    "kind": ("类型", "Kind"),
+    "accepted": ("是否采信", "Accepted"),
+    "offered_mwh": ("申报电量", "Offered"),
+    "applied_mwh": ("核减电量", "Applied"),
+    "unused_mwh": ("未使用电量", "Unused"),
+    # production
+    "product_id": ("产品", "Product"),
+    "output": ("产量", "Output"),
+    "intensity_location_tco2e": ("单位产品排放 (基于位置)", "Intensity (location-based)"),
+    "intensity_unit": ("强度单位", "Intensity unit"),
+    # indicators
+    "indicator": ("指标", "Indicator"),
+    "target_threshold": ("目标值", "Target"),
+    "target_comparator": ("目标比较", "Target comparator"),
+    "target_unit": ("目标单位", "Target unit"),
+    # quality
+    "lines": ("核算行数", "Lines"),
+    "lines_measured": ("实测行数", "Measured lines"),
+    "lines_estimated": ("估算行数", "Estimated lines"),
+    "lines_missing": ("缺失行数", "Missing lines"),
+    "surplus_export_mwh": ("富余上网电量 [MWh]", "Surplus export [MWh]"),
+    "attributed_energy_tce": ("分摊综合能耗 [tce]", "Attributed energy [tce]"),
+    "attributed_tco2e_location": ("分摊排放 (基于位置) [tCO2e]", "Attributed (location) [tCO2e]"),
+    "attributed_tco2e_market": ("分摊排放 (基于市场) [tCO2e]", "Attributed (market) [tCO2e]"),
+    # changes
+    "line": ("行", "Line"),
+    "before": ("修订前", "Before"),
+    "after": ("修订后", "After"),
+    "delta": ("变化", "Change"),
+    # CSV layout
+    "section": ("部分", "Section"),
+    "field": ("项目", "Field"),
+}
+
+
+def section_label(section: str, lang: Lang) -> str:
+    pair = SECTIONS.get(section)
+    return section if pair is None else pair[LANGS.index(lang)]
+
+
+def field_label(key: str, lang: Lang, unit: str | None = None) -> str:
+    """The label of a column or field, with its unit in brackets; an unknown key as itself."""
+    pair = FIELDS.get(key)
+    text = key if pair is None else pair[LANGS.index(lang)]
+    return f"{text} [{unit}]" if unit else text

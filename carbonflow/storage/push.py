@@ -1,0 +1,292 @@
+"""Push to the authorities: ``push_outbox``, ``push_cursor``, ``push_audit`` (docs/push.md), and
+the stored period values an upload is built from.
+
+A packet enters the outbox as the bytes that go on the wire, in the same transaction that
+moves its destination's cursor past its period (:func:`enqueue`): a period is either queued
+and passed, or neither. A packet leaves ``pending`` only by its answer (:func:`mark_acked`);
+nothing deletes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from carbonflow.domain.reporting.profile import PeriodValue
+from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
+
+
+@dataclass(frozen=True, slots=True)
+class NewPacket:
+    cn: str
+    data_time: datetime
+    pno: int
+    pnum: int
+    qn: str
+    packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    outbox_id: int
+    destination: str
+    cn: str
+    data_time: datetime
+    pno: int
+    pnum: int
+    qn: str
+    packet: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    destination: str
+    site_id: str
+    pending: int
+    acked: int
+    oldest_pending: datetime | None
+    last_acked_at: datetime | None
+    last_sent_at: datetime | None
+    last_error: str | None
+    next_starts: dict[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    audit_id: int
+    at: datetime
+    direction: str
+    outbox_id: int | None
+    qn: str | None
+    cn: str | None
+    raw: bytes
+    outcome: str
+
+
+def next_start(conn: sa.Connection, destination: str, cn: str) -> datetime | None:
+    """The start of the next period of ``cn`` to queue for ``destination`` (None: never run)."""
+    value: datetime | None = conn.execute(
+        sa.text("SELECT next_start FROM push_cursor WHERE destination = :d AND cn = :c"),
+        {"d": destination, "c": cn},
+    ).scalar()
+    return value
+
+
+def enqueue(
+    conn: sa.Connection,
+    destination: str,
+    site_id: str,
+    cn: str,
+    packets: Sequence[NewPacket],
+    next_period: datetime,
+    now: datetime,
+) -> int:
+    """Queue ``packets`` and move the cursor of (destination, cn) to ``next_period``, in the
+    caller's transaction. A packet whose (CN, DataTime, PNO) is queued already is kept as it
+    was (its bytes, its QN). Returns how many were new."""
+    added = 0
+    for p in packets:
+        added += conn.execute(
+            sa.text(
+                "INSERT INTO push_outbox (destination, site_id, cn, data_time, pno, pnum, qn, "
+                "packet, state, created_at) "
+                "VALUES (:d, :s, :c, :t, :pno, :pnum, :qn, :pk, 'pending', :now) "
+                "ON CONFLICT ON CONSTRAINT push_outbox_key DO NOTHING"
+            ),
+            {
+                "d": destination,
+                "s": site_id,
+                "c": p.cn,
+                "t": p.data_time,
+                "pno": p.pno,
+                "pnum": p.pnum,
+                "qn": p.qn,
+                "pk": p.packet,
+                "now": now,
+            },
+        ).rowcount
+    conn.execute(
+        sa.text(
+            "INSERT INTO push_cursor (destination, cn, next_start, updated_at) "
+            "VALUES (:d, :c, :n, :now) ON CONFLICT (destination, cn) DO UPDATE "
+            "SET next_start = excluded.next_start, updated_at = excluded.updated_at"
+        ),
+        {"d": destination, "c": cn, "n": next_period, "now": now},
+    )
+    return added
+
+
+def pending(conn: sa.Connection, destination: str, limit: int) -> list[OutboxRow]:
+    """The oldest ``limit`` unanswered packets of ``destination``, in the order queued (which is
+    DataTime order per command)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT outbox_id, destination, cn, data_time, pno, pnum, qn, packet, attempts "
+            "FROM push_outbox WHERE destination = :d AND state = 'pending' "
+            "ORDER BY outbox_id LIMIT :n"
+        ),
+        {"d": destination, "n": limit},
+    )
+    return [OutboxRow(**{**r._asdict(), "packet": bytes(r.packet)}) for r in rows]
+
+
+def mark_sent(conn: sa.Connection, outbox_id: int, now: datetime, error: str | None = None) -> None:
+    """One more attempt at ``outbox_id``; ``error`` says why it went unanswered, if it did."""
+    conn.execute(
+        sa.text(
+            "UPDATE push_outbox SET attempts = attempts + 1, last_sent_at = :now, "
+            "last_error = coalesce(:e, last_error) WHERE outbox_id = :i"
+        ),
+        {"i": outbox_id, "now": now, "e": error},
+    )
+
+
+def mark_failed(conn: sa.Connection, outbox_id: int, error: str) -> None:
+    """Record why the last attempt at ``outbox_id`` went unanswered (it stays pending)."""
+    conn.execute(
+        sa.text("UPDATE push_outbox SET last_error = :e WHERE outbox_id = :i"),
+        {"i": outbox_id, "e": error},
+    )
+
+
+def mark_acked(conn: sa.Connection, outbox_id: int, now: datetime) -> bool:
+    """The answer to ``outbox_id`` arrived: it is never sent again."""
+    return bool(
+        conn.execute(
+            sa.text(
+                "UPDATE push_outbox SET state = 'acked', acked_at = :now, last_error = NULL "
+                "WHERE outbox_id = :i AND state = 'pending'"
+            ),
+            {"i": outbox_id, "now": now},
+        ).rowcount
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One packet sent or received, as raw bytes with what became of it."""
+
+    destination: str
+    at: datetime
+    direction: str
+    raw: bytes
+    outcome: str
+    outbox_id: int | None = None
+    qn: str | None = None
+    cn: str | None = None
+
+
+def write_audit(conn: sa.Connection, entry: AuditEntry) -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO push_audit (destination, at, direction, outbox_id, qn, cn, raw, "
+            "outcome) VALUES (:d, :at, :dir, :o, :qn, :cn, :raw, :out)"
+        ),
+        {
+            "d": entry.destination,
+            "at": entry.at,
+            "dir": entry.direction,
+            "o": entry.outbox_id,
+            "qn": entry.qn,
+            "cn": entry.cn,
+            "raw": entry.raw,
+            "out": entry.outcome,
+        },
+    )
+
+
+def last_qn(conn: sa.Connection, destination: str) -> str | None:
+    """The latest QN queued for ``destination`` (new QNs must come after it)."""
+    value: str | None = conn.execute(
+        sa.text("SELECT max(qn) FROM push_outbox WHERE destination = :d"), {"d": destination}
+    ).scalar()
+    return value
+
+
+def results_through(conn: sa.Connection, site_id: str) -> datetime | None:
+    """Until when the calc service has results for ``site_id``."""
+    value: datetime | None = conn.execute(
+        sa.text("SELECT results_through FROM calc_site_state WHERE site_id = :s"), {"s": site_id}
+    ).scalar()
+    return value
+
+
+def period_values(
+    conn: sa.Connection, site_id: str, grain: str, start: datetime, end: datetime
+) -> dict[datetime, list[PeriodValue]]:
+    """Per period start in [start, end): the site's location-basis totals (``co2_t``,
+    ``ch4_t``, ``tco2e``, ``energy_tce``, scopes) and each carrier's activity
+    (``activity:<carrier>`` in its unit), with the period's quality."""
+    out: dict[datetime, list[PeriodValue]] = {}
+    quality: dict[datetime, str] = {}
+    for p in carbon_series(
+        conn, site_id, grain, start, end, basis="location", where=SeriesFilter()
+    ):
+        quality[p.period_start] = p.quality
+        out[p.period_start] = [
+            PeriodValue("co2_t", p.co2_t, "t", p.quality),
+            PeriodValue("ch4_t", p.ch4_t, "t", p.quality),
+            PeriodValue("tco2e", p.tco2e, "t", p.quality),
+            PeriodValue("energy_tce", p.energy_tce, "t", p.quality),
+            PeriodValue("scope1_tco2e", p.scope1_tco2e, "t", p.quality),
+            PeriodValue("scope2_tco2e", p.scope2_tco2e, "t", p.quality),
+        ]
+    for a in activity_series(conn, site_id, grain, start, end, where=SeriesFilter()):
+        out.setdefault(a.period_start, []).append(
+            PeriodValue(
+                f"activity:{a.carrier}", a.activity, a.unit, quality.get(a.period_start, "missing")
+            )
+        )
+    return out
+
+
+def push_status(
+    conn: sa.Connection, site_ids: frozenset[str] | None = None
+) -> list[DestinationStatus]:
+    """Per destination with anything queued (of ``site_ids``; None: all): backlog, answers,
+    the last error, cursors."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT destination, min(site_id), count(*) FILTER (WHERE state = 'pending'), "
+            "count(*) FILTER (WHERE state = 'acked'), "
+            "min(data_time) FILTER (WHERE state = 'pending'), max(acked_at), max(last_sent_at), "
+            "(array_agg(last_error ORDER BY last_sent_at DESC NULLS LAST) "
+            " FILTER (WHERE state = 'pending' AND last_error IS NOT NULL))[1] "
+            "FROM push_outbox WHERE CAST(:all AS boolean) OR site_id = ANY(:sites) "
+            "GROUP BY destination ORDER BY destination"
+        ),
+        {"all": site_ids is None, "sites": sorted(site_ids or ())},
+    ).all()
+    cursors: dict[str, dict[str, datetime]] = {}
+    for d, cn, n in conn.execute(sa.text("SELECT destination, cn, next_start FROM push_cursor")):
+        cursors.setdefault(d, {})[cn] = n
+    return [
+        DestinationStatus(
+            destination=r[0],
+            site_id=r[1],
+            pending=r[2],
+            acked=r[3],
+            oldest_pending=r[4],
+            last_acked_at=r[5],
+            last_sent_at=r[6],
+            last_error=r[7],
+            next_starts=cursors.get(r[0], {}),
+        )
+        for r in rows
+    ]
+
+
+def audit_rows(conn: sa.Connection, destination: str, limit: int) -> list[AuditRow]:
+    """The latest ``limit`` audit rows of ``destination``, newest first."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT audit_id, at, direction, outbox_id, qn, cn, raw, outcome FROM push_audit "
+            "WHERE destination = :d ORDER BY audit_id DESC LIMIT :n"
+        ),
+        {"d": destination, "n": limit},
+    )
+    return [AuditRow(**{**r._asdict(), "raw": bytes(r.raw)}) for r in rows]

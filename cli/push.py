@@ -1,0 +1,127 @@
+"""``carbonflow push``: the push service to the authorities' platforms (docs/push.md).
+
+- ``carbonflow push [--migrate] [--once]`` — queue and send until SIGTERM/SIGINT (one cycle
+  with ``--once``);
+- ``carbonflow push check`` — read the destinations file and the secrets it names, print them;
+- ``carbonflow push status`` — backlog, answers and last error per destination.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from carbonflow.domain.reporting.profile import (
+    Destination,
+    ProfileError,
+    destinations_from_document,
+)
+from cli.options import add_migrate, migrate_if_asked
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "push", help="push HJ 212 data to the authorities / 向主管部门推送 HJ 212 数据"
+    )
+    add_migrate(parser)
+    parser.add_argument("--once", action="store_true", help="one cycle, then exit")
+    sub = parser.add_subparsers(dest="push_command", metavar="ACTION")
+    sub.add_parser("check", help="validate the destinations file and its secrets")
+    sub.add_parser("status", help="backlog, answers and last error per destination")
+    parser.set_defaults(handler=run)
+
+
+def load_destinations(path: Path | None) -> list[Destination]:
+    """The destinations of ``path`` with their secrets from the environment."""
+    if path is None:
+        raise ProfileError("set CARBONFLOW_PUSH_DESTINATIONS to the destinations file")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ProfileError(f"{path}: {error}") from None
+    return destinations_from_document(document, os.environ)
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.push.settings import PushSettings
+
+    settings = PushSettings()
+    try:
+        destinations = load_destinations(settings.destinations_file)
+    except ProfileError as error:
+        print(f"push: {error}", file=sys.stderr)
+        return 2
+    command = getattr(args, "push_command", None)
+    if command == "check":
+        for d in destinations:
+            print(
+                f"{d.name}: {d.version.name} to {d.host}:{d.port}, "
+                f"site {d.site_id}, ST {d.identity.st}, CN {','.join(d.cns)}, "
+                f"codes {','.join(c.code for c in d.codes)}"
+            )
+        return 0
+    if settings.database_url is None:
+        print("set DATABASE_URL (or use `carbonflow demo`)", file=sys.stderr)
+        return 2
+    migrate_if_asked(args, settings)
+    if command == "status":
+        return _status(settings.database_url)
+    return _serve(settings, destinations, once=args.once)
+
+
+def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int:
+    from carbonflow.storage.db import make_engine
+    from services.push.worker import PushWorker, WorkerConfig
+
+    config = WorkerConfig(
+        interval_s=settings.interval_s,
+        backoff_start_s=settings.backoff_start_s,
+        backoff_max_s=settings.backoff_max_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        periods_per_cycle=settings.periods_per_cycle,
+    )
+    engine = make_engine(settings.database_url)
+    worker = PushWorker(engine, destinations, config)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        if once:
+            worker.cycle()
+            worker.close()
+        else:
+            worker.run(stop)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _status(database_url: str) -> int:
+    from carbonflow.storage.db import make_engine
+    from carbonflow.storage.push import push_status
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = push_status(conn)
+    finally:
+        engine.dispose()
+    print("destination\tpending\tacked\toldest pending\tlast acked\tlast error")
+    for r in rows:
+        print(
+            f"{r.destination}\t{r.pending}\t{r.acked}\t{r.oldest_pending or '-'}\t"
+            f"{r.last_acked_at or '-'}\t{r.last_error or '-'}"
+        )
+    return 0
