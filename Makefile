@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-reset test lint bench deps test-deps clean
+.PHONY: demo demo-reset test test-timescaledb lint bench deps test-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo-reset: deps
 
 test: test-deps
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The suite on a real TimescaleDB built by the kit (scripts/test-timescaledb.sh); a no-op
+# without the kit. PYTEST_ARGS narrows it, e.g. PYTEST_ARGS=tests/storage.
+test-timescaledb: deps
+	VENV=$(VENV) bash scripts/test-timescaledb.sh $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

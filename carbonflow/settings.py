@@ -137,6 +137,24 @@ class DatabaseSettings(EnvSettings):
     readings_compress_after_days: int = Field(
         default=7, ge=1, validation_alias="CARBONFLOW_READINGS_COMPRESS_AFTER_DAYS"
     )
+    readings_per_s: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias="CARBONFLOW_READINGS_PER_S",
+        description="expected mean rate of stored readings [1/s]; sizes TimescaleDB chunks",
+    )
+    db_memory_gib: float = Field(
+        default=4.0,
+        gt=0,
+        validation_alias="CARBONFLOW_DB_MEMORY_GIB",
+        description="main memory of the database server [GiB]; sizes TimescaleDB chunks",
+    )
+    results_compress_after_days: int = Field(
+        default=45,
+        ge=1,
+        validation_alias="CARBONFLOW_RESULTS_COMPRESS_AFTER_DAYS",
+        description="TimescaleDB compression of calc_interval and calc_carbon after [d]",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -18,6 +18,7 @@ from cli import (
     api,
     broker,
     calc,
+    db,
     demo,
     grafana,
     hj212,
@@ -32,7 +33,7 @@ from cli import (
 )
 
 _COMMANDS = (
-    migrate, sites, readings, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212,
+    migrate, db, sites, readings, ingest, demo, simulate, calc, api, keys, broker, grafana, hj212,
     push, notify,
 )  # fmt: skip
 

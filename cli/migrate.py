@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from carbonflow.settings import MigrateSettings
 from carbonflow.storage.migrate import APP_ROLE, ensure_app_login, upgrade
+from cli.options import storage_policy
 
 
 def register(subparsers: Any) -> None:
@@ -66,10 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         report = upgrade(
-            owner_url,
-            use_timescaledb=args.timescaledb,
-            retention_days=settings.readings_retention_days,
-            compress_after_days=settings.readings_compress_after_days,
+            owner_url, use_timescaledb=args.timescaledb, policy=storage_policy(settings)
         )
     except RuntimeError as err:
         print(f"migration failed: {err}", file=sys.stderr)

@@ -6,6 +6,10 @@
 - ``database_url``: a fresh migrated database per test, copied from the template.
 - ``app_role_url``: ``database_url`` as the services' login role (a member of
   ``carbonflow_app``, migration 0005): no ownership, only the application's grants.
+- ``timescaledb_url``: ``database_url`` when the server has TimescaleDB (its layout is the
+  hypertables'); the test skips otherwise, and fails instead under
+  ``CARBONFLOW_REQUIRE_TIMESCALEDB=1`` (``make test-timescaledb``), as does the whole session
+  when its template is not on TimescaleDB.
 - ``mosquitto``: a fresh Mosquitto per test; tests may stop, kill and restart it.
 - ``own_postgres``: a private, durable, migrated PostgreSQL per test, for tests that stop or
   kill the database under a running service.
@@ -34,6 +38,7 @@ from psycopg import sql
 
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.embedded.postgres import EmbeddedPostgres, ExternalPostgres, PostgresServer
+from tests.support.timescale import REQUIRE_TIMESCALEDB, no_timescaledb, uses_timescaledb
 
 TEMPLATE_DB = "cf_template"
 _database_numbers = itertools.count(1)
@@ -104,6 +109,8 @@ def migrated_template(pg_server: PostgresServer) -> Iterator[str]:
     _admin(pg_server, sql.SQL("CREATE DATABASE {}").format(name))
     url = pg_server.url_for(TEMPLATE_DB)
     upgrade(url)
+    if REQUIRE_TIMESCALEDB and not uses_timescaledb(url):
+        pytest.fail("CARBONFLOW_REQUIRE_TIMESCALEDB=1 but the migrated template is plain")
     # CREATE DATABASE … TEMPLATE fails while anyone is connected to the template.
     _admin(pg_server, sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(name))
     with psycopg.connect(pg_server.url, autocommit=True) as conn:
@@ -132,6 +139,14 @@ def database_url(pg_server: PostgresServer, migrated_template: str) -> Iterator[
         yield pg_server.url_for(name)
     finally:
         _drop_database(pg_server, name)
+
+
+@pytest.fixture
+def timescaledb_url(database_url: str) -> str:
+    """``database_url`` on TimescaleDB; skips without it (fails when it is required)."""
+    if not uses_timescaledb(database_url):
+        no_timescaledb("no TimescaleDB on this PostgreSQL server (make test-timescaledb)")
+    return database_url
 
 
 APP_LOGIN = "cf_test_app"

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from carbonflow.storage.db import Conn, connect
+from carbonflow.storage.timescale import UNLIMITED_DECOMPRESSION
 
 # Advisory-lock namespace of the calc service (first key of the two-int form): one lock per site,
 # so two calc instances never process the same site at once but may share the sites.
@@ -21,9 +22,11 @@ CALC_LOCK_NAMESPACE = 0x63_66_63_6C  # "cfcl"
 
 def open_session(database_url: str) -> Conn:
     """The calc service's long-lived connection: a UTC session (the calc reads and writes
-    timestamps in UTC), its set-up committed."""
+    timestamps in UTC) that may rewrite compressed TimescaleDB chunks of any size, its set-up
+    committed."""
     conn = connect(database_url)
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute(UNLIMITED_DECOMPRESSION)
     conn.commit()
     return conn
 

@@ -13,7 +13,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg import sql
 
+from carbonflow.storage import timescale
 from carbonflow.storage.db import connect, make_engine
+from carbonflow.storage.timescale import StoragePolicy
 
 # The NOLOGIN group role of the services (migration 0005): its members connect as the app.
 APP_ROLE = "carbonflow_app"
@@ -67,34 +69,39 @@ def upgrade(
     database_url: str,
     *,
     use_timescaledb: bool | None = None,
-    retention_days: int = 3650,
-    compress_after_days: int = 7,
+    policy: StoragePolicy | None = None,
 ) -> MigrationReport:
-    """Bring the database to the newest schema; a second run changes nothing."""
+    """Bring the database to the newest schema, then the TimescaleDB policies to ``policy``
+    (defaults when None); a second run changes nothing.
+
+    Raises :class:`~carbonflow.storage.timescale.TimescaleNotPreloadedError` (a RuntimeError) before
+    touching anything when the TimescaleDB layout is wanted but cannot be created.
+    """
     engine = make_engine(database_url, poolclass=sa.pool.NullPool)
-    options: dict[str, object] = {
-        "use_timescaledb": use_timescaledb,
-        "retention_days": retention_days,
-        "compress_after_days": compress_after_days,
-    }
+    options: dict[str, object] = {"use_timescaledb": use_timescaledb}
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             try:
                 conn.commit()
                 before = current_revision(conn)
+                if before is None:
+                    timescale.check_preload(conn, use_timescaledb=use_timescaledb)
+                    conn.commit()
                 command.upgrade(_config(conn, options), "head")
                 conn.commit()
                 after = current_revision(conn)
-                detail = conn.execute(sa.text("SELECT detail FROM storage_mode")).scalar_one()
+                detail = timescale.apply_policies(conn, policy or StoragePolicy())
+                conn.commit()
             finally:
+                conn.rollback()
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                 conn.commit()
     finally:
         engine.dispose()
     if before != after:
         log.info("migrated database from %s to %s (%s)", before, after, detail)
-    return MigrationReport(before=before, after=after, storage_detail=str(detail))
+    return MigrationReport(before=before, after=after, storage_detail=detail)
 
 
 def ensure_app_login(database_url: str, name: str, password: str) -> bool:

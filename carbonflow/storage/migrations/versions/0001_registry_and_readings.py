@@ -218,7 +218,10 @@ def upgrade() -> None:
         op.execute(statement)
     config = op.get_context().config
     options = config.attributes.get("timescale_options", {}) if config is not None else {}
-    timescale.setup_readings(op.get_bind(), **options)
+    wanted = options.get("use_timescaledb")
+    timescale.setup_readings(
+        op.get_bind(), use_timescaledb=wanted if isinstance(wanted, bool) else None
+    )
 
 
 def downgrade() -> None:
