@@ -1,7 +1,9 @@
 """``carbonflow push``: the push service to the authorities' platforms (docs/push.md).
 
 - ``carbonflow push [--migrate] [--once]`` — queue and send until SIGTERM/SIGINT (one cycle
-  with ``--once``);
+  with ``--once``); without ``CARBONFLOW_PUSH_DESTINATIONS`` it idles (a log line, ``/healthz``
+  says so), so a deployment may ship it before any destination is agreed; a file that is
+  given but unreadable or invalid is fatal (exit 2);
 - ``carbonflow push check`` — read the destinations file and the secrets it names, print them;
 - ``carbonflow push status`` — backlog, answers and last error per destination.
 """
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -25,6 +28,8 @@ from carbonflow.domain.reporting.profile import (
     destinations_from_document,
 )
 from cli.options import add_migrate, migrate_if_asked
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -54,12 +59,19 @@ def run(args: argparse.Namespace) -> int:
     from services.push.settings import PushSettings
 
     settings = PushSettings()
+    command = getattr(args, "push_command", None)
     try:
-        destinations = load_destinations(settings.destinations_file)
+        if settings.destinations_file is None and command is None:
+            log.warning(
+                "push: no destinations file (CARBONFLOW_PUSH_DESTINATIONS): idling, nothing "
+                "is sent / 未配置推送目的地，空闲运行"
+            )
+            destinations: list[Destination] = []
+        else:
+            destinations = load_destinations(settings.destinations_file)
     except ProfileError as error:
         print(f"push: {error}", file=sys.stderr)
         return 2
-    command = getattr(args, "push_command", None)
     if command == "check":
         for d in destinations:
             print(
@@ -78,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int:
+    from carbonflow.health_http import health_server
     from carbonflow.storage.db import make_engine
     from services.push.worker import PushWorker, WorkerConfig
 
@@ -97,13 +110,22 @@ def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    http = None
     try:
         if once:
             worker.cycle()
             worker.close()
         else:
+            http = health_server(
+                settings.http_host, settings.http_port, worker.metrics.registry, worker.health,
+                name="push-http",
+            )  # fmt: skip
+            if http is not None:
+                http.start()
             worker.run(stop)
     finally:
+        if http is not None:
+            http.stop()
         engine.dispose()
     return 0
 

@@ -35,6 +35,14 @@ class NotifySettings(DatabaseSettings):
     http_timeout_s: float = Field(
         default=10.0, gt=0, validation_alias="CARBONFLOW_NOTIFY_HTTP_TIMEOUT_S"
     )
+    http_port: int = Field(
+        default=9110,
+        ge=0,
+        le=65535,
+        validation_alias="CARBONFLOW_NOTIFY_HTTP_PORT",
+        description="/metrics and /healthz; 0 disables",
+    )
+    http_host: str = Field(default="127.0.0.1", validation_alias="CARBONFLOW_NOTIFY_HTTP_HOST")
     smtp_host: str | None = Field(default=None, validation_alias="CARBONFLOW_SMTP_HOST")
     smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="CARBONFLOW_SMTP_PORT")
     smtp_from: str = Field(default="carbonflow@localhost", validation_alias="CARBONFLOW_SMTP_FROM")

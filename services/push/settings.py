@@ -39,3 +39,11 @@ class PushSettings(DatabaseSettings):
         validation_alias="CARBONFLOW_PUSH_PERIODS_PER_CYCLE",
         description="periods queued per destination and data command in one cycle",
     )
+    http_port: int = Field(
+        default=9111,
+        ge=0,
+        le=65535,
+        validation_alias="CARBONFLOW_PUSH_HTTP_PORT",
+        description="/metrics and /healthz; 0 disables",
+    )
+    http_host: str = Field(default="127.0.0.1", validation_alias="CARBONFLOW_PUSH_HTTP_HOST")

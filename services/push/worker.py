@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -114,6 +115,8 @@ class PushWorker:
         self.metrics = metrics or PushMetrics()
         self._states = {d.name: _LinkState(backoff_s=config.backoff_start_s) for d in destinations}
         self._stop = threading.Event()
+        self._db_ok: bool | None = None  # None: not asked yet (no destination, no cycle)
+        self._alive_at: float | None = None  # monotonic time of the last progress [s]
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -127,7 +130,26 @@ class PushWorker:
         self.close()
         log.info("push worker stopped")
 
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: ok while cycles go on (a cycle or a packet within 10 intervals,
+        at least 60 s) and the database answered; with no destination the worker idles, ok."""
+        now = time.monotonic()
+        age = None if self._alive_at is None else round(now - self._alive_at, 3)
+        stale_after = max(10 * self._config.interval_s, 60.0)
+        links = {
+            d.name: "retrying" if self._states[d.name].retry_at > now else "up"
+            for d in self._destinations
+        }
+        return {
+            "ok": self._db_ok is not False and age is not None and age <= stale_after,
+            "status": "pushing" if self._destinations else "idle: no destinations configured",
+            "database_ok": self._db_ok,
+            "seconds_since_last_cycle": age,
+            "destinations": links,
+        }
+
     def cycle(self) -> None:
+        self._alive_at = time.monotonic()
         for destination in self._destinations:
             if self._stop.is_set():
                 return
@@ -135,7 +157,9 @@ class PushWorker:
                 queued = self.queue_due(destination)
                 self.metrics.queued.labels(destination.name).inc(queued)
                 self.send_backlog(destination)
+                self._db_ok = True
             except sa.exc.SQLAlchemyError as error:
+                self._db_ok = False
                 log.warning(
                     "push %s: database error %s: %s",
                     destination.name,
@@ -278,6 +302,7 @@ class PushWorker:
                 if self._stop.is_set():
                     break
                 self._deliver(destination, state.link, row)
+                self._alive_at = time.monotonic()
                 acked += 1
         return acked
 

@@ -22,9 +22,16 @@ import yaml
 from pydantic import TypeAdapter
 
 from cli.main import build_parser
+from services.api.metrics import ApiMetrics
 from services.api.settings import ApiSettings
+from services.calc.metrics import CalcMetrics
 from services.calc.settings import CalcSettings
+from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
+from services.notify.metrics import NotifyMetrics
+from services.notify.settings import NotifySettings
+from services.push.metrics import PushMetrics
+from services.push.settings import PushSettings
 from tests.support import ROOT as ROOT_DIR
 from tests.support.deploy_support import cli_environment, setting_fields
 
@@ -97,9 +104,9 @@ def test_compose_file_matches_the_compose_specification() -> None:
 def test_every_carbonflow_command_is_a_real_subcommand() -> None:
     parser = build_parser()
     services = _carbonflow_services(_compose())
-    assert {"migrate", "sites", "broker-auth", "ingest-1", "calc", "api", "simulator"} <= set(
-        services
-    )
+    assert {
+        "migrate", "sites", "broker-auth", "ingest-1", "calc", "api", "notify", "push", "simulator"
+    } <= set(services)  # fmt: skip
     seen = set()
     for name, service in services.items():
         for argv in _carbonflow_argvs(service):
@@ -109,13 +116,18 @@ def test_every_carbonflow_command_is_a_real_subcommand() -> None:
                 pytest.fail(f"{name}: `carbonflow {' '.join(argv)}` does not parse")
             assert callable(args.handler)
             seen.add(argv[0])
-    assert seen == {"migrate", "sites", "broker", "ingest", "calc", "api", "simulate"}
+    assert seen == {
+        "migrate", "sites", "broker", "ingest", "calc", "api", "notify", "push", "simulate"
+    }  # fmt: skip
 
 
 def test_services_wait_for_the_migration() -> None:
     compose = _compose()
     services = _carbonflow_services(compose)
-    for name in ("calc", "api", "sites", *(n for n in services if n.startswith("ingest-"))):
+    for name in (
+        "calc", "api", "notify", "push", "sites",
+        *(n for n in services if n.startswith("ingest-")),
+    ):  # fmt: skip
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully", name
     assert services["migrate"]["restart"] == "no"
@@ -150,7 +162,7 @@ def test_only_the_migration_runs_as_the_owner_role() -> None:
         for name, service in services.items()
         if "DATABASE_URL" in service.get("environment", {})
     }
-    assert {"sites", "calc", "api", "ingest-1"} <= set(users)
+    assert {"sites", "calc", "api", "notify", "push", "ingest-1"} <= set(users)
     assert set(users.values()) == {"carbonflow_svc"} != {owner}
     for name, service in services.items():
         for value in service.get("environment", {}).values():
@@ -188,6 +200,52 @@ def test_ports_are_the_settings_defaults() -> None:
     assert sorted(targets["carbonflow-ingest"]) == sorted(f"{n}:{ingest_port}" for n in ingest)
     assert targets["carbonflow-calc"] == [f"calc:{calc_port}"]
     assert targets["carbonflow-api"] == [f"api:{api_port}"]
+
+
+SINGLETONS: dict[str, type[NotifySettings] | type[PushSettings]] = {
+    "notify": NotifySettings,
+    "push": PushSettings,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLETONS))
+def test_notify_and_push_run_once_on_their_default_port(name: str) -> None:
+    """One container each (two would send twice), checked on its /healthz, scraped."""
+    services = _carbonflow_services(_compose())
+    assert [n for n in services if services[n]["command"][0] == name] == [name]
+    port = SINGLETONS[name].model_fields["http_port"].default
+    assert port == {"notify": 9110, "push": 9111}[name]
+    service = services[name]
+    prefix = f"CARBONFLOW_{name.upper()}_HTTP"
+    assert service["environment"][f"{prefix}_PORT"] == str(port)
+    assert service["environment"][f"{prefix}_HOST"] == "0.0.0.0"
+    assert f"127.0.0.1:{port}/healthz" in " ".join(service["healthcheck"]["test"])
+    assert "deploy" not in service and "scale" not in service
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        t
+        for job in prometheus["scrape_configs"]
+        if job["job_name"] == f"carbonflow-{name}"
+        for c in job["static_configs"]
+        for t in c["targets"]
+    ]
+    assert targets == [f"{name}:{port}"]
+    others = {
+        value
+        for other, s in services.items()
+        if other != name
+        for key, value in s.get("environment", {}).items()
+        if key.endswith("_PORT")
+    }
+    assert str(port) not in others, f"{port} is another service's port"
+
+
+def test_push_mounts_its_destinations_directory() -> None:
+    """Without a destinations file push idles; the file goes into the mounted directory."""
+    push = _carbonflow_services(_compose())["push"]
+    assert "${PUSH_CONFIG_DIR:-./push}:/etc/carbonflow/push:ro" in push["volumes"]
+    assert "CARBONFLOW_PUSH_DESTINATIONS" not in push["environment"]
+    assert (DEPLOY / "push" / "README.md").is_file()
 
 
 def test_ingest_ships_one_worker_with_a_plain_stable_subscription() -> None:
@@ -267,10 +325,17 @@ def test_grafana_mounts_the_dashboards_and_gets_its_datasource_variables() -> No
 
 
 def test_alert_rules_use_only_declared_metrics() -> None:
-    declared = set()
-    for module in (ROOT / "services").glob("*/metrics.py"):
-        declared |= set(re.findall(r'"(carbonflow_[a-z_]+)"', module.read_text()))
-    assert declared, "no metrics found"
+    # The names the services register (the push and notify lists build theirs from a prefix).
+    registries = {
+        "api": ApiMetrics.create().registry,
+        "calc": CalcMetrics.create().registry,
+        "ingest": IngestMetrics.create().registry,
+        "notify": NotifyMetrics().registry,
+        "push": PushMetrics().registry,
+    }
+    assert {p.parent.name for p in (ROOT / "services").glob("*/metrics.py")} == set(registries)
+    declared = {family.name for registry in registries.values() for family in registry.collect()}
+    assert "carbonflow_push_packets_acked" in declared
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.rules.yml").read_text())
     names = set()
     alerts = [r for group in rules["groups"] for r in group["rules"]]

@@ -85,7 +85,9 @@ def test_docker_compose_config_accepts_the_stack(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     ).stdout.split()
-    assert {"migrate", "ingest-1", "calc", "api", "simulator", "caddy"} <= set(services)
+    assert {"migrate", "ingest-1", "calc", "api", "notify", "push", "simulator", "caddy"} <= set(
+        services
+    )
     # A required secret left empty stops compose before anything starts.
     (tmp_path / "again").mkdir()
     deploy = _stack_copy(tmp_path / "again", {n: "x" for n in REQUIRED_SECRETS[1:]})

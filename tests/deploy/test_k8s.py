@@ -18,6 +18,8 @@ from cli.main import build_parser
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
+from services.notify.settings import NotifySettings
+from services.push.settings import PushSettings
 from tests.support import ROOT as ROOT_DIR
 from tests.support.deploy_support import cli_environment, setting_fields
 
@@ -87,6 +89,8 @@ def test_workloads_match_the_code(overlay: str) -> None:
         "ingest": (docs[("StatefulSet", "ingest")], IngestSettings.model_fields["http_port"]),
         "calc": (docs[("Deployment", "calc")], CalcSettings.model_fields["http_port"]),
         "api": (docs[("Deployment", "api")], ApiSettings.model_fields["port"]),
+        "notify": (docs[("Deployment", "notify")], NotifySettings.model_fields["http_port"]),
+        "push": (docs[("Deployment", "push")], PushSettings.model_fields["http_port"]),
     }
     config = next(d for (kind, _), d in docs.items() if kind == "ConfigMap")
     assert set(config["data"]) <= allowed
@@ -98,6 +102,9 @@ def test_workloads_match_the_code(overlay: str) -> None:
         assert container["ports"][0]["containerPort"] == port_field.default
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["requests"]["memory"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert doc["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
         probe = container["readinessProbe"]["httpGet"]
         assert probe["path"] == ("/health" if name == "api" else "/healthz")
         assert (
@@ -115,6 +122,16 @@ def test_workloads_match_the_code(overlay: str) -> None:
             if env["name"] in ("DATABASE_URL", "MQTT_URL", "CARBONFLOW_API_ADMIN_KEY"):
                 # Credentials only from the Secret, never from the ConfigMap or a literal.
                 assert env["valueFrom"]["secretKeyRef"]["name"] == "carbonflow-secrets"
+    # notify and push: one pod, never two at once (each would send what the other sends).
+    for name in ("notify", "push"):
+        spec = workloads[name][0]["spec"]
+        assert spec["replicas"] == 1, name
+        assert spec["strategy"] == {"type": "Recreate"}, name
+    push_pod = workloads["push"][0]["spec"]["template"]["spec"]
+    volume = next(v for v in push_pod["volumes"] if v["name"] == "destinations")
+    assert volume["configMap"] == {"name": "carbonflow-push-destinations", "optional": True}
+    # Unset by default: push idles until an overlay names the mounted file.
+    assert "CARBONFLOW_PUSH_DESTINATIONS" not in config["data"]
     # Stable client ids: the StatefulSet's pod name is the worker's MQTT client id.
     ingest = workloads["ingest"][0]
     client_id = next(

@@ -19,6 +19,8 @@ from cli.broker import BrokerAclSettings
 from services.api.settings import ApiSettings
 from services.calc.settings import CalcSettings
 from services.ingest.settings import IngestSettings
+from services.notify.settings import NotifySettings
+from services.push.settings import PushSettings
 from tests.support import ROOT as ROOT_DIR
 
 ROOT = ROOT_DIR
@@ -30,6 +32,8 @@ STACK_SETTINGS: tuple[type[BaseSettings], ...] = (
     IngestSettings,
     CalcSettings,
     ApiSettings,
+    NotifySettings,
+    PushSettings,
     BrokerAclSettings,
 )
 
