@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from alembic import op
 
+from carbonflow.storage.migrations.grants import grant_to_app_role
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-APP_ROLE = "carbonflow_app"
 
 # Frozen DDL of revision 0007; a test checks the migrated database against schema.py.
 _CREATE = (
@@ -83,12 +84,7 @@ GRANTS: dict[str, str] = {
 def upgrade() -> None:
     for statement in _CREATE:
         op.execute(statement)
-    exists = "SELECT 1 FROM pg_roles WHERE rolname = '" + APP_ROLE + "'"
-    for table, privileges in GRANTS.items():
-        op.execute(
-            f"DO $$ BEGIN IF EXISTS ({exists}) THEN "
-            f"GRANT {privileges} ON TABLE {table} TO {APP_ROLE}; END IF; END $$"
-        )
+    grant_to_app_role(GRANTS)
 
 
 def downgrade() -> None:

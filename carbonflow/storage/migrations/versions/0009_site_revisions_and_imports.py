@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from alembic import op
 
+from carbonflow.storage.migrations.grants import grant_to_app_role
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-APP_ROLE = "carbonflow_app"
 
 # The application's privileges on the tables of this revision (tests/storage/test_app_role.py
 # reads every revision's GRANTS). Revisions and origins are write-once; an import's counts are
@@ -101,23 +102,11 @@ CREATE TABLE reading_origin (
     "CREATE INDEX reading_origin_import_idx ON reading_origin (import_id)",
 )
 
-_GRANT = """
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
-        REVOKE ALL ON TABLE {table} FROM {role};
-        GRANT {privileges} ON TABLE {table} TO {role};
-    END IF;
-END
-$$
-"""
-
 
 def upgrade() -> None:
     for statement in _CREATE:
         op.execute(statement)
-    for table, privileges in GRANTS.items():
-        op.execute(_GRANT.format(role=APP_ROLE, table=table, privileges=privileges))
+    grant_to_app_role(GRANTS)
 
 
 def downgrade() -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from alembic import op
 
+from carbonflow.storage.migrations.grants import grant_to_app_role
+
 revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-APP_ROLE = "carbonflow_app"
 # The notifier opens, updates and resolves alarms and records deliveries; the API acknowledges
 # and resolves alarms and writes a site's configuration. Nothing deletes an alarm.
 GRANTS: dict[str, str] = {
@@ -91,25 +92,11 @@ CREATE TABLE alarm_delivery (
     "CREATE INDEX alarm_delivery_site_idx ON alarm_delivery (site_id, created_at)",
 )
 
-# The role exists when 0005 ran; granted only if it does (a database migrated by hand without
-# it stays usable by its owner).
-_GRANT = """
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
-        EXECUTE 'REVOKE ALL ON TABLE {table} FROM {role}';
-        EXECUTE 'GRANT {privileges} ON TABLE {table} TO {role}';
-    END IF;
-END
-$$
-"""
-
 
 def upgrade() -> None:
     for statement in _CREATE:
         op.execute(statement)
-    for table, privileges in GRANTS.items():
-        op.execute(_GRANT.format(role=APP_ROLE, table=table, privileges=privileges))
+    grant_to_app_role(GRANTS)
 
 
 def downgrade() -> None:
