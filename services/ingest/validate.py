@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from carbonflow.domain import units
 from carbonflow.domain.readings.contract import (
     ParsedMessage,
     RawValue,
     ReadingSet,
     Reason,
     Rejection,
-    converted_value_problem,
-    plausibility_problem,
 )
+from carbonflow.domain.readings.rules import canonical_value, window_problem
 from carbonflow.storage.registry import DeviceInfo, MetricInfo, RegistrySnapshot
 
 
@@ -60,7 +58,6 @@ def validate(
     if address is None or not parsed.reading_sets:
         return out
     site_known = address.site in registry.sites
-    window = (now - policy.retention, now + policy.future_skew)
     for reading_set in parsed.reading_sets:
         device = registry.devices.get((address.site, reading_set.device))
         if device is None:
@@ -68,7 +65,7 @@ def validate(
                 _unknown_device(address.site, reading_set.device, site_known, registry)
             )
             continue
-        refused = _set_problem(device, reading_set, now, window, policy)
+        refused = _set_problem(device, reading_set, now, policy)
         if refused is not None:
             out.rejections.append(refused)
             continue
@@ -87,7 +84,6 @@ def _set_problem(
     device: DeviceInfo,
     reading_set: ReadingSet,
     now: datetime,
-    window: tuple[datetime, datetime],
     policy: ValidationPolicy,
 ) -> Rejection | None:
     """Why a whole reading set is refused (device retired, time outside the window), or None."""
@@ -99,21 +95,9 @@ def _set_problem(
             reading_set.device,
             ts=ts,
         )
-    if ts > window[1]:
-        return Rejection(
-            Reason.FUTURE_TIMESTAMP,
-            f"ts {ts.isoformat()} is {(ts - now).total_seconds():.0f} s ahead of the "
-            f"ingest clock (allowed skew {policy.future_skew.total_seconds():.0f} s)",
-            reading_set.device,
-            ts=ts,
-        )
-    if ts < window[0]:
-        return Rejection(
-            Reason.TOO_OLD,
-            f"ts {ts.isoformat()} is older than the retention window ({policy.retention.days} d)",
-            reading_set.device,
-            ts=ts,
-        )
+    problem = window_problem(ts, now, policy.future_skew, policy.retention)
+    if problem is not None:
+        return Rejection(problem[0], problem[1], reading_set.device, ts=ts)
     return None
 
 
@@ -124,31 +108,9 @@ def _check_value(
     metric = _metric_of(device, raw, ts)
     if isinstance(metric, Rejection):
         return metric
-    value = raw.value
-    if raw.unit is not None:
-        try:
-            value = units.convert(value, raw.unit, units.lookup(metric.unit))
-        except units.UnitError as err:
-            return Rejection(
-                Reason.UNIT_MISMATCH, str(err), device.device_id, metric.name, ts, raw.value
-            )
-        problem = converted_value_problem(value)
-        if problem is not None:
-            return Rejection(problem[0], problem[1], device.device_id, metric.name, ts, raw.value)
-    implausible = plausibility_problem(value, metric.unit)
-    if implausible is not None:
-        return Rejection(
-            implausible[0], implausible[1], device.device_id, metric.name, ts, raw.value
-        )
-    if metric.kind == "counter" and value < 0:
-        return Rejection(
-            Reason.NEGATIVE_COUNTER,
-            f"{metric.name} is a cumulative counter; {value:g} is below zero",
-            device.device_id,
-            metric.name,
-            ts,
-            raw.value,
-        )
+    value = canonical_value(raw.value, raw.unit, metric.unit, metric.kind, metric.name)
+    if isinstance(value, tuple):
+        return Rejection(value[0], value[1], device.device_id, metric.name, ts, raw.value)
     return Candidate(device, metric, ts, value, seq)
 
 

@@ -16,13 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from carbonflow.domain import units
-from carbonflow.domain.readings.contract import (
-    ContractError,
-    Reason,
-    converted_value_problem,
-    parse_timestamp,
-)
+from carbonflow.domain.readings.contract import ContractError, Reason, parse_timestamp
+from carbonflow.domain.readings.rules import canonical_value, window_problem
 
 REQUIRED = ("device", "metric", "time", "value")
 OPTIONAL = ("unit",)
@@ -146,20 +141,8 @@ def check_row(
 def _in_window(
     line: int, ts: datetime, checks: Checks, where: tuple[str, str]
 ) -> RowProblem | None:
-    if ts > checks.now + checks.future_skew:
-        ahead = (ts - checks.now).total_seconds()
-        return RowProblem(
-            line, Reason.FUTURE_TIMESTAMP, f"ts {ts.isoformat()} is {ahead:.0f} s ahead", *where, ts
-        )
-    if ts < checks.now - checks.retention:
-        return RowProblem(
-            line,
-            Reason.TOO_OLD,
-            f"ts {ts.isoformat()} is older than the retention window ({checks.retention.days} d)",
-            *where,
-            ts,
-        )
-    return None
+    problem = window_problem(ts, checks.now, checks.future_skew, checks.retention)
+    return None if problem is None else RowProblem(line, *problem, *where, ts)
 
 
 def _converted(
@@ -171,24 +154,9 @@ def _converted(
     unit: str | None,
     where: tuple[str, str],
 ) -> Reading | RowProblem:
-    value = raw
-    if unit is not None:
-        try:
-            value = units.convert(raw, unit, units.lookup(metric.unit))
-        except units.UnitError as err:
-            return RowProblem(line, Reason.UNIT_MISMATCH, str(err), *where, ts, raw)
-        problem = converted_value_problem(value)
-        if problem is not None:
-            return RowProblem(line, problem[0], problem[1], *where, ts, raw)
-    if metric.kind == "counter" and value < 0:
-        return RowProblem(
-            line,
-            Reason.NEGATIVE_COUNTER,
-            f"{where[1]} is a cumulative counter; {value:g} is below zero",
-            *where,
-            ts,
-            raw,
-        )
+    value = canonical_value(raw, unit, metric.unit, metric.kind, where[1])
+    if isinstance(value, tuple):
+        return RowProblem(line, *value, *where, ts, raw)
     return Reading(line, device.device_pk, metric.metric_id, ts, value)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carbonflow.domain.readings.contract import Reason
+from carbonflow.domain.readings.contract import Reason, parse_timestamp
 from carbonflow.domain.readings.import_rows import (
     Checks,
     HeaderError,
@@ -17,6 +17,7 @@ from carbonflow.domain.readings.import_rows import (
     check_row,
     column_positions,
 )
+from carbonflow.domain.readings.rules import canonical_value, window_problem
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 METER = KnownDevice(
@@ -88,3 +89,35 @@ def test_the_header_names_every_required_column() -> None:
     }
     with pytest.raises(HeaderError, match="missing value; unknown reading"):
         column_positions(["device", "metric", "time", "reading"])
+
+
+def test_an_implausible_value_is_refused_as_on_mqtt() -> None:
+    # The per-metric magnitude rule (power beyond ±1e8 kW) was MQTT-only before the rules were
+    # shared: 2e8 kW = 200 GW, more than any meter reads.
+    found = _row("m1", "power_kw", "2026-11-01T00:00:00Z", "2e8", "")
+    assert isinstance(found, RowProblem) and found.reason is Reason.VALUE_OUT_OF_RANGE
+    assert "plausible" in found.detail
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "ts"),
+    [
+        ("2e8", None, "2026-11-01T00:00:00Z"),
+        ("-3", None, "2026-11-01T00:00:00Z"),
+        ("1", "Nm3", "2026-11-01T00:00:00Z"),
+        ("1", None, "2026-12-01T01:00:00Z"),
+        ("1", None, "2000-01-01T00:00:00Z"),
+    ],
+)
+def test_a_row_and_an_mqtt_reading_break_the_same_rule_with_the_same_text(
+    value: str, unit: str | None, ts: str
+) -> None:
+    metric = "energy_import_kwh" if value == "-3" else "power_kw"
+    found = _row("m1", metric, ts, value, unit or "")
+    assert isinstance(found, RowProblem)
+    when = parse_timestamp(ts)
+    rule = window_problem(when, NOW, CHECKS.future_skew, CHECKS.retention) or canonical_value(
+        float(value), unit, METER.metrics[metric].unit, METER.metrics[metric].kind, metric
+    )
+    assert isinstance(rule, tuple)
+    assert (found.reason, found.detail) == rule
