@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from carbonflow.domain.reporting.profile import ProfileError
 from carbonflow.domain.site.model import SiteDocument
 from carbonflow.embedded.broker import start_embedded_broker
 from carbonflow.embedded.net import free_port, port_accepts, wait_for
@@ -56,10 +57,12 @@ STATE_FILE = "demo-state.json"
 # free one, which is then kept.
 DEFAULT_POSTGRES_PORT = 55432
 DEFAULT_MQTT_PORT = 51883
+# The local HJ 212 platform the demo pushes to (CARBONFLOW_DEMO_PUSH_PORT overrides it).
+DEFAULT_PUSH_PORT = 59212
 # An open HTTP connection (a live event stream) gets this long to finish on Ctrl-C [s].
 _GRACEFUL_SHUTDOWN_S = 2
 # What --reset removes from the data directory (nothing else is touched).
-_OWNED = ("postgres", "mqtt", STATE_FILE)
+_OWNED = ("postgres", "mqtt", STATE_FILE, "push-destinations.yaml", "push-received.jsonl")
 
 
 def default_data_dir() -> Path:
@@ -84,6 +87,7 @@ class DemoState:
     mqtt_port: int | None = None
     api_port: int | None = None
     admin_key: str | None = None
+    push_port: int | None = None
 
     @classmethod
     def read(cls, path: Path) -> DemoState:
@@ -93,7 +97,7 @@ class DemoState:
             return cls()
         if not isinstance(raw, dict):
             return cls()
-        ports = {k: raw.get(k) for k in ("postgres_port", "mqtt_port", "api_port")}
+        ports = {k: raw.get(k) for k in ("postgres_port", "mqtt_port", "api_port", "push_port")}
         key = raw.get("admin_key")
         return cls(
             **{k: v if isinstance(v, int) else None for k, v in ports.items()},
@@ -157,6 +161,7 @@ def backfill_start(
 class DemoStack:
     database_url: str
     mqtt_url: str
+    data_dir: Path
     endpoints: dict[str, str] = field(default_factory=dict)
 
 
@@ -196,7 +201,7 @@ def run_demo(
             broker = start_embedded_broker(data_dir / "mqtt", state.mqtt_port)
             stack.callback(broker.stop)
             mqtt_url = broker.url
-        demo = DemoStack(database_url, mqtt_url)
+        demo = DemoStack(database_url, mqtt_url, data_dir)
         report = upgrade(database_url)
         log.info("database schema at revision %s (%s)", report.after, report.storage_detail)
         docs = _register_sites(database_url)
@@ -278,6 +283,7 @@ def _services(
         _ingest(demo),
         _calc(demo),
         _api(demo, state),
+        _push(demo, frontiers, state),
         *(_simulator(demo, doc, frontiers[doc.site.id]) for doc in docs),
     ]
 
@@ -318,6 +324,26 @@ def _simulator(demo: DemoStack, doc: SiteDocument, frontier: SiteFrontier) -> _S
     )
     runner = SimulationRunner(config, demo.mqtt_url, client_id=f"carbonflow-demo-sim-{doc.site.id}")
     return _Service(f"simulator {doc.site.id}", runner.run, runner.request_stop, lambda: True)
+
+
+def _push(demo: DemoStack, frontiers: dict[str, SiteFrontier], state: DemoState) -> _Service:
+    """The mine's hourly and daily results over HJ 212 to a local platform (cli/demo_push.py),
+    from the first back-filled hour on."""
+    from cli import demo_push
+
+    state.push_port = choose_port("CARBONFLOW_DEMO_PUSH_PORT", state.push_port, DEFAULT_PUSH_PORT)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    backfill = timedelta(hours=float(os.environ.get("CARBONFLOW_DEMO_BACKFILL_HOURS", "24")))
+    frontier = frontiers.get(demo_push.DEMO_SITE)
+    first = (frontier.last_ts if frontier and frontier.last_ts else now - backfill).replace(
+        minute=0, second=0, microsecond=0
+    )
+    try:
+        push = demo_push.start(demo.database_url, demo.data_dir, state.push_port, first)
+    except ProfileError as error:  # a destinations file given but unusable: misconfiguration
+        raise SystemExit(f"push: {error}") from None
+    demo.endpoints["push"] = push.described
+    return _Service("push", push.run, push.halt, lambda: True)
 
 
 def _ingest(demo: DemoStack) -> _Service:

@@ -3,6 +3,7 @@
     carbonflow hj212 frame SEGMENT    the complete packet: ## + length + SEGMENT + CRC + CR LF
     carbonflow hj212 parse PACKET     the packet's fields, or the named error (exit 1)
     carbonflow hj212 crc SEGMENT      the CRC16 of a data segment (4 upper-case hex digits)
+    carbonflow hj212 receive          a local monitoring centre (上位机) that answers uploads
 
 PACKET may omit the final CR LF (a shell argument rarely carries one) or be ``-`` for stdin.
 """
@@ -12,7 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from carbonflow.domain.reporting.hj212 import (
@@ -53,6 +58,23 @@ def register(subparsers: Any) -> None:
     )
     parsing.add_argument("--json", action="store_true", help="print the fields as JSON")
     parsing.set_defaults(handler=run_parse)
+    receiving = actions.add_parser(
+        "receive",
+        help="run a local HJ 212 monitoring centre that answers every upload (for testing a "
+        "field unit or `carbonflow push`) / 本地模拟上位机",
+    )
+    receiving.add_argument("--host", default="127.0.0.1")
+    receiving.add_argument("--port", type=int, default=9212)
+    receiving.add_argument(
+        "--received-log",
+        type=Path,
+        default=None,
+        help="append each packet received as a JSON line",
+    )
+    receiving.add_argument(
+        "--sm4-key-env", metavar="VAR", help="HJ 212-2025: decrypt CP areas with this key"
+    )
+    receiving.set_defaults(handler=run_receive)
 
 
 def run_frame(args: argparse.Namespace) -> int:
@@ -127,3 +149,48 @@ def run_parse(args: argparse.Namespace) -> int:
     for item in packet.cp:
         print("CP: " + ", ".join(f"{key}={value}" for key, value in item))
     return 0
+
+
+def run_receive(args: argparse.Namespace) -> int:
+    """Answer uploads until Ctrl-C; one line per packet on stdout (and in ``--log``)."""
+    from simulators.authority import AuthorityPlatform
+
+    key = None
+    if args.sm4_key_env:
+        try:
+            key = bytes.fromhex(os.environ[args.sm4_key_env])
+        except (KeyError, ValueError):
+            print(f"{args.sm4_key_env} must hold the SM4 key as 32 hex digits", file=sys.stderr)
+            return 2
+    platform = AuthorityPlatform(
+        host=args.host,
+        port=args.port,
+        log_path=args.received_log,
+        sm4_key=key,
+        on_receive=_print_receipt,
+    )
+    try:
+        platform.start()
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
+    print(f"listening on {args.host}:{platform.port} (HJ 212; Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stop.wait()
+    platform.stop()
+    return 0
+
+
+def _print_receipt(number: int, packet: Packet | None, answered: bool) -> None:
+    if packet is None:
+        print(f"#{number} unreadable packet (not answered)", flush=True)
+        return
+    when = packet.value("DataTime") or "-"
+    state = "answered 9014" if answered else "no answer asked"
+    print(f"#{number} CN={packet.cn} QN={packet.qn} DataTime={when} {state}", flush=True)

@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -28,6 +28,10 @@ from carbonflow.domain.reporting.profile import (
     destinations_from_document,
 )
 from cli.options import add_migrate, migrate_if_asked
+
+if TYPE_CHECKING:
+    from services.push.settings import PushSettings
+    from services.push.worker import WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +96,10 @@ def run(args: argparse.Namespace) -> int:
 def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int:
     from carbonflow.health_http import health_server
     from carbonflow.storage.db import make_engine
-    from services.push.worker import PushWorker, WorkerConfig
+    from services.push.worker import PushWorker
 
-    config = WorkerConfig(
-        interval_s=settings.interval_s,
-        backoff_start_s=settings.backoff_start_s,
-        backoff_max_s=settings.backoff_max_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        periods_per_cycle=settings.periods_per_cycle,
-    )
     engine = make_engine(settings.database_url)
-    worker = PushWorker(engine, destinations, config)
+    worker = PushWorker(engine, destinations, worker_config(settings))
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -128,6 +125,18 @@ def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int
             http.stop()
         engine.dispose()
     return 0
+
+
+def worker_config(settings: PushSettings) -> WorkerConfig:
+    from services.push.worker import WorkerConfig
+
+    return WorkerConfig(
+        interval_s=settings.interval_s,
+        backoff_start_s=settings.backoff_start_s,
+        backoff_max_s=settings.backoff_max_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        periods_per_cycle=settings.periods_per_cycle,
+    )
 
 
 def _status(database_url: str) -> int:

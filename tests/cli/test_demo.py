@@ -26,6 +26,7 @@ import psutil
 import psycopg
 import pytest
 
+from carbonflow.domain.reporting.hj212 import parse
 from carbonflow.embedded.net import free_port
 from cli.demo import READY_LINE, STATE_FILE
 from tests.support.waiting import wait_until
@@ -132,6 +133,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
             "CARBONFLOW_DATA_DIR": str(data_dir),
             "CARBONFLOW_INGEST_HTTP_PORT": str(free_port()),
             "CARBONFLOW_DEMO_BACKFILL_HOURS": "1",
+            "CARBONFLOW_DEMO_PUSH_PORT": str(free_port()),
             **extra,
         }
     )
@@ -161,6 +163,23 @@ def test_demo_starts_reports_ready_and_stops_cleanly_on_ctrl_c(data_dir: Path) -
         )
         # The calc service completes cycles over what arrived.
         wait_until(lambda: '"ok": true' in _get(calc_port, "/healthz"), 120, message="calc cycles")
+        # The push service sends the mine's completed hours to the local HJ 212 platform, which
+        # answers them; what it received is in the data directory, and the API shows it acked.
+        received = data_dir / "push-received.jsonl"
+        wait_until(
+            lambda: received.exists() and '"answered": true' in received.read_text(),
+            120,
+            message="an hourly packet pushed and answered",
+        )
+        first = json.loads(received.read_text().splitlines()[0])
+        packet = parse(first["raw"].encode() + b"\r\n")
+        assert (packet.cn, packet.mn, packet.st) == ("2061", "DEMO0000SHANXIJINZHONGMINE01", "31")
+        assert float(packet.value("a05001-Cou") or "nan") >= 0  # CO2 of the hour [kg]
+        assert "push-received.jsonl" in run.field("push") + run.output
+        assert (data_dir / "push-destinations.yaml").exists()
+        status = json.loads(_get(api_port, "/api/v1/push/status"))["items"]
+        assert [(d["destination"], d["site_id"]) for d in status] == [("demo-platform", MINE)]
+        assert status[0]["acked_packets"] >= 1, status
         _stop(run)
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from carbonflow.domain.reporting.hj212 import Version, frame
+from carbonflow.domain.reporting.hj212 import Version, frame, parse
 from carbonflow.domain.reporting.hj212_2025 import sm4_encode_cp
 from carbonflow.domain.reporting.hj212_flow import (
     CodeValues,
@@ -17,6 +22,7 @@ from carbonflow.domain.reporting.hj212_flow import (
     data_cp,
     data_packets,
 )
+from carbonflow.embedded.net import free_port
 from cli.main import main
 from tests.domain.reporting import examples as ex
 
@@ -76,3 +82,33 @@ def test_parse_decrypts_a_2025_packet(capsys: pytest.CaptureFixture[str], monkey
     assert code == 0 and "CP: e1-Cou=2.5, e1-Flag=N" in out
     monkeypatch.setenv("PUSH_KEY", "xyz")
     assert _run(capsys, "parse", "--sm4-key-env", "PUSH_KEY", wire)[0] == 2
+
+
+def test_receive_answers_an_upload_with_its_qn_and_logs_it(tmp_path: Path) -> None:
+    """`carbonflow hj212 receive`: an integrator's local monitoring centre, as a process."""
+    port, log = free_port(), tmp_path / "received.jsonl"
+    command = ["hj212", "receive", "--port", str(port), "--received-log", str(log)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *command], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"listening on 127.0.0.1:{port}" in proc.stdout.readline()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(ex.E1)  # E1 asks for an answer (Flag=5)
+            answer = conn.recv(4096)
+            conn.sendall(ex.E1[:-3] + b"X\r\n")  # the CRC's last digit changed
+            assert "unreadable packet" in proc.stdout.readline() + proc.stdout.readline()
+        uploaded, answered = parse(ex.E1), parse(answer)
+        assert answered.cn == "9014" and answered.qn == uploaded.qn
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [(e["cn"], e["qn"], e["answered"], e["valid"]) for e in lines] == [
+            (uploaded.cn, uploaded.qn, True, True),
+            (None, None, False, False),
+        ]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,8 +10,8 @@ import pytest
 
 from carbonflow.domain.reporting.hj212 import parse
 from cli.main import main
+from simulators.authority import AuthorityPlatform
 from tests.support.calc_generator import computed_small_site
-from tests.support.hj212_platform import FakePlatform
 
 PROFILE = """
 destinations:
@@ -74,7 +74,7 @@ def test_one_cycle_pushes_the_day_and_status_shows_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     computed_small_site(database_url, days=1)
-    platform = FakePlatform()
+    platform = AuthorityPlatform()
     platform.start()
     try:
         profile.write_text(PROFILE.format(port=platform.port), encoding="utf-8")

@@ -25,9 +25,9 @@ from carbonflow.storage import push as push_db
 from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
 from carbonflow.storage.db import make_engine
 from services.push.worker import PushWorker, WorkerConfig
+from simulators.authority import AuthorityPlatform, Faults
 from tests.support.api_support import grant_keys, make_app
 from tests.support.calc_generator import computed_small_site
-from tests.support.hj212_platform import FakePlatform
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -86,8 +86,14 @@ def test_nothing_is_lost_through_drops_disconnects_an_outage_and_a_restart(
     database_url: str,
 ) -> None:
     _, start, _ = computed_small_site(database_url, days=1)
-    platform = FakePlatform(
-        drop_share=0.2, seed=19, disconnect_at=(5, 14), down_at=20, corrupt_at=(3, 9)
+    platform = AuthorityPlatform(
+        Faults(
+            drop_share=0.2,
+            seed=19,
+            disconnect_at=frozenset({5, 14}),
+            down_at=20,
+            corrupt_at=frozenset({3, 9}),
+        )
     )
     platform.start()
     engine = make_engine(database_url)
@@ -185,7 +191,7 @@ def test_a_history_request_is_answered_from_the_stored_results(
     """Also: the worker needs no more than the application role's grants, and the API shows
     the destination to the keys of its site."""
     _, start, _ = computed_small_site(database_url, days=1)
-    platform = FakePlatform()
+    platform = AuthorityPlatform()
     platform.start()
     engine = make_engine(app_role_url)
     destination = _destination(platform.port, start)
@@ -262,7 +268,7 @@ def test_a_2025_destination_encrypts_data_and_beats(database_url: str) -> None:
     Flag version 2, ST 44, a platform-assigned MN, SM4 of the CP area, 9015 heartbeats."""
     _, start, _ = computed_small_site(database_url, days=1)
     key = bytes.fromhex("0123456789abcdeffedcba9876543210")
-    platform = FakePlatform(sm4_key=key)
+    platform = AuthorityPlatform(sm4_key=key)
     platform.start()
     engine = make_engine(database_url)
     destination = Destination(

@@ -1,19 +1,25 @@
-"""A small HJ 212 monitoring centre (上位机) on a local TCP port, for the push tests.
+"""A small HJ 212 monitoring centre (上位机): the authority's end, simulated.
 
-This is a test double of the *authority's* server, which the project does not own or run: it
-stands where a provincial platform stands, speaks the same protocol through the same codec
-functions a real one must agree with (the codec itself is tested against REPORTING.md's
-packets), and can misbehave on purpose: drop answers, close connections, go down.
+It stands where a provincial platform stands — the project does not own or run one — and
+speaks the same protocol through the same codec functions a real one must agree with (the codec
+itself is tested against REPORTING.md's packets). Three users: ``carbonflow demo`` pushes to one
+so the push path runs end to end on one machine; ``carbonflow hj212 receive`` gives integrators
+one to point a field unit at; the suite's push tests make it misbehave on purpose (drop answers,
+corrupt them, close connections, go down). With ``log_path`` every packet received is appended
+as a JSON line (arrival, CN, QN, DataTime, answered, the raw packet).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from carbonflow.domain.reporting.hj212 import (
     KNOWN_CNS_2025,
@@ -35,29 +41,40 @@ class Received:
     answered: bool
 
 
-class FakePlatform:
-    """Listens on 127.0.0.1; answers every data packet asking for it with 9014, except those
-    it is told to drop (``drop_share`` of them, seeded) and those at whose arrival it closes the
-    connection (``disconnect_at``: arrival numbers) or goes down altogether (``down_at``: then
-    every connect is refused until :meth:`start`); the answers to ``corrupt_at`` arrivals have
-    one byte changed."""
+@dataclass(frozen=True)
+class Faults:
+    """How the platform misbehaves: ``drop_share`` of the answers not sent (seeded); the
+    connection closed at the ``disconnect_at`` arrivals (arrival numbers, 1-based); down at the
+    ``down_at`` arrival (every connect refused until :meth:`AuthorityPlatform.start`); the
+    answers to the ``corrupt_at`` arrivals with one byte changed."""
+
+    drop_share: float = 0.0
+    seed: int = 0
+    disconnect_at: frozenset[int] = frozenset()
+    down_at: int | None = None
+    corrupt_at: frozenset[int] = frozenset()
+
+
+class AuthorityPlatform:
+    """Listens on ``host``:``port`` (a free port when 0); answers every data packet asking for
+    it with 9014, unless :class:`Faults` say otherwise."""
 
     def __init__(
         self,
+        faults: Faults = Faults(),
         *,
-        drop_share: float = 0.0,
-        seed: int = 0,
-        disconnect_at: Iterable[int] = (),
-        down_at: int | None = None,
-        corrupt_at: Iterable[int] = (),
         sm4_key: bytes | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_path: Path | None = None,
+        on_receive: Callable[[int, Packet | None, bool], None] | None = None,
     ) -> None:
         self.identity = Identity(st="91", pw="530719", mn="PLATFORM")
-        self.drop_share = drop_share
-        self._rng = random.Random(seed)
-        self._disconnect_at = set(disconnect_at)
-        self._down_at = down_at
-        self._corrupt_at = set(corrupt_at)
+        self.drop_share = faults.drop_share
+        self._rng = random.Random(faults.seed)
+        self._disconnect_at = faults.disconnect_at
+        self._down_at = faults.down_at
+        self._corrupt_at = faults.corrupt_at
         self._decode = sm4_decode_cp(sm4_key) if sm4_key else None
         self.went_down = threading.Event()
         self._lock = threading.Lock()
@@ -66,14 +83,17 @@ class FakePlatform:
         self.connections = 0
         self._listener: socket.socket | None = None
         self._clients: list[socket.socket] = []
-        self.port = 0
+        self.host = host
+        self.port = port
+        self._log_path = log_path
+        self._on_receive = on_receive
 
     # --- life ----------------------------------------------------------------------------
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen()
         self.port = listener.getsockname()[1]
         self._listener = listener
@@ -154,12 +174,21 @@ class FakePlatform:
             )
             corrupt = number in self._corrupt_at
             self.received.append(Received(number, raw, packet, answered=answer and not corrupt))
+            self._log(self.received[-1])
         if answer and packet is not None:
             wire = frame(data_answer(packet, self.identity).segment())
             if corrupt:  # one byte of the segment changed: the CRC no longer matches
                 wire = wire[:10] + bytes([wire[10] ^ 0x01]) + wire[11:]
             client.sendall(wire)
         return True
+
+    def _log(self, received: Received) -> None:
+        packet = received.packet
+        if self._log_path is not None:
+            _write_line(self._log_path, received, packet)
+        # after the line is written: who is told of a packet may read the log
+        if self._on_receive is not None:
+            self._on_receive(received.number, packet, received.answered)
 
     # --- what arrived --------------------------------------------------------------------
 
@@ -170,3 +199,18 @@ class FakePlatform:
     def count(self) -> int:
         with self._lock:
             return len(self.received)
+
+
+def _write_line(path: Path, received: Received, packet: Packet | None) -> None:
+    line = {
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "number": received.number,
+        "cn": packet.cn if packet else None,
+        "qn": packet.qn if packet else None,
+        "data_time": packet.value("DataTime") if packet else None,
+        "answered": received.answered,
+        "valid": packet is not None,
+        "raw": received.raw.decode("ascii", "replace").rstrip("\r\n"),
+    }
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, ensure_ascii=False) + "\n")
