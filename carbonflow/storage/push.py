@@ -15,6 +15,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from carbonflow.domain.alarms.rules import PushBacklog
 from carbonflow.domain.reporting.profile import PeriodValue
 from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
 
@@ -278,6 +279,22 @@ def push_status(
         )
         for r in rows
     ]
+
+
+def pending_backlogs(conn: sa.Connection, site_id: str) -> list[PushBacklog]:
+    """Per destination of ``site_id`` with unanswered packets: how many, the oldest's queue
+    time and the latest error (for the notify service's push alarm)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT destination, count(*), min(created_at), "
+            "(array_agg(last_error ORDER BY last_sent_at DESC NULLS LAST) "
+            " FILTER (WHERE last_error IS NOT NULL))[1] "
+            "FROM push_outbox WHERE state = 'pending' AND site_id = :site "
+            "GROUP BY destination ORDER BY destination"
+        ),
+        {"site": site_id},
+    ).all()
+    return [PushBacklog(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 def audit_rows(conn: sa.Connection, destination: str, limit: int) -> list[AuditRow]:

@@ -20,12 +20,14 @@ from carbonflow.domain.alarms.model import Alarm, Condition, ConditionSource
 from carbonflow.domain.alarms.policy import Notification, backoff_s, plan_notifications
 from carbonflow.domain.alarms.rules import (
     early_warning_conditions,
+    push_conditions,
     rejection_conditions,
     stale_conditions,
     threshold_conditions,
 )
 from carbonflow.domain.indicators.live import device_freshness
 from carbonflow.storage import alarms as alarms_db
+from carbonflow.storage import push as push_db
 from carbonflow.storage import readings as readings_db
 from carbonflow.storage import registry as registry_db
 from services.notify.senders import DeliveryError, Senders
@@ -103,6 +105,8 @@ class Notifier:
         if config.early_warnings:
             since = now - timedelta(seconds=s.early_warning_lookback_s)
             out += early_warning_conditions(site_id, alarms_db.early_warnings(conn, site_id, since))
+        backlogs = push_db.pending_backlogs(conn, site_id)
+        out += push_conditions(site_id, backlogs, now, s.push_failing_s)
         for source in self.sources:
             out += [c for c in source.conditions(site_id, now) if c.site_id == site_id]
         return out

@@ -20,6 +20,12 @@ class NotifySettings(DatabaseSettings):
         validation_alias="CARBONFLOW_NOTIFY_STALE_S",
         description="stale limit of devices that declare no reporting period [s]",
     )
+    push_failing_s: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias="CARBONFLOW_NOTIFY_PUSH_FAILING_S",
+        description="a push destination with a packet unanswered this long raises an alarm [s]",
+    )
     early_warning_lookback_s: float = Field(
         default=2 * 86400.0,
         gt=0,

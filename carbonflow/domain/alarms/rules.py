@@ -187,3 +187,51 @@ def early_warning_conditions(site_id: str, events: Iterable[EarlyWarning]) -> li
 
 
 _STATUS_ZH = {"at_risk": "有风险", "off_track": "偏离目标"}
+
+
+PUSH_RULE = "push_failing"
+
+
+@dataclass(frozen=True, slots=True)
+class PushBacklog:
+    """A destination's unanswered packets: how many, since when, and why (the oldest's error)."""
+
+    destination: str
+    pending: int
+    oldest_queued_at: datetime
+    last_error: str | None
+
+
+def push_conditions(
+    site_id: str,
+    backlogs: Sequence[PushBacklog],
+    now: datetime,
+    limit_s: float,
+    severity: Severity = Severity.CRITICAL,
+) -> list[Condition]:
+    """One condition per destination whose oldest unanswered packet was queued ``limit_s`` or
+    more ago: the authority has not had this site's data for that long. A backlog that clears
+    (every packet answered) closes it."""
+    out = []
+    for b in sorted(backlogs, key=lambda b: b.destination):
+        age_s = (now - b.oldest_queued_at).total_seconds()
+        if age_s < limit_s:
+            continue
+        why = f" ({b.last_error})" if b.last_error else ""
+        out.append(
+            Condition(
+                site_id=site_id,
+                rule_id=PUSH_RULE,
+                source=Source.PUSH,
+                subject=b.destination,
+                severity=severity,
+                message_en=f"push to {b.destination}: {b.pending} packets unanswered for "
+                f"{age_s / 60:.0f} min{why}",
+                message_zh=f"向 {b.destination} 推送：{b.pending} 个数据包 {age_s / 60:.0f} 分钟"
+                f"未获应答{why}",
+                value=age_s,
+                threshold=limit_s,
+                unit="s",
+            )
+        )
+    return out

@@ -26,8 +26,10 @@ from carbonflow.domain.alarms.policy import (
 from carbonflow.domain.alarms.rules import (
     Comparator,
     EarlyWarning,
+    PushBacklog,
     ThresholdRule,
     early_warning_conditions,
+    push_conditions,
     rejection_conditions,
     stale_conditions,
     threshold_conditions,
@@ -269,3 +271,23 @@ def test_config_validates_and_names_secrets_by_environment_variable() -> None:
     assert config.policy.policy("Asia/Shanghai").quiet_start == time(22)
     with pytest.raises(ValueError):
         AlarmConfig.model_validate({"channels": [{"kind": "webhook", "url_env": "https://x"}]})
+
+
+def test_a_push_backlog_older_than_the_limit_is_one_critical_condition() -> None:
+    now = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    backlogs = [
+        PushBacklog("shanxi-eco", 12, now - timedelta(minutes=16), "connection refused"),
+        PushBacklog("energy-prov", 3, now - timedelta(minutes=14), None),  # within 15 min
+    ]
+    (found,) = push_conditions("mine", backlogs, now, 900.0)
+    assert (found.rule_id, found.subject, found.severity) == (
+        "push_failing",
+        "shanxi-eco",
+        Severity.CRITICAL,
+    )
+    assert (found.value, found.threshold, found.unit) == (960.0, 900.0, "s")
+    assert found.message_en == (
+        "push to shanxi-eco: 12 packets unanswered for 16 min (connection refused)"
+    )
+    assert "16 分钟未获应答" in found.message_zh
+    assert push_conditions("mine", [], now, 900.0) == []

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -25,7 +25,6 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from carbonflow.domain.alarms.model import Condition, Severity, Source
 from carbonflow.embedded.net import free_port
 from carbonflow.storage.db import make_engine
 from services.notify.notifier import Notifier
@@ -108,22 +107,6 @@ class Rig:
         return [h.path for h in self.receiver.hits]
 
 
-class PushFailures:
-    """A pluggable source as the push service (issue 19) would register one: a test double."""
-
-    name = "push"
-
-    def __init__(self) -> None:
-        self.failing: list[str] = []
-
-    def conditions(self, site_id: str, now: datetime) -> Sequence[Condition]:
-        return [
-            Condition(site_id, "push", Source.PUSH, platform, Severity.CRITICAL,
-                      f"push to {platform} failing", f"向 {platform} 推送失败")
-            for platform in self.failing
-        ]  # fmt: skip
-
-
 @pytest.fixture
 def rig(fresh: Api) -> Iterator[Rig]:
     mailbox = _Mailbox()
@@ -153,7 +136,7 @@ def rig(fresh: Api) -> Iterator[Rig]:
     clock = [NOW]
     engine = make_engine(fresh.seeded.url)
     senders = Senders(settings, env, lambda: clock[0])
-    notifier = Notifier(engine, settings, senders, lambda: clock[0], [PushFailures()])
+    notifier = Notifier(engine, settings, senders, lambda: clock[0])
     try:
         yield Rig(fresh, notifier, mailbox, receiver, clock, engine)
     finally:
@@ -261,6 +244,9 @@ def test_alarms_reach_email_wecom_dingtalk_and_webhook_once_per_window(rig: Rig)
     assert escalated["rule_id"] == "grid-high" and escalated["escalate"] is True
 
 
+MIN20 = timedelta(minutes=20)
+
+
 def test_budget_overrun_and_push_failure_then_resolution(rig: Rig) -> None:
     _configure(
         rig, {**CONFIG, "rules": [], "stale_severity": None, "channels": CONFIG["channels"][3:4]}
@@ -275,15 +261,27 @@ def test_budget_overrun_and_push_failure_then_resolution(rig: Rig) -> None:
             ),
             {"s": MINE, "at": NOW - timedelta(hours=1)},
         )
-    push = rig.notifier.sources[0]
-    assert isinstance(push, PushFailures)
-    push.failing = ["provincial-platform"]
+    # The push service's outbox: a packet of the mine unanswered for 20 min (limit 15 min).
+    with rig.engine.begin() as conn:
+        outbox_id = conn.execute(
+            sa.text(
+                "INSERT INTO push_outbox (destination, site_id, cn, data_time, pno, pnum, qn,"
+                " packet, state, attempts, created_at, last_sent_at, last_error) VALUES"
+                " ('provincial-platform', :s, '2061', :t, 1, 1, '20260101000000000', :p,"
+                " 'pending', 4, :at, :at, 'no answer to QN 20260101000000000 after 4 sends')"
+                " RETURNING outbox_id"
+            ),
+            {"s": MINE, "t": NOW - timedelta(hours=2), "p": b"##0000", "at": NOW - MIN20},
+        ).scalar_one()
     rig.receiver.failing.add("/hook")
     report = rig.cycle(NOW)
     assert {(a["rule_id"], a["severity"]) for a in _alarms(rig, "regulator")} == {
         ("early_warning:budget", "critical"),
-        ("push", "critical"),
+        ("push_failing", "critical"),
     }
+    (pushing,) = [a for a in _alarms(rig) if a["rule_id"] == "push_failing"]
+    assert pushing["subject"] == "provincial-platform"
+    assert "1 packets unanswered for 20 min (no answer to QN" in pushing["message_en"]
     # The webhook answers 500: both deliveries failed, visible, retried after 30 s.
     assert (report.sent, report.failed) == (0, 2)
     failed = rig.api.client.get(
@@ -299,9 +297,13 @@ def test_budget_overrun_and_push_failure_then_resolution(rig: Rig) -> None:
     assert rig.cycle(NOW + timedelta(seconds=10)).sent == 0  # not yet due
     assert rig.cycle(NOW + timedelta(seconds=30)).sent == 2
     # The platform recovers: the push alarm resolves by itself (who: system).
-    push.failing = []
+    with rig.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE push_outbox SET state = 'acked', acked_at = :at WHERE outbox_id = :i"),
+            {"at": NOW + timedelta(minutes=1), "i": outbox_id},
+        )
     assert rig.cycle(NOW + timedelta(minutes=2)).resolved == 1
-    resolved = [a for a in _alarms(rig) if a["rule_id"] == "push"]
+    resolved = [a for a in _alarms(rig) if a["rule_id"] == "push_failing"]
     assert [(a["state"], a["resolved_by"]) for a in resolved] == [("resolved", "system")]
     # A resolved alarm cannot be acknowledged.
     gone = rig.api.client.post(f"{ALARMS}/{resolved[0]['alarm_id']}/acknowledge",
