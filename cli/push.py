@@ -136,6 +136,7 @@ def worker_config(settings: PushSettings) -> WorkerConfig:
         backoff_max_s=settings.backoff_max_s,
         connect_timeout_s=settings.connect_timeout_s,
         periods_per_cycle=settings.periods_per_cycle,
+        revise_days=settings.revise_days,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -28,6 +28,18 @@ class NewPacket:
     pnum: int
     qn: str
     packet: bytes
+    version: int = 1
+    values_digest: str | None = None  # of the CP values (docs/push.md, "Late data")
+
+
+@dataclass(frozen=True, slots=True)
+class Revisable:
+    """The latest version of a queued period whose calc results were recomputed since it was
+    queued (or last compared)."""
+
+    data_time: datetime
+    version: int
+    values_digest: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +98,36 @@ def enqueue(
     next_period: datetime,
     now: datetime,
 ) -> int:
-    """Queue ``packets`` and move the cursor of (destination, cn) to ``next_period``, in the
-    caller's transaction. A packet whose (CN, DataTime, PNO) is queued already is kept as it
-    was (its bytes, its QN). Returns how many were new."""
+    """Queue ``packets`` (:func:`insert_packets`) and move the cursor of (destination, cn) to
+    ``next_period``, in the caller's transaction. Returns how many were new."""
+    added = insert_packets(conn, destination, site_id, packets, now)
+    conn.execute(
+        sa.text(
+            "INSERT INTO push_cursor (destination, cn, next_start, updated_at) "
+            "VALUES (:d, :c, :n, :now) ON CONFLICT (destination, cn) DO UPDATE "
+            "SET next_start = excluded.next_start, updated_at = excluded.updated_at"
+        ),
+        {"d": destination, "c": cn, "n": next_period, "now": now},
+    )
+    return added
+
+
+def insert_packets(
+    conn: sa.Connection,
+    destination: str,
+    site_id: str,
+    packets: Sequence[NewPacket],
+    now: datetime,
+) -> int:
+    """Queue ``packets``; one whose (CN, DataTime, PNO, version) is queued already is kept as
+    it was (its bytes, its QN). Returns how many were new."""
     added = 0
     for p in packets:
         added += conn.execute(
             sa.text(
                 "INSERT INTO push_outbox (destination, site_id, cn, data_time, pno, pnum, qn, "
-                "packet, state, created_at) "
-                "VALUES (:d, :s, :c, :t, :pno, :pnum, :qn, :pk, 'pending', :now) "
+                "packet, state, created_at, version, values_digest) "
+                "VALUES (:d, :s, :c, :t, :pno, :pnum, :qn, :pk, 'pending', :now, :v, :dg) "
                 "ON CONFLICT ON CONSTRAINT push_outbox_key DO NOTHING"
             ),
             {
@@ -108,17 +140,62 @@ def enqueue(
                 "qn": p.qn,
                 "pk": p.packet,
                 "now": now,
+                "v": p.version,
+                "dg": p.values_digest,
             },
         ).rowcount
+    return added
+
+
+def revisable(
+    conn: sa.Connection,
+    destination: str,
+    site_id: str,
+    cn: str,
+    period: timedelta,
+    window: timedelta,
+    limit: int,
+) -> list[Revisable]:
+    """Periods of ``cn`` within ``window`` of the newest period queued for ``destination`` whose
+    latest queued version is older than a calc result inside the period
+    (``calc_carbon.computed_at`` after the packet was queued or last compared): their values
+    may have changed with late data."""
+    rows = conn.execute(
+        sa.text(
+            "WITH latest AS (SELECT DISTINCT ON (data_time) data_time, version, values_digest, "
+            " greatest(created_at, checked_at) AS seen FROM push_outbox "
+            " WHERE destination = :d AND cn = :c AND pno = 1 AND data_time >= "
+            " (SELECT max(data_time) FROM push_outbox WHERE destination = :d) - :window "
+            " ORDER BY data_time, version DESC) "
+            "SELECT l.data_time, l.version, l.values_digest FROM latest l WHERE EXISTS ("
+            " SELECT 1 FROM calc_carbon r WHERE r.site_id = :s AND r.start_ts >= l.data_time "
+            " AND r.start_ts < l.data_time + :period AND r.computed_at > l.seen) "
+            "ORDER BY l.data_time LIMIT :n"
+        ),
+        {"d": destination, "c": cn, "s": site_id, "window": window, "period": period, "n": limit},
+    ).all()
+    return [Revisable(r[0], r[1], r[2]) for r in rows]
+
+
+def mark_compared(
+    conn: sa.Connection,
+    destination: str,
+    cn: str,
+    data_time: datetime,
+    version: int,
+    values_digest: str,
+    now: datetime,
+) -> None:
+    """The values of a queued version were compared with the results at ``now`` and found
+    the same (a packet queued before revision 0011 gets its digest here)."""
     conn.execute(
         sa.text(
-            "INSERT INTO push_cursor (destination, cn, next_start, updated_at) "
-            "VALUES (:d, :c, :n, :now) ON CONFLICT (destination, cn) DO UPDATE "
-            "SET next_start = excluded.next_start, updated_at = excluded.updated_at"
+            "UPDATE push_outbox SET checked_at = :now, "
+            "values_digest = coalesce(values_digest, :dg) "
+            "WHERE destination = :d AND cn = :c AND data_time = :t AND version = :v"
         ),
-        {"d": destination, "c": cn, "n": next_period, "now": now},
+        {"now": now, "dg": values_digest, "d": destination, "c": cn, "t": data_time, "v": version},
     )
-    return added
 
 
 def pending(conn: sa.Connection, destination: str, limit: int) -> list[OutboxRow]:

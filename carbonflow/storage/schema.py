@@ -664,7 +664,12 @@ push_outbox = sa.Table(
     sa.Column("last_sent_at", sa.DateTime(timezone=True)),
     sa.Column("acked_at", sa.DateTime(timezone=True)),
     sa.Column("last_error", sa.Text),
-    sa.UniqueConstraint("destination", "cn", "data_time", "pno", name="push_outbox_key"),
+    # 0011: the version of the period's packet (late data), the digest of its values, and when
+    # they were last compared with the calc results
+    sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("values_digest", sa.Text),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("destination", "cn", "data_time", "pno", "version", name="push_outbox_key"),
     sa.CheckConstraint("state IN ('pending', 'acked')", name="push_outbox_state_check"),
 )
 sa.Index("push_outbox_pending_idx", push_outbox.c.destination, push_outbox.c.state,

@@ -39,6 +39,13 @@ class PushSettings(DatabaseSettings):
         validation_alias="CARBONFLOW_PUSH_PERIODS_PER_CYCLE",
         description="periods queued per destination and data command in one cycle",
     )
+    revise_days: float = Field(
+        default=35.0,
+        gt=0,
+        validation_alias="CARBONFLOW_PUSH_REVISE_DAYS",
+        description="periods this close to the newest one pushed are queued again when their "
+        "results are recomputed [d]",
+    )
     http_port: int = Field(
         default=9111,
         ge=0,

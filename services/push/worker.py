@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,8 +52,10 @@ from carbonflow.domain.reporting.profile import (
     Destination,
     PeriodValue,
     due_periods,
+    period_end,
     period_start_of,
     upload_cp,
+    values_digest,
 )
 from carbonflow.domain.units import UnitError
 from carbonflow.storage import push as push_db
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Connect = Callable[[Destination], Link]
 _BACKLOG_BATCH = 100
+# The span of a period when looking for results recomputed inside it (a local day of a zone
+# with DST may be 23 or 25 h: an hour more or less is compared, found equal, left alone).
+_PERIODS = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 _LISTEN_S = 0.01
 """How long an idle connection is read for requests each cycle [s]."""
 
@@ -94,6 +99,8 @@ class WorkerConfig:
     backoff_max_s: float = 60.0
     connect_timeout_s: float = 10.0
     periods_per_cycle: int = 200
+    # how far back from the newest queued period recomputed results queue a new version [d]
+    revise_days: float = 35.0
 
 
 class PushWorker:
@@ -154,7 +161,7 @@ class PushWorker:
             if self._stop.is_set():
                 return
             try:
-                queued = self.queue_due(destination)
+                queued = self.queue_due(destination) + self.queue_revisions(destination)
                 self.metrics.queued.labels(destination.name).inc(queued)
                 self.send_backlog(destination)
                 self._db_ok = True
@@ -176,16 +183,67 @@ class PushWorker:
     # --- queue ---------------------------------------------------------------------------
 
     def queue_due(self, destination: Destination) -> int:
-        """Queue the due periods of every data command of ``destination``; how many packets.
-        A stored unit the profile's unit cannot take (``activity:heat`` in GJ sent as kWh)
+        """Queue the due periods of every data command of ``destination``; how many packets."""
+        return self._each_command(destination, self._queue_command)
+
+    def queue_revisions(self, destination: Destination) -> int:
+        """Queue a new version of each already queued period whose values changed since (late
+        data recomputed by calc); how many packets."""
+        return self._each_command(destination, self._revise_command)
+
+    def _each_command(
+        self, destination: Destination, queue: Callable[[Destination, str], int]
+    ) -> int:
+        """A stored unit the profile's unit cannot take (``activity:heat`` in GJ sent as kWh)
         queues nothing and moves no cursor: the profile must be corrected."""
         queued = 0
         for cn in destination.cns:
             try:
-                queued += self._queue_command(destination, cn)
+                queued += queue(destination, cn)
             except UnitError as error:
                 self._log_once(destination, f"profile unit: {error}")
         return queued
+
+    def _revise_command(self, destination: Destination, cn: str) -> int:
+        grain, tz, now = CN_GRAINS[cn], destination.tz, self._clock()
+        with self._engine.begin() as conn:
+            due = push_db.revisable(
+                conn,
+                destination.name,
+                destination.site_id,
+                cn,
+                _PERIODS[grain],
+                timedelta(days=self._config.revise_days),
+                self._config.periods_per_cycle,
+            )
+            if not due:
+                return 0
+            values = push_db.period_values(
+                conn,
+                destination.site_id,
+                grain,
+                due[0].data_time,
+                period_end(grain, due[-1].data_time, tz),
+            )
+            state = self._states[destination.name]
+            state.last_qn = max(state.last_qn or "", push_db.last_qn(conn, destination.name) or "")
+            packets: list[push_db.NewPacket] = []
+            for r in due:
+                period_values = values.get(r.data_time, [])
+                digest = values_digest(upload_cp(destination, r.data_time, period_values))
+                if r.values_digest in (None, digest):
+                    push_db.mark_compared(
+                        conn, destination.name, cn, r.data_time, r.version, digest, now
+                    )
+                    continue
+                log.info(
+                    "push %s: CN %s %s changed after late data: version %d queued",
+                    destination.name, cn, r.data_time.isoformat(), r.version + 1,
+                )  # fmt: skip
+                packets += self._build(
+                    destination, cn, r.data_time, period_values, state, r.version + 1
+                )
+            return push_db.insert_packets(conn, destination.name, destination.site_id, packets, now)
 
     def _log_once(self, destination: Destination, problem: str) -> None:
         state = self._states[destination.name]
@@ -247,13 +305,22 @@ class PushWorker:
         begin: datetime,
         values: Sequence[PeriodValue],
         state: _LinkState,
+        version: int = 1,
     ) -> list[push_db.NewPacket]:
         cp = upload_cp(destination, begin, values)
+        digest = values_digest(cp)
         identity = replace(destination.identity, encode_cp=self._encoder(destination, cn))
         qns = self._qns(state, packet_count(identity, cn, cp))
         return [
             push_db.NewPacket(
-                cn, begin, p.pno or 1, p.pnum or 1, p.qn or "", self._wire(destination, p)
+                cn,
+                begin,
+                p.pno or 1,
+                p.pnum or 1,
+                p.qn or "",
+                self._wire(destination, p),
+                version,
+                digest,
             )
             for p in data_packets(identity, cn, cp, qns)
         ]

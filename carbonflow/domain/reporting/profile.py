@@ -8,6 +8,7 @@ the profile), which stored quantities go out under which codes and units, which 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -264,6 +265,14 @@ def code_values(codes: Sequence[CodeMap], values: Sequence[PeriodValue]) -> list
 def upload_cp(destination: Destination, start: datetime, values: Sequence[PeriodValue]) -> Cp:
     """The CP area of the upload of the period starting at ``start``."""
     return data_cp(start, code_values(destination.codes, values), destination.tz)
+
+
+def values_digest(cp: Cp) -> str:
+    """A fingerprint of what an upload says (its CP area: DataTime, codes, values, flags) —
+    not of its QN or framing, so two builds of the same period compare equal when the values
+    are the same."""
+    text = ";".join(",".join(f"{k}={v}" for k, v in item) for item in cp)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _STEPS = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1)}

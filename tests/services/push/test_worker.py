@@ -9,10 +9,12 @@ duplicates carry the same QN; nothing acked is sent again.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -21,13 +23,22 @@ from fastapi.testclient import TestClient
 from carbonflow.domain.reporting.hj212 import Version, frame, parse, parse_wire_time
 from carbonflow.domain.reporting.hj212_flow import Identity
 from carbonflow.domain.reporting.profile import CodeMap, Destination
+from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import push as push_db
 from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
 from carbonflow.storage.db import make_engine
+from carbonflow.storage.registry_load import load_site
 from services.push.worker import PushWorker, WorkerConfig
 from simulators.authority import AuthorityPlatform, Faults
 from tests.support.api_support import grant_keys, make_app
-from tests.support.calc_generator import computed_small_site
+from tests.support.calc_generator import (
+    SMALL_SITE,
+    computed_small_site,
+    generate,
+    month_start,
+    run_calc,
+    store_readings,
+)
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -330,3 +341,83 @@ def test_a_unit_the_stored_value_cannot_take_queues_nothing(
         engine.dispose()
     errors = [r for r in caplog.records if "nothing queued until corrected" in r.getMessage()]
     assert len(errors) == 1  # logged once, not every cycle
+
+
+def test_late_data_queues_a_new_version_of_the_periods_it_changes(database_url: str) -> None:
+    """REPORTING.md §5 item 3: a re-aggregation after late data is a new version, recorded.
+    Three hours of the grid meter arrive after the day was pushed; calc recomputes them; the
+    hours whose values they changed go out again as version 2 with new QNs, the others not."""
+    doc = parse_site_text(SMALL_SITE, "small.yaml")
+    load_site(database_url, doc)
+    start = month_start(2025, 5)
+    data = generate(doc, start, start + timedelta(days=1, hours=1))
+    gap = (start + timedelta(hours=2), start + timedelta(hours=5))
+    late = [
+        (key, ts)
+        for key, series in data.readings.items()
+        for ts, _ in series
+        if key[0] == "grid-meter" and gap[0] < ts < gap[1]
+    ]
+    store_readings(database_url, doc.site.id, data, skip=late)
+    run_calc(database_url)
+    platform = AuthorityPlatform()
+    platform.start()
+    engine = make_engine(database_url)
+    run = Running(engine, _destination(platform.port, start))
+    try:
+        wait_until(lambda: _settled(engine, 25), 60, message="the day pushed")
+        store_readings(database_url, doc.site.id, data, only=late)
+        run_calc(database_url)
+        wait_until(
+            lambda: _versions(engine).get(2, 0) >= 2 and _settled(engine, 27),
+            60,
+            message="new versions queued and answered",
+        )
+        settled = _versions(engine)
+        time.sleep(0.5)  # ten more cycles of the worker …
+        assert _versions(engine) == settled  # … queue nothing more: the values are the same
+        with engine.connect() as conn:
+            revised = conn.execute(
+                sa.text(
+                    "SELECT cn, data_time, qn, values_digest FROM push_outbox WHERE version = 2"
+                    " ORDER BY cn, data_time"
+                )
+            ).all()
+            day_checked = conn.execute(
+                sa.text("SELECT checked_at IS NOT NULL FROM push_outbox WHERE cn = '2031'")
+            ).scalar_one()
+            originals = {
+                (cn, t): digest
+                for cn, t, digest in conn.execute(
+                    sa.text(
+                        "SELECT cn, data_time, values_digest FROM push_outbox WHERE version = 1"
+                    )
+                )
+            }
+    finally:
+        run.halt()
+        platform.stop()
+        engine.dispose()
+    hours = sorted(t for cn, t, *_ in revised if cn == "2061")
+    # The grid meter's hours 02:00–05:00 UTC were estimated over the gap; the measured readings
+    # change them (and the day's total): never an hour outside the gap's reach.
+    assert hours and all(gap[0] - timedelta(hours=1) <= t <= gap[1] for t in hours)
+    # A counter's total over the gap was known before the readings came: the day's value is
+    # the same, so the day was compared (checked_at) and not sent again.
+    assert "2031" not in {cn for cn, *_ in revised} and day_checked
+    for cn, t, _, digest in revised:
+        assert digest != originals[(cn, t)]
+    # the platform got both versions: different QNs and different values for the same DataTime
+    received = [r.packet for r in platform.uploads() if r.packet is not None]
+    first_hour = hours[0].astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d%H%M%S")
+    both = [p for p in received if p.cn == "2061" and p.value("DataTime") == first_hour]
+    assert len({p.qn for p in both}) == 2 and (both[0].qn or "") < (both[1].qn or "")
+    assert both[0].value("i33201-Cou") != both[1].value("i33201-Cou") or (
+        both[0].value("i33201-Flag") != both[1].value("i33201-Flag")
+    )
+
+
+def _versions(engine: sa.Engine) -> dict[int, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT version, count(*) FROM push_outbox GROUP BY 1")).all()
+    return {int(v): int(n) for v, n in rows}
