@@ -622,6 +622,8 @@
     fitLabels(svg, graph, width, height, line);
     container.dataset.state = "drawn";
     container.dataset.height = String(height);
+    container.dataset.width = String(width);
+    container.dataset.fontPx = String(fontPx);
   }
 
   // The Sankey's height: on a wall screen the rest of the viewport (it sits above the fold),

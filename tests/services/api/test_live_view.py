@@ -199,6 +199,24 @@ def _overlapping_labels(page: Any) -> list[tuple[str, str]]:
     ]
 
 
+SANKEY_WIDTHS_JS = """() => { const c = document.getElementById('sankey');
+  return [c.dataset.state, c.dataset.width + ' ' + c.dataset.fontPx,
+          Math.max(c.clientWidth, 320) + ' ' + (parseFloat(getComputedStyle(c).fontSize) || 14)];
+}"""
+
+
+def _wait_redrawn(page: Any) -> None:
+    """After a resize: drawn at the new width and font size. The resize event may not have
+    fired yet, so the state alone can still say "drawn" — of the old drawing, whose labels
+    already have the new viewport's larger font and may touch until it is drawn again."""
+    wait_until(
+        lambda: (w := page.evaluate(SANKEY_WIDTHS_JS))[0] == "drawn" and w[1] == w[2],
+        30,
+        interval_s=0.2,
+        message="Sankey drawn again at the new width",
+    )
+
+
 def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
     artefact = tmp_path / f"{name}.png"
     page.screenshot(path=str(artefact))
@@ -342,7 +360,7 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
             assert missing == []
             # A laptop: one column, no horizontal scrolling, labels still apart.
             page.set_viewport_size(LAPTOP)  # type: ignore[arg-type]
-            page.wait_for_selector("#sankey[data-state='drawn']")
+            _wait_redrawn(page)
             wait_until(
                 lambda: page.evaluate("() => document.documentElement.scrollWidth") <= 1366,
                 10,
@@ -358,7 +376,7 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
             assert _overlapping_labels(page) == []
             _screenshot(page, tmp_path, "live-view-en-1366x768")
             page.set_viewport_size(WALL)  # type: ignore[arg-type]
-            page.wait_for_selector("#sankey[data-state='drawn']")
+            _wait_redrawn(page)
             assert _overlapping_labels(page) == []
             _screenshot(page, tmp_path, "live-view-en-1920x1080")
             page.click("#lang-toggle")
