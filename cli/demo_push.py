@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from carbonflow.domain.reporting.profile import destinations_from_document
-from cli.push import load_destinations, worker_config
+from carbonflow.domain.reporting.profile import (
+    destinations_from_document,
+    energy_destinations_from_document,
+)
+from cli.push import Profiles, load_destinations, make_worker
 
 if TYPE_CHECKING:
     from services.push.worker import PushWorker
@@ -93,24 +96,26 @@ def start(database_url: str, data_dir: Path, port: int, first: datetime) -> Demo
     ``first`` on, the first time; the outbox's cursor afterwards)."""
     from carbonflow.storage.db import make_engine
     from services.push.settings import PushSettings
-    from services.push.worker import PushWorker
     from simulators.authority import AuthorityPlatform
 
     settings = PushSettings(DATABASE_URL=database_url)
     platform: AuthorityPlatform | None = None
     if settings.destinations_file is not None:
-        destinations = load_destinations(settings.destinations_file)
-        described = ", ".join(f"{d.name} {d.host}:{d.port}" for d in destinations)
-        described += f" (from {settings.destinations_file})"
+        profiles = load_destinations(settings.destinations_file)
+        described = f"{profiles.describe()} (from {settings.destinations_file})"
     else:
         profile = demo_profile(port, first)
         path = data_dir / DESTINATIONS_FILE
         path.write_text(_HEADER + yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
-        destinations = destinations_from_document(profile, {**os.environ, **_DEMO_SECRETS})
+        secrets = {**os.environ, **_DEMO_SECRETS}
+        profiles = Profiles(
+            destinations_from_document(profile, secrets),
+            energy_destinations_from_document(profile, secrets),
+        )
         platform = AuthorityPlatform(port=port, log_path=data_dir / RECEIVED_LOG)
         platform.start()
         described = f"hj212 127.0.0.1:{platform.port}, received → {data_dir / RECEIVED_LOG}"
-    worker = PushWorker(make_engine(database_url), destinations, worker_config(settings))
+    worker = make_worker(make_engine(database_url), settings, profiles)
     return DemoPush(worker, threading.Event(), platform, described)
 
 

@@ -18,20 +18,24 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
+from carbonflow.domain.reporting.energy import EnergyDestination
 from carbonflow.domain.reporting.profile import (
     Destination,
     ProfileError,
     destinations_from_document,
+    energy_destinations_from_document,
 )
 from cli.options import add_migrate, migrate_if_asked
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from services.push.settings import PushSettings
-    from services.push.worker import WorkerConfig
+    from services.push.worker import PushWorker, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_destinations(path: Path | None) -> list[Destination]:
+class Profiles(NamedTuple):
+    """The destinations of a file: HJ 212 over TCP, and energy online monitoring over HTTPS."""
+
+    hj212: list[Destination]
+    energy: list[EnergyDestination]
+
+    def describe(self) -> str:
+        return ", ".join(
+            [f"{d.name} {d.host}:{d.port}" for d in self.hj212]
+            + [f"{e.name} {e.url}" for e in self.energy]
+        )
+
+
+def load_destinations(path: Path | None) -> Profiles:
     """The destinations of ``path`` with their secrets from the environment."""
     if path is None:
         raise ProfileError("set CARBONFLOW_PUSH_DESTINATIONS to the destinations file")
@@ -56,7 +73,33 @@ def load_destinations(path: Path | None) -> list[Destination]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise ProfileError(f"{path}: {error}") from None
-    return destinations_from_document(document, os.environ)
+    return Profiles(
+        destinations_from_document(document, os.environ),
+        energy_destinations_from_document(document, os.environ),
+    )
+
+
+def make_worker(engine: sa.Engine, settings: PushSettings, profiles: Profiles) -> PushWorker:
+    """The push worker of ``profiles``: HJ 212 destinations, and an energy sender if any."""
+    from services.push.energy import EnergySender
+    from services.push.metrics import PushMetrics
+    from services.push.worker import PushWorker, utc_now
+
+    metrics = PushMetrics()
+    energy = None
+    if profiles.energy:
+        energy = EnergySender(
+            engine,
+            profiles.energy,
+            periods_per_cycle=settings.periods_per_cycle,
+            backoff_start_s=settings.backoff_start_s,
+            backoff_max_s=settings.backoff_max_s,
+            clock=utc_now,
+            metrics=metrics,
+        )
+    return PushWorker(
+        engine, profiles.hj212, worker_config(settings), metrics=metrics, energy=energy
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,18 +113,24 @@ def run(args: argparse.Namespace) -> int:
                 "push: no destinations file (CARBONFLOW_PUSH_DESTINATIONS): idling, nothing "
                 "is sent / 未配置推送目的地，空闲运行"
             )
-            destinations: list[Destination] = []
+            profiles = Profiles([], [])
         else:
-            destinations = load_destinations(settings.destinations_file)
+            profiles = load_destinations(settings.destinations_file)
     except ProfileError as error:
         print(f"push: {error}", file=sys.stderr)
         return 2
     if command == "check":
-        for d in destinations:
+        for d in profiles.hj212:
             print(
                 f"{d.name}: {d.version.name} to {d.host}:{d.port}, "
                 f"site {d.site_id}, ST {d.identity.st}, CN {','.join(d.cns)}, "
                 f"codes {','.join(c.code for c in d.codes)}"
+            )
+        for e in profiles.energy:
+            print(
+                f"{e.name}: energy online monitoring to {e.url}, site {e.site_id}, "
+                f"unit {e.profile.unit_code}, grains {','.join(e.grains)}, "
+                f"items {','.join(i.code for i in e.profile.items)}"
             )
         return 0
     if settings.database_url is None:
@@ -90,16 +139,15 @@ def run(args: argparse.Namespace) -> int:
     migrate_if_asked(args, settings)
     if command == "status":
         return _status(settings.database_url)
-    return _serve(settings, destinations, once=args.once)
+    return _serve(settings, profiles, once=args.once)
 
 
-def _serve(settings: Any, destinations: list[Destination], *, once: bool) -> int:
+def _serve(settings: Any, profiles: Profiles, *, once: bool) -> int:
     from carbonflow.health_http import health_server
     from carbonflow.storage.db import make_engine
-    from services.push.worker import PushWorker
 
     engine = make_engine(settings.database_url)
-    worker = PushWorker(engine, destinations, worker_config(settings))
+    worker = make_worker(engine, settings, profiles)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

@@ -101,15 +101,22 @@ def enqueue(
     """Queue ``packets`` (:func:`insert_packets`) and move the cursor of (destination, cn) to
     ``next_period``, in the caller's transaction. Returns how many were new."""
     added = insert_packets(conn, destination, site_id, packets, now)
+    set_cursor(conn, destination, cn, next_period, now)
+    return added
+
+
+def set_cursor(
+    conn: sa.Connection, destination: str, stream: str, next_period: datetime, now: datetime
+) -> None:
+    """Move the cursor of (destination, stream) — a data command, or an energy grain — on."""
     conn.execute(
         sa.text(
             "INSERT INTO push_cursor (destination, cn, next_start, updated_at) "
             "VALUES (:d, :c, :n, :now) ON CONFLICT (destination, cn) DO UPDATE "
             "SET next_start = excluded.next_start, updated_at = excluded.updated_at"
         ),
-        {"d": destination, "c": cn, "n": next_period, "now": now},
+        {"d": destination, "c": stream, "n": next_period, "now": now},
     )
-    return added
 
 
 def insert_packets(

@@ -699,6 +699,41 @@ push_audit = sa.Table(
     sa.CheckConstraint("direction IN ('sent', 'received')", name="push_audit_direction_check"),
 )
 sa.Index("push_audit_destination_idx", push_audit.c.destination, push_audit.c.at)
+
+# Energy online monitoring (revision 0016, docs/push.md §3): batches for the provincial
+# platforms as the bytes POSTed, with their quality checks; a batch failing one is held until
+# a reviewer releases or withdraws it.
+energy_outbox = sa.Table(
+    "energy_outbox",
+    metadata,
+    sa.Column("outbox_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("grain", sa.Text, nullable=False),
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("values_digest", sa.Text, nullable=False),
+    sa.Column("checks", pg.JSONB, nullable=False),
+    sa.Column("reasons", pg.JSONB, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_sent_at", sa.DateTime(timezone=True)),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("reviewed_by", sa.Text),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True)),
+    sa.Column("review_note", sa.Text),
+    sa.UniqueConstraint("destination", "grain", "period_start", "version",
+                        name="energy_outbox_key"),
+    sa.CheckConstraint("state IN ('held', 'pending', 'sent', 'refused', 'withdrawn')",
+                       name="energy_outbox_state_check"),
+)  # fmt: skip
+sa.Index("energy_outbox_state_idx", energy_outbox.c.destination, energy_outbox.c.state,
+         energy_outbox.c.outbox_id)  # fmt: skip
+
 # Alarms (revision 0010): one alarm model for threshold rules, calc's early warnings, stale
 # data, rejection spikes and pluggable sources; open → acknowledged → resolved with who and
 # when; the notifications sent for them. See docs/alarms.md. At most one unresolved alarm per

@@ -42,15 +42,29 @@ class Action(StrEnum):
     MANAGE_KEYS = "manage_keys"
     MANAGE_REGISTRY = "manage_registry"
     IMPORT_READINGS = "import_readings"
+    READ_PUSH = "read_push"
+    REVIEW_PUSH = "review_push"
 
 
 _READ_SITE = frozenset(
-    {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_REJECTIONS, Action.READ_GREEN}
+    {
+        Action.READ_REGISTRY,
+        Action.READ_LIVE,
+        Action.READ_REJECTIONS,
+        Action.READ_GREEN,
+        Action.READ_PUSH,
+    }
 )
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.OPERATOR: _READ_SITE
-    | {Action.READ_ALARMS, Action.ACK_ALARMS, Action.MANAGE_REGISTRY, Action.IMPORT_READINGS},
+    | {
+        Action.READ_ALARMS,
+        Action.ACK_ALARMS,
+        Action.MANAGE_REGISTRY,
+        Action.IMPORT_READINGS,
+        Action.REVIEW_PUSH,
+    },
     Role.ENTERPRISE: frozenset(
         {Action.READ_REGISTRY, Action.READ_LIVE, Action.READ_GREEN, Action.WRITE_GREEN}
     ),

@@ -59,6 +59,7 @@ from carbonflow.domain.reporting.profile import (
 )
 from carbonflow.domain.units import UnitError
 from carbonflow.storage import push as push_db
+from services.push.energy import EnergySender
 from services.push.link import Link
 from services.push.metrics import PushMetrics
 
@@ -113,7 +114,9 @@ class PushWorker:
         clock: Clock = utc_now,
         connect: Connect | None = None,
         metrics: PushMetrics | None = None,
+        energy: EnergySender | None = None,
     ) -> None:
+        self._energy = energy
         self._engine = engine
         self._destinations = tuple(destinations)
         self._config = config
@@ -147,9 +150,12 @@ class PushWorker:
             d.name: "retrying" if self._states[d.name].retry_at > now else "up"
             for d in self._destinations
         }
+        if self._energy is not None:
+            for e in self._energy.destinations:
+                links[e.name] = "retrying" if self._energy.retrying(e.name) else "up"
         return {
             "ok": self._db_ok is not False and age is not None and age <= stale_after,
-            "status": "pushing" if self._destinations else "idle: no destinations configured",
+            "status": "pushing" if links else "idle: no destinations configured",
             "database_ok": self._db_ok,
             "seconds_since_last_cycle": age,
             "destinations": links,
@@ -173,6 +179,8 @@ class PushWorker:
                     type(error).__name__,
                     str(error).splitlines()[0][:200],
                 )
+        if self._energy is not None:
+            self._energy.cycle(self._stop.is_set)
 
     def close(self) -> None:
         for state in self._states.values():

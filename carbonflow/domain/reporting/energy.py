@@ -17,6 +17,8 @@ the first day's midnight. A batch failing any check is *held* for review with th
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +62,22 @@ class EnergyProfile:
     unit_code: str
     items: tuple[ItemMap, ...]
     tz: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class EnergyDestination:
+    """One provincial platform (``protocol: energy`` in the destinations file): where batches
+    are POSTed, the bearer token, the unit's profile, which grains go and from when."""
+
+    name: str
+    site_id: str
+    url: str
+    token: str
+    profile: EnergyProfile
+    grains: tuple[Grain, ...] = (Grain.QUARTER_HOUR, Grain.DAY, Grain.MONTH)
+    start: datetime | None = None
+    timeout_s: float = 10.0
+    ca_file: str | None = None  # a private CA for the province's certificate; else the system's
 
 
 @dataclass(frozen=True)
@@ -266,3 +284,20 @@ def month_batch(
         daily_sum = sum(convert(d.value, d.unit, unit) for d in daily if d.source == value.source)
         checks.append(consistency_check(value.source, daily_sum, value.value))
     return _batch(profile, Grain.MONTH, start, monthly, checks)
+
+
+def batch_digest(batch: EnergyBatch) -> str:
+    """A fingerprint of what a batch says (rows and checks), to tell whether recomputed results
+    change it."""
+    return hashlib.sha256(canonical_json(batch.body)).hexdigest()
+
+
+def canonical_json(body: Mapping[str, object]) -> bytes:
+    """The bytes sent: UTF-8 JSON, keys sorted, no spaces — the same body gives the same bytes."""
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def wire_body(batch: EnergyBatch, batch_id: str, version: int) -> bytes:
+    """What is POSTed: the batch's body with its id (``<destination>:<grain>:<period start>``,
+    the receiver's de-duplication key) and version (2, 3 … after late data changed it)."""
+    return canonical_json({**batch.body, "batchId": batch_id, "version": version})

@@ -15,8 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from carbonflow.domain.calendar import day_bounds, zone_of
+from carbonflow.domain.calendar import day_bounds, month_bounds, zone_of
 from carbonflow.domain.readings.quality import Quality
+from carbonflow.domain.reporting.energy import (
+    EnergyBatch,
+    EnergyDestination,
+    EnergyProfile,
+    EnergyValue,
+    ItemMap,
+    day_batch,
+    month_batch,
+    quarter_batch,
+)
+from carbonflow.domain.reporting.energy import Grain as EnergyGrain
 from carbonflow.domain.reporting.hj212 import WIRE_ZONE, Cp, Version
 from carbonflow.domain.reporting.hj212_flow import (
     CodeValues,
@@ -99,12 +110,12 @@ def _secret(raw: Mapping[str, object], key: str, env: Mapping[str, str], where: 
     return value
 
 
-def _codes(raw: object, where: str) -> tuple[CodeMap, ...]:
+def _codes(raw: object, where: str, key: str = "codes") -> tuple[CodeMap, ...]:
     if not isinstance(raw, list) or not raw:
-        raise ProfileError(f"{where}: codes must be a non-empty list")
+        raise ProfileError(f"{where}: {key} must be a non-empty list")
     codes = []
     for i, item in enumerate(raw):
-        at = f"{where}.codes[{i}]"
+        at = f"{where}.{key}[{i}]"
         if not isinstance(item, dict):
             raise ProfileError(f"{at}: a mapping with source, code, unit")
         source = _text(item, "source", at)
@@ -193,12 +204,15 @@ def _start(raw: object, where: str) -> datetime | None:
     return start
 
 
+PROTOCOLS = ("hj212", "energy")
+
+
 def destination_from_mapping(raw: Mapping[str, object], env: Mapping[str, str]) -> Destination:
-    """A destination from its profile (a parsed YAML mapping) and the environment holding its
-    secrets. Only ``protocol: hj212`` is sent by the push service today."""
+    """An HJ 212 destination from its profile (a parsed YAML mapping) and the environment
+    holding its secrets."""
     where = f"destination {raw.get('name', '?')}"
     if raw.get("protocol", "hj212") != "hj212":
-        raise ProfileError(f"{where}: protocol must be hj212 (the energy channel is not sent yet)")
+        raise ProfileError(f"{where}: protocol must be hj212 here")
     version = _version(raw, where)
     cns = raw.get("cns", ["2061", "2031"])
     if not isinstance(cns, list) or not cns or not set(map(str, cns)) <= set(CN_GRAINS):
@@ -230,15 +244,85 @@ def destination_from_mapping(raw: Mapping[str, object], env: Mapping[str, str]) 
     )
 
 
-def destinations_from_document(doc: object, env: Mapping[str, str]) -> list[Destination]:
-    """Every destination of a profile document ``{destinations: [...]}``; names are unique."""
+_URL = re.compile(r"https?://[^\s/?#]+(?:/[^\s]*)?")
+
+
+def energy_destination_from_mapping(
+    raw: Mapping[str, object], env: Mapping[str, str]
+) -> EnergyDestination:
+    """An energy online monitoring destination (``protocol: energy``): the province's HTTPS
+    URL, the bearer token (from the environment), the unit's registered code, the item map
+    (sources as for HJ 212 codes) and the grains sent."""
+    where = f"destination {raw.get('name', '?')}"
+    url = _text(raw, "url", where)
+    if not _URL.fullmatch(url):
+        raise ProfileError(f"{where}: url must be an http(s) URL")
+    if url.startswith("http://") and raw.get("allow_http") is not True:
+        raise ProfileError(f"{where}: url must be https (allow_http: true only for a local test)")
+    grains = raw.get("grains", ["15min", "day", "month"])
+    known = {str(g) for g in EnergyGrain}
+    if not isinstance(grains, list) or not grains or not {str(g) for g in grains} <= known:
+        raise ProfileError(f"{where}: grains must be a list of {sorted(known)}")
+    items = tuple(
+        ItemMap(c.source, c.code, c.unit, c.places)
+        for c in _codes(raw.get("items"), where, "items")
+    )
+    ca_file = raw.get("ca_file")
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise ProfileError(f"{where}: ca_file must be a path")
+    tz = str(raw.get("tz", "Asia/Shanghai"))
+    try:
+        zone_of(tz)
+    except (ValueError, KeyError):
+        raise ProfileError(f"{where}: tz {tz!r} is not a time zone") from None
+    return EnergyDestination(
+        name=_text(raw, "name", where),
+        site_id=_text(raw, "site", where),
+        url=url,
+        token=_secret(raw, "token_env", env, where),
+        profile=EnergyProfile(_text(raw, "unit_code", where), items, tz),
+        grains=tuple(EnergyGrain(str(g)) for g in grains),
+        start=_start(raw.get("start"), where),
+        timeout_s=_number(raw, "timeout_s", DEFAULT_OVERTIME_S, where),
+        ca_file=ca_file,
+    )
+
+
+def _entries(doc: object) -> list[Mapping[str, object]]:
+    """The destination mappings of a profile document; names unique over both protocols."""
     if not isinstance(doc, dict) or not isinstance(doc.get("destinations"), list):
         raise ProfileError("the profile file needs a list under 'destinations'")
-    destinations = [destination_from_mapping(raw, env) for raw in doc["destinations"]]
-    names = [d.name for d in destinations]
+    entries: list[Mapping[str, object]] = []
+    for i, raw in enumerate(doc["destinations"]):
+        if not isinstance(raw, dict):
+            raise ProfileError(f"destinations[{i}]: a mapping")
+        if raw.get("protocol", "hj212") not in PROTOCOLS:
+            raise ProfileError(f"destinations[{i}]: protocol must be one of {PROTOCOLS}")
+        entries.append(raw)
+    names = [str(raw.get("name")) for raw in entries]
     if len(set(names)) != len(names):
         raise ProfileError("destination names must be unique")
-    return destinations
+    return entries
+
+
+def destinations_from_document(doc: object, env: Mapping[str, str]) -> list[Destination]:
+    """Every HJ 212 destination of a profile document ``{destinations: [...]}``."""
+    return [
+        destination_from_mapping(raw, env)
+        for raw in _entries(doc)
+        if raw.get("protocol", "hj212") == "hj212"
+    ]
+
+
+def energy_destinations_from_document(
+    doc: object, env: Mapping[str, str]
+) -> list[EnergyDestination]:
+    """Every energy online monitoring destination of a profile document."""
+    return [
+        energy_destination_from_mapping(raw, env)
+        for raw in _entries(doc)
+        if raw.get("protocol") == "energy"
+    ]
 
 
 def code_values(codes: Sequence[CodeMap], values: Sequence[PeriodValue]) -> list[CodeValues]:
@@ -276,13 +360,14 @@ def values_digest(cp: Cp) -> str:
 
 
 _STEPS = {"15min": timedelta(minutes=15), "hour": timedelta(hours=1)}
+_CALENDAR = {"day": day_bounds, "month": month_bounds}
 
 
 def period_start_of(grain: str, instant: datetime, tz: str) -> datetime:
-    """The start (UTC) of the ``grain`` period (15min, hour, day; local calendar) holding
+    """The start (UTC) of the ``grain`` period (15min, hour, day, month; local calendar) holding
     ``instant``."""
-    if grain == "day":
-        return day_bounds(instant.astimezone(zone_of(tz)).date(), tz)[0]
+    if grain in _CALENDAR:
+        return _CALENDAR[grain](instant.astimezone(zone_of(tz)).date(), tz)[0]
     step = _STEPS[grain]
     local = instant.astimezone(zone_of(tz))
     offset = local.utcoffset() or timedelta(0)
@@ -293,9 +378,10 @@ def period_start_of(grain: str, instant: datetime, tz: str) -> datetime:
 
 
 def period_end(grain: str, start: datetime, tz: str) -> datetime:
-    """The end of the ``grain`` period starting at ``start`` (a local day may last 23 or 25 h)."""
-    if grain == "day":
-        return day_bounds(start.astimezone(zone_of(tz)).date(), tz)[1]
+    """The end of the ``grain`` period starting at ``start`` (a local day may last 23 or 25 h,
+    a month 28 to 31 days)."""
+    if grain in _CALENDAR:
+        return _CALENDAR[grain](start.astimezone(zone_of(tz)).date(), tz)[1]
     return start + _STEPS[grain]
 
 
@@ -313,3 +399,34 @@ def due_periods(
         periods.append((cursor, end))
         cursor = end
     return periods
+
+
+FINER: Mapping[EnergyGrain, str | None] = {
+    EnergyGrain.QUARTER_HOUR: None,
+    EnergyGrain.DAY: "15min",
+    EnergyGrain.MONTH: "day",
+}
+"""The grain a batch's checks read besides its own: a day's 15-min values (completeness), a
+month's days (consistency)."""
+
+
+def _energy_values(start: datetime, values: Sequence[PeriodValue]) -> list[EnergyValue]:
+    return [EnergyValue(v.source, start, v.value, v.unit, v.quality) for v in values]
+
+
+def energy_batch(
+    destination: EnergyDestination,
+    grain: EnergyGrain,
+    start: datetime,
+    own: Sequence[PeriodValue],
+    finer: Mapping[datetime, Sequence[PeriodValue]],
+) -> EnergyBatch:
+    """The batch of the ``grain`` period starting at ``start`` from its stored values ``own``
+    and, for the checks, the stored values of the :data:`FINER` grain inside it."""
+    parts = [v for t, values in sorted(finer.items()) for v in _energy_values(t, values)]
+    values = _energy_values(start, own)
+    if grain is EnergyGrain.DAY:
+        return day_batch(destination.profile, start, values, parts)
+    if grain is EnergyGrain.MONTH:
+        return month_batch(destination.profile, start, values, parts)
+    return quarter_batch(destination.profile, start, values)

@@ -15,6 +15,8 @@ from carbonflow.domain.reporting.profile import (
     destination_from_mapping,
     destinations_from_document,
     due_periods,
+    energy_destination_from_mapping,
+    energy_destinations_from_document,
     period_end,
     period_start_of,
 )
@@ -57,7 +59,7 @@ def test_a_profile_reads_its_secrets_from_the_environment() -> None:
         ({"pw_env": "NOPE"}, "environment variable NOPE"),
         ({"port": 70000}, "port"),
         ({"version": "2019"}, "version"),
-        ({"protocol": "energy"}, "protocol"),
+        ({"protocol": "energy"}, "protocol must be hj212"),
         ({"cns": ["2011"]}, "cns"),
         ({"codes": []}, "codes"),
         ({"codes": [{"source": "co2", "code": "a", "unit": "kg"}]}, "source"),
@@ -118,3 +120,56 @@ def test_periods_are_local_and_due_only_when_computed() -> None:
     due = due_periods("hour", start, start + timedelta(hours=2, minutes=59), CN, 10)
     assert [s.hour for s, _ in due] == [3, 4]
     assert len(due_periods("hour", start, start + timedelta(days=2), CN, 5)) == 5
+
+
+ENERGY: dict[str, object] = {
+    "name": "nm-energy",
+    "protocol": "energy",
+    "url": "https://energy.example.gov.cn/api/upload",
+    "token_env": "PW",
+    "site": "park-a",
+    "unit_code": "91150600MA0000000X",
+    "items": [{"source": "activity:electricity", "code": "E0101", "unit": "kWh", "places": 1}],
+}
+
+
+def test_an_energy_destination_is_read_beside_the_hj212_ones() -> None:
+    doc = {"destinations": [RAW, ENERGY]}
+    (hj212,) = destinations_from_document(doc, ENV)
+    (energy,) = energy_destinations_from_document(doc, ENV)
+    assert hj212.name == "shanxi-eco"
+    assert (energy.name, energy.site_id, energy.token) == ("nm-energy", "park-a", "530719")
+    assert energy.profile.unit_code == "91150600MA0000000X"
+    assert energy.profile.items[0].code == "E0101" and energy.grains[0] == "15min"
+    with pytest.raises(ProfileError, match="unique"):
+        twice = {"destinations": [RAW, {**ENERGY, "name": RAW["name"]}]}
+        energy_destinations_from_document(twice, ENV)
+    with pytest.raises(ProfileError, match="protocol must be one of"):
+        destinations_from_document({"destinations": [{**RAW, "protocol": "mqtt"}]}, ENV)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url": "ftp://x"}, "http\\(s\\) URL"),
+        ({"url": "http://energy.example.gov.cn/x"}, "must be https"),
+        ({"grains": ["hour"]}, "grains"),
+        ({"items": []}, "items must be"),
+        ({"token_env": "UNSET"}, "UNSET"),
+        ({"tz": "Mars/Olympus"}, "time zone"),
+        ({"unit_code": ""}, "unit_code"),
+    ],
+)
+def test_a_bad_energy_destination_is_named(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ProfileError, match=message):
+        energy_destination_from_mapping({**ENERGY, **change}, ENV)
+    assert energy_destination_from_mapping(
+        {**ENERGY, "url": "http://127.0.0.1:9/x", "allow_http": True}, ENV
+    ).url.startswith("http://")
+
+
+def test_a_month_period_follows_the_local_calendar() -> None:
+    feb = datetime(2024, 2, 10, tzinfo=UTC)
+    start = period_start_of("month", feb, CN)
+    assert start == datetime(2024, 1, 31, 16, tzinfo=UTC)  # 1 February 00:00 Beijing
+    assert period_end("month", start, CN) == datetime(2024, 2, 29, 16, tzinfo=UTC)  # leap year
