@@ -552,6 +552,14 @@ calc_site_state = sa.Table(
 sa.Index("factor_value_key_idx", factor_value.c.factor_key)
 sa.Index("calc_event_site_idx", calc_event.c.site_id, calc_event.c.raised_at)
 sa.Index("calc_request_open_idx", calc_request.c.site_id, calc_request.c.done_at)
+# A period's day or month rows of any set of devices (month flows, ledgers; revision 0012).
+sa.Index(
+    "calc_interval_rollup_period_idx",
+    calc_interval_rollup.c.grain,
+    calc_interval_rollup.c.period_start,
+    calc_interval_rollup.c.device_pk,
+    postgresql_where=sa.text("grain IN ('day', 'month')"),
+)
 
 # ---------------------------------------------------------------------------------------------
 # API access (revision 0003): keys, the sites each key may see, and the audit log.

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from carbonflow.domain.factors.library import FactorLibrary
 from carbonflow.domain.flows.graph import FlowGraph, build_flows
 from carbonflow.domain.indicators.kpis import (
     Outcome,
@@ -96,6 +97,28 @@ def site_plan(conn: Conn, site_id: str) -> SitePlan:
     return plan
 
 
+# Rebuilding the factor library from its stored rows is ≈ 10 ms a request; a stored version never
+# changes content (``ref.sync_reference_files`` refuses that), so a library is kept per database
+# and set of current versions, as the calc service keeps it (``services.calc.reference``).
+_libraries: dict[str, tuple[dict[str, str], FactorLibrary]] = {}
+
+
+def factor_library(conn: Conn) -> FactorLibrary:
+    """The factor library of the current versions (cached until a version changes)."""
+    versions = ref.current_versions(conn)
+    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    with _plans_lock:
+        cached = _libraries.get(key)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
+    library = ref.library_from_db(conn)
+    with _plans_lock:
+        if len(_libraries) >= _PLAN_CACHE_SIZE and key not in _libraries:
+            _libraries.pop(next(iter(_libraries)))
+        _libraries[key] = (versions, library)
+    return library
+
+
 def flows(
     conn: Conn,
     site_id: str,
@@ -116,7 +139,7 @@ def flows(
     devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
-    library = ref.library_from_db(conn)
+    library = factor_library(conn)
     year = start.astimezone(_zone(plan)).year
     factors = plan_factors(library, plan, year, ref.site_pins(conn, site_id))
     return build_flows(plan, carbon, {k: v.quantity for k, v in devices.items()}, factors)
@@ -206,7 +229,7 @@ def indicators_for_period(
     the stored totals (the engine stores days, months and years)."""
     plan = site_plan(conn, site_id)
     year = start.astimezone(_zone(plan)).year
-    factors = plan_factors(ref.library_from_db(conn), plan, year, ref.site_pins(conn, site_id))
+    factors = plan_factors(factor_library(conn), plan, year, ref.site_pins(conn, site_id))
     targets = site_targets(ref.targets_from_db(conn), plan.document, site_id)
     totals = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     devices = intervals.device_totals(
