@@ -179,6 +179,15 @@ def test_claims_change_market_based_only_for_the_holder(env: Env) -> None:
         "AND month_start >= %s AND month_start < %s",
     )
     assert rows == [(f"GEC-B/claim-{claim['claim_id']}", pytest.approx(10.0))]
+    # the holder's ledger draft lists the claim; the other organisation's does not
+    ledger = f"/api/v1/sites/{SITE}/organisations/{{}}/ledgers/2025-05/draft"
+    draft = env.call("plant", "GET", ledger.format("plant-co"))
+    assert draft.status_code == 200, draft.text
+    green = draft.json()["green_power"]
+    assert [(g["instrument_id"], g["applied_mwh"]) for g in green] == [
+        (f"GEC-B/claim-{claim['claim_id']}", 10.0)
+    ]
+    assert env.call("other", "GET", ledger.format("other-co")).json()["green_power"] == []
     # withdrawn while May's ledger is open: back to held, market-based as before
     path = f"{G}/GEC-B/claims/{claim['claim_id']}/withdraw"
     assert env.call("regulator", "POST", path).status_code == 403
