@@ -532,8 +532,13 @@ def month_claims(
             c.c.reason,
         )
         .select_from(
+            # a register claim's entry is ``<batch id>/claim-<n>`` (batch ids have no '/')
             c.outerjoin(
-                g, sa.and_(g.c.site_id == c.c.site_id, g.c.instrument_id == c.c.instrument_id)
+                g,
+                sa.and_(
+                    g.c.site_id == c.c.site_id,
+                    g.c.instrument_id == sa.func.split_part(c.c.instrument_id, "/claim-", 1),
+                ),
             )
         )
         .where(c.c.site_id == site_id, c.c.month_start == month_start)

@@ -48,6 +48,7 @@ from carbonflow.domain.inventory.green import RegisterEntry
 from carbonflow.storage.db import Conn, make_row
 from carbonflow.storage.registry import org_filter
 from carbonflow.storage.schema import (
+    green_claim,
     green_instrument,
 )
 
@@ -318,12 +319,25 @@ def upsert_green_instrument(
 
 
 def green_instruments(conn: Conn, site_id: str) -> list[RegisterEntry]:
-    """The site's green-power register, in claim order (the order the pool offers them)."""
+    """The site's green-power register as the calc applies it, in claim order (the order the
+    pool offers them): every legacy period entry (no production month, not cancelled), and each
+    active claim of a register batch as one entry of its own, for its month and holder only
+    (``<instrument id>/claim-<claim id>``)."""
     rows = conn.execute(
         "SELECT instrument_id, kind, evidence, volume_mwh, valid_from, valid_to, "
-        "claimed_mwh, claim_start, claim_end, certificates FROM green_instrument "
-        "WHERE site_id = %s ORDER BY claim_start, instrument_id",
-        (site_id,),
+        "claimed_mwh, claim_start, claim_end, certificates, org_id FROM green_instrument "
+        "WHERE site_id = %s AND production_month IS NULL AND cancelled_at IS NULL "
+        "UNION ALL "
+        "SELECT g.instrument_id || '/claim-' || c.claim_id, g.kind, "
+        "g.evidence || coalesce(' sha256:' || g.evidence_sha256, ''), c.mwh, c.month, "
+        "(c.month + interval '1 month' - interval '1 day')::date, c.mwh, c.month, "
+        "(c.month + interval '1 month' - interval '1 day')::date, "
+        "CASE WHEN g.kind = 'certificate' THEN round(c.mwh)::int END, c.org_id "
+        "FROM green_claim c JOIN green_instrument g "
+        "ON g.site_id = c.site_id AND g.instrument_id = c.instrument_id "
+        "WHERE c.site_id = %s AND c.withdrawn_at IS NULL "
+        "ORDER BY 8, 1",
+        (site_id, site_id),
     ).fetchall()
     return [RegisterEntry(*row) for row in rows]
 
@@ -419,6 +433,11 @@ class GreenInstrumentRow:
     updated_at: datetime
     serial_first: int | None = None
     serial_last: int | None = None
+    production_month: date | None = None
+    source_project: str | None = None
+    tradable: bool | None = None
+    evidence_sha256: str | None = None
+    cancelled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,10 +456,18 @@ class GreenInstrumentValues:
     claim_end: date
     serial_first: int | None = None  # certificate serial range, inclusive
     serial_last: int | None = None
+    production_month: date | None = None  # a register batch (first day of the month)
+    source_project: str | None = None
+    tradable: bool | None = None
+    evidence_sha256: str | None = None
 
 
 class InstrumentOwnedElsewhere(Exception):  # noqa: N818 - a condition, not a failure
     """The instrument id is registered at the site for another organisation (or the site)."""
+
+
+class BatchLocked(Exception):  # noqa: N818 - a condition, not a failure
+    """The batch is cancelled (final) or has active claims: it cannot be replaced or removed."""
 
 
 class SerialRangeTaken(Exception):  # noqa: N818 - a condition, not a failure
@@ -481,6 +508,11 @@ _GREEN_COLUMNS = (
     green_instrument.c.updated_at,
     green_instrument.c.serial_first,
     green_instrument.c.serial_last,
+    green_instrument.c.production_month,
+    green_instrument.c.source_project,
+    green_instrument.c.tradable,
+    green_instrument.c.evidence_sha256,
+    green_instrument.c.cancelled_at,
 )
 
 
@@ -539,6 +571,8 @@ def put_green_instrument(
     ).first()
     if existing is not None and org_id is not None and existing.org_id != org_id:
         raise InstrumentOwnedElsewhere(instrument_id)
+    if existing is not None and _locked(conn, site_id, instrument_id):
+        raise BatchLocked(instrument_id)
     if values.serial_first is not None and values.serial_last is not None:
         _check_serials(conn, site_id, instrument_id, values.serial_first, values.serial_last)
     fields = {
@@ -554,6 +588,10 @@ def put_green_instrument(
         "claim_end": values.claim_end,
         "serial_first": values.serial_first,
         "serial_last": values.serial_last,
+        "production_month": values.production_month,
+        "source_project": values.source_project,
+        "tradable": values.tradable,
+        "evidence_sha256": values.evidence_sha256,
     }
     insert = pg.insert(g).values(site_id=site_id, instrument_id=instrument_id, **fields)
     upsert = insert.on_conflict_do_update(
@@ -586,11 +624,35 @@ def _check_serials(
         raise SerialRangeTaken(*clash)
 
 
+def _locked(conn: sa.Connection, site_id: str, instrument_id: str) -> bool:
+    """Cancelled (final), or with an active claim."""
+    g, c = green_instrument, green_claim
+    cancelled = sa.select(g.c.instrument_id).where(
+        g.c.site_id == site_id, g.c.instrument_id == instrument_id, g.c.cancelled_at.is_not(None)
+    )
+    claimed = sa.select(c.c.claim_id).where(
+        c.c.site_id == site_id, c.c.instrument_id == instrument_id, c.c.withdrawn_at.is_(None)
+    )
+    return bool(conn.execute(sa.select(sa.or_(sa.exists(cancelled), sa.exists(claimed)))).scalar())
+
+
 def delete_green_instrument(
     conn: sa.Connection, site_id: str, instrument_id: str, *, org_id: str | None
 ) -> bool:
-    """Delete one entry the caller may see; ``False`` when there is none. The caller commits."""
+    """Delete one entry the caller may see; ``False`` when there is none. The caller commits.
+    A cancelled batch or one with active claims raises :class:`BatchLocked`."""
     g = green_instrument
+    visible = conn.execute(
+        sa.select(g.c.instrument_id).where(
+            g.c.site_id == site_id,
+            g.c.instrument_id == instrument_id,
+            org_filter(g.c.org_id, org_id),
+        )
+    ).first()
+    if visible is None:
+        return False
+    if _locked(conn, site_id, instrument_id):
+        raise BatchLocked(instrument_id)
     result = conn.execute(
         sa.delete(g)
         .where(

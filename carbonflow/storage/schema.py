@@ -340,6 +340,46 @@ green_instrument = sa.Table(
         name="green_instrument_serial_check",
     ),
     sa.Index("green_instrument_serials", "serial_first", "serial_last"),
+    # revision 0015: the certificate register's batch fields (NULL on legacy period entries)
+    sa.Column("production_month", sa.Date),
+    sa.Column("source_project", sa.Text),
+    sa.Column("tradable", sa.Boolean),
+    sa.Column("evidence_sha256", sa.Text),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True)),
+)
+
+# Claims of a register batch on one month of its holder's own consumption (revision 0015);
+# withdrawn claims keep their row (``withdrawn_at``).
+green_claim = sa.Table(
+    "green_claim",
+    metadata,
+    sa.Column("claim_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("site_id", sa.Text, nullable=False),
+    sa.Column("instrument_id", sa.Text, nullable=False),
+    sa.Column("org_id", sa.Text, nullable=False),
+    sa.Column("month", sa.Date, nullable=False),
+    sa.Column("mwh", sa.Float(precision=53), nullable=False),
+    sa.Column("serial_first", sa.BigInteger),
+    sa.Column("serial_last", sa.BigInteger),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_by", sa.Text, nullable=False),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True)),
+    sa.Column("withdrawn_by", sa.Text),
+    sa.ForeignKeyConstraint(
+        ["site_id", "instrument_id"],
+        ["green_instrument.site_id", "green_instrument.instrument_id"],
+        ondelete="CASCADE",
+        name="green_claim_instrument_fkey",
+    ),
+    sa.CheckConstraint("mwh > 0", name="green_claim_mwh_check"),
+    sa.CheckConstraint("extract(day FROM month) = 1", name="green_claim_month_check"),
+    sa.CheckConstraint(
+        "(serial_first IS NULL) = (serial_last IS NULL) "
+        "AND (serial_first IS NULL OR serial_last >= serial_first)",
+        name="green_claim_serial_check",
+    ),
+    sa.Index("green_claim_instrument_idx", "site_id", "instrument_id"),
+    sa.Index("green_claim_holder_month_idx", "org_id", "month"),
 )
 
 # 15-min quantities per device metric (counter / interval metrics), after the multiplier.

@@ -464,6 +464,9 @@ class RejectionOut(_Out):
 # --------------------------------------------------------------------------------------------
 
 InstrumentKind = Literal["green_power_contract", "direct_supply", "certificate"]
+BatchState = Literal["held", "claimed", "cancelled", "expired"]
+# YYYY-MM, years 1900–2999 (as the ledger routes)
+MONTH_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"
 
 
 MAX_SERIAL = 2**63 - 1  # serials are stored as bigint
@@ -521,10 +524,31 @@ class GreenInstrumentIn(BaseModel):
     serial_last: int | None = Field(
         default=None, ge=0, le=MAX_SERIAL, description="last serial number (inclusive)"
     )
+    production_month: str | None = Field(
+        default=None,
+        pattern=MONTH_PATTERN,
+        description="YYYY-MM: makes the entry a register batch (docs/green.md): valid two years "
+        "from this month, applied only by claims (claimed_mwh 0), held by one organisation",
+        examples=["2026-03"],
+    )
+    source_project: str | None = Field(
+        default=None, max_length=500, description="the renewable project that produced it"
+    )
+    tradable: bool | None = Field(default=None, description="may be traded on (绿证可交易)")
+    evidence_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the evidence document (certificate, settlement, contract)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems = self._serial_problems()
+        if self.production_month is not None and self.claimed_mwh != 0:
+            problems.append(
+                "a register batch (production_month) is applied by claims: claimed_mwh must be 0 "
+                "/ 登记批次通过申领使用：claimed_mwh 须为 0"
+            )
         if not (math.isfinite(self.volume_mwh) and math.isfinite(self.claimed_mwh)):
             problems.append("volumes must be finite")
         elif self.claimed_mwh > self.volume_mwh:
@@ -581,6 +605,26 @@ class GreenInstrumentOut(_Out):
     updated_at: datetime
     serial_first: int | None = Field(default=None, description="first serial (inclusive)")
     serial_last: int | None = Field(default=None, description="last serial (inclusive)")
+    production_month: str | None = Field(
+        default=None, description="YYYY-MM of a register batch; null: a period instrument"
+    )
+    source_project: str | None = None
+    tradable: bool | None = None
+    evidence_sha256: str | None = None
+    status: BatchState | None = Field(
+        default=None,
+        description="register batch: held / claimed / cancelled / expired (today, site-local)",
+    )
+    expires_on: date | None = Field(
+        default=None, description="first day the batch is expired (production month + 24 months)"
+    )
+    register_claimed_mwh: float | None = Field(
+        default=None, description="register batch: MWh applied by its active claims [MWh]"
+    )
+    held_mwh: float | None = Field(
+        default=None, description="register batch: MWh neither claimed nor cancelled [MWh]"
+    )
+    cancelled_at: datetime | None = None
 
 
 class SitePage(Page[SiteOut]):
@@ -629,4 +673,46 @@ class RejectionSummaryOut(_Out):
 
 
 class GreenInstrumentPage(Page[GreenInstrumentOut]):
+    pass
+
+
+class GreenClaimIn(BaseModel):
+    """Apply (part of) a register batch to the holder's own purchased electricity of a month."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"month": "2026-04", "serial_first": 1001,
+                                         "serial_last": 1120}]},
+    )  # fmt: skip
+
+    month: str = Field(pattern=MONTH_PATTERN, description="site-local consumption month, YYYY-MM")
+    serial_first: int | None = Field(
+        default=None, ge=0, le=MAX_SERIAL,
+        description="sub-range of the batch's serials to claim (default: the whole batch)",
+    )  # fmt: skip
+    serial_last: int | None = Field(default=None, ge=0, le=MAX_SERIAL)
+    mwh: float | None = Field(
+        default=None, gt=0, le=1e9,
+        description="volume to claim of a batch without serials [MWh]; with serials it must "
+        "equal the serial count × 1 MWh",
+    )  # fmt: skip
+
+
+class GreenClaimOut(_Out):
+    claim_id: int
+    site_id: str
+    instrument_id: str
+    org_id: str = Field(description="the holder whose consumption the claim applies to")
+    month: str = Field(description="consumption month, YYYY-MM")
+    mwh: float = Field(description="[MWh]")
+    serial_first: int | None
+    serial_last: int | None
+    state: Literal["active", "withdrawn"]
+    claimed_at: datetime
+    claimed_by: str
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+class GreenClaimPage(Page[GreenClaimOut]):
     pass

@@ -103,7 +103,8 @@ def _year_records(
     start, end = date(year, 1, 1), date(year, 12, 31)
     records.extend(
         [e.instrument_id, e.kind, e.claimed_mwh, e.claim_start, e.claim_end, e.evidence,
-         e.volume_mwh, e.certificates, e.valid_from, e.valid_to]
+         e.volume_mwh, e.certificates, e.valid_from, e.valid_to,
+         *([] if e.org_id is None else [e.org_id])]
         for e in register
         if e.claim_start <= end and e.claim_end >= start
     )  # fmt: skip

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from carbonflow.domain import units
@@ -133,8 +133,11 @@ MISSING = Quantity(0.0, Quality.MISSING.value, 0.0)
 class SlotResult:
     rows: tuple[InventoryLine, ...]
     net_import_mwh: float
-    covered_mwh: float
+    covered_mwh: float  # by the site-wide pool
     problems: tuple[str, ...]
+    # per holder with a pool: (holder, its share of the net import left after the site-wide
+    # pool [MWh, signed], what its own pool covered of it [MWh, signed])
+    holders: tuple[tuple[str, float, float], ...] = ()
 
 
 def combined_quality(parts: Sequence[Quantity]) -> tuple[str, float]:
@@ -313,18 +316,38 @@ def slot_inventory(
     day: date,
     pool_mwh: float = 0.0,
     month_net_before_mwh: float = 0.0,
+    holder_pools: Mapping[str, float] | None = None,
+    holder_before_mwh: Mapping[str, float] | None = None,
 ) -> SlotResult:
     """The inventory rows of one interval (module doc); ``day`` is its local date, ``pool_mwh``
-    the month's accepted green volume and ``month_net_before_mwh`` the month's net grid import
-    before this interval (green pool matching, :func:`covered_in_interval`)."""
+    the month's accepted site-wide green volume and ``month_net_before_mwh`` the month's net
+    grid import before this interval (green pool matching, :func:`covered_in_interval`).
+    ``holder_pools``: each holder organisation's own accepted volume of the month, covering only
+    its share; ``holder_before_mwh``: each such holder's share left after the site-wide pool in
+    the month before this interval (:attr:`SlotResult.holders` accumulated) [MWh]."""
     slot = _Slot(plan, quantities, factors)
     devices = plan.active_devices()
-    net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh)
+    holders = _Holders(
+        {o: p for o, p in (holder_pools or {}).items() if p > 0}, holder_before_mwh or {}
+    )
+    net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh, holders)
     _heat(slot, devices)
     _fuels(slot, devices)
     _process(slot, devices)
     _methane(slot, devices)
-    return SlotResult(tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems))
+    return SlotResult(
+        tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems),
+        tuple(holders.result),
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Holders:
+    """Holder pools of the month and their running state (see :func:`slot_inventory`)."""
+
+    pools: Mapping[str, float]
+    before: Mapping[str, float]
+    result: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def _signed(emission: Emission, sign: float) -> Emission:
@@ -340,7 +363,12 @@ def _signed(emission: Emission, sign: float) -> Emission:
 
 
 def _electricity(
-    slot: _Slot, devices: Sequence[DevicePlan], day: date, pool_mwh: float, net_before_mwh: float
+    slot: _Slot,
+    devices: Sequence[DevicePlan],
+    day: date,
+    pool_mwh: float,
+    net_before_mwh: float,
+    holders: _Holders,
 ) -> tuple[float, float]:
     elec = [d for d in devices if d.carrier == "electricity"]
     imports: list[tuple[DevicePlan, Quantity]] = []
@@ -379,32 +407,10 @@ def _electricity(
             basis=Basis.LOCATION, parts=parts, energy_tce=sign * tce,
         )  # fmt: skip
         covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
-        remainder = net_mwh - covered
-        market = electricity_market_based(
-            abs(remainder), [], f.residual, period_start=day, period_end=day,
-            zero_factor=f.green_zero,
-        )  # fmt: skip
-        slot.split(
-            places, weights, _signed(market.remainder, -1.0 if remainder < 0 else 1.0),
-            carrier="electricity", basis=Basis.MARKET, parts=parts,
-        )  # fmt: skip
-        if covered != 0:
-            volume = abs(covered)
-            instrument = GreenInstrument(
-                InstrumentKind.GREEN_POWER_CONTRACT, "month-pool", volume, day, day,
-                "monthly pool of the green-power register (calc_green_claim)",
-            )  # fmt: skip
-            green = electricity_market_based(
-                volume, [instrument], f.residual, period_start=day, period_end=day,
-                zero_factor=f.green_zero,
-            ).green  # fmt: skip
-            c_sign = -1.0 if covered < 0 else 1.0
-            zero_tce, coefficient = slot.tce_of(volume, "MWh", "electricity")
-            slot.split(
-                places, weights, _with_factor(_signed(green, c_sign), coefficient),
-                carrier="electricity", basis=Basis.MARKET, parts=parts,
-                zero_carbon_tce=c_sign * zero_tce,
-            )  # fmt: skip
+        if holders.pools and any(org in holders.pools for org, _node in places):
+            _market_by_holder(slot, day, places, weights, parts, net_mwh, covered, holders)
+        else:
+            _market_site_wide(slot, day, places, weights, parts, net_mwh, covered)
 
     # Self-generated PV / wind and direct green supply at zero, all zero-carbon energy. What the
     # site exports is netted against its imports above; a period that exports more than it
@@ -425,6 +431,100 @@ def _electricity(
                 basis=Basis.BOTH, parts=parts, energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
     return net_mwh, covered
+
+
+def _market_site_wide(
+    slot: _Slot,
+    day: date,
+    places: Sequence[tuple[str | None, str | None]],
+    weights: Sequence[float],
+    parts: Sequence[Quantity],
+    net_mwh: float,
+    covered: float,
+) -> None:
+    """Market-based lines when no holder has its own pool: the site-level figures (what the
+    site-wide pool covers at zero, the rest at the residual factor) split by the weights."""
+    f = slot.f
+    remainder = net_mwh - covered
+    market = electricity_market_based(
+        abs(remainder), [], f.residual, period_start=day, period_end=day,
+        zero_factor=f.green_zero,
+    )  # fmt: skip
+    slot.split(
+        places, weights, _signed(market.remainder, -1.0 if remainder < 0 else 1.0),
+        carrier="electricity", basis=Basis.MARKET, parts=parts,
+    )  # fmt: skip
+    if covered != 0:
+        green, zero_tce = _pool_green(slot, day, covered)
+        slot.split(
+            places, weights, green, carrier="electricity", basis=Basis.MARKET, parts=parts,
+            zero_carbon_tce=zero_tce,
+        )  # fmt: skip
+
+
+def _pool_green(slot: _Slot, day: date, covered_mwh: float) -> tuple[Emission, float]:
+    """The market green row of ``covered_mwh`` (signed) of the month's pool: zero emissions
+    through the core's market-based rule, and its zero-carbon energy [tce] (signed)."""
+    f = slot.f
+    volume = abs(covered_mwh)
+    instrument = GreenInstrument(
+        InstrumentKind.GREEN_POWER_CONTRACT, "month-pool", volume, day, day,
+        "monthly pool of the green-power register (calc_green_claim)",
+    )  # fmt: skip
+    green = electricity_market_based(
+        volume, [instrument], f.residual, period_start=day, period_end=day,
+        zero_factor=f.green_zero,
+    ).green  # fmt: skip
+    sign = -1.0 if covered_mwh < 0 else 1.0
+    zero_tce, coefficient = slot.tce_of(volume, "MWh", "electricity")
+    return _with_factor(_signed(green, sign), coefficient), sign * zero_tce
+
+
+def _market_by_holder(
+    slot: _Slot,
+    day: date,
+    places: Sequence[tuple[str | None, str | None]],
+    weights: Sequence[float],
+    parts: Sequence[Quantity],
+    net_mwh: float,
+    covered: float,
+    holders: _Holders,
+) -> None:
+    """Market-based lines place by place when holders have their own pools in the month.
+
+    The site-wide pool's coverage and the remainder are split over the places by the weights,
+    as without holders; then each holder's own pool covers what is left of its own places'
+    share, in time order over the month (:func:`covered_in_interval` on the holder's running
+    share), and nobody else's. Each place's figures are its own, so the site total is the sum
+    of the owners' lines."""
+    f = slot.f
+    remainder = split_exact(net_mwh - covered, weights)
+    site_covered = split_exact(covered, weights)
+    own = [0.0] * len(places)
+    for org in sorted({o for o, _node in places if o is not None and o in holders.pools}):
+        index = [i for i, (o, _node) in enumerate(places) if o == org]
+        share = math.fsum(remainder[i] for i in index)
+        got = covered_in_interval(holders.before.get(org, 0.0), share, holders.pools[org])
+        holders.result.append((org, share, got))
+        for i, part in zip(index, split_exact(got, [weights[i] for i in index]), strict=True):
+            own[i] = part
+    for i, place in enumerate(places):
+        left = remainder[i] - own[i]
+        market = electricity_market_based(
+            abs(left), [], f.residual, period_start=day, period_end=day, zero_factor=f.green_zero
+        )
+        slot.add(
+            place, _signed(market.remainder, -1.0 if left < 0 else 1.0), carrier="electricity",
+            basis=Basis.MARKET, parts=parts,
+        )  # fmt: skip
+        green_mwh = site_covered[i] + own[i]
+        if green_mwh == 0:
+            continue
+        green, zero_tce = _pool_green(slot, day, green_mwh)
+        slot.add(
+            place, green, carrier="electricity", basis=Basis.MARKET, parts=parts,
+            zero_carbon_tce=zero_tce,
+        )  # fmt: skip
 
 
 def _owners(

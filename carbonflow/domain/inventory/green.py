@@ -11,7 +11,13 @@ register entry is the evidence. Contracts and certificates are *period instrumen
    (:func:`carbonflow.domain.inventory.carbon.electricity_market_based`): validity must overlap the
    month, evidence must be given, volume ≥ 0, an id is claimed once; certificates must match
    ``certificates × 1 MWh`` (``green.gec.mwh_per_certificate``).
-3. **Matching in time order.** The accepted monthly volume (the month's *pool*) covers the
+3. **By holder** (issue 15). An entry with a holder organisation (``org_id``) covers only that
+   organisation's share of the net import (its *holder pool*, :attr:`MonthPool.holders`); an
+   entry without one (the site itself, registered before holders existed) keeps the site-wide
+   rule below, split over the owners by attribution weights. Claims of the certificate register
+   (:mod:`carbonflow.domain.inventory.certificates`) reach this module as one entry each, for the
+   claimed month and holder only.
+4. **Matching in time order.** The accepted monthly volume (the month's *pool*) covers the
    month's cumulative net grid import ``N`` as it grows: after each interval ``clamp(N, 0,
    pool)`` is covered, so an interval covers the change of that (an exporting interval gives
    coverage back; :func:`carbonflow.domain.inventory.balance.covered_in_interval`). Every interval's
@@ -23,7 +29,7 @@ register entry is the evidence. Contracts and certificates are *period instrumen
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -53,15 +59,25 @@ class RegisterEntry:
     claim_start: date
     claim_end: date
     certificates: int | None = None
+    org_id: str | None = None  # the holder; None: the site itself (site-wide, legacy)
 
 
 @dataclass(frozen=True, slots=True)
 class MonthPool:
     month_start: date
     month_end: date  # inclusive
-    pool_mwh: float  # accepted volume available to cover the month's net import
+    pool_mwh: float  # accepted volume of entries without holder: covers the site's net import
     offered: tuple[tuple[RegisterEntry, float], ...]  # (entry, monthly volume offered)
     claims: tuple[InstrumentClaim, ...]  # acceptance by the core (applied = offered if accepted)
+    holders: tuple[tuple[str, float], ...] = ()  # (holder, accepted volume) covering its share
+
+    def holder_pools(self) -> dict[str, float]:
+        return {org: mwh for org, mwh in self.holders if mwh > 0}
+
+    @property
+    def any_mwh(self) -> float:
+        """Everything accepted for the month, site-wide and by holder [MWh]."""
+        return self.pool_mwh + math.fsum(mwh for _org, mwh in self.holders)
 
 
 def month_bounds(day: date) -> tuple[date, date]:
@@ -119,8 +135,16 @@ def month_pool(
     market = electricity_market_based(
         total, instruments, residual, period_start=start, period_end=end, zero_factor=zero
     )
-    pool = math.fsum(c.applied_mwh for c in market.claims if c.accepted)
-    return MonthPool(start, end, pool, tuple(offered), market.claims)
+    site: list[float] = []
+    holders: dict[str, list[float]] = {}
+    for (entry, _volume), claim in zip(offered, market.claims, strict=True):
+        if claim.accepted:
+            into = site if entry.org_id is None else holders.setdefault(entry.org_id, [])
+            into.append(claim.applied_mwh)
+    return MonthPool(
+        start, end, math.fsum(site), tuple(offered), market.claims,
+        tuple((org, math.fsum(v)) for org, v in sorted(holders.items())),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +160,14 @@ class GreenClaim:
     reason: str
 
 
-def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[GreenClaim, ...]:
-    """Per instrument: how much of the month's covered import it backs (in register order)."""
-    left = covered_mwh
+def month_claims(
+    pool: MonthPool, covered_mwh: float, holder_covered: Mapping[str, float] | None = None
+) -> tuple[GreenClaim, ...]:
+    """Per instrument: how much of the month's covered import it backs (in register order);
+    ``covered_mwh`` is what the site-wide entries covered, ``holder_covered`` what each
+    holder's entries covered of its own share [MWh]."""
+    lefts: dict[str | None, float] = {None: covered_mwh}
+    lefts.update(holder_covered or {})
     out: list[GreenClaim] = []
     for (entry, volume), claim in zip(pool.offered, pool.claims, strict=True):
         if not claim.accepted:
@@ -149,8 +178,9 @@ def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[GreenClaim, ...]:
                 reason = "certificate count × 1 MWh does not equal the volume"
             out.append(GreenClaim(entry.instrument_id, entry.kind, False, volume, 0, 0, reason))
             continue
-        applied = min(volume, left)
-        left -= applied
+        left = lefts.get(entry.org_id, 0.0)
+        applied = max(0.0, min(volume, left))
+        lefts[entry.org_id] = left - applied
         unused = volume - applied
         out.append(
             GreenClaim(
@@ -161,7 +191,12 @@ def month_claims(pool: MonthPool, covered_mwh: float) -> tuple[GreenClaim, ...]:
                 applied,
                 unused,
                 f"{entry.kind} accepted: {applied:g} MWh applied"
-                + (f", {unused:g} MWh beyond the month's net import unused" if unused else ""),
+                + (
+                    f", {unused:g} MWh beyond the month's net import unused"
+                    + ("" if entry.org_id is None else f" of holder {entry.org_id}")
+                    if unused
+                    else ""
+                ),
             )
         )
     return tuple(out)

@@ -10,14 +10,33 @@ recorded in the audit log in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from carbonflow.domain import calendar
+from carbonflow.domain.inventory.certificates import (
+    Batch,
+    ClaimRequest,
+    Refusal,
+    batch_status,
+    check_cancel,
+    check_claim,
+    check_withdraw,
+    claimed_mwh,
+    expires_on,
+    unclaimed_mwh,
+)
+from carbonflow.storage import certificates as certificates_db
 from carbonflow.storage import reference, registry
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Role
+from services.api.audit import audit_write
+from services.api.context import ApiContext
 from services.api.deps import (
     ConnDep,
     ContextDep,
@@ -29,6 +48,10 @@ from services.api.deps import (
 from services.api.pagination import fetch_size, page_items
 from services.api.problems import ApiProblemError, forbidden, not_found, responses
 from services.api.schemas import (
+    MAX_SERIAL,
+    GreenClaimIn,
+    GreenClaimOut,
+    GreenClaimPage,
     GreenInstrumentIn,
     GreenInstrumentOut,
     GreenInstrumentPage,
@@ -55,8 +78,33 @@ InstrumentIdPath = Annotated[
 ]
 
 
-def instrument_out(row: reference.GreenInstrumentRow) -> GreenInstrumentOut:
+def instrument_out(
+    row: reference.GreenInstrumentRow,
+    claims: Sequence[certificates_db.ClaimRow],
+    today: date,
+) -> GreenInstrumentOut:
+    """The entry as served; a register batch adds its state on ``today`` (site-local)."""
+    state: dict[str, Any] = {}
+    if row.production_month is not None:
+        batch = Batch(
+            row.kind, row.volume_mwh, row.production_month, row.serial_first, row.serial_last,
+            row.cancelled_at is not None,
+        )  # fmt: skip
+        active = [c.claim() for c in claims]
+        claimed = claimed_mwh(active)
+        state = {
+            "production_month": f"{row.production_month:%Y-%m}",
+            "status": batch_status(batch, active, today).value,
+            "expires_on": expires_on(row.production_month),
+            "register_claimed_mwh": claimed,
+            "held_mwh": 0.0 if batch.cancelled else unclaimed_mwh(batch, active),
+        }
     return GreenInstrumentOut(
+        **state,
+        source_project=row.source_project,
+        tradable=row.tradable,
+        evidence_sha256=row.evidence_sha256,
+        cancelled_at=row.cancelled_at,
         site_id=row.site_id,
         instrument_id=row.instrument_id,
         kind=row.kind,
@@ -83,6 +131,7 @@ def list_instruments(
     conn: ConnDep,
     page: PageDep,
     request: Request,
+    ctx: ContextDep,
     kind: Annotated[InstrumentKind | None, Query(description="only this kind")] = None,
     valid_on: Annotated[
         date | None, Query(description="only instruments valid on this day")
@@ -97,18 +146,44 @@ def list_instruments(
         kind=kind,
         valid_on=valid_on,
     )
-    items, links = page_items(rows, page, request, instrument_out)
+    today = _today(conn, ctx, site.site_id)
+    claims = certificates_db.claims_by_batch(
+        conn, site.site_id, [r.instrument_id for r in rows if r.production_month is not None]
+    )
+    items, links = page_items(
+        rows, page, request, lambda r: instrument_out(r, claims.get(r.instrument_id, []), today)
+    )
     return GreenInstrumentPage(items=items, limit=page.limit, offset=page.offset, links=links)
 
 
 @router.get("/{instrument_id}", response_model=GreenInstrumentOut, summary="One instrument")
 def get_instrument(
-    site: GreenReadSite, instrument_id: InstrumentIdPath, conn: ConnDep
+    site: GreenReadSite, instrument_id: InstrumentIdPath, conn: ConnDep, ctx: ContextDep
+) -> GreenInstrumentOut:
+    return _instrument(conn, ctx, site, instrument_id)
+
+
+def _instrument(
+    conn: sa.Connection, ctx: ApiContext, site: SiteScope, instrument_id: str
 ) -> GreenInstrumentOut:
     row = reference.get_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id)
     if row is None:
-        raise not_found(f"green instrument {instrument_id!r} not found at site {site.site_id!r}")
-    return instrument_out(row)
+        raise _missing(site, instrument_id)
+    claims = certificates_db.claims_of(conn, site.site_id, instrument_id, active_only=True)
+    return instrument_out(row, claims, _today(conn, ctx, site.site_id))
+
+
+def _missing(site: SiteScope, instrument_id: str) -> ApiProblemError:
+    return not_found(
+        f"green instrument {instrument_id!r} not found at site {site.site_id!r} / "
+        f"站点 {site.site_id!r} 无绿色电力凭证 {instrument_id!r}"
+    )
+
+
+def _today(conn: sa.Connection, ctx: ApiContext, site_id: str) -> date:
+    """Today in the site's time zone (expiry is a date function of it)."""
+    tz = registry.site_timezone(conn, site_id) or "UTC"
+    return ctx.wall_clock().astimezone(ZoneInfo(tz)).date()
 
 
 def _owner(site: SiteScope, body: GreenInstrumentIn) -> str | None:
@@ -162,7 +237,15 @@ def put_instrument(
     owner = _owner(site, body)
     if owner is not None and not registry.organisation_exists(conn, site.site_id, owner):
         raise ApiProblemError(
-            422, f"organisation {owner!r} is not registered at site {site.site_id!r}"
+            422,
+            f"organisation {owner!r} is not registered at site {site.site_id!r} / "
+            f"组织 {owner!r} 未在站点 {site.site_id!r} 登记",
+        )
+    if body.production_month is not None and owner is None:
+        raise ApiProblemError(
+            422,
+            "a register batch (production_month) needs its holder organisation: give org_id / "
+            "登记批次须指定持有组织（org_id）",
         )
     values = reference.GreenInstrumentValues(
         org_id=owner,
@@ -177,6 +260,10 @@ def put_instrument(
         claim_end=body.claim_end,
         serial_first=body.serial_first,
         serial_last=body.serial_last,
+        production_month=_first_day(body.production_month),
+        source_project=body.source_project,
+        tradable=body.tradable,
+        evidence_sha256=body.evidence_sha256,
     )
     try:
         row, created = reference.put_green_instrument(
@@ -192,18 +279,36 @@ def put_instrument(
         raise ApiProblemError(
             409,
             f"certificate serials {body.serial_first}–{body.serial_last} overlap a batch already "
-            f"registered: {taken}; each certificate is registered once on the platform",
+            f"registered: {taken}; each certificate is registered once on the platform / "
+            f"证书序号与已登记批次重叠（站点 {taken.site_id!r}，批次 {taken.instrument_id!r}）；"
+            "每张证书在平台上只能登记一次",
         ) from None
+    except reference.BatchLocked:
+        raise _locked(instrument_id) from None
     response.status_code = 201 if created else 200
     write_audit(conn, _audit(ctx, site, request, response.status_code))
     conn.commit()
-    return instrument_out(row)
+    return instrument_out(row, [], _today(conn, ctx, site.site_id))
+
+
+def _locked(instrument_id: str) -> ApiProblemError:
+    return ApiProblemError(
+        409,
+        f"batch {instrument_id!r} is cancelled or has active claims: it cannot be replaced or "
+        f"removed (withdraw its claims first; a cancelled batch is final) / 批次 "
+        f"{instrument_id!r} 已注销或有有效申领，不能替换或删除（请先撤回申领；注销不可恢复）",
+    )
+
+
+def _first_day(month: str | None) -> date | None:
+    return None if month is None else date(int(month[:4]), int(month[5:7]), 1)
 
 
 @router.delete(
     "/{instrument_id}",
     status_code=204,
     summary="Remove an instrument (admin; enterprise for its own organisation)",
+    responses=responses(409),
 )
 def delete_instrument(
     *,
@@ -213,8 +318,184 @@ def delete_instrument(
     ctx: ContextDep,
     request: Request,
 ) -> Response:
-    if not reference.delete_green_instrument(conn, site.site_id, instrument_id, org_id=site.org_id):
-        raise not_found(f"green instrument {instrument_id!r} not found at site {site.site_id!r}")
+    try:
+        deleted = reference.delete_green_instrument(
+            conn, site.site_id, instrument_id, org_id=site.org_id
+        )
+    except reference.BatchLocked:
+        raise _locked(instrument_id) from None
+    if not deleted:
+        raise _missing(site, instrument_id)
     write_audit(conn, _audit(ctx, site, request, 204))
     conn.commit()
     return Response(status_code=204)
+
+
+# --- the certificate register: claims, withdrawal, cancellation (docs/green.md) ---------------
+
+ClaimIdPath = Annotated[int, Path(ge=1, le=MAX_SERIAL, description="the claim's number")]
+
+
+def claim_out(row: certificates_db.ClaimRow) -> GreenClaimOut:
+    return GreenClaimOut(
+        claim_id=row.claim_id,
+        site_id=row.site_id,
+        instrument_id=row.instrument_id,
+        org_id=row.org_id,
+        month=f"{row.month:%Y-%m}",
+        mwh=row.mwh,
+        serial_first=row.serial_first,
+        serial_last=row.serial_last,
+        state="active" if row.withdrawn_at is None else "withdrawn",
+        claimed_at=row.claimed_at,
+        claimed_by=row.claimed_by,
+        withdrawn_at=row.withdrawn_at,
+        withdrawn_by=row.withdrawn_by,
+    )
+
+
+def _register_batch(
+    conn: sa.Connection, site: SiteScope, instrument_id: str
+) -> tuple[certificates_db.BatchRow, Batch, str]:
+    """The batch the caller may see, as a register batch with its holder (else 404 / 409)."""
+    row = certificates_db.get_batch(conn, site.site_id, instrument_id, org_id=site.org_id)
+    if row is None:
+        raise _missing(site, instrument_id)
+    batch = row.batch()
+    if batch is None or row.org_id is None:
+        raise ApiProblemError(
+            409,
+            f"instrument {instrument_id!r} is a period instrument (no production month, or no "
+            "holder): it is applied by its claim period, not by claims / 该凭证为按期间使用的"
+            "凭证（无生产月份或持有者），不能申领",
+        )
+    return row, batch, row.org_id
+
+
+@router.get(
+    "/{instrument_id}/claims",
+    response_model=GreenClaimPage,
+    summary="Claims of a register batch, active and withdrawn",
+)
+def list_claims(
+    *,
+    site: GreenReadSite,
+    instrument_id: InstrumentIdPath,
+    conn: ConnDep,
+    page: PageDep,
+    request: Request,
+) -> GreenClaimPage:
+    if certificates_db.get_batch(conn, site.site_id, instrument_id, org_id=site.org_id) is None:
+        raise _missing(site, instrument_id)
+    rows = certificates_db.claims_of(conn, site.site_id, instrument_id)
+    window = rows[page.offset : page.offset + fetch_size(page)]
+    items, links = page_items(window, page, request, claim_out)
+    return GreenClaimPage(items=items, limit=page.limit, offset=page.offset, links=links)
+
+
+@router.post(
+    "/{instrument_id}/claims",
+    status_code=201,
+    response_model=GreenClaimOut,
+    summary="Claim (part of) a batch for the holder's own consumption of one month",
+    responses=responses(409),
+)
+def post_claim(
+    *,
+    site: GreenWriteSite,
+    instrument_id: InstrumentIdPath,
+    body: GreenClaimIn,
+    conn: ConnDep,
+    ctx: ContextDep,
+    request: Request,
+) -> GreenClaimOut:
+    certificates_db.lock_register(conn)
+    _row, batch, holder = _register_batch(conn, site, instrument_id)
+    tz = registry.site_timezone(conn, site.site_id) or "UTC"
+    first = _first_day(body.month)
+    assert first is not None
+    start, end = calendar.month_bounds(first, tz)
+    claims = certificates_db.claims_of(conn, site.site_id, instrument_id, active_only=True)
+    wanted = check_claim(
+        batch,
+        [c.claim() for c in claims],
+        ClaimRequest(first, body.mwh, body.serial_first, body.serial_last),
+        today=_today(conn, ctx, site.site_id),
+        consumption_mwh=certificates_db.holder_consumption_mwh(
+            conn, site.site_id, holder, start, end
+        ),
+        holder_claimed_mwh=certificates_db.holder_claimed_mwh(conn, holder, first),
+        ledger_closed=certificates_db.ledger_closed(conn, site.site_id, holder, first),
+    )
+    if isinstance(wanted, Refusal):
+        raise ApiProblemError(wanted.status, wanted.detail)
+    row = certificates_db.insert_claim(
+        conn, site.site_id, instrument_id, holder, wanted, at=ctx.wall_clock(),
+        by=site.principal.key_id,
+    )  # fmt: skip
+    audit_write(conn, ctx, site.principal, request, 201)
+    conn.commit()
+    return claim_out(row)
+
+
+@router.post(
+    "/{instrument_id}/claims/{claim_id}/withdraw",
+    response_model=GreenClaimOut,
+    summary="Withdraw a claim while its month's ledger is open (its volume is held again)",
+    responses=responses(409),
+)
+def withdraw_claim(
+    *,
+    site: GreenWriteSite,
+    instrument_id: InstrumentIdPath,
+    claim_id: ClaimIdPath,
+    conn: ConnDep,
+    ctx: ContextDep,
+    request: Request,
+) -> GreenClaimOut:
+    certificates_db.lock_register(conn)
+    _register_batch(conn, site, instrument_id)
+    row = certificates_db.get_claim(conn, site.site_id, instrument_id, claim_id)
+    if row is None:
+        raise not_found(f"claim {claim_id} of {instrument_id!r} not found / 未找到申领 {claim_id}")
+    if row.withdrawn_at is not None:
+        raise ApiProblemError(
+            409, f"claim {claim_id} is already withdrawn / 申领 {claim_id} 已撤回"
+        )
+    refusal = check_withdraw(
+        ledger_closed=certificates_db.ledger_closed(conn, site.site_id, row.org_id, row.month),
+        month=row.month,
+    )
+    if refusal is not None:
+        raise ApiProblemError(refusal.status, refusal.detail)
+    out = certificates_db.withdraw_claim(conn, row, at=ctx.wall_clock(), by=site.principal.key_id)
+    audit_write(conn, ctx, site.principal, request, 200)
+    conn.commit()
+    return claim_out(out)
+
+
+@router.post(
+    "/{instrument_id}/cancel",
+    response_model=GreenInstrumentOut,
+    summary="Cancel a held batch (final; nothing of it may be claimed)",
+    responses=responses(409),
+)
+def cancel_batch(
+    *,
+    site: GreenWriteSite,
+    instrument_id: InstrumentIdPath,
+    conn: ConnDep,
+    ctx: ContextDep,
+    request: Request,
+) -> GreenInstrumentOut:
+    certificates_db.lock_register(conn)
+    _row, batch, _holder = _register_batch(conn, site, instrument_id)
+    claims = certificates_db.claims_of(conn, site.site_id, instrument_id, active_only=True)
+    refusal = check_cancel(batch, [c.claim() for c in claims])
+    if refusal is not None:
+        raise ApiProblemError(refusal.status, refusal.detail)
+    certificates_db.cancel_batch(conn, site.site_id, instrument_id, at=ctx.wall_clock())
+    audit_write(conn, ctx, site.principal, request, 200)
+    out = _instrument(conn, ctx, site, instrument_id)
+    conn.commit()
+    return out

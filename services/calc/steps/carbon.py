@@ -2,13 +2,16 @@
 balance`) and the month's green-power claims (:mod:`carbonflow.domain.inventory.green`).
 
 A range is first extended to the end of the data of every month whose green pool it may shift
-(coverage follows the month's cumulative net import). A missing factor is a ``data`` event and
-its slots get no carbon rows until the factor exists; invalid data in one interval is a
-``data`` event and the other intervals go on (no poison interval).
+(coverage follows the month's cumulative net import), and to the start of every month where a
+holder organisation has its own pool (its running share is computed from the month's start).
+A missing factor is a ``data`` event and its slots get no carbon rows until the factor exists;
+invalid data in one interval is a ``data`` event and the other intervals go on (no poison
+interval).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -61,6 +64,10 @@ class _SiteCarbon:
         self.pools: dict[date, MonthPool] = {}
         self.pks = [d.device_pk for d in inventory_devices(ctx.plan)]
         self.problems: dict[str, date] = {}
+        # per month of this run and holder with its own pool: its share left after the
+        # site-wide pool so far, and what its own pool covered [MWh] (whole months, see extend)
+        self.holder_share: dict[date, dict[str, float]] = {}
+        self.holder_covered: dict[date, dict[str, float]] = {}
 
     def _missing_factor(self, year: int, error: str) -> None:
         self.ctx.log_once(f"{self.site_id}:{year}:{error}", "%s %s: %s", self.site_id, year, error)
@@ -91,18 +98,20 @@ class _SiteCarbon:
         """[lo, hi) extended to the end of the data of every month with a green pool it
         touches: coverage follows the month's cumulative net import, so any change moves it
         for every later interval of the month."""
-        end = hi
+        start, end = lo, hi
         month = lo.astimezone(self.zone).date().replace(day=1)
         last_local = (hi - SLOT).astimezone(self.zone).date().replace(day=1)
         while month <= last_local:
             pool = self.pool(month)
-            if pool is not None and pool.pool_mwh > 0:
+            if pool is not None and pool.any_mwh > 0:
                 m0, m1 = month_bounds(month, self.zone)
+                if pool.holder_pools():
+                    start = min(start, m0)
                 data_end = intervals_db.last_interval_end(self.ctx.conn, self.pks, max(lo, m0))
                 if data_end is not None:
                     end = max(end, min(m1, data_end))
             month = next_month(month)
-        return lo, end
+        return start, end
 
     def replace(self, lo: datetime, hi: datetime) -> int:
         """The carbon rows of [lo, hi) recomputed and replaced; the number written."""
@@ -115,6 +124,7 @@ class _SiteCarbon:
         out: list[tuple[datetime, InventoryLine]] = []
         for slot in sorted(quantities):
             out.extend(self._slot_rows(slot, quantities[slot], lo, net_before))
+
         return carbon_db.replace_carbon(
             self.ctx.conn,
             self.site_id,
@@ -139,12 +149,18 @@ class _SiteCarbon:
         month = local.date().replace(day=1)
         pool = self.pool(month)
         pool_mwh = pool.pool_mwh if pool is not None else 0.0
+        holder_pools = pool.holder_pools() if pool is not None else {}
         if month not in net_before:
             net_before[month] = self._net_before(month, range_start) if pool_mwh > 0 else 0.0
+            # holder pools: the range starts at the month's start (extend), so nothing before
+            self.holder_share[month] = {}
+            self.holder_covered[month] = {}
+        share = self.holder_share[month]
         try:
             result = slot_inventory(
                 self.ctx.plan, quantities, factors, day=local.date(), pool_mwh=pool_mwh,
-                month_net_before_mwh=net_before[month],
+                month_net_before_mwh=net_before[month], holder_pools=holder_pools,
+                holder_before_mwh=share,
             )  # fmt: skip
         except (FactorNotFound, ValueError) as exc:
             # Invalid data or configuration in one interval: no rows for it, a data event, and
@@ -152,6 +168,10 @@ class _SiteCarbon:
             self.problems.setdefault(f"interval not computed: {exc}", local.date())
             return []
         net_before[month] += result.net_import_mwh
+        covered = self.holder_covered[month]
+        for org, left_mwh, own_mwh in result.holders:
+            share[org] = share.get(org, 0.0) + left_mwh
+            covered[org] = covered.get(org, 0.0) + own_mwh
         for problem in result.problems:
             self.problems.setdefault(problem, local.date())
         return [(slot, line) for line in result.rows]
@@ -172,10 +192,15 @@ class _SiteCarbon:
             if not pool.offered:
                 continue
             m0, m1 = month_bounds(month, self.zone)
-            covered = carbon_db.covered_before(self.ctx.conn, self.site_id, m0, m1)
+            own = self.holder_covered.get(month, {})
+            # the market green rows hold both: what the holders' own pools covered is not the
+            # site-wide pool's
+            covered = carbon_db.covered_before(self.ctx.conn, self.site_id, m0, m1) - math.fsum(
+                own.values()
+            )
             carbon_db.replace_green_claims(
                 self.ctx.conn, self.site_id, m0,
                 [(c.instrument_id, c.kind, c.accepted, c.offered_mwh, c.applied_mwh, c.unused_mwh,
-                  c.reason) for c in month_claims(pool, covered)],
+                  c.reason) for c in month_claims(pool, covered, own)],
                 self.ctx.now,
             )  # fmt: skip

@@ -22,6 +22,7 @@ from services.api.tokens import new_key
 from tests.support.api_cases_admin import CASES as ADMIN_CASES
 from tests.support.api_cases_alarms import CASES as ALARM_CASES
 from tests.support.api_cases_carbon import CASES as CARBON_CASES
+from tests.support.api_cases_green import CASES as GREEN_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
 from tests.support.api_cases_push import CASES as PUSH_CASES
 from tests.support.api_cases_view import CASES as VIEW_CASES
@@ -107,7 +108,14 @@ CORE_CASES = (
 
 
 MATRIX = (
-    CORE_CASES + CARBON_CASES + LEDGER_CASES + VIEW_CASES + PUSH_CASES + ALARM_CASES + ADMIN_CASES
+    CORE_CASES
+    + CARBON_CASES
+    + LEDGER_CASES
+    + VIEW_CASES
+    + PUSH_CASES
+    + ALARM_CASES
+    + ADMIN_CASES
+    + GREEN_CASES
 )
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,
