@@ -6,8 +6,9 @@ month's green-power claims and a header) into a plain JSON-able document with th
 ============  ===================================================================================
 section       rows
 ============  ===================================================================================
-header        site, organisation, month, period [UTC], time zone, generated at, calc watermark,
-              status (draft/closed), revision, who closed it and why
+header        site (id, name), organisation (id, registered name, unified social credit code,
+              industry), month, period [UTC and site-local], time zone, preparer, generated
+              at, calc watermark, status (draft/closed), revision, who closed it and why
 activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
               coefficient behind it (key, value, unit), completeness
 factors       every factor used: key, value, unit, version, file, source, confidence, data
@@ -39,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
@@ -78,7 +80,12 @@ CONTENT_SECTIONS = (
     "quality",
 )
 # Header fields that identify the ledger (hashed); the others say when and by whom.
-IDENTITY_FIELDS = ("site_id", "org_id", "month", "timezone", "period_start", "period_end")
+# Who reports (the registered name and credit code as submitted) is part of the identity: a
+# corrected name is a new revision.
+IDENTITY_FIELDS = (
+    "site_id", "site_name", "org_id", "legal_name", "credit_code", "industry", "month",
+    "timezone", "period_start", "period_end", "period_local_start", "period_local_end",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,13 @@ class LedgerHeader:
     generated_at: datetime
     calc_results_through: datetime | None
     calc_last_received_at: datetime | None
+    site_name: str | None = None
+    # The reporting party: the organisation's registered name (营业执照), unified social credit
+    # code and industry; for a site ledger, the site's one organisation (a mine), else None.
+    legal_name: str | None = None
+    credit_code: str | None = None
+    industry: str | None = None
+    preparer: str | None = None  # the API key that generated the draft (a revision: closed_by)
 
 
 def rounded(value: float | None) -> float | None:
@@ -157,6 +171,11 @@ def rounded(value: float | None) -> float | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _local(value: datetime, timezone: str) -> str:
+    """``value`` in the site's time zone, with its offset (``2025-05-01T00:00:00+08:00``)."""
+    return value.astimezone(ZoneInfo(timezone)).isoformat()
 
 
 def _worst(qualities: Iterable[str]) -> str:
@@ -388,11 +407,18 @@ def build_ledger(
         "schema": SCHEMA,
         "header": {
             "site_id": header.site_id,
+            "site_name": header.site_name,
             "org_id": header.org_id,
+            "legal_name": header.legal_name,
+            "credit_code": header.credit_code,
+            "industry": header.industry,
             "month": header.month,
             "timezone": header.timezone,
             "period_start": _iso(inputs.period_start),
             "period_end": _iso(inputs.period_end),
+            "period_local_start": _local(inputs.period_start, header.timezone),
+            "period_local_end": _local(inputs.period_end, header.timezone),
+            "preparer": header.preparer,
             "generated_at": _iso(header.generated_at),
             "calc_results_through": _iso(header.calc_results_through),
             "calc_last_received_at": _iso(header.calc_last_received_at),
@@ -448,6 +474,7 @@ def closed(
         "status": "closed",
         "revision": revision,
         "closed_by": closed_by,
+        "preparer": closed_by,
         "generated_at": _iso(closed_at),
         "reason": reason,
     }

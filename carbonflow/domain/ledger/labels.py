@@ -30,7 +30,15 @@ SECTIONS: dict[str, tuple[str, str]] = {
 FIELDS: dict[str, tuple[str, str]] = {
     # header
     "site_id": ("园区/矿山", "Site"),
+    "site_name": ("园区/矿山名称", "Site name"),
     "org_id": ("企业", "Organisation"),
+    "legal_name": ("单位名称", "Registered name"),
+    "credit_code": ("统一社会信用代码", "Unified social credit code"),
+    "industry": ("所属行业", "Industry"),
+    "period_local_start": ("核算期起 (当地时间)", "Period start (local time)"),
+    "period_local_end": ("核算期止 (当地时间)", "Period end (local time)"),
+    "preparer": ("编制人", "Prepared by"),
+    "content_sha256": ("内容哈希 (SHA-256)", "Content hash (SHA-256)"),
     "month": ("核算月份", "Month"),
     "timezone": ("时区", "Time zone"),
     "period_start": ("核算期起 (UTC)", "Period start (UTC)"),
