@@ -149,6 +149,32 @@ def test_ledger_totals_equal_the_calc_rollup(plant: Plant) -> None:
     # Purchased electricity: activity in MWh, the factor with its version and source.
     purchased = next(a for a in ledger["activity"] if a["category"] == "purchased_electricity")
     assert purchased["unit"] == "MWh" and purchased["quantity"] > 0
+    # The devices behind it: the grid meter's import and export registers, opening and closing
+    # readings (raw) × the meter's ratio = the quantity of its intervals; quality shares of the
+    # month's intervals (5 of 31 days have data: mostly missing).
+    assert purchased["devices"] == "grid-meter"
+    rows = [d for d in ledger["devices"] if d["category"] == "purchased_electricity"]
+    assert {d["metric"] for d in rows} == {"energy_import_kwh", "energy_export_kwh"}
+    for d in rows:
+        assert d["meter_kind"] == "counter" and d["multiplier"] == 100.0 and d["readings"] > 0
+        assert (d["closing_reading"] - d["opening_reading"]) * d["multiplier"] == pytest.approx(
+            d["device_quantity"], rel=1e-9
+        )
+        assert d["measured_share"] + d["estimated_share"] + d["missing_share"] == pytest.approx(1)
+    imported, exported = (
+        next(d["device_quantity"] for d in rows if d["metric"] == m)
+        for m in ("energy_import_kwh", "energy_export_kwh")
+    )
+    assert purchased["quantity"] == pytest.approx((imported - exported) / 1000, rel=1e-9)
+    assert 0 < purchased["measured_share"] < 0.2 < purchased["missing_share"]
+    # The line's emission factor with its data year and citation (not where it was read), and
+    # its emissions in both views.
+    assert purchased["factor_data_year"] == 2023 and purchased["factor_unit"] == "tCO2/MWh"
+    assert "公告" in purchased["factor_source"] and "read in" not in purchased["factor_source"]
+    assert purchased["scope_2_tco2e_location"] == pytest.approx(
+        purchased["quantity"] * purchased["factor_value"], rel=1e-9
+    )
+    assert purchased["scope_2_tco2e_market"] > 0
     versions = {f["version"] for f in ledger["factors"]}
     assert "mee-nbs-electricity-2025-12-31" in versions
     assert all(f["source"] and f["unit"] for f in ledger["factors"])
