@@ -105,3 +105,16 @@ def merge_ranges(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[date
         else:
             out.append((lo, hi))
     return out
+
+
+def results_watermark(
+    ranges: Iterable[tuple[datetime, datetime]], now: datetime, newest_data_end: datetime | None
+) -> datetime | None:
+    """How far results are complete after recomputing ``ranges``: the end of the last range, but
+    never past ``now`` nor past the end of the newest data (a recompute of a whole month or year,
+    e.g. after a green-power change, covers the future too; that does not make it computed).
+    ``None`` (the watermark stays as it is) without ranges or without data."""
+    ends = [hi for _lo, hi in ranges]
+    if not ends or newest_data_end is None:
+        return None
+    return min(max(ends), now, newest_data_end)

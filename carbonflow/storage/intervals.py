@@ -238,3 +238,25 @@ def device_totals(
         params,
     ).fetchall()
     return {(int(r[0]), int(r[1])): DeviceTotal(int(r[0]), int(r[1]), *r[2:]) for r in rows}
+
+
+def quality_counts(
+    conn: Conn, keys: Sequence[tuple[int, int]], start: datetime, end: datetime
+) -> dict[tuple[int, int], dict[str, tuple[int, float]]]:
+    """Per (device_pk, metric_id): the 15-min intervals of [start, end) by quality, with their
+    count and exact quantity sum [metric unit × multiplier]."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT i.device_pk, i.metric_id, i.quality, count(*), sum(i.quantity::numeric)::float8 "
+        "FROM calc_interval i JOIN unnest(%(pks)s::int[], %(mids)s::smallint[]) AS k(pk, mid) "
+        "ON i.device_pk = k.pk AND i.metric_id = k.mid "
+        "WHERE i.start_ts >= %(s)s AND i.start_ts < %(e)s "
+        "AND extract(epoch FROM i.start_ts)::bigint %% 900 = 0 "
+        "GROUP BY i.device_pk, i.metric_id, i.quality",
+        {"pks": [k[0] for k in keys], "mids": [k[1] for k in keys], "s": start, "e": end},
+    ).fetchall()
+    out: dict[tuple[int, int], dict[str, tuple[int, float]]] = {}
+    for pk, mid, quality, count, total in rows:
+        out.setdefault((int(pk), int(mid)), {})[str(quality)] = (int(count), float(total or 0.0))
+    return out

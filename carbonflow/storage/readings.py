@@ -699,3 +699,49 @@ def site_first_reading(conn: sa.Connection, site_id: str) -> datetime | None:
         {"site": site_id},
     ).first()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterBounds:
+    """A counter's register around a period: the last reading at or before its start (else the
+    first inside it) and the last reading before its end, with their times [metric unit, raw]."""
+
+    opening: float | None
+    opening_ts: datetime | None
+    closing: float | None
+    closing_ts: datetime | None
+    readings: int  # readings in [start, end)
+    first_ts: datetime | None  # first reading in [start, end)
+    last_ts: datetime | None  # last reading in [start, end)
+
+
+def register_bounds(
+    conn: Conn, keys: Sequence[tuple[int, int]], start: datetime, end: datetime
+) -> dict[tuple[int, int], RegisterBounds]:
+    """Opening and closing register readings and the count of readings of each (device_pk,
+    metric_id) over [start, end) (ledger device lines, traceability)."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        "SELECT k.pk, k.mid, o.value, o.ts, f.value, f.ts, c.value, c.ts, n.cnt, n.lo, n.hi "
+        "FROM unnest(%(pks)s::int[], %(mids)s::smallint[]) AS k(pk, mid) "
+        "LEFT JOIN LATERAL (SELECT value, ts FROM reading r WHERE r.device_pk = k.pk "
+        " AND r.metric_id = k.mid AND r.ts <= %(s)s ORDER BY ts DESC LIMIT 1) o ON true "
+        "LEFT JOIN LATERAL (SELECT value, ts FROM reading r WHERE r.device_pk = k.pk "
+        " AND r.metric_id = k.mid AND r.ts >= %(s)s AND r.ts < %(e)s ORDER BY ts LIMIT 1) f "
+        " ON true "
+        "LEFT JOIN LATERAL (SELECT value, ts FROM reading r WHERE r.device_pk = k.pk "
+        " AND r.metric_id = k.mid AND r.ts >= %(s)s AND r.ts <= %(e)s ORDER BY ts DESC LIMIT 1) c "
+        " ON true "
+        "LEFT JOIN LATERAL (SELECT count(*) AS cnt, min(ts) AS lo, max(ts) AS hi FROM reading r "
+        " WHERE r.device_pk = k.pk AND r.metric_id = k.mid AND r.ts >= %(s)s AND r.ts < %(e)s) n "
+        " ON true",
+        {"pks": [k[0] for k in keys], "mids": [k[1] for k in keys], "s": start, "e": end},
+    ).fetchall()
+    out = {}
+    for pk, mid, o_v, o_ts, f_v, f_ts, c_v, c_ts, cnt, lo, hi in rows:
+        opening, opening_ts = (o_v, o_ts) if o_ts is not None else (f_v, f_ts)
+        out[(int(pk), int(mid))] = RegisterBounds(
+            opening, opening_ts, c_v, c_ts, int(cnt or 0), lo, hi
+        )
+    return out

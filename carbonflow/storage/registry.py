@@ -573,6 +573,33 @@ def ledger_site(conn: sa.Connection, site_id: str) -> LedgerSite | None:
     return None if row is None else LedgerSite(*row)
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerParty:
+    """Who a ledger reports for, from the site document: registered name (营业执照; else the
+    Chinese, else the English name), unified social credit code and industry."""
+
+    legal_name: str | None = None
+    credit_code: str | None = None
+    industry: str | None = None
+
+
+def ledger_party(conn: sa.Connection, site_id: str, org_id: str | None) -> LedgerParty:
+    """The organisation ``org_id`` of the site; for the site's own ledger (``None``) the site's
+    one organisation (a mine is one), else nobody."""
+    document = conn.execute(sa.select(site.c.document).where(site.c.site_id == site_id)).scalar()
+    orgs = [o for o in (document or {}).get("organisations", []) if isinstance(o, dict)]
+    if org_id is not None:
+        orgs = [o for o in orgs if o.get("id") == org_id]
+    if len(orgs) != 1:
+        return LedgerParty()
+    org = orgs[0]
+    return LedgerParty(
+        legal_name=org.get("legal_name") or org.get("name_zh") or org.get("name"),
+        credit_code=org.get("credit_code"),
+        industry=org.get("industry"),
+    )
+
+
 def organisation_ids(conn: sa.Connection, site_id: str) -> list[str]:
     query = (
         sa.select(organisation.c.org_id)

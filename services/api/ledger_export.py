@@ -77,7 +77,10 @@ def _section_rows(document: Mapping[str, Any], section: str) -> Iterable[dict[Co
     """The section as rows keyed by column."""
     if section in FIELD_SECTIONS:
         # Sorted, as in the canonical JSON: a stored revision and a fresh draft lay out alike.
-        for field, value in sorted(document[section].items()):
+        fields = dict(document[section])
+        if section == "header":  # the content hash stands in the header block of every export
+            fields["content_sha256"] = document.get("content_sha256")
+        for field, value in sorted(fields.items()):
             yield {("field", None): field, ("value", None): value}
         return
     columns = TABLES[section]

@@ -42,9 +42,10 @@ _PAGE = landscape(A4)
 _MARGIN = 15 * mm
 # The header as a reader scans it: whose ledger, which period, its status, then the bookkeeping.
 _HEADER_ORDER = (
-    "site_id", "org_id", "month", "timezone", "period_start", "period_end", "status",
-    "revision", "generated_at", "closed_by", "reason", "calc_results_through",
-    "calc_last_received_at",
+    "legal_name", "credit_code", "industry", "org_id", "site_name", "site_id", "month",
+    "period_local_start", "period_local_end", "timezone", "period_start", "period_end",
+    "status", "revision", "preparer", "generated_at", "closed_by", "reason",
+    "calc_results_through", "calc_last_received_at", "content_sha256",
 )  # fmt: skip
 _TITLE = {"zh": "碳排放台账", "en": "Carbon emission ledger"}
 _FOOTER = {"zh": "内容哈希 {sha} · 第 {page} 页", "en": "Content hash {sha} · page {page}"}
@@ -72,8 +73,9 @@ def to_pdf(
     body = ParagraphStyle("body", fontName=font, fontSize=7, leading=9)
     title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18, spaceAfter=4 * mm)
     heading = ParagraphStyle("heading", fontName=font, fontSize=10, leading=13, spaceBefore=3 * mm)
-    header = document["header"]
-    who = header.get("org_id") or header.get("site_id")
+    # The header block carries the content hash too (a stamped page names what it stamps).
+    header = {**document["header"], "content_sha256": document.get("content_sha256")}
+    who = header.get("legal_name") or header.get("org_id") or header.get("site_id")
     story: list[Flowable] = [
         Paragraph(f"{_TITLE[lang]} · {_escape(who)} · {_escape(header.get('month'))}", title),
         _table(

@@ -36,9 +36,10 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.indicators.period import evaluate_period, period_inputs
-from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.balance import inventory_devices, settle_period
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
+from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.readings.device_intervals import (
     IntervalRow,
@@ -217,8 +218,47 @@ def ledger_inputs(
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
-        surplus,
+        surplus, tuple(ledger_meters(conn, plan, start, end, org_id)),
     )  # fmt: skip
+
+
+def ledger_meters(
+    conn: Conn, plan: SitePlan, start: datetime, end: datetime, org_id: str | None
+) -> list[DeviceMeter]:
+    """The inventory's device metrics over [start, end) with their serials, registers and
+    interval qualities; for an organisation its own devices and the site's grid meters (its
+    purchased electricity is a share of theirs)."""
+    devices = [
+        d for d in inventory_devices(plan)
+        if org_id is None or d.org_id == org_id or d.role in SHARED_ROLES
+    ]  # fmt: skip
+    keys = [(d.device_pk, m.metric_id) for d in devices for m in d.quantity_metrics()]
+    bounds = readings_db.register_bounds(conn, keys, start, end)
+    counts = intervals.quality_counts(conn, keys, start, end)
+    spans = readings_db.serial_spans(conn, [d.device_pk for d in devices])
+    expected = int((end - start) / timedelta(minutes=15))
+    out = []
+    for d in devices:
+        serials = tuple(
+            s for s, first, last in spans.get(d.device_pk, []) if first < end and last >= start
+        )
+        for m in d.quantity_metrics():
+            b = bounds.get((d.device_pk, m.metric_id))
+            out.append(
+                DeviceMeter(
+                    device_id=d.device_id, role=d.role, carrier=d.carrier, org_id=d.org_id,
+                    metric=m.name, kind=m.kind, unit=m.unit, multiplier=d.multiplier_for(m),
+                    serials=serials,
+                    opening=b.opening if b else None, opening_at=b.opening_ts if b else None,
+                    closing=b.closing if b else None, closing_at=b.closing_ts if b else None,
+                    readings=b.readings if b else 0,
+                    first_reading_at=b.first_ts if b else None,
+                    last_reading_at=b.last_ts if b else None,
+                    intervals=counts.get((d.device_pk, m.metric_id), {}),
+                    expected_intervals=expected,
+                )
+            )  # fmt: skip
+    return out
 
 
 def indicators_for_period(

@@ -47,6 +47,12 @@ class LedgerDocument(_Out):
     schema_: str = Field(alias="schema", description="document schema, carbonflow.ledger/1")
     header: dict[str, Any]
     activity: list[dict[str, Any]]
+    devices: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the device metrics behind each activity line: serials, opening and closing "
+        "register readings, multiplier, quantity, quality shares (empty in revisions stored "
+        "before the section existed)",
+    )
     factors: list[dict[str, Any]]
     emissions: list[dict[str, Any]]
     totals: list[dict[str, Any]]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from carbonflow.domain.calendar import merge_ranges
+from carbonflow.domain.calendar import merge_ranges, results_watermark
 from carbonflow.domain.readings.device_intervals import ceil_to, floor_to
 from carbonflow.domain.site.plan import DevicePlan, SitePlan
 from carbonflow.storage import calc_queue
@@ -82,9 +82,19 @@ def process_site(
         work.requests_advanced += 1
     calc_queue.save_site_state(
         ctx.conn, ctx.plan.site_id,
-        results_through=max((hi for _lo, hi in carbon.ranges), default=None),
+        results_through=_watermark(ctx, carbon.ranges),
         last_received_at=max(intervals.received) if intervals.received else None,
     )  # fmt: skip
+
+
+def _watermark(ctx: StepContext, ranges: Sequence[Range]) -> datetime | None:
+    """The end of the recomputed ranges, capped at the cycle's time and at the end of the site's
+    newest interval (a green-power change recomputes whole years, the future included)."""
+    if not ranges:
+        return None
+    pks = [d.device_pk for d in ctx.plan.devices]
+    newest = intervals_db.last_interval_end(ctx.conn, pks, min(lo for lo, _hi in ranges))
+    return results_watermark(ranges, ctx.now, newest)
 
 
 def site_todo(

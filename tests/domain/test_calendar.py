@@ -24,6 +24,7 @@ from carbonflow.domain.calendar import (
     next_month,
     period_of,
     periods_before,
+    results_watermark,
     year_bounds,
 )
 
@@ -151,3 +152,19 @@ def test_a_local_start_in_a_dst_gap_is_the_utc_instant_of_local_midnight() -> No
         utc(2026, 9, 6, 4),
         utc(2026, 9, 7, 3),
     )  # a day of 23 hours
+
+
+def test_the_watermark_never_passes_now_nor_the_newest_data() -> None:
+    t0 = datetime(2025, 5, 1, tzinfo=UTC)
+    year = [(t0, t0 + timedelta(days=245))]  # a recompute of the rest of the year
+    now = t0 + timedelta(days=7, hours=3)
+    data_end = t0 + timedelta(days=7, minutes=15)
+    assert results_watermark(year, now, data_end) == data_end
+    assert results_watermark(year, t0 + timedelta(days=2), data_end) == t0 + timedelta(days=2)
+    short = [
+        (t0, t0 + timedelta(hours=1)),
+        (t0 + timedelta(days=1), t0 + timedelta(days=1, hours=1)),
+    ]
+    assert results_watermark(short, now, data_end) == t0 + timedelta(days=1, hours=1)
+    assert results_watermark([], now, data_end) is None
+    assert results_watermark(year, now, None) is None

@@ -6,8 +6,9 @@ month's green-power claims and a header) into a plain JSON-able document with th
 ============  ===================================================================================
 section       rows
 ============  ===================================================================================
-header        site, organisation, month, period [UTC], time zone, generated at, calc watermark,
-              status (draft/closed), revision, who closed it and why
+header        site (id, name), organisation (id, registered name, unified social credit code,
+              industry), month, period [UTC and site-local], time zone, preparer, generated
+              at, calc watermark, status (draft/closed), revision, who closed it and why
 activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
               coefficient behind it (key, value, unit), completeness
 factors       every factor used: key, value, unit, version, file, source, confidence, data
@@ -39,9 +40,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
+from carbonflow.domain.ledger.devices import DeviceMeter, device_row, line_shares, meters_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class LedgerInputs:
     indicators: tuple[Mapping[str, Any], ...]
     completeness: float
     surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
+    meters: tuple[DeviceMeter, ...] = ()  # the device metrics behind the lines (devices.py)
 
 
 SCHEMA = "carbonflow.ledger/1"
@@ -69,6 +73,7 @@ GASES = ("CO2", "CH4", "N2O")
 # The accounting sections in document order (the header and changes are bookkeeping).
 CONTENT_SECTIONS = (
     "activity",
+    "devices",
     "factors",
     "emissions",
     "totals",
@@ -78,7 +83,12 @@ CONTENT_SECTIONS = (
     "quality",
 )
 # Header fields that identify the ledger (hashed); the others say when and by whom.
-IDENTITY_FIELDS = ("site_id", "org_id", "month", "timezone", "period_start", "period_end")
+# Who reports (the registered name and credit code as submitted) is part of the identity: a
+# corrected name is a new revision.
+IDENTITY_FIELDS = (
+    "site_id", "site_name", "org_id", "legal_name", "credit_code", "industry", "month",
+    "timezone", "period_start", "period_end", "period_local_start", "period_local_end",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +106,32 @@ class Column:
 # The tables of the list sections, for CSV and XLSX exports (units in the header cells).
 COLUMNS: Mapping[str, tuple[Column, ...]] = {
     "activity": (
-        Column("category"), Column("carrier"), Column("scope"), Column("quantity"),
-        Column("unit"), Column("energy_tce", "tce"), Column("completeness_share", "1"),
-        Column("quality"), Column("tce_factor_key"), Column("tce_factor"),
-        Column("tce_factor_unit"),
+        Column("category"), Column("carrier"), Column("scope"), Column("devices"),
+        Column("quantity"), Column("unit"), Column("energy_tce", "tce"),
+        Column("completeness_share", "1"), Column("quality"), Column("measured_share", "1"),
+        Column("estimated_share", "1"), Column("missing_share", "1"),
+        Column("factor_key"), Column("factor_value"), Column("factor_unit"),
+        Column("factor_data_year"), Column("factor_version"), Column("factor_source"),
+        Column("tce_factor_key"), Column("tce_factor"), Column("tce_factor_unit"),
+        Column("scope_1_tco2e_location", "tCO2e"), Column("scope_2_tco2e_location", "tCO2e"),
+        Column("scope_1_tco2e_market", "tCO2e"), Column("scope_2_tco2e_market", "tCO2e"),
+        Column("co2_t_location", "t"), Column("ch4_t_location", "t"),
+        Column("n2o_t_location", "t"), Column("co2_t_market", "t"), Column("ch4_t_market", "t"),
+        Column("n2o_t_market", "t"),
+    ),
+    "devices": (
+        Column("category"), Column("carrier"), Column("scope"), Column("device_id"),
+        Column("role"), Column("booking"), Column("serials"), Column("metric"),
+        Column("meter_kind"), Column("opening_reading"), Column("opening_at"),
+        Column("closing_reading"), Column("closing_at"), Column("register_unit"),
+        Column("multiplier", "1"), Column("device_quantity"), Column("readings"),
+        Column("measured_share", "1"), Column("estimated_share", "1"),
+        Column("missing_share", "1"),
     ),
     "factors": (
         Column("factor_key"), Column("value"), Column("unit"), Column("version"),
-        Column("file"), Column("source"), Column("confidence"), Column("data_year"),
+        Column("file"), Column("source"), Column("read_in"), Column("confidence"),
+        Column("data_year"),
         Column("requested_year"), Column("factor_year_fallback"),
         Column("selection"), Column("selection_reason"),
     ),
@@ -143,6 +171,13 @@ class LedgerHeader:
     generated_at: datetime
     calc_results_through: datetime | None
     calc_last_received_at: datetime | None
+    site_name: str | None = None
+    # The reporting party: the organisation's registered name (营业执照), unified social credit
+    # code and industry; for a site ledger, the site's one organisation (a mine), else None.
+    legal_name: str | None = None
+    credit_code: str | None = None
+    industry: str | None = None
+    preparer: str | None = None  # the API key that generated the draft (a revision: closed_by)
 
 
 def rounded(value: float | None) -> float | None:
@@ -159,6 +194,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _local(value: datetime, timezone: str) -> str:
+    """``value`` in the site's time zone, with its offset (``2025-05-01T00:00:00+08:00``)."""
+    return value.astimezone(ZoneInfo(timezone)).isoformat()
+
+
 def _worst(qualities: Iterable[str]) -> str:
     return max(qualities, key=lambda q: _QUALITY_RANK.get(q, 3), default="missing")
 
@@ -167,9 +207,13 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
 
 
-def _activity(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
+def _activity(
+    lines: Sequence[InventoryLine], meters: Sequence[DeviceMeter] = ()
+) -> list[dict[str, Any]]:
     """One row per source. Each gas row and each scope-2 view of a source repeats its activity:
-    it is taken once (from the location/both rows), energy is summed (it sits on one row)."""
+    it is taken once (from the location/both rows), energy is summed (it sits on one row).
+    With the devices behind it, the quality shares of their intervals, its principal emission
+    factor and its emissions by scope, gas and view."""
     by_source: dict[tuple[str, str, str, str], list[InventoryLine]] = {}
     for line in lines:
         # plain strings in the document (the members equal them)
@@ -191,10 +235,86 @@ def _activity(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
                 "energy_tce": rounded(math.fsum(ln.energy_tce for ln in group)),
                 "completeness_share": rounded(_mean([ln.completeness for ln in group])),
                 "quality": str(_worst(ln.quality for ln in group)),
+                **_line_meters(meters_of(meters, category, carrier)),
+                **_principal_factor(viewed),
                 **_tce_factor(group),
+                **_line_emissions(group),
             }
         )
     return rows
+
+
+def _line_meters(meters: Sequence[DeviceMeter]) -> dict[str, Any]:
+    shares = line_shares(meters)
+    return {
+        "devices": ", ".join(sorted({m.device_id for m in meters})) or None,
+        "measured_share": rounded(shares[0]) if shares else None,
+        "estimated_share": rounded(shares[1]) if shares else None,
+        "missing_share": rounded(shares[2]) if shares else None,
+    }
+
+
+def _citation(source: Any) -> str | None:
+    """The document a factor is taken from (its data file's ``document``), without the note of
+    where it was read (``… — read in: …``, the factors section's ``read_in``)."""
+    return None if source is None else str(source).split(" — read in: ")[0]
+
+
+def _read_in(source: Any) -> str | None:
+    parts = None if source is None else str(source).split(" — read in: ", 1)
+    return parts[1] if parts and len(parts) == 2 else None
+
+
+def _principal_factor(group: Sequence[InventoryLine]) -> dict[str, Any]:
+    """The emission factor of a source (its lines' principal factor, location view), with the
+    data year and source of its record."""
+    for line in group:
+        trail = line.factors
+        if trail.key is None:
+            continue
+        record = next(
+            (r for r in trail.records if str(r.get("factor_key")) == trail.key), {}
+        )  # fmt: skip
+        year = record.get("factor_data_year")
+        return {
+            "factor_key": trail.key,
+            "factor_value": rounded(trail.value),
+            "factor_unit": trail.unit,
+            "factor_data_year": int(year) if year is not None else None,
+            "factor_version": trail.version,
+            "factor_source": _citation(record.get("factor_source")),
+        }
+    return dict.fromkeys(
+        ("factor_key", "factor_value", "factor_unit", "factor_data_year", "factor_version",
+         "factor_source"),
+    )  # fmt: skip
+
+
+def _line_emissions(group: Sequence[InventoryLine]) -> dict[str, Any]:
+    """A source's CO2e by scope and its gas masses, in each view (exact sums, then rounded)."""
+    out: dict[str, Any] = {}
+    for view in View:
+        viewed = in_view(group, view)
+        for scope in ("scope_1", "scope_2"):
+            out[f"{scope}_tco2e_{view.value}"] = rounded(
+                math.fsum(ln.tco2e for ln in viewed if str(ln.scope) == scope)
+            )
+        for gas in GASES:
+            out[f"{gas.lower()}_t_{view.value}"] = rounded(
+                math.fsum(ln.gas_t for ln in viewed if str(ln.gas) == gas)
+            )
+    return out
+
+
+def _devices(
+    activity: Sequence[Mapping[str, Any]], meters: Sequence[DeviceMeter], org_id: str | None
+) -> list[dict[str, Any]]:
+    """The device metrics behind each activity line, in the lines' order."""
+    return [
+        device_row(m, row, org_id, rounded)
+        for row in activity
+        for m in meters_of(meters, row["category"], row["carrier"])
+    ]
 
 
 _TCE_PREFIXES = ("tce.", "derived.tce.")
@@ -242,7 +362,8 @@ def _factors(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
                 "unit": record.get("factor_unit"),
                 "version": key[1],
                 "file": record.get("factor_file"),
-                "source": record.get("factor_source"),
+                "source": _citation(record.get("factor_source")),
+                "read_in": _read_in(record.get("factor_source")),
                 "confidence": record.get("factor_confidence"),
                 "data_year": int(year) if year is not None else None,
                 "requested_year": _int(record.get("requested_year")),
@@ -384,15 +505,23 @@ def build_ledger(
 ) -> dict[str, Any]:
     """The draft ledger document of ``inputs`` (module doc); ``claims`` are the month's green-
     power claims already restricted to the ledger's organisation."""
+    activity = _activity(inputs.lines, inputs.meters)
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "header": {
             "site_id": header.site_id,
+            "site_name": header.site_name,
             "org_id": header.org_id,
+            "legal_name": header.legal_name,
+            "credit_code": header.credit_code,
+            "industry": header.industry,
             "month": header.month,
             "timezone": header.timezone,
             "period_start": _iso(inputs.period_start),
             "period_end": _iso(inputs.period_end),
+            "period_local_start": _local(inputs.period_start, header.timezone),
+            "period_local_end": _local(inputs.period_end, header.timezone),
+            "preparer": header.preparer,
             "generated_at": _iso(header.generated_at),
             "calc_results_through": _iso(header.calc_results_through),
             "calc_last_received_at": _iso(header.calc_last_received_at),
@@ -401,7 +530,8 @@ def build_ledger(
             "closed_by": None,
             "reason": None,
         },
-        "activity": _activity(inputs.lines),
+        "activity": activity,
+        "devices": _devices(activity, inputs.meters, inputs.org_id),
         "factors": _factors(inputs.lines),
         "emissions": _emissions(inputs.lines),
         "totals": _totals(inputs.lines),
@@ -448,6 +578,7 @@ def closed(
         "status": "closed",
         "revision": revision,
         "closed_by": closed_by,
+        "preparer": closed_by,
         "generated_at": _iso(closed_at),
         "reason": reason,
     }

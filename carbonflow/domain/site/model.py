@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from carbonflow.domain.site.credit_code import credit_code_problem
 from carbonflow.domain.units import Dimension, UnitError, lookup, metric_unit
 
 # --------------------------------------------------------------------------------------------
@@ -635,7 +636,20 @@ class Organisation(_Model):
     name: str = Field(min_length=1)
     name_zh: str | None = None
     industry: str | None = None  # free text, e.g. coal_mining, battery_materials, data_centre
-    credit_code: str | None = None  # unified social credit code (统一社会信用代码)
+    # The registered name on the business licence (营业执照), as a submitted ledger carries it.
+    legal_name: str | None = Field(default=None, min_length=1)
+    # Unified social credit code (统一社会信用代码), 18 characters with a valid GB 32100-2015 check
+    # character (carbonflow/domain/site/credit_code.py).
+    credit_code: str | None = None
+
+    @field_validator("credit_code")
+    @classmethod
+    def _valid_credit_code(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = credit_code_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
 
 class Node(_Model):

@@ -182,7 +182,12 @@ def month_bounds(month: str, timezone: str) -> tuple[date, datetime, datetime]:
 
 
 def draft_document(
-    conn: sa.Connection, site_id: str, org_id: str | None, month: str, now: datetime
+    conn: sa.Connection,
+    site_id: str,
+    org_id: str | None,
+    month: str,
+    now: datetime,
+    preparer: str | None = None,
 ) -> dict[str, Any]:
     """The ledger as the calc results stand now."""
     site = registry.ledger_site(conn, site_id)
@@ -196,6 +201,7 @@ def draft_document(
     else:
         inputs = ledger_inputs(db.psycopg_utc(conn), site_id, start, end, org_id=org_id)
     claims = carbon.month_claims(conn, site_id, start, org_id)
+    party = registry.ledger_party(conn, site_id, org_id)
     header = ledger_doc.LedgerHeader(
         site_id=site_id,
         org_id=org_id,
@@ -204,6 +210,11 @@ def draft_document(
         generated_at=now,
         calc_results_through=site.results_through,
         calc_last_received_at=site.last_received_at,
+        site_name=site.name,
+        legal_name=party.legal_name,
+        credit_code=party.credit_code,
+        industry=party.industry,
+        preparer=preparer,
     )
     return ledger_doc.build_ledger(inputs, header, claims)
 
@@ -280,7 +291,9 @@ def _audit(ctx: ContextDep, principal: Principal, request: Request, status: int)
 
 
 def _month(scope: LedgerScope, month: str, conn: sa.Connection, ctx: ContextDep) -> LedgerMonthOut:
-    draft = draft_document(conn, scope.site_id, scope.org_id, month, ctx.wall_clock())
+    draft = draft_document(
+        conn, scope.site_id, scope.org_id, month, ctx.wall_clock(), scope.principal.key_id
+    )
     first, _s, _e = month_bounds(month, draft["header"]["timezone"])
     latest = store.latest_revision(conn, scope.site_id, scope.stored_org, first)
     if latest is None:
@@ -307,7 +320,9 @@ def _month(scope: LedgerScope, month: str, conn: sa.Connection, ctx: ContextDep)
 def _draft(
     scope: LedgerScope, month: str, export: Export, *, conn: sa.Connection, ctx: ContextDep,
 ) -> Response:  # fmt: skip
-    draft = draft_document(conn, scope.site_id, scope.org_id, month, ctx.wall_clock())
+    draft = draft_document(
+        conn, scope.site_id, scope.org_id, month, ctx.wall_clock(), scope.principal.key_id
+    )
     return Response(
         render(draft, export.fmt, export.lang),
         media_type=MEDIA_TYPES[export.fmt],
@@ -331,7 +346,7 @@ def _store_revision(
     request: Request,
 ) -> RevisionOut:
     now = ctx.wall_clock()
-    draft = draft_document(conn, scope.site_id, scope.org_id, month, now)
+    draft = draft_document(conn, scope.site_id, scope.org_id, month, now, scope.principal.key_id)
     first, _start, end = month_bounds(month, draft["header"]["timezone"])
     latest = store.latest_revision(conn, scope.site_id, scope.stored_org, first)
     if reason is None:
@@ -653,7 +668,7 @@ def export_ledgers(
                     data = row.document.encode("utf-8")
                     status, number, content = "closed", row.revision, row.content_sha256
                 else:
-                    draft = draft_document(conn, site_id, org_id, month, now)
+                    draft = draft_document(conn, site_id, org_id, month, now, principal.key_id)
                     data = render(draft, "json")
                     status, number, content = "draft", None, draft["content_sha256"]
                 name = f"{site_id}/{month}/{org_id or 'site'}.json"

@@ -126,6 +126,30 @@ def test_hash_covers_content_not_when_it_was_generated() -> None:
         rounded(float("nan"))
 
 
+def test_header_names_the_reporting_party_and_the_local_month() -> None:
+    party = replace(
+        HEADER, site_name="Mine", legal_name="示例煤业有限公司", credit_code="91350100M000100Y43",
+        industry="coal_mining", preparer="k1",
+    )  # fmt: skip
+    header = build_ledger(INPUTS, party)["header"]
+    assert header["legal_name"] == "示例煤业有限公司"
+    assert header["credit_code"] == "91350100M000100Y43" and header["industry"] == "coal_mining"
+    # May 2025 in Asia/Shanghai (UTC+8): 30 April 16:00 UTC … 31 May 16:00 UTC.
+    assert header["period_start"] == START.isoformat()
+    assert header["period_local_start"] == "2025-05-01T00:00:00+08:00"
+    assert header["period_local_end"] == "2025-06-01T00:00:00+08:00"
+    assert header["preparer"] == "k1"
+    # The party is content (a corrected name is a new revision); the preparer is not.
+    a = build_ledger(INPUTS, party)["content_sha256"]
+    assert build_ledger(INPUTS, replace(party, preparer="k2"))["content_sha256"] == a
+    assert build_ledger(INPUTS, replace(party, credit_code=None))["content_sha256"] != a
+    frozen = closed(
+        build_ledger(INPUTS, party), revision=1, closed_at=END, closed_by="k9", reason=None,
+        changes=[],
+    )  # fmt: skip
+    assert frozen["header"]["preparer"] == "k9"
+
+
 def test_differences_per_line_with_units() -> None:
     before = build_ledger(INPUTS, HEADER)
     # A late reading: 13.0 MWh instead of 12.5; 13.0 × 0.5703 = 7.4139 t; +0.28515 t

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from carbonflow.domain.site.credit_code import check_character, credit_code_problem
 from carbonflow.domain.site.model import (
     DEVICE_KINDS,
     QUANTITY_DIMENSIONS,
@@ -344,3 +345,37 @@ def test_a_mine_is_one_organisation() -> None:
 def test_empty_file_and_non_mapping() -> None:
     assert only_problem("").message == "the file is empty"
     assert only_problem("- a\n- b\n").message == "expected a mapping, got list"
+
+
+# --- the unified social credit code (GB 32100-2015) ------------------------------------------
+
+
+def test_credit_code_check_character_worked_by_hand() -> None:
+    # 91350100M000100Y4: values 9,1,3,5,0,1,0,0,M=21,0,0,0,1,0,0,Y=30,4 × the weights
+    # 1,3,9,27,19,26,16,17,20,29,25,13,8,24,10,30,28 = 9+3+27+135+0+26+0+0+420+0+0+0+8+0+0+900
+    # +112 = 1640; 1640 mod 31 = 28; 31 − 28 = 3 → "3".
+    assert check_character("91350100M000100Y4") == "3"
+    assert credit_code_problem("91350100M000100Y43") is None
+    problem = credit_code_problem("91350100M000100Y44")
+    assert problem is not None and "'3'" in problem and "校验码" in problem
+    assert "18" in str(credit_code_problem("91350100M000100Y4"))
+    assert "I" in str(credit_code_problem("91350100M000100I43"))
+
+
+def test_examples_carry_valid_credit_codes_and_legal_names() -> None:
+    for path in (MINE, PARK):
+        for org in load_site_file(path).organisations:
+            assert org.credit_code is not None and credit_code_problem(org.credit_code) is None
+            assert org.legal_name
+
+
+def test_a_wrong_credit_code_check_character_names_file_and_line() -> None:
+    text = BASE.replace(
+        "    name: Mine Co.\n",
+        "    name: Mine Co.\n    legal_name: 测试煤业有限公司\n"
+        "    credit_code: 91350100M000100Y44\n",
+    )
+    problem = only_problem(text)
+    assert problem.file == "broken.yaml"
+    assert problem.line == line_of(text, "credit_code")
+    assert "GB 32100-2015" in problem.message and "organisations" in problem.field

@@ -27,9 +27,16 @@ from pypdf import PdfReader
 
 from carbonflow.domain.ledger.labels import Lang, field_label, section_label
 from carbonflow.sites.loader import parse_site_text
+from carbonflow.storage import calc_queue
 from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
-from tests.support.api_support import ADMIN_KEY, assert_problem, grant_keys, make_app
+from tests.support.api_support import (
+    ADMIN_KEY,
+    GREEN_BODY,
+    assert_problem,
+    grant_keys,
+    make_app,
+)
 from tests.support.calc_generator import SMALL_SITE, generate, month_start, run_calc, store_readings
 
 pytestmark = pytest.mark.integration
@@ -40,6 +47,13 @@ MONTH = "2025-05"
 BASE = f"/api/v1/sites/{SITE}/ledgers/{MONTH}"
 ORG_BASE = f"/api/v1/sites/{SITE}/organisations/{ORG}/ledgers/{MONTH}"
 HELD_BACK = timedelta(hours=12)
+CREDIT_CODE = "91140100MA0PLANT1C"  # fictional, with a valid GB 32100-2015 check character
+# The small plant as an enterprise files it: registered name, credit code, industry.
+PLANT_SITE = SMALL_SITE.replace(
+    "{id: plant-co, name: Plant Co}",
+    "{id: plant-co, name: Plant Co, legal_name: 示例工厂有限公司, "
+    f"credit_code: {CREDIT_CODE}, industry: manufacturing}}",
+)
 
 
 @dataclass
@@ -70,7 +84,7 @@ def _keys(url: str) -> dict[str, str]:
 
 @pytest.fixture
 def plant(database_url: str) -> Iterator[Plant]:
-    doc = parse_site_text(SMALL_SITE, "small-plant.yaml")
+    doc = parse_site_text(PLANT_SITE, "small-plant.yaml")
     load_site(database_url, doc)
     start = month_start(2025, 5) + timedelta(days=2)
     end = start + timedelta(days=5)
@@ -135,6 +149,32 @@ def test_ledger_totals_equal_the_calc_rollup(plant: Plant) -> None:
     # Purchased electricity: activity in MWh, the factor with its version and source.
     purchased = next(a for a in ledger["activity"] if a["category"] == "purchased_electricity")
     assert purchased["unit"] == "MWh" and purchased["quantity"] > 0
+    # The devices behind it: the grid meter's import and export registers, opening and closing
+    # readings (raw) × the meter's ratio = the quantity of its intervals; quality shares of the
+    # month's intervals (5 of 31 days have data: mostly missing).
+    assert purchased["devices"] == "grid-meter"
+    rows = [d for d in ledger["devices"] if d["category"] == "purchased_electricity"]
+    assert {d["metric"] for d in rows} == {"energy_import_kwh", "energy_export_kwh"}
+    for d in rows:
+        assert d["meter_kind"] == "counter" and d["multiplier"] == 100.0 and d["readings"] > 0
+        assert (d["closing_reading"] - d["opening_reading"]) * d["multiplier"] == pytest.approx(
+            d["device_quantity"], rel=1e-9
+        )
+        assert d["measured_share"] + d["estimated_share"] + d["missing_share"] == pytest.approx(1)
+    imported, exported = (
+        next(d["device_quantity"] for d in rows if d["metric"] == m)
+        for m in ("energy_import_kwh", "energy_export_kwh")
+    )
+    assert purchased["quantity"] == pytest.approx((imported - exported) / 1000, rel=1e-9)
+    assert 0 < purchased["measured_share"] < 0.2 < purchased["missing_share"]
+    # The line's emission factor with its data year and citation (not where it was read), and
+    # its emissions in both views.
+    assert purchased["factor_data_year"] == 2023 and purchased["factor_unit"] == "tCO2/MWh"
+    assert "公告" in purchased["factor_source"] and "read in" not in purchased["factor_source"]
+    assert purchased["scope_2_tco2e_location"] == pytest.approx(
+        purchased["quantity"] * purchased["factor_value"], rel=1e-9
+    )
+    assert purchased["scope_2_tco2e_market"] > 0
     versions = {f["version"] for f in ledger["factors"]}
     assert "mee-nbs-electricity-2025-12-31" in versions
     assert all(f["source"] and f["unit"] for f in ledger["factors"])
@@ -248,7 +288,10 @@ def _check_export(
         sheet = list(worksheet.iter_rows(values_only=True))
         csv_rows = sections.get(section_label(section, lang), [])
         if section in FIELD_SECTIONS:
-            expected = sorted(document[section].items())
+            fields = dict(document[section])
+            if section == "header":  # every export's header block carries the content hash
+                fields["content_sha256"] = document["content_sha256"]
+            expected = sorted(fields.items())
             assert sheet[0] == (field, value_label)
             assert len(sheet) - 1 == len(expected) == len(csv_rows)
             for (key, value), cells, row in zip(expected, sheet[1:], csv_rows, strict=True):
@@ -279,6 +322,13 @@ def test_csv_and_xlsx_match_the_json(plant: Plant) -> None:
     path = f"{ORG_BASE}/revisions/2"
     document = client.get(path, headers=plant.h("enterprise")).json()
     assert document["changes"] and document["header"]["org_id"] == ORG
+    header = document["header"]
+    # Who reports, and the month in the site's calendar (Asia/Shanghai, UTC+8).
+    assert header["legal_name"] == "示例工厂有限公司" and header["credit_code"] == CREDIT_CODE
+    assert header["industry"] == "manufacturing" and header["site_name"] == "Small plant"
+    assert header["period_local_start"] == "2025-05-01T00:00:00+08:00"
+    assert header["period_local_end"] == "2025-06-01T00:00:00+08:00"
+    assert header["preparer"] == header["closed_by"] and header["preparer"]
     # An enterprise's ledger holds its own indicators, none of the site's.
     assert document["indicators"] and {i["org_id"] for i in document["indicators"]} == {ORG}
     as_csv = client.get(path, params={"format": "csv"}, headers=plant.h("enterprise"))
@@ -326,7 +376,10 @@ def test_exports_in_chinese_and_as_pdf(plant: Plant) -> None:
     again = client.get(path, headers={**zh, "Accept": "application/pdf"})
     assert again.content == pdf.content and again.headers["etag"] == pdf.headers["etag"]
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
-    for expected in ("碳排放台账", ORG, MONTH, "排放合计", "范围二排放", "活动数据"):
+    for expected in (
+        "碳排放台账", ORG, MONTH, "排放合计", "范围二排放", "活动数据", "统一社会信用代码",
+        CREDIT_CODE, "示例工厂有限公司", "编制人", "2025-05-01T00:00:00+08:00",
+    ):  # fmt: skip
         assert expected in text, expected
     assert document["content_sha256"] in text.replace("\n", "")
 
@@ -386,3 +439,48 @@ def test_who_may_close_and_the_bulk_export(plant: Plant) -> None:
         headers=plant.h("admin"),
     )  # fmt: skip
     assert_problem(too_long, 422)
+
+
+def test_a_green_power_put_does_not_move_the_watermark_past_the_data(plant: Plant) -> None:
+    """A green-power change recomputes the site's years with results (here: May 2025, to the end
+    of the local month). The ledger's "calculated through" stays at the end of the newest data —
+    before the fix it became 1 June (local), days after the last reading."""
+    before = plant.client.get(BASE, headers=plant.h("operator")).json()["ledger"]["header"]
+    through = datetime.fromisoformat(before["calc_results_through"])
+    data_end = month_start(2025, 5) + timedelta(days=7)  # the works meter is not held back
+    assert through <= data_end
+    body = {
+        **{k: v for k, v in GREEN_BODY.items() if not k.startswith(("valid_", "claim_"))},
+        "org_id": ORG,
+        "valid_from": "2025-01-01",
+        "valid_to": "2025-12-31",
+        "claim_start": "2025-05-01",
+        "claim_end": "2025-05-31",
+    }
+    put = plant.client.put(
+        f"/api/v1/sites/{SITE}/green-instruments/GEC-2025-05", headers=plant.h("admin"), json=body
+    )
+    assert put.status_code == 201, put.text
+    _run_calc(plant.url)
+    with psycopg.connect(plant.url) as conn:
+        done = conn.execute(
+            "SELECT count(*) FROM calc_request WHERE site_id = %s AND layer = 'carbon'", (SITE,)
+        ).fetchone()
+    assert done is not None and done[0] >= 1  # the PUT did recompute the month
+    after = plant.client.get(BASE, headers=plant.h("operator")).json()["ledger"]["header"]
+    moved = datetime.fromisoformat(after["calc_results_through"])
+    assert through <= moved <= data_end
+    assert moved <= datetime.now(UTC)
+    # A watermark stored in the future before the fix is repaired once (migration 0013).
+    with psycopg.connect(plant.url) as conn:
+        conn.execute(
+            "UPDATE calc_site_state SET results_through = '2027-01-01T00:00:00+08:00' "
+            "WHERE site_id = %s",
+            (SITE,),
+        )
+        assert calc_queue.repair_watermarks(conn) == 1
+        assert calc_queue.repair_watermarks(conn) == 0
+        stored = conn.execute(
+            "SELECT results_through FROM calc_site_state WHERE site_id = %s", (SITE,)
+        ).fetchone()
+    assert stored is not None and stored[0] == data_end
