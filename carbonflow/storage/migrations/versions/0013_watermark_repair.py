@@ -6,7 +6,7 @@ header's "calculated through") jumped to the end of the year. The calc now caps 
 time and the end of the site's newest interval; this revision repairs the stored values once.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from carbonflow.storage.calc_queue import REPAIR_WATERMARKS
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

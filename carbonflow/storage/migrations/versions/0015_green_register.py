@@ -11,7 +11,7 @@ Self-contained: only adds columns to ``green_instrument`` and one table; ``down_
 the revision it was written on (the lead re-chains it).
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 from carbonflow.storage.migrations.grants import grant_to_app_role
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

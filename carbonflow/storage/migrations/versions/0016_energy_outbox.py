@@ -2,7 +2,7 @@
 with the quality checks and the review of held batches (docs/push.md §3).
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from carbonflow.storage.migrations.grants import grant_to_app_role
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
