@@ -221,7 +221,7 @@ def _review(
     "/{batch_id}/release",
     response_model=EnergyBatchOut,
     summary="Release a held or refused batch: the push service sends it as it is",
-    responses=responses(409),
+    responses=responses(400, 409),
 )
 def release_energy_batch(
     site: PushReviewSite,
@@ -238,7 +238,7 @@ def release_energy_batch(
     "/{batch_id}/withdraw",
     response_model=EnergyBatchOut,
     summary="Withdraw a held or refused batch: it is never sent",
-    responses=responses(409),
+    responses=responses(400, 409),
 )
 def withdraw_energy_batch(
     site: PushReviewSite,

@@ -78,7 +78,9 @@ def test_permissions_by_role() -> None:
         Action.READ_REJECTIONS,
         Action.READ_GREEN,
         Action.READ_ALARMS,
+        Action.READ_PUSH,
     }
+    assert operator.may(Action.REVIEW_PUSH) and not enterprise.may(Action.READ_PUSH)
     assert operator.may(Action.ACK_ALARMS) and not operator.may(Action.CONFIGURE_ALARMS)
     assert not enterprise.may(Action.READ_ALARMS) and not regulator.may(Action.ACK_ALARMS)
 
