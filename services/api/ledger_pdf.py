@@ -76,7 +76,10 @@ def to_pdf(
     font = _font()
     body = ParagraphStyle("body", fontName=font, fontSize=7, leading=9)
     title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18, spaceAfter=4 * mm)
-    heading = ParagraphStyle("heading", fontName=font, fontSize=10, leading=13, spaceBefore=3 * mm)
+    # A section's heading stays with its table (never alone at the foot of a page).
+    heading = ParagraphStyle(
+        "heading", fontName=font, fontSize=10, leading=13, spaceBefore=3 * mm, keepWithNext=1
+    )
     # The header block carries the content hash too (a stamped page names what it stamps), and
     # the rounding rule in the reader's language.
     header = {
