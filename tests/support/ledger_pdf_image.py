@@ -51,7 +51,7 @@ def ledger_pdf(url: str) -> bytes:
             f"{base}/revisions/1", params={"format": "pdf", "lang": "zh"}, headers=auth
         )
         assert pdf.status_code == 200, pdf.text
-        return pdf.content
+        return bytes(pdf.content)
 
 
 def main(out: Path, pages: int = 1) -> None:
