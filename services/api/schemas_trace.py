@@ -36,7 +36,10 @@ class TraceDeviceOut(_Out):
     name: str | None = Field(description="the device's name in the site file")
     role: str
     booking: str = Field(description="own, or attributed_share (a site grid meter's share)")
-    category: str | None = Field(description="the ledger line it feeds (null: read directly)")
+    category: str | None = Field(
+        description="the ledger line it feeds (its first, for an indicator; null: none, an "
+        "indicator reads it directly)"
+    )
     carrier: str | None
     scope: str | None
     serials: str | None = Field(description="meter serials seen in the period, comma-separated")

@@ -204,7 +204,7 @@ def trace_indicator(inputs: LedgerInputs, indicator: str) -> dict[str, Any]:
         "inventory": wanted.inventory,
         "roles": sorted(wanted.roles),
         "lines": line_ids(sub),
-        "devices": [device_trace(m, _no_line(m), inputs.org_id) for m in used],
+        "devices": [device_trace(m, _line_of(m, lines), inputs.org_id) for m in used],
         "readings": readings_summary(used),
         "factors": _factors(lines),
         "factor_set_ids": sorted({ln.factors.set_id for ln in lines if ln.factors.set_id}),
@@ -213,6 +213,11 @@ def trace_indicator(inputs: LedgerInputs, indicator: str) -> dict[str, Any]:
     }
 
 
-def _no_line(meter: DeviceMeter) -> dict[str, Any]:
-    """A device read by an indicator directly stands under no ledger line."""
+def _line_of(meter: DeviceMeter, lines: Sequence[InventoryLine]) -> dict[str, Any]:
+    """The first inventory line (in the ledger's order) a meter feeds; a device an indicator
+    reads directly stands under none."""
+    keys = sorted({(str(ln.category), ln.carrier, str(ln.scope)) for ln in lines})
+    for category, carrier, scope in keys:
+        if meter.feeds(category, carrier):
+            return {"category": category, "carrier": carrier, "scope": scope}
     return {"category": None, "carrier": meter.carrier, "scope": None}
