@@ -8,7 +8,8 @@ section       rows
 ============  ===================================================================================
 header        site (id, name), organisation (id, registered name, unified social credit code,
               industry), month, period [UTC and site-local], time zone, preparer, generated
-              at, calc watermark, status (draft/closed), revision, who closed it and why
+              at, calc watermark, status (draft/closed), revision, who closed it and why, the
+              rounding rule of the exports (``rounding.py``: rule, note in zh and en)
 activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
               coefficient behind it (key, value, unit), completeness
 factors       every factor used: key, value, unit, version, file, source, confidence, data
@@ -45,6 +46,7 @@ from zoneinfo import ZoneInfo
 from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
 from carbonflow.domain.ledger.devices import DeviceMeter, device_row, line_shares, meters_of
+from carbonflow.domain.ledger.rounding import header_entry as rounding_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +531,8 @@ def build_ledger(
             "revision": None,
             "closed_by": None,
             "reason": None,
+            # How the exports print the exact figures (rounding.py); not part of the hash.
+            "rounding": rounding_entry(),
         },
         "activity": activity,
         "devices": _devices(activity, inputs.meters, inputs.org_id),

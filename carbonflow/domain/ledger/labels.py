@@ -51,6 +51,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "revision": ("修订版本", "Revision"),
     "closed_by": ("关账人", "Closed by"),
     "reason": ("原因", "Reason"),
+    "rounding": ("数值修约", "Rounding"),
     # activity, emissions, totals
     "category": ("排放类别", "Category"),
     "carrier": ("能源品种", "Energy carrier"),
