@@ -36,7 +36,11 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.indicators.period import evaluate_period, period_inputs
-from carbonflow.domain.inventory.balance import inventory_devices, settle_period
+from carbonflow.domain.inventory.balance import (
+    heat_export_surplus_gj,
+    inventory_devices,
+    settle_period,
+)
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
 from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter
@@ -219,6 +223,7 @@ def ledger_inputs(
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
         surplus, tuple(ledger_meters(conn, plan, start, end, org_id)),
+        heat_export_surplus_gj(stored),
     )  # fmt: skip
 
 
@@ -226,8 +231,8 @@ def ledger_meters(
     conn: Conn, plan: SitePlan, start: datetime, end: datetime, org_id: str | None
 ) -> list[DeviceMeter]:
     """The inventory's device metrics over [start, end) with their serials, registers and
-    interval qualities; for an organisation its own devices and the site's grid meters (its
-    purchased electricity is a share of theirs)."""
+    interval qualities; for an organisation its own devices and the site's grid and purchased-
+    heat meters (its purchased electricity and heat are a share of theirs)."""
     devices = [
         d for d in inventory_devices(plan)
         if org_id is None or d.org_id == org_id or d.role in SHARED_ROLES

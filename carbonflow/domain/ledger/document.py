@@ -19,7 +19,8 @@ totals        location- and market-based view: scope 1, scope 2, total [tCO2e], 
 green_power   the month's green-power claims: offered, applied, unused [MWh], accepted and why
 production    products: output + unit, location-based intensity [tCO2e per unit of output]
 indicators    the month's stored indicators with value, unit, target and status
-quality       completeness of the month, sources by quality, surplus export [MWh]
+quality       completeness of the month, sources by quality, surplus export [MWh], heat
+              delivered off site beyond the heat bought [GJ]
 changes       (revisions ≥ 2) what changed against the previous revision, per line
 ============  ===================================================================================
 
@@ -61,6 +62,8 @@ class LedgerInputs:
     completeness: float
     surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
     meters: tuple[DeviceMeter, ...] = ()  # the device metrics behind the lines (devices.py)
+    # heat delivered off site beyond the heat bought (purchased heat is then 0) [GJ]
+    surplus_heat_export_gj: float = 0.0
 
 
 SCHEMA = "carbonflow.ledger/1"
@@ -492,6 +495,7 @@ def _quality(inputs: LedgerInputs) -> dict[str, Any]:
         "lines_estimated": counts["estimated"],
         "lines_missing": counts["missing"],
         "surplus_export_mwh": rounded(inputs.surplus_export_mwh),
+        "surplus_heat_export_gj": rounded(inputs.surplus_heat_export_gj),
         "attributed_energy_tce": _float(inputs.attributed.get("energy_tce")),
         "attributed_tco2e_location": _float(inputs.attributed.get("tco2e_location")),
         "attributed_tco2e_market": _float(inputs.attributed.get("tco2e_market")),
@@ -618,6 +622,7 @@ _LINE_KEYS: Mapping[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = 
 _QUALITY_UNITS = {
     "completeness_share": "1",
     "surplus_export_mwh": "MWh",
+    "surplus_heat_export_gj": "GJ",
     "attributed_energy_tce": "tce",
     "attributed_tco2e_location": "tCO2e",
     "attributed_tco2e_market": "tCO2e",

@@ -147,6 +147,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "lines_estimated": ("估算行数", "Estimated lines"),
     "lines_missing": ("缺失行数", "Missing lines"),
     "surplus_export_mwh": ("富余上网电量 [MWh]", "Surplus export [MWh]"),
+    "surplus_heat_export_gj": ("富余外供热量 [GJ]", "Surplus heat export [GJ]"),
     "attributed_energy_tce": ("分摊综合能耗 [tce]", "Attributed energy [tce]"),
     "attributed_tco2e_location": ("分摊排放 (基于位置) [tCO2e]", "Attributed (location) [tCO2e]"),
     "attributed_tco2e_market": ("分摊排放 (基于市场) [tCO2e]", "Attributed (market) [tCO2e]"),
