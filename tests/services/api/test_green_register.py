@@ -188,6 +188,20 @@ def test_claims_change_market_based_only_for_the_holder(env: Env) -> None:
         (f"GEC-B/claim-{claim['claim_id']}", 10.0)
     ]
     assert env.call("other", "GET", ledger.format("other-co")).json()["green_power"] == []
+    # ... and the register's claim row, which the purchased-electricity line names
+    entry = f"GEC-B/claim-{claim['claim_id']}"
+    rows = draft.json()["green_claims"]
+    assert rows == [
+        {"claim_ref": entry, "claim_id": claim["claim_id"], "batch_id": "GEC-B",
+         "org_id": "plant-co", "evidence_kind": "certificate", "serial_first": 1_001,
+         "serial_last": 1_010, "mwh": 10.0, "production_month": "2025-04"},
+    ]  # fmt: skip
+    lines = {a["category"]: a for a in draft.json()["activity"]}
+    assert lines["purchased_electricity"]["green_claims"] == entry
+    assert env.call("other", "GET", ledger.format("other-co")).json()["green_claims"] == []
+    site_draft = env.call("regulator", "GET", f"/api/v1/sites/{SITE}/ledgers/2025-05/draft")
+    assert site_draft.status_code == 200, site_draft.text
+    assert [r["org_id"] for r in site_draft.json()["green_claims"]] == ["plant-co"]
     # withdrawn while May's ledger is open: back to held, market-based as before
     path = f"{G}/GEC-B/claims/{claim['claim_id']}/withdraw"
     assert env.call("regulator", "POST", path).status_code == 403
