@@ -53,6 +53,7 @@ class BatchRow:
     serial_first: int | None
     serial_last: int | None
     cancelled_at: datetime | None
+    tradable: bool | None = None
 
     def batch(self) -> Batch | None:
         """The domain batch; None for a legacy period entry (no production month)."""
@@ -81,6 +82,7 @@ def get_batch(
         sa.select(
             g.c.site_id, g.c.instrument_id, g.c.org_id, g.c.kind, g.c.volume_mwh,
             g.c.production_month, g.c.serial_first, g.c.serial_last, g.c.cancelled_at,
+            g.c.tradable,
         ).where(
             g.c.site_id == site_id, g.c.instrument_id == instrument_id,
             org_filter(g.c.org_id, org_id),
@@ -236,6 +238,18 @@ def cancel_batch(conn: sa.Connection, site_id: str, instrument_id: str, *, at: d
         sa.update(green_instrument)
         .where(g.site_id == site_id, g.instrument_id == instrument_id)
         .values(cancelled_at=at, updated_at=at)
+    )
+
+
+def transfer_batch(
+    conn: sa.Connection, site_id: str, instrument_id: str, to_org: str, *, at: datetime
+) -> None:
+    """The batch's holder becomes ``to_org`` (the rules: ``check_transfer``)."""
+    g = green_instrument.c
+    conn.execute(
+        sa.update(green_instrument)
+        .where(g.site_id == site_id, g.instrument_id == instrument_id)
+        .values(org_id=to_org, updated_at=at)
     )
 
 
