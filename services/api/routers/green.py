@@ -507,7 +507,7 @@ def cancel_batch(
     "/{instrument_id}/transfer",
     response_model=GreenInstrumentOut,
     summary="Transfer a whole tradable, held batch to another organisation of the site",
-    responses=responses(409),
+    responses=responses(400, 409),
 )
 def transfer_batch(
     *,
