@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 from datetime import date
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +27,8 @@ from carbonflow.domain.inventory.lines import Basis, Category, InventoryLine, Vi
 from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document
 from carbonflow.sites.loader import EXAMPLES, SiteFileError, parse_site_text
+from simulators.ledger import expected_ledger
+from simulators.oracle import PeriodTotals
 
 DAY = date(2025, 3, 1)
 
@@ -253,3 +256,24 @@ def test_site_is_the_sum_of_its_owners_for_heat_on_the_example_park() -> None:
     orgs = {(r.carrier, r.org_id) for r in attributed if r.category == Category.PURCHASED_HEAT}
     assert ("steam", "cathode-plant") in orgs and ("heat", "logistics-centre") in orgs
     assert ("heat", "cathode-plant") in orgs and ("heat", "park-energy") in orgs
+
+
+def test_the_simulators_oracle_nets_heat_as_the_platform_does() -> None:
+    # the same steam network through the oracle: 100 − 20 = 80 GJ → 8.8 t, 2.7296 tce; with
+    # 130 GJ delivered off site nothing is purchased heat (never below 0)
+    doc = parse_site_text(STEAM + RULE, "s.yaml")
+
+    def heat(exported: float) -> tuple[float, float]:
+        totals = PeriodTotals(
+            1.75e9, 1.75e9 + 86_400, {"steam-in": {"heat_gj": 100.0},
+                                      "steam-out": {"heat_gj": exported}}, {}, 96,
+        )  # fmt: skip
+        record = expected_ledger(doc, totals, ZoneInfo("Asia/Shanghai"))
+        t = sum(e["tco2e"] for e in record["emissions"] if e["label"] == "purchased heat")
+        tce = sum(
+            c["tce"] for c in record["energy"]["conversions"] if c["carrier"] == "heat (purchased)"
+        )
+        return t, tce
+
+    assert heat(20.0) == pytest.approx((8.8, 2.7296), abs=1e-12)
+    assert heat(130.0) == (0, 0)
