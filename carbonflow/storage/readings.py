@@ -6,7 +6,6 @@ the API's latest values and rejection listings).
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -382,26 +381,18 @@ class ReadingArrays:
     received_us: npt.NDArray[np.int64]
 
 
-_READING_ROW = copy_arrays.row_dtype(
-    [("i", ">i8"), ("ts", ">i8"), ("value", ">f8"), ("rec", ">i8")]
-)
-
-
 def readings_arrays(
     conn: Conn, windows: Sequence[tuple[int, int, datetime, datetime]]
 ) -> list[ReadingArrays]:
-    """:func:`readings_with_context` as arrays, read by one binary COPY (for bulk recomputation:
-    no Python object per reading)."""
+    """:func:`readings_with_context` as arrays: one row per window whose columns are the
+    binary values of its readings (``timestamptz_send``, ``float8send``) concatenated in time
+    order, read by numpy (for bulk recomputation: no Python object per reading)."""
     if not windows:
         return []
-    params = (
-        [w[0] for w in windows],
-        [w[1] for w in windows],
-        [w[2] for w in windows],
-        [w[3] for w in windows],
-    )
-    query = (
-        "COPY (SELECT w.i, r.ts, r.value, r.received_at "
+    rows = conn.execute(
+        "SELECT w.i, string_agg(timestamptz_send(r.ts), ''::bytea ORDER BY r.ts), "
+        " string_agg(float8send(r.value), ''::bytea ORDER BY r.ts), "
+        " string_agg(timestamptz_send(r.received_at), ''::bytea ORDER BY r.ts) "
         "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
         "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
         "CROSS JOIN LATERAL ("
@@ -413,20 +404,26 @@ def readings_arrays(
         " UNION ALL"
         " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
         "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
-        ") r ORDER BY w.i, r.ts) TO STDOUT (FORMAT BINARY)"
+        ") r GROUP BY w.i",
+        (
+            [w[0] for w in windows],
+            [w[1] for w in windows],
+            [w[2] for w in windows],
+            [w[3] for w in windows],
+        ),
+        binary=True,
+    ).fetchall()
+    empty = ReadingArrays(
+        np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
     )
-    with conn.cursor() as cur, cur.copy(query, params) as copy:
-        data = b"".join(bytes(block) for block in copy)
-    rows = copy_arrays.parse_rows(data, _READING_ROW)
-    index = rows["i"].astype(np.int64)
-    ts = rows["ts"].astype(np.int64) + copy_arrays.PG_EPOCH_US
-    value = rows["value"].astype(np.float64)
-    received = rows["rec"].astype(np.int64) + copy_arrays.PG_EPOCH_US
-    cuts = np.searchsorted(index, np.arange(1, len(windows) + 2), side="left")
-    return [
-        ReadingArrays(ts[a:b], value[a:b], received[a:b])
-        for a, b in itertools.pairwise(cuts.tolist())
-    ]
+    out = [empty] * len(windows)
+    for i, ts, value, received in rows:
+        out[int(i) - 1] = ReadingArrays(
+            np.frombuffer(ts, dtype=">i8").astype(np.int64) + copy_arrays.PG_EPOCH_US,
+            np.frombuffer(value, dtype=">f8").astype(np.float64),
+            np.frombuffer(received, dtype=">i8").astype(np.int64) + copy_arrays.PG_EPOCH_US,
+        )
+    return out
 
 
 def serial_spans(
