@@ -115,33 +115,6 @@ def _delete_windows(
     )
 
 
-def replace_intervals(
-    conn: Conn,
-    results: Sequence[tuple[int, int, datetime, datetime, Sequence[IntervalTuple]]],
-    computed_at: datetime,
-) -> int:
-    """Replace the rows of each (device, metric) in [start, end) by the given ones."""
-    if not results:
-        return 0
-    _delete_windows(conn, results)
-    written = 0
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY calc_interval (device_pk, metric_id, start_ts, quantity, quality, "
-            "completeness, late, computed_at) FROM STDIN (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(
-            ["int4", "int2", "timestamptz", "float8", "text", "float8", "bool", "timestamptz"]
-        )
-        for pk, mid, _lo, _hi, rows in results:
-            for start, quantity, quality, completeness, late in rows:
-                copy.write_row((pk, mid, start, quantity, quality, completeness, late, computed_at))
-                written += 1
-    return written
-
-
 _INTERVAL_HEAD = copy_arrays.row_dtype(
     [("pk", ">i4"), ("mid", ">i2"), ("start", ">i8"), ("quantity", ">f8")]
 )
@@ -156,8 +129,8 @@ def replace_interval_arrays(
     results: Sequence[tuple[int, int, datetime, datetime, GridArrays]],
     computed_at: datetime,
 ) -> int:
-    """:func:`replace_intervals` from arrays: the same rows, in the same order, written by one
-    binary COPY built with numpy (no Python object per row)."""
+    """Replace the rows of each (device, metric) in [start, end) by the given ones, written by
+    one binary COPY built with numpy (no Python object per row)."""
     if not results:
         return 0
     _delete_windows(conn, results)

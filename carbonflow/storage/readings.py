@@ -326,17 +326,41 @@ def window_bounds(
         "   AND r.ts >= w.b ORDER BY ts LIMIT 1 OFFSET 1) "
         "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
         "WITH ORDINALITY AS w(pk, mid, a, b, i) ORDER BY w.i",
-        (
-            [w[0] for w in windows],
-            [w[1] for w in windows],
-            [w[2] for w in windows],
-            [w[3] for w in windows],
-        ),
+        window_columns(windows),
     ).fetchall()
     return [WindowBounds(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 ReadingTuple = tuple[datetime, float, datetime]  # (ts, value, received_at)
+
+#: The readings of each window w (numbered w.i from 1) in [w.lo, w.hi), plus the one before and
+#: the one after: ``FROM … r``, with the windows as the four arrays of :func:`window_columns`.
+_WINDOW_READINGS = (
+    "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
+    "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
+    "CROSS JOIN LATERAL ("
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts < w.lo ORDER BY ts DESC LIMIT 1)"
+    " UNION ALL"
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts >= w.lo AND ts < w.hi)"
+    " UNION ALL"
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
+    ") r"
+)
+
+
+def window_columns(
+    windows: Sequence[tuple[int, int, datetime, datetime]],
+) -> tuple[list[int], list[int], list[datetime], list[datetime]]:
+    """(device, metric, start, end) windows as four column arrays, for ``unnest``."""
+    return (
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        [w[3] for w in windows],
+    )
 
 
 def readings_with_context(
@@ -347,25 +371,8 @@ def readings_with_context(
         return []
     out: list[list[ReadingTuple]] = [[] for _ in windows]
     rows = conn.execute(
-        "SELECT w.i, r.ts, r.value, r.received_at "
-        "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
-        "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
-        "CROSS JOIN LATERAL ("
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts < w.lo ORDER BY ts DESC LIMIT 1)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.lo AND ts < w.hi)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
-        ") r ORDER BY w.i, r.ts",
-        (
-            [w[0] for w in windows],
-            [w[1] for w in windows],
-            [w[2] for w in windows],
-            [w[3] for w in windows],
-        ),
+        f"SELECT w.i, r.ts, r.value, r.received_at {_WINDOW_READINGS} ORDER BY w.i, r.ts",
+        window_columns(windows),
     )
     for i, ts, value, received in rows:
         out[int(i) - 1].append((ts, float(value), received))
@@ -393,24 +400,8 @@ def readings_arrays(
         "SELECT w.i, string_agg(timestamptz_send(r.ts), ''::bytea ORDER BY r.ts), "
         " string_agg(float8send(r.value), ''::bytea ORDER BY r.ts), "
         " string_agg(timestamptz_send(r.received_at), ''::bytea ORDER BY r.ts) "
-        "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
-        "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
-        "CROSS JOIN LATERAL ("
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts < w.lo ORDER BY ts DESC LIMIT 1)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.lo AND ts < w.hi)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
-        ") r GROUP BY w.i",
-        (
-            [w[0] for w in windows],
-            [w[1] for w in windows],
-            [w[2] for w in windows],
-            [w[3] for w in windows],
-        ),
+        f"{_WINDOW_READINGS} GROUP BY w.i",
+        window_columns(windows),
         binary=True,
     ).fetchall()
     empty = ReadingArrays(
