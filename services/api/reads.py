@@ -54,7 +54,7 @@ from carbonflow.domain.readings.device_intervals import (
     quantity_intervals,
 )
 from carbonflow.domain.readings.intervals import LIVE_INTERVAL, IntervalGrid
-from carbonflow.domain.site.plan import DEFAULT_REPORT_PERIOD, SitePlan
+from carbonflow.domain.site.plan import DEFAULT_REPORT_PERIOD, SitePlan, quantity_keys
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals
@@ -253,7 +253,7 @@ def ledger_meters(
         d for d in (*inventory, *extra)
         if org_id is None or d.org_id == org_id or d.role in SHARED_ROLES
     ]  # fmt: skip
-    keys = [(d.device_pk, m.metric_id) for d in devices for m in d.quantity_metrics()]
+    keys = quantity_keys(devices)
     bounds = readings_db.register_bounds(conn, keys, start, end)
     counts = intervals.quality_counts(conn, keys, start, end)
     spans = readings_db.serial_spans(conn, [d.device_pk for d in devices])

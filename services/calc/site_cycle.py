@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from carbonflow.domain.calendar import merge_ranges, results_watermark
 from carbonflow.domain.readings.device_intervals import ceil_to, floor_to
-from carbonflow.domain.site.plan import DevicePlan, SitePlan
+from carbonflow.domain.site.plan import DevicePlan, SitePlan, quantity_keys
 from carbonflow.storage import calc_queue
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import intervals as intervals_db
@@ -92,8 +92,8 @@ def _watermark(ctx: StepContext, ranges: Sequence[Range]) -> datetime | None:
     newest interval (a green-power change recomputes whole years, the future included)."""
     if not ranges:
         return None
-    pks = [d.device_pk for d in ctx.plan.devices]
-    newest = intervals_db.last_interval_end(ctx.conn, pks, min(lo for lo, _hi in ranges))
+    keys = quantity_keys(ctx.plan.devices)
+    newest = intervals_db.last_interval_end(ctx.conn, keys, min(lo for lo, _hi in ranges))
     return results_watermark(ranges, ctx.now, newest)
 
 

@@ -104,6 +104,12 @@ def _first(device: DevicePlan, names: Sequence[str]) -> MetricPlan | None:
     return None
 
 
+def quantity_keys(devices: Iterable[DevicePlan]) -> list[tuple[int, int]]:
+    """(device_pk, metric_id) of the devices' counter and interval metrics: the keys of the rows
+    calc stores for them."""
+    return [(d.device_pk, m.metric_id) for d in devices for m in d.quantity_metrics()]
+
+
 def _any_quantity(device: DevicePlan, dimensions: Iterable[Dimension]) -> MetricPlan | None:
     wanted = set(dimensions)
     for m in sorted(device.quantity_metrics(), key=lambda m: m.name):

@@ -22,6 +22,7 @@ from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.inventory.balance import Quantity, inventory_devices, slot_inventory
 from carbonflow.domain.inventory.green import MonthPool, month_claims, month_pool
 from carbonflow.domain.inventory.lines import InventoryLine
+from carbonflow.domain.site.plan import quantity_keys
 from carbonflow.storage import calc_queue
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
@@ -62,7 +63,7 @@ class _SiteCarbon:
         self.zone = ZoneInfo(ctx.plan.timezone)
         self.years = SiteYears.read(ctx.conn, ctx.reference, ctx.plan, self._missing_factor)
         self.pools: dict[date, MonthPool] = {}
-        self.pks = [d.device_pk for d in inventory_devices(ctx.plan)]
+        self.keys = quantity_keys(inventory_devices(ctx.plan))
         self.problems: dict[str, date] = {}
         # per month of this run and holder with its own pool: its share left after the
         # site-wide pool so far, and what its own pool covered [MWh] (whole months, see extend)
@@ -107,7 +108,7 @@ class _SiteCarbon:
                 m0, m1 = month_bounds(month, self.zone)
                 if pool.holder_pools():
                     start = min(start, m0)
-                data_end = intervals_db.last_interval_end(self.ctx.conn, self.pks, max(lo, m0))
+                data_end = intervals_db.last_interval_end(self.ctx.conn, self.keys, max(lo, m0))
                 if data_end is not None:
                     end = max(end, min(m1, data_end))
             month = next_month(month)
@@ -116,7 +117,7 @@ class _SiteCarbon:
     def replace(self, lo: datetime, hi: datetime) -> int:
         """The carbon rows of [lo, hi) recomputed and replaced; the number written."""
         quantities: dict[datetime, _SlotQuantities] = {}
-        for row in intervals_db.intervals_in(self.ctx.conn, self.pks, lo, hi):
+        for row in intervals_db.intervals_in(self.ctx.conn, self.keys, lo, hi):
             quantities.setdefault(row.start, {})[(row.device_pk, row.metric_id)] = Quantity(
                 row.quantity, row.quality, row.completeness
             )
