@@ -1,11 +1,11 @@
 """A ledger document as a PDF for printing, signing and stamping (ReportLab).
 
-A4 landscape. Page 1: the title and the header fields (who reports, which period, status,
-revision, content hash, the rounding rule). From page 2, one table per section, its heading kept
-with it and its header row repeated on every page. A table holds the columns that matter on paper
-(:data:`PRIMARY`: for an activity line its category, carrier, scope, devices, quantity and unit,
-emission factor with unit and data year, tCO2e location- and market-based, tce, measured share);
-a section's other columns follow it as one detail block per row (``序号`` ties the two). Any other
+A4 landscape. Page 1: the title, the header fields (who reports, which period, status,
+revision, content hash, the rounding rule) and the month's totals. From page 2, one table per
+section, its heading kept with it and its header row repeated on every page. A table holds the
+columns that matter on paper (:data:`PRIMARY`: for an activity line its category, carrier,
+scope, devices, quantity and unit, emission factor with unit and data year, tCO2e location- and
+market-based, tce, measured share); a section's other columns follow it as one detail block per row (``序号`` ties the two). Any other
 section (one added to the document later) gets all its columns, as many as fit the page
 (``pdf_tables.fit``: widths from the content, figures never wrapped, a smaller font where
 needed), the rest in detail blocks. The last page ends with a block to sign and stamp (编制人 /
@@ -99,6 +99,7 @@ PRIMARY: Mapping[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 _DERIVED = {"no": None, "tco2e_location": "tCO2e", "tco2e_market": "tCO2e"}
+_COVER = "totals"  # the section printed on page 1, under the header
 _SHORT_DEVICES = 2  # devices named in the activity table; the devices section lists them all
 
 
@@ -134,10 +135,13 @@ def to_pdf(
     story: list[Flowable] = [
         Paragraph(f"{_TITLE[lang]} · {escape(who)} · {escape(header.get('month'))}", title),
         _fields(pairs, font, lang),
+        # What is signed for, on the page that names who signs: the month's totals.
+        *_section(document, _COVER, tables, font, lang),
         PageBreak(),
     ]
     for section in (*tables, "quality"):
-        story += _section(document, section, tables, font, lang)
+        if section != _COVER:
+            story += _section(document, section, tables, font, lang)
     story.append(_signatures(font, lang))
     footer = _footer(font, lang, str(document.get("content_sha256", "")))
     out = io.BytesIO()
