@@ -1,18 +1,19 @@
 """A ledger document as a PDF for printing, signing and stamping (ReportLab).
 
 A4 landscape. Page 1: the title, the header fields (who reports, which period, status,
-revision, content hash, the rounding rule) and the month's totals. From page 2, one table per
-section, its heading kept with it and its header row repeated on every page. A table holds the
-columns that matter on paper (:data:`PRIMARY`: for an activity line its category, carrier,
-scope, devices, quantity and unit, emission factor with unit and data year, tCO2e location- and
-market-based, tce, measured share); a section's other columns follow it as one detail block per row (``序号`` ties the two). Any other
-section (one added to the document later) gets all its columns, as many as fit the page
-(``pdf_tables.fit``: widths from the content, figures never wrapped, a smaller font where
-needed), the rest in detail blocks. The last page ends with a block to sign and stamp (编制人 /
-审核人 / 单位盖章 / 日期). The foot of every page carries the rounding note (figures rounded per
-column by GB/T 8170 round half to even, ``carbonflow/domain/ledger/rounding.py``; totals from
-exact values), the content hash and "第 x 页 / 共 y 页", so that a printed page can be matched to
-its revision. Accounting terms print in words (范围二, 外购电力: ``labels.VALUES``).
+revision, content hash, the rounding rule) and the month's totals. From page 2, one table
+per section, its heading kept with it and its header row repeated on every page. A table
+holds the columns that matter on paper (:data:`PRIMARY`: for an activity line its category,
+carrier, scope, devices, quantity and unit, emission factor with unit and data year, tCO2e
+location- and market-based, tce, measured share); a section's other columns follow it as one
+detail block per row (``序号`` ties the two). Any other section (one added to the document
+later) gets all its columns, as many as fit the page (``pdf_tables.fit``: widths from the
+content, figures never wrapped, a smaller font where needed), the rest in detail blocks. The
+last page ends with a block to sign and stamp (编制人 / 审核人 / 单位盖章 / 日期). The foot of every
+page carries the rounding note (figures rounded per column by GB/T 8170 round half to even,
+``carbonflow/domain/ledger/rounding.py``; totals from exact values), the content hash and "第
+x 页 / 共 y 页", so that a printed page can be matched to its revision. Accounting terms print
+in words (范围二, 外购电力: ``labels.VALUES``).
 
 Chinese text is set in WenQuanYi Micro Hei, the font the project's setup installs
 (``scripts/ensure-chromium.sh``), embedded as a subset; without it, ReportLab's built-in

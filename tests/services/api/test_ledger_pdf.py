@@ -93,7 +93,7 @@ def test_a_section_the_layout_does_not_know_gets_a_table_and_detail_blocks() -> 
 def test_fitted_columns_fit_the_page_and_hold_their_widest_figure() -> None:
     font = _font()
     labels = [f"Column {i} [tCO2e]" for i in range(40)]
-    rows = [[123_456_789.123 * (i + 1) for i in range(40)], ["a long identifier " * 3] * 40]
+    rows: list[list[Any]] = [[123_456_789.123 * (i + 1) for i in range(40)], ["an id " * 3] * 40]
     shape = fit(labels, rows, _AVAILABLE, font)
     assert 1 <= len(shape.kept) < 40 and shape.kept == tuple(range(len(shape.kept)))
     assert abs(sum(shape.widths) - _AVAILABLE) < 1e-6
