@@ -222,6 +222,8 @@ def detail_table(
             cells.append(row)
             commands.append(("BACKGROUND", (0, len(cells) - 1), (0, len(cells) - 1), _BLOCK))
             commands.append(("BACKGROUND", (2, len(cells) - 1), (2, len(cells) - 1), _BLOCK))
+        # A block stays on one page (its title never alone at the foot of a page).
+        commands.append(("NOSPLIT", (0, start), (-1, len(cells) - 1)))
     widths = [label_width, value_width, label_width, value_width]
     table = Table(cells, colWidths=widths, hAlign="LEFT")
     table.setStyle(TableStyle(commands))

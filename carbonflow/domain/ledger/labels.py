@@ -200,9 +200,14 @@ VALUES: dict[str, tuple[str, str]] = {
 # The columns whose values are read in words (VALUES); any other value prints as stored.
 WORDED = frozenset({"scope", "view", "basis", "quality", "status", "category", "carrier"})
 
+YES_NO = {True: ("是", "yes"), False: ("否", "no")}
+
 
 def value_label(key: str, value: object, lang: Lang) -> object:
-    """``value`` of column ``key`` in words where :data:`VALUES` has it, else unchanged."""
+    """``value`` of column ``key`` in words where :data:`VALUES` has it (a yes/no in any
+    column), else unchanged."""
+    if isinstance(value, bool):
+        return YES_NO[value][LANGS.index(lang)]
     if key not in WORDED or not isinstance(value, str) or value not in VALUES:
         return value
     return VALUES[value][LANGS.index(lang)]
