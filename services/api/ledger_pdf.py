@@ -123,7 +123,7 @@ def to_pdf(
 ) -> bytes:
     """``tables``: the columns of each table section, in document order."""
     font = _font()
-    title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18, spaceAfter=4 * mm)
+    title = ParagraphStyle("title", fontName=font, fontSize=14, leading=18)
     # The header block carries the content hash too (a stamped page names what it stamps), and
     # the rounding rule in the reader's language.
     header = {
@@ -134,8 +134,12 @@ def to_pdf(
     who = header.get("legal_name") or header.get("org_id") or header.get("site_id")
     pairs = [(k, value_label(k, header[k], lang)) for k in _header_keys(header)]
     story: list[Flowable] = [
-        Paragraph(f"{_TITLE[lang]} · {escape(who)} · {escape(header.get('month'))}", title),
-        _fields(pairs, font, lang),
+        _fields(
+            Paragraph(f"{_TITLE[lang]} · {escape(who)} · {escape(header.get('month'))}", title),
+            pairs,
+            font,
+            lang,
+        ),
         # What is signed for, on the page that names who signs: the month's totals.
         *_section(document, _COVER, tables, font, lang),
         PageBreak(),
@@ -201,20 +205,16 @@ def _footer(font: str, lang: Lang, sha: str) -> Footer:
 
 
 def _heading(text_: str, font: str) -> Paragraph:
-    # A section's heading stays with its table (never alone at the foot of a page).
-    style = ParagraphStyle(
-        "heading", fontName=font, fontSize=10, leading=13, spaceBefore=4 * mm, spaceAfter=1.5 * mm,
-        keepWithNext=1,
-    )  # fmt: skip
+    style = ParagraphStyle("heading", fontName=font, fontSize=10, leading=13)
     return Paragraph(escape(text_), style)
 
 
-def _fields(pairs: Sequence[tuple[str, Any]], font: str, lang: Lang) -> Table:
+def _fields(heading: Flowable, pairs: Sequence[tuple[str, Any]], font: str, lang: Lang) -> Table:
     """A field/value table (the header block, data quality)."""
     labels = [field_label("field", lang), field_label("value", lang)]
     rows = [[field_label(k, lang), v] for k, v in pairs]
     widths = (55 * mm, _AVAILABLE - 55 * mm)
-    return grid_table(labels, [[k, text(v)] for k, v in rows], widths, font, 7.0)
+    return grid_table(heading, labels, [[k, text(v)] for k, v in rows], widths, font, 7.0)
 
 
 def _section(
@@ -224,7 +224,7 @@ def _section(
     """A section's heading and table, then its detail blocks; nothing for an empty section."""
     if section == "quality":
         pairs = [(k, presented(section, k, v)) for k, v in sorted(document["quality"].items())]
-        return [_heading(section_label(section, lang), font), _fields(pairs, font, lang)]
+        return [_fields(_heading(section_label(section, lang), font), pairs, font, lang)]
     rows = document.get(section) or []
     if not rows:
         return []
@@ -236,16 +236,15 @@ def _section(
     ]
     shape = fit(labels, grid, _AVAILABLE, font)
     kept = [primary[i] for i in shape.kept]
-    story: list[Flowable] = [
+    table = grid_table(
         _heading(section_label(section, lang), font),
-        grid_table(
-            [labels[i] for i in shape.kept],
-            [[r[i] for i in shape.kept] for r in grid],
-            shape.widths,
-            font,
-            shape.size,
-        ),
-    ]
+        [labels[i] for i in shape.kept],
+        [[r[i] for i in shape.kept] for r in grid],
+        shape.widths,
+        font,
+        shape.size,
+    )
+    story: list[Flowable] = [table]
     rest = [c for c in columns if c.key not in {k.key for k in kept}]
     if not rest:
         return story
@@ -281,7 +280,7 @@ def _details(
         ]
         blocks.append((title, fields))
     heading = _DETAILS[lang].format(section=section_label(section, lang))
-    return [_heading(heading, font), detail_table(blocks, _AVAILABLE, font)]
+    return [detail_table(_heading(heading, font), blocks, _AVAILABLE, font)]
 
 
 def _numeric(section: str, key: str, rows: Sequence[Mapping[str, Any]]) -> bool:

@@ -22,6 +22,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import Paragraph, Table, TableStyle
+from reportlab.platypus.flowables import Flowable
 
 SIZES = (7.0, 6.5, 6.0)
 MIN_SIZE = SIZES[-1]
@@ -29,6 +30,7 @@ PAD = 2.5  # points left and right of a cell's text
 _FLOOR = 7 * mm  # the narrowest column
 _WORD_CAP = 24 * mm  # a longer word (an identifier) may wrap in its cell
 _TEXT_CAP = 60 * mm  # a text column wider than this wraps instead
+_BLOCK_ROWS = 24  # a detail block of up to this many lines is never split across pages
 _HEAD = colors.HexColor("#e8eef5")
 _BLOCK = colors.HexColor("#f4f6f9")
 # A word of digits and their separators: a figure, a date, a time, a year range; never cut.
@@ -158,55 +160,61 @@ def _cell(value: Any, style: ParagraphStyle) -> Any:
     return text(value) if is_number(value) else Paragraph(escape(value), style)
 
 
-def grid_table(
-    labels: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float], font: str,
-    size: float,
-) -> Table:  # fmt: skip
-    """A table with a shaded header row repeated on every page; figures right-aligned."""
-    body, head = _style(font, size), _style(font, size, align=1)
-    cells = [[Paragraph(escape(label), head) for label in labels]]
-    cells += [[_cell(value, body) for value in row] for row in rows]
-    table = Table(cells, colWidths=list(widths), repeatRows=1, hAlign="LEFT")
-    commands: list[Any] = [
+def _base(font: str, size: float) -> list[Any]:
+    """The style of every table; row 0 is the heading (no grid), spanning the table."""
+    return [
         ("FONTNAME", (0, 0), (-1, -1), font),
-        ("FONTSIZE", (0, 0), (-1, -1), size),
-        ("LEADING", (0, 0), (-1, -1), size * 1.25),
-        ("BACKGROUND", (0, 0), (-1, 0), _HEAD),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, 0), "MIDDLE"),
-        ("VALIGN", (0, 1), (-1, -1), "TOP"),
+        ("FONTSIZE", (0, 1), (-1, -1), size),
+        ("LEADING", (0, 1), (-1, -1), size * 1.25),
+        ("GRID", (0, 1), (-1, -1), 0.25, colors.grey),
+        ("SPAN", (0, 0), (-1, 0)),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LEFTPADDING", (0, 0), (-1, -1), PAD),
         ("RIGHTPADDING", (0, 0), (-1, -1), PAD),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        ("TOPPADDING", (0, 1), (-1, -1), 1.5),
+        ("BOTTOMPADDING", (0, 1), (-1, -1), 2),
+        ("LEFTPADDING", (0, 0), (0, 0), 0),
+        ("TOPPADDING", (0, 0), (-1, 0), 4 * mm),
+        ("BOTTOMPADDING", (0, 0), (-1, 0), 1.5 * mm),
+    ]
+
+
+def grid_table(
+    heading: Flowable, labels: Sequence[str], rows: Sequence[Sequence[Any]],
+    widths: Sequence[float], font: str, size: float,
+) -> Table:  # fmt: skip
+    """A section's table: its heading, a shaded header row (both repeated on every page the
+    table runs on, and never left without a row under them), figures right-aligned."""
+    body, head = _style(font, size), _style(font, size, align=1)
+    cells: list[list[Any]] = [[heading] + [""] * (len(labels) - 1)]
+    cells.append([Paragraph(escape(label), head) for label in labels])
+    cells += [[_cell(value, body) for value in row] for row in rows]
+    table = Table(cells, colWidths=list(widths), repeatRows=2, hAlign="LEFT")
+    commands = [
+        *_base(font, size),
+        ("BACKGROUND", (0, 1), (-1, 1), _HEAD),
+        ("VALIGN", (0, 1), (-1, 1), "MIDDLE"),
+        ("NOSPLIT", (0, 0), (-1, min(2, len(cells) - 1))),
     ]
     for i in range(len(labels)):
         if rows and all(is_number(r[i]) or r[i] is None for r in rows):
-            commands.append(("ALIGN", (i, 1), (i, -1), "RIGHT"))
+            commands.append(("ALIGN", (i, 2), (i, -1), "RIGHT"))
     table.setStyle(TableStyle(commands))
     return table
 
 
 def detail_table(
-    blocks: Sequence[tuple[str, Sequence[tuple[str, Any]]]], available: float, font: str,
-    size: float = 7.0,
+    heading: Flowable, blocks: Sequence[tuple[str, Sequence[tuple[str, Any]]]],
+    available: float, font: str, size: float = 7.0,
 ) -> Table:  # fmt: skip
     """One block per row of a table: a shaded title line, then its fields two to a line
-    (label, value, label, value), each value in a cell wide enough for any figure."""
+    (label, value, label, value), each value in a cell wide enough for any figure. The heading
+    repeats on every page the blocks run on."""
     body = _style(font, size)
     label_width = 40 * mm
     value_width = (available - 2 * label_width) / 2
-    cells: list[list[Any]] = []
-    commands: list[Any] = [
-        ("FONTNAME", (0, 0), (-1, -1), font),
-        ("FONTSIZE", (0, 0), (-1, -1), size),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), PAD),
-        ("RIGHTPADDING", (0, 0), (-1, -1), PAD),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]
+    cells: list[list[Any]] = [[heading, "", "", ""]]
+    commands = _base(font, size)
     for title, fields in blocks:
         start = len(cells)
         cells.append([Paragraph(escape(title), body), "", "", ""])
@@ -222,9 +230,11 @@ def detail_table(
             cells.append(row)
             commands.append(("BACKGROUND", (0, len(cells) - 1), (0, len(cells) - 1), _BLOCK))
             commands.append(("BACKGROUND", (2, len(cells) - 1), (2, len(cells) - 1), _BLOCK))
-        # A block stays on one page (its title never alone at the foot of a page).
-        commands.append(("NOSPLIT", (0, start), (-1, len(cells) - 1)))
+        # A block stays on one page (its title never alone at the foot of a page) if it can;
+        # the first stays with the heading.
+        end = len(cells) - 1 if len(cells) - start <= _BLOCK_ROWS else start + 1
+        commands.append(("NOSPLIT", (0, 0 if start == 1 else start), (-1, end)))
     widths = [label_width, value_width, label_width, value_width]
-    table = Table(cells, colWidths=widths, hAlign="LEFT")
+    table = Table(cells, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle(commands))
     return table

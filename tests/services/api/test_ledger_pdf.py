@@ -77,8 +77,8 @@ def test_pages_are_numbered_and_end_with_the_signature_block() -> None:
 
 def test_a_section_the_layout_does_not_know_gets_a_table_and_detail_blocks() -> None:
     """A wide new section (another branch may add ``energy_totals``): as many columns as fit,
-    the others per line below; every figure whole."""
-    columns = tuple(Column(f"col_{i:02d}", "tce") for i in range(30))
+    the others per line below (a block longer than a page splits); every figure whole."""
+    columns = tuple(Column(f"col_{i:03d}", "tce") for i in range(120))
     rows = [{c.key: 1_234_567.891 + i * 1000 + j for j, c in enumerate(columns)} for i in range(3)]
     doc = {**_document(), "energy_totals": rows}
     tables = {**TABLES, "energy_totals": columns}
