@@ -2,7 +2,8 @@
 
 A4 landscape. Page 1: the title, the header fields (who reports, which period, status,
 revision, content hash, the rounding rule) and the month's totals. From page 2, one table
-per section, its heading kept with it and its header row repeated on every page. A table
+per section, its heading and header row repeated on every page it runs on (a row of the
+table itself, so never alone at the foot of a page). A table
 holds the columns that matter on paper (:data:`PRIMARY`: for an activity line its category,
 carrier, scope, devices, quantity and unit, emission factor with unit and data year, tCO2e
 location- and market-based, tce, measured share); a section's other columns follow it as one
