@@ -223,10 +223,10 @@ def _section(
     lang: Lang,
 ) -> list[Flowable]:  # fmt: skip
     """A section's heading and table, then its detail blocks; nothing for an empty section."""
-    if section == "quality":
-        pairs = [(k, presented(section, k, v)) for k, v in sorted(document["quality"].items())]
-        return [_fields(_heading(section_label(section, lang), font), pairs, font, lang)]
     rows = document.get(section) or []
+    if isinstance(rows, Mapping):  # a field/value section (data quality)
+        pairs = [(k, presented(section, k, v)) for k, v in sorted(rows.items())]
+        return [_fields(_heading(section_label(section, lang), font), pairs, font, lang)]
     if not rows:
         return []
     columns = list(tables[section])

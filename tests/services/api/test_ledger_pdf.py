@@ -102,3 +102,21 @@ def test_fitted_columns_fit_the_page_and_hold_their_widest_figure() -> None:
         assert width >= pdfmetrics.stringWidth(figure, font, shape.size) + 2 * PAD
     narrow = fit(labels[:5], [r[:5] for r in rows], _AVAILABLE, font)
     assert narrow.kept == tuple(range(5)) and narrow.size == 7.0
+
+
+def test_an_activity_line_names_its_first_devices_and_how_many() -> None:
+    doc = _document()
+    doc["activity"][0]["devices"] = "meter-a, meter-b, meter-c, meter-d"
+    cases: tuple[tuple[Lang, str], ...] = (
+        ("zh", "meter-a, meter-b 等 4 台"), ("en", "meter-a, meter-b +2 more"),
+    )  # fmt: skip
+    for lang, expected in cases:
+        words = " ".join(" ".join(_pages(to_pdf(doc, TABLES, lang))).split())  # text may wrap
+        assert expected in words, lang
+
+
+def test_a_field_value_section_gets_a_field_value_table() -> None:
+    doc = {**_document(), "energy_summary": {"energy_tce": 12.3456, "lines": 3}}
+    tables = {**TABLES, "energy_summary": ()}
+    text_ = "\n".join(_pages(to_pdf(doc, tables, "zh")))
+    assert "energy_summary" in text_ and "12.346" in text_  # rounded as energy_tce is
