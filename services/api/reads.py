@@ -36,7 +36,11 @@ from carbonflow.domain.indicators.kpis import (
     site_targets,
 )
 from carbonflow.domain.indicators.period import evaluate_period, period_inputs
-from carbonflow.domain.inventory.balance import inventory_devices, settle_period
+from carbonflow.domain.inventory.balance import (
+    heat_export_surplus_gj,
+    inventory_devices,
+    settle_period,
+)
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
 from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter
@@ -226,6 +230,7 @@ def ledger_inputs(
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
         surplus, tuple(ledger_meters(conn, plan, start, end, org_id, roles)),
+        heat_export_surplus_gj(stored),
     )  # fmt: skip
 
 
@@ -238,9 +243,9 @@ def ledger_meters(
     roles: frozenset[str] = frozenset(),
 ) -> list[DeviceMeter]:
     """The inventory's device metrics over [start, end) with their serials, registers and
-    interval qualities; for an organisation its own devices and the site's grid meters (its
-    purchased electricity is a share of theirs). ``roles``: active devices of these roles too
-    (of the organisation's, for an organisation)."""
+    interval qualities; for an organisation its own devices and the site's grid and purchased-
+    heat meters (its purchased electricity and heat are a share of theirs). ``roles``: active
+    devices of these roles too (of the organisation's, for an organisation)."""
     inventory = inventory_devices(plan)
     listed = {d.device_pk for d in inventory}
     extra = tuple(d for d in plan.active_devices() if d.role in roles and d.device_pk not in listed)

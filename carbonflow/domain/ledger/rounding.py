@@ -51,10 +51,11 @@ DECIMALS: Mapping[str, int] = {
     "gas_t": _MASS_T, "tco2e": _CO2E_T, "scope_1_tco2e": _CO2E_T, "scope_2_tco2e": _CO2E_T,
     "total_tco2e": _CO2E_T, "co2_t": _MASS_T, "ch4_t": _MASS_T, "n2o_t": _MASS_T,
     # green power, production, indicators, quality
-    "offered_mwh": _MWH, "applied_mwh": _MWH, "unused_mwh": _MWH,
+    "offered_mwh": _MWH, "applied_mwh": _MWH, "unused_mwh": _MWH, "mwh": _MWH,
+    "utilised_methane_tce": _TCE,
     "output": _QUANTITY, "intensity_location_tco2e": 6,
     "target_threshold": 4,
-    "surplus_export_mwh": _MWH, "attributed_energy_tce": _TCE,
+    "surplus_export_mwh": _MWH, "surplus_heat_export_gj": _QUANTITY, "attributed_energy_tce": _TCE,
     "attributed_tco2e_location": _CO2E_T, "attributed_tco2e_market": _CO2E_T,
     # changes: before, after and delta share one row's unit, whichever it is
     "before": 6, "after": 6, "delta": 6,
