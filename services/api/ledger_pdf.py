@@ -1,20 +1,20 @@
 """A ledger document as a PDF for printing, signing and stamping (ReportLab).
 
 A4 landscape. Page 1: the title, the header fields (who reports, which period, status,
-revision, content hash, the rounding rule) and the month's totals. From page 2, one table
-per section, its heading and header row repeated on every page it runs on (a row of the
-table itself, so never alone at the foot of a page). A table
-holds the columns that matter on paper (:data:`PRIMARY`: for an activity line its category,
+revision, content hash, the rounding rule) and the month's totals (emissions, energy).
+From page 2, one table per section, its heading and header row repeated on every page it
+runs on (a row of the table itself, so never alone at the foot of a page). A table holds
+the columns that matter on paper (:data:`PRIMARY`: for an activity line its category,
 carrier, scope, devices, quantity and unit, emission factor with unit and data year, tCO2e
-location- and market-based, tce, measured share); a section's other columns follow it as one
-detail block per row (``序号`` ties the two). Any other section (one added to the document
-later) gets all its columns, as many as fit the page (``pdf_tables.fit``: widths from the
-content, figures never wrapped, a smaller font where needed), the rest in detail blocks. The
-last page ends with a block to sign and stamp (编制人 / 审核人 / 单位盖章 / 日期). The foot of every
-page carries the rounding note (figures rounded per column by GB/T 8170 round half to even,
-``carbonflow/domain/ledger/rounding.py``; totals from exact values), the content hash and "第
-x 页 / 共 y 页", so that a printed page can be matched to its revision. Accounting terms print
-in words (范围二, 外购电力: ``labels.VALUES``).
+location- and market-based, tce, measured share); a section's other columns follow it as
+one detail block per row (``序号`` ties the two). Any other section (one added to the
+document later) gets all its columns, as many as fit the page (``pdf_tables.fit``: widths
+from the content, figures never wrapped, a smaller font where needed), the rest in detail
+blocks. The last page ends with a block to sign and stamp (编制人 / 审核人 / 单位盖章 / 日期). The
+foot of every page carries the rounding note (figures rounded per column by GB/T 8170
+round half to even, ``carbonflow/domain/ledger/rounding.py``; totals from exact values),
+the content hash and "第 x 页 / 共 y 页", so that a printed page can be matched to its
+revision. Accounting terms print in words (范围二, 外购电力: ``labels.VALUES``).
 
 Chinese text is set in WenQuanYi Micro Hei, the font the project's setup installs
 (``scripts/ensure-chromium.sh``), embedded as a subset; without it, ReportLab's built-in
@@ -101,7 +101,8 @@ PRIMARY: Mapping[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 _DERIVED = {"no": None, "tco2e_location": "tCO2e", "tco2e_market": "tCO2e"}
-_COVER = "totals"  # the section printed on page 1, under the header
+# The sections printed on page 1, under the header (those the document has).
+_COVER = ("totals", "energy_totals")
 _SHORT_DEVICES = 2  # devices named in the activity table; the devices section lists them all
 
 
@@ -141,12 +142,14 @@ def to_pdf(
             font,
             lang,
         ),
-        # What is signed for, on the page that names who signs: the month's totals.
-        *_section(document, _COVER, tables, font, lang),
-        PageBreak(),
     ]
+    # What the ledger comes to, on the page that names whose it is: the month's totals.
+    for section in _COVER:
+        if section in tables:
+            story += _section(document, section, tables, font, lang)
+    story.append(PageBreak())
     for section in (*tables, "quality"):
-        if section != _COVER:
+        if section not in _COVER:
             story += _section(document, section, tables, font, lang)
     story.append(_signatures(font, lang))
     footer = _footer(font, lang, str(document.get("content_sha256", "")))
@@ -229,7 +232,7 @@ def _section(
         return [_fields(_heading(section_label(section, lang), font), pairs, font, lang)]
     if not rows:
         return []
-    columns = list(tables[section])
+    columns = _in_language(tables[section], lang)
     primary = _primary(section, columns)
     labels = [field_label(c.key, lang, c.unit) for c in primary]
     grid = [
@@ -252,6 +255,17 @@ def _section(
     if kept[0].key != "no":  # the blocks need the line number to name their row
         return story + _details(section, rows, [Column("no"), *rest], kept, font, lang)
     return story + _details(section, rows, rest, kept, font, lang)
+
+
+def _in_language(columns: Sequence[Column], lang: Lang) -> list[Column]:
+    """A text given in both languages (``label_zh``, ``label_en``) in the reader's only."""
+    keys = {c.key for c in columns}
+    other = "en" if lang == "zh" else "zh"
+    return [
+        c
+        for c in columns
+        if not (c.key.endswith(f"_{other}") and c.key.removesuffix(other) + lang in keys)
+    ]
 
 
 def _primary(section: str, columns: Sequence[Column]) -> list[Column]:

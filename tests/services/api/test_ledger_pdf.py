@@ -46,12 +46,22 @@ def _printed(section: str, row: Mapping[str, Any], columns: Any) -> list[str]:
 
 
 def test_every_total_and_line_figure_is_printed_whole() -> None:
+    """The emission and the energy totals on page 1, each figure whole; the lines' figures."""
     doc = _document()
     for lang in ("zh", "en"):
         pages = _pages(to_pdf(doc, TABLES, lang))
+        # the energy totals' label in the reader's language only
+        assert ("综合能源消费量" in pages[0], "Comprehensive energy" in pages[0]) == (
+            lang == "zh", lang == "en",
+        )  # fmt: skip
         everything = "\n".join(pages)
-        figures = [f for row in doc["totals"] for f in _printed("totals", row, TABLES["totals"])]
-        assert figures and "21.129" in figures
+        figures = [
+            f
+            for section in ("totals", "energy_totals")
+            for row in doc[section]
+            for f in _printed(section, row, TABLES[section])
+        ]
+        assert "21.129" in figures and len(doc["energy_totals"]) == 2
         for figure in figures:
             assert _whole(figure, pages[0]), (lang, figure)  # the totals are on page 1
         for row in doc["activity"]:
@@ -76,15 +86,15 @@ def test_pages_are_numbered_and_end_with_the_signature_block() -> None:
 
 
 def test_a_section_the_layout_does_not_know_gets_a_table_and_detail_blocks() -> None:
-    """A wide new section (another branch may add ``energy_totals``): as many columns as fit,
+    """A wide section added to the document later: as many columns as fit,
     the others per line below (a block longer than a page splits); every figure whole."""
     columns = tuple(Column(f"col_{i:03d}", "tce") for i in range(120))
     rows = [{c.key: 1_234_567.891 + i * 1000 + j for j, c in enumerate(columns)} for i in range(3)]
-    doc = {**_document(), "energy_totals": rows}
-    tables = {**TABLES, "energy_totals": columns}
+    doc = {**_document(), "wide_section": rows}
+    tables = {**TABLES, "wide_section": columns}
     lang: Lang = "zh"
     everything = "\n".join(_pages(to_pdf(doc, tables, lang)))
-    assert "energy_totals · 逐行明细" in everything
+    assert "wide_section · 逐行明细" in everything
     for row in rows:
         for value in row.values():
             assert _whole(text(value), everything), value
