@@ -86,32 +86,43 @@ def _min_word(text: str, font: str, size: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _Need:
+    """How wide a column must be (``least``), would be with its cells on one line (``want``,
+    text up to :data:`_TEXT_CAP`) and with its header on one line too (``nice``)."""
+
     least: float
     want: float
+    nice: float
 
 
 def _need(label: str, cells: Sequence[Any], font: str, size: float) -> _Need:
-    """How wide a column must be and would like to be."""
     texts = [text(c) for c in cells]
     head_least = max((_width(w, font, size) for w in _words(label)), default=0.0)
-    head_want = min(_width(label, font, size), 30 * mm)
+    head_nice = min(_width(label, font, size), 30 * mm)
     if cells and all(is_number(c) or c is None for c in cells):
         least = max([_width(t, font, size) for t in texts] + [head_least, _FLOOR - 2 * PAD])
-        return _Need(least + 2 * PAD, max(least, head_want) + 2 * PAD)
-    least = max([_min_word(t, font, size) for t in texts] + [head_least, _FLOOR - 2 * PAD])
-    want = min(max([_width(t, font, size) for t in texts] + [head_want, least]), _TEXT_CAP)
-    return _Need(least + 2 * PAD, max(want, least) + 2 * PAD)
+        want = least
+    else:
+        least = max([_min_word(t, font, size) for t in texts] + [head_least, _FLOOR - 2 * PAD])
+        want = max(min(max([_width(t, font, size) for t in texts]), _TEXT_CAP), least)
+    return _Need(least + 2 * PAD, want + 2 * PAD, max(want, head_nice) + 2 * PAD)
+
+
+def _grow(widths: list[float], targets: Sequence[float], room: float) -> list[float]:
+    """``widths`` grown towards ``targets`` by ``room`` at most, in proportion to the gap."""
+    gaps = [max(t - w, 0.0) for w, t in zip(widths, targets, strict=True)]
+    wish = sum(gaps)
+    if wish <= 0 or room <= 0:
+        return widths
+    give = min(room, wish)
+    return [w + give * g / wish for w, g in zip(widths, gaps, strict=True)]
 
 
 def _share(needs: Sequence[_Need], available: float) -> tuple[float, ...]:
-    """Every column its least, the room left shared by what each would like more, and what is
-    still left by width (the table spans the page)."""
+    """Every column its least; the room left first to the cells that would wrap, then to the
+    headers that would, and what is still left by width (the table spans the page)."""
     widths = [n.least for n in needs]
-    room = available - sum(widths)
-    wish = sum(n.want - n.least for n in needs)
-    if wish > 0:
-        give = min(room, wish)
-        widths = [w + give * (n.want - n.least) / wish for w, n in zip(widths, needs, strict=True)]
+    widths = _grow(widths, [n.want for n in needs], available - sum(widths))
+    widths = _grow(widths, [n.nice for n in needs], available - sum(widths))
     room = available - sum(widths)
     total = sum(widths)
     return tuple(w + room * w / total for w in widths)
