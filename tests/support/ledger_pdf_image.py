@@ -1,11 +1,12 @@
-"""Render ``docs/img/ledger-pdf-zh.png``: page 1 of the PDF of one month's enterprise ledger.
+"""Render ``docs/img/ledger-pdf-zh.png`` and ``docs/img/ledger-pdf-zh-p2.png``: pages 1 (header
+and totals) and 2 (the activity table) of the PDF of one month's enterprise ledger.
 
-    .venv/bin/python -m tests.support.ledger_pdf_image [docs/img/ledger-pdf-zh.png]
+    .venv/bin/python -m tests.support.ledger_pdf_image [docs/img/ledger-pdf-zh.png [pages]]
 
 A private PostgreSQL (embedded, non-durable) gets the example park, three days of generated
 15-min readings of May 2025 (the generator of the calc tests) and the real calc engine's results;
 the cathode plant's May ledger is closed (revision 1) through the API and downloaded as the Chinese
-PDF, and its first page rendered with ``pdftoppm`` (poppler-utils) at 100 dpi. Needs the CJK font
+PDF, and its first pages rendered with ``pdftoppm`` (poppler-utils) at 100 dpi. Needs the CJK font
 of ``scripts/ensure-chromium.sh`` for the embedded WenQuanYi Micro Hei.
 """
 
@@ -54,7 +55,7 @@ def ledger_pdf(url: str) -> bytes:
         return bytes(pdf.content)
 
 
-def main(out: Path, pages: int = 1) -> None:
+def main(out: Path, pages: int = 2) -> None:
     work = Path(tempfile.mkdtemp(prefix="carbonflow-ledger-image-"))
     work.chmod(0o711)  # as root, the server runs as another user (as in tests/conftest.py)
     server = EmbeddedPostgres(work / "pg", durable=False)
@@ -71,7 +72,7 @@ def main(out: Path, pages: int = 1) -> None:
             check=True,
         )  # fmt: skip
         for n, page in enumerate(sorted(work.glob("page*.png")), start=1):
-            shutil.copyfile(page, out if n == 1 else out.with_stem(f"{out.stem}-{n}"))
+            shutil.copyfile(page, out if n == 1 else out.with_stem(f"{out.stem}-p{n}"))
         print(f"wrote {out} from {pdf}")
     finally:
         server.stop()
@@ -79,8 +80,8 @@ def main(out: Path, pages: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    # [out.png [pages]]: page 1 to out.png; pages 2… beside it (out-2.png …), for a look.
+    # [out.png [pages]]: page 1 to out.png; pages 2… beside it (out-p2.png …).
     main(
         Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/ledger-pdf-zh.png"),
-        int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+        int(sys.argv[2]) if len(sys.argv) > 2 else 2,
     )

@@ -175,10 +175,61 @@ FIELDS: dict[str, tuple[str, str]] = {
     "before": ("修订前", "Before"),
     "after": ("修订后", "After"),
     "delta": ("变化", "Change"),
+    # PDF: the line number that ties a table row to its detail block, a line's CO2e per view
+    "no": ("序号", "No."),
+    "tco2e_location": ("排放量 (基于位置)", "Emissions (location)"),
+    "tco2e_market": ("排放量 (基于市场)", "Emissions (market)"),
     # CSV layout
     "section": ("部分", "Section"),
     "field": ("项目", "Field"),
 }
+
+
+# Values a person reads in words (PDF): the members of the accounting enums and statuses. The
+# JSON, CSV and XLSX keep the keys (they are what a program filters on).
+VALUES: dict[str, tuple[str, str]] = {
+    "scope_1": ("范围一", "Scope 1"),
+    "scope_2": ("范围二", "Scope 2"),
+    "location": ("基于位置", "location-based"),
+    "market": ("基于市场", "market-based"),
+    "energy": ("能耗", "energy"),
+    "both": ("通用", "both"),
+    "measured": ("实测", "measured"),
+    "estimated": ("估算", "estimated"),
+    "missing": ("缺失", "missing"),
+    "closed": ("已关账", "closed"),
+    "draft": ("草稿", "draft"),
+    "fuel_combustion": ("化石燃料燃烧", "fuel combustion"),
+    "process": ("工业生产过程", "process"),
+    "fugitive": ("逸散排放", "fugitive"),
+    "flaring": ("火炬燃烧", "flaring"),
+    "self_generation": ("自发电", "self-generation"),
+    "purchased_electricity": ("外购电力", "purchased electricity"),
+    "green_electricity": ("绿色电力", "green electricity"),
+    "purchased_heat": ("外购热力", "purchased heat"),
+    "electricity": ("电力", "electricity"),
+    "heat": ("热力", "heat"),
+    "natural_gas": ("天然气", "natural gas"),
+    "lng": ("液化天然气", "LNG"),
+    "diesel": ("柴油", "diesel"),
+    "gasoline": ("汽油", "gasoline"),
+    "coal": ("原煤", "coal"),
+    "methane": ("甲烷", "methane"),
+}
+# The columns whose values are read in words (VALUES); any other value prints as stored.
+WORDED = frozenset({"scope", "view", "basis", "quality", "status", "category", "carrier"})
+
+YES_NO = {True: ("是", "yes"), False: ("否", "no")}
+
+
+def value_label(key: str, value: object, lang: Lang) -> object:
+    """``value`` of column ``key`` in words where :data:`VALUES` has it (a yes/no in any
+    column), else unchanged."""
+    if isinstance(value, bool):
+        return YES_NO[value][LANGS.index(lang)]
+    if key not in WORDED or not isinstance(value, str) or value not in VALUES:
+        return value
+    return VALUES[value][LANGS.index(lang)]
 
 
 def section_label(section: str, lang: Lang) -> str:

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from carbonflow.domain.ledger.document import COLUMNS, LedgerHeader, LedgerInputs, build_ledger
-from carbonflow.domain.ledger.labels import FIELDS, LANGS, SECTIONS, field_label, section_label
+from carbonflow.domain.ledger.labels import (
+    FIELDS,
+    LANGS,
+    SECTIONS,
+    VALUES,
+    field_label,
+    section_label,
+    value_label,
+)
 
 
 def _empty_document() -> dict[str, object]:
@@ -39,3 +47,15 @@ def test_labels_carry_units_and_unknown_keys_stay_themselves(lang: str) -> None:
     assert field_label("tco2e", "en", "tCO2e") == "Emissions (CO2e) [tCO2e]"
     assert field_label("not_a_key", lang) == "not_a_key"  # type: ignore[arg-type]
     assert section_label("activity", "zh") == "活动数据"
+
+
+def test_terms_print_in_words_and_other_values_as_they_are() -> None:
+    """The PDF reads 范围二 / 外购电力 / 已关账 where the JSON keeps ``scope_2`` …"""
+    assert value_label("scope", "scope_2", "zh") == "范围二"
+    assert value_label("category", "purchased_electricity", "en") == "purchased electricity"
+    assert value_label("status", "closed", "zh") == "已关账"
+    assert value_label("accepted", True, "zh") == "是" and value_label("x", False, "en") == "no"
+    assert value_label("device_id", "scope_2", "zh") == "scope_2"  # not a worded column
+    assert value_label("carrier", "hydrogen", "zh") == "hydrogen"  # no words for it: as is
+    assert value_label("quantity", 1.5, "zh") == 1.5
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) and en for zh, en in VALUES.values())

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -380,13 +381,18 @@ def test_exports_in_chinese_and_as_pdf(plant: Plant) -> None:
     assert pdf.headers["content-disposition"].endswith('-r1.zh.pdf"')
     again = client.get(path, headers={**zh, "Accept": "application/pdf"})
     assert again.content == pdf.content and again.headers["etag"] == pdf.headers["etag"]
-    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     for expected in (
         "碳排放台账", ORG, MONTH, "排放合计", "范围二排放", "活动数据", "统一社会信用代码",
         CREDIT_CODE, "示例工厂有限公司", "编制人", "2025-05-01T00:00:00+08:00",
     ):  # fmt: skip
         assert expected in text, expected
     assert document["content_sha256"] in text.replace("\n", "")
+    # Every figure of the totals whole on one line, as the table prints it (rounded per column).
+    for row in document["totals"]:
+        for column in TABLES["totals"][1:]:
+            figure = format(presented("totals", column.key, row[column.key]), "f")
+            assert re.search(rf"(?<![\d.]){re.escape(figure)}(?![\d])", text), figure
 
 
 def test_who_may_close_and_the_bulk_export(plant: Plant) -> None:
