@@ -91,9 +91,9 @@ CORE_CASES = (
     Case("GET", f"{M}/green-instruments/GEC-MINE-1",                  200, 200, 404, 200),
     Case("PUT", f"{M}/green-instruments/NEW-1",                      None, 403, 404, 403,
          {**GREEN_BODY, "org_id": "jinzhong-coal"}),
-    Case("PUT", f"{P}/green-instruments/PPA-DC-1",                   None, 403, 409, 403,
+    Case("PUT", f"{P}/green-instruments/PPA-DC-1",                    422, 403, 409, 403,
          GREEN_BODY),
-    Case("PUT", f"{P}/green-instruments/GEC-CATHODE-1",              None, 403, None, 403,
+    Case("PUT", f"{P}/green-instruments/GEC-CATHODE-1",               422, 403, None, 403,
          GREEN_BODY),
     Case("DELETE", f"{P}/green-instruments/PPA-DC-1",                None, 403, 404, 403),
     Case("DELETE", f"{M}/green-instruments/GEC-MINE-1",              None, 403, 404, 403),
@@ -479,6 +479,26 @@ def test_admin_creates_replaces_and_deletes_instruments_audited(fresh: Api) -> N
         ("PUT", template, 200, admin_id),
         ("DELETE", template, 204, admin_id),
     ]
+
+
+def test_every_instrument_has_one_holder(fresh: Api) -> None:
+    # The mine has one organisation: an admin's entry without org_id is held by it.
+    mine = fresh.client.put(
+        f"{M}/green-instruments/GEC-2026-ONE", headers=fresh.headers("admin"), json=GREEN_BODY
+    )
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["org_id"] == "jinzhong-coal"
+    # The park has several: without a holder the entry is refused (never site-wide), in
+    # English and Chinese; naming the common account (park-energy) is accepted.
+    path = f"{P}/green-instruments/PPA-COMMON-1"
+    refused = fresh.client.put(path, headers=fresh.headers("admin"), json=GREEN_BODY)
+    assert_problem(refused, 422)
+    assert "holder" in refused.json()["detail"] and "持有者" in refused.json()["detail"]
+    assert_problem(fresh.get("admin", path), 404)  # nothing written
+    common = {**GREEN_BODY, "org_id": "park-energy"}
+    held = fresh.client.put(path, headers=fresh.headers("admin"), json=common)
+    assert held.status_code == 201, held.text
+    assert held.json()["org_id"] == "park-energy"
 
 
 def test_enterprise_writes_only_its_own_instruments(fresh: Api) -> None:
