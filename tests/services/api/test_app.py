@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbonflow.storage.access import create_key, revoke_key
+from carbonflow.storage.certificates import ASSIGN_HOLDERS
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
@@ -499,6 +500,27 @@ def test_every_instrument_has_one_holder(fresh: Api) -> None:
     held = fresh.client.put(path, headers=fresh.headers("admin"), json=common)
     assert held.status_code == 201, held.text
     assert held.json()["org_id"] == "park-energy"
+
+
+def test_legacy_entries_without_holder_get_their_sites_default_holder(fresh: Api) -> None:
+    # Revision 0021's update: the park's DIRECT-PARK (no holder) goes to the common account
+    # (attribution common: park-energy), a mine's entry to its one organisation; entries with a
+    # holder keep theirs; a second run changes nothing.
+    with psycopg.connect(fresh.seeded.url) as conn:
+        conn.execute(
+            "INSERT INTO green_instrument (site_id, instrument_id, org_id, kind, evidence, "
+            "volume_mwh, valid_from, valid_to, claimed_mwh, claim_start, claim_end) VALUES "
+            "(%s, 'PPA-OLD', NULL, 'green_power_contract', 'settlement', 5, '2026-01-01', "
+            "'2026-12-31', 5, '2026-01-01', '2026-12-31')",
+            (MINE,),
+        )
+        assert conn.execute(ASSIGN_HOLDERS).rowcount == 2
+        assert conn.execute(ASSIGN_HOLDERS).rowcount == 0
+        rows = conn.execute("SELECT instrument_id, org_id FROM green_instrument").fetchall()
+    assert {str(i): o for i, o in rows} == {
+        "DIRECT-PARK": "park-energy", "GEC-CATHODE-1": "cathode-plant",
+        "PPA-DC-1": "data-centre", "GEC-MINE-1": "jinzhong-coal", "PPA-OLD": "jinzhong-coal",
+    }  # fmt: skip
 
 
 def test_enterprise_writes_only_its_own_instruments(fresh: Api) -> None:
