@@ -768,7 +768,8 @@ def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
 def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
     """Issue 15: the same certificates under a new id, or at a second site, are refused (409)
     naming the batch that holds them; 1 certificate = 1 MWh; a batch may be replaced."""
-    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099}  # 100 certificates
+    # 100 certificates, held by the cathode plant (the park has several organisations)
+    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099, "org_id": "cathode-plant"}
     first = fresh.client.put(
         f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
     )
@@ -781,13 +782,17 @@ def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
     assert again.status_code == 200, again.text
     # one serial in common (1 099), under a new id at the same site, or at another site
     overlap = {**batch, "serial_first": 1_099, "serial_last": 1_198}
-    for path in (f"{P}/green-instruments/GEC-SERIAL-B", f"{M}/green-instruments/GEC-SERIAL-A"):
-        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=overlap)
+    for path, holder in (
+        (f"{P}/green-instruments/GEC-SERIAL-B", "cathode-plant"),
+        (f"{M}/green-instruments/GEC-SERIAL-A", "jinzhong-coal"),
+    ):
+        body = {**overlap, "org_id": holder}
+        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=body)
         problem = assert_problem(refused, 409)
         assert "'GEC-SERIAL-A' at site 'inner-mongolia-ordos-park'" in problem["detail"]
         assert "1000–1099" in problem["detail"]
     # adjacent serials are another batch
-    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199}
+    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199, "org_id": "jinzhong-coal"}
     ok = fresh.client.put(
         f"{M}/green-instruments/GEC-SERIAL-C", headers=fresh.headers("admin"), json=adjacent
     )
