@@ -323,28 +323,6 @@ def replace_carbon(
     return written
 
 
-def covered_before(conn: Conn, site_id: str, month_start: datetime, before: datetime) -> float:
-    """Green-pool MWh matched in the month before ``before`` (market green rows, signed)."""
-    row = conn.execute(
-        "SELECT coalesce(sum(activity::numeric), 0)::float8 FROM calc_carbon "
-        "WHERE site_id = %s AND start_ts >= %s AND start_ts < %s "
-        "AND category = 'green_electricity' AND basis = 'market'",
-        (site_id, month_start, before),
-    ).fetchone()
-    return float(row[0]) if row else 0.0
-
-
-def net_import_before(conn: Conn, site_id: str, month_start: datetime, before: datetime) -> float:
-    """The month's signed net grid import before ``before`` [MWh] (location rows)."""
-    row = conn.execute(
-        "SELECT coalesce(sum(activity::numeric), 0)::float8 FROM calc_carbon "
-        "WHERE site_id = %s AND start_ts >= %s AND start_ts < %s "
-        "AND category = 'purchased_electricity' AND basis = 'location'",
-        (site_id, month_start, before),
-    ).fetchone()
-    return float(row[0]) if row else 0.0
-
-
 def last_carbon_end(conn: Conn, site_id: str, start: datetime, end: datetime) -> datetime | None:
     row = conn.execute(
         "SELECT max(start_ts) FROM calc_carbon WHERE site_id = %s AND start_ts >= %s "

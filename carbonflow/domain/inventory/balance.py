@@ -1,7 +1,7 @@
 """One site's energy and carbon inventory for one 15-min interval, by source. Pure.
 
 Input: the site plan, the interval quantities of its devices (``calc_interval``), the factors of
-the accounting year and what is left of the month's green-power pool. Output: the rows of
+the accounting year and the month's green-power pools of its holders. Output: the rows of
 ``calc_carbon`` for the interval — each with org, node, carrier, category, scope, basis
 (``location`` / ``market`` / ``both``), gas, activity, tce, gas mass, CO2e and the factors used.
 The formulas are the pure core's (:mod:`carbonflow.domain.inventory.carbon`, ``energy``,
@@ -12,13 +12,14 @@ Bookings by device role (ACCOUNTING §3–4):
 
 - ``grid_import`` / ``grid_export``: import and export registers of all grid meters are netted
   **per interval** (15-min is the accounting grain): net import ≥ 0 → scope 2, location-based at
-  the grid average, market-based at the residual factor on what the green pool does not cover
-  (:mod:`carbonflow.domain.inventory.green`); a surplus export reduces the self-generation consumed
-  on site. Site-level figures are booked at the grid meters' nodes in proportion to their imports
-  — unless the site file attributes the grid meters' node (``attribution``, ACCOUNTING §6a):
-  then each line is split exactly (:func:`attribution_shares`) between the organisations behind
-  the node's metered outgoing edges and the park's common account, booked at that node under
-  each owner, so the site total is the sum of its owners' lines by construction.
+  the grid average, market-based at the residual factor on what its holder's green pool does not
+  cover (:mod:`carbonflow.domain.inventory.green`; a pool covers its holder's share only); a
+  surplus export reduces the self-generation consumed on site. Site-level figures are booked
+  at the grid meters' nodes in proportion to their imports — unless the site file attributes the
+  grid meters' node (``attribution``, ACCOUNTING §6a): then each line is split exactly
+  (:func:`attribution_shares`) between the organisations behind the node's metered outgoing
+  edges and the park's common account, booked at that node under each owner, so the site total
+  is the sum of its owners' lines by construction.
 - ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
 - ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
@@ -140,10 +141,9 @@ MISSING = Quantity(0.0, Quality.MISSING.value, 0.0)
 class SlotResult:
     rows: tuple[InventoryLine, ...]
     net_import_mwh: float
-    covered_mwh: float  # by the site-wide pool
     problems: tuple[str, ...]
-    # per holder with a pool: (holder, its share of the net import left after the site-wide
-    # pool [MWh, signed], what its own pool covered of it [MWh, signed])
+    # per holder with a pool: (holder, its share of the net import [MWh, signed], what its own
+    # pool covered of it [MWh, signed])
     holders: tuple[tuple[str, float, float], ...] = ()
 
 
@@ -321,17 +321,14 @@ def slot_inventory(
     factors: SiteFactors,
     *,
     day: date,
-    pool_mwh: float = 0.0,
-    month_net_before_mwh: float = 0.0,
     holder_pools: Mapping[str, float] | None = None,
     holder_before_mwh: Mapping[str, float] | None = None,
 ) -> SlotResult:
-    """The inventory rows of one interval (module doc); ``day`` is its local date, ``pool_mwh``
-    the month's accepted site-wide green volume and ``month_net_before_mwh`` the month's net
-    grid import before this interval (green pool matching, :func:`covered_in_interval`).
-    ``holder_pools``: each holder organisation's own accepted volume of the month, covering only
-    its share; ``holder_before_mwh``: each such holder's share left after the site-wide pool in
-    the month before this interval (:attr:`SlotResult.holders` accumulated) [MWh]."""
+    """The inventory rows of one interval (module doc); ``day`` is its local date.
+    ``holder_pools``: each holder organisation's accepted green volume of the month, covering
+    only its share (green pool matching, :func:`covered_in_interval`); ``holder_before_mwh``:
+    each such holder's share of the month's net import before this interval
+    (:attr:`SlotResult.holders` accumulated) [MWh]."""
     slot = _Slot(plan, quantities, factors)
     # Every rule below picks its devices by an inventory role (the meters an attribution rule
     # reads come with the rule): the others are left out once per plan, not per interval.
@@ -339,14 +336,13 @@ def slot_inventory(
     holders = _Holders(
         {o: p for o, p in (holder_pools or {}).items() if p > 0}, holder_before_mwh or {}
     )
-    net_mwh, covered = _electricity(slot, devices, day, pool_mwh, month_net_before_mwh, holders)
+    net_mwh = _electricity(slot, devices, day, holders)
     _heat(slot, devices)
     _fuels(slot, devices)
     _process(slot, devices)
     _methane(slot, devices)
     return SlotResult(
-        tuple(merge_rows(slot.rows)), net_mwh, covered, tuple(slot.problems),
-        tuple(holders.result),
+        tuple(merge_rows(slot.rows)), net_mwh, tuple(slot.problems), tuple(holders.result),
     )  # fmt: skip
 
 
@@ -375,10 +371,8 @@ def _electricity(
     slot: _Slot,
     devices: Sequence[DevicePlan],
     day: date,
-    pool_mwh: float,
-    net_before_mwh: float,
     holders: _Holders,
-) -> tuple[float, float]:
+) -> float:
     elec = [d for d in devices if d.carrier == "electricity"]
     imports: list[tuple[DevicePlan, Quantity]] = []
     exports: list[tuple[DevicePlan, Quantity]] = []
@@ -397,7 +391,7 @@ def _electricity(
     ]
     direct = [(d, slot.get(d, flow_metric(d))) for d in elec if d.role == Role.GREEN_IMPORT]
 
-    net_mwh = covered = 0.0
+    net_mwh = 0.0
     f = slot.f
     if imports or exports:
         # Signed net import of the interval: exports offset imports linearly, so any period's
@@ -415,11 +409,10 @@ def _electricity(
             places, weights, _with_factor(location, coefficient), carrier="electricity",
             basis=Basis.LOCATION, parts=parts, energy_tce=sign * tce,
         )  # fmt: skip
-        covered = covered_in_interval(net_before_mwh, net_mwh, pool_mwh)
         if holders.pools and any(org in holders.pools for org, _node in places):
-            _market_by_holder(slot, day, places, weights, parts, net_mwh, covered, holders)
+            _market_by_holder(slot, day, places, weights, parts, net_mwh, holders)
         else:
-            _market_site_wide(slot, day, places, weights, parts, net_mwh, covered)
+            _market_uncovered(slot, day, places, weights, parts, net_mwh)
 
     # Self-generated PV / wind and direct green supply at zero, all zero-carbon energy. What the
     # site exports is netted against its imports above; a period that exports more than it
@@ -439,36 +432,28 @@ def _electricity(
                 place, _with_factor(emission, coefficient), carrier="electricity",
                 basis=Basis.BOTH, parts=parts, energy_tce=tce, zero_carbon_tce=tce,
             )  # fmt: skip
-    return net_mwh, covered
+    return net_mwh
 
 
-def _market_site_wide(
+def _market_uncovered(
     slot: _Slot,
     day: date,
     places: Sequence[tuple[str | None, str | None]],
     weights: Sequence[float],
     parts: Sequence[Quantity],
     net_mwh: float,
-    covered: float,
 ) -> None:
-    """Market-based lines when no holder has its own pool: the site-level figures (what the
-    site-wide pool covers at zero, the rest at the residual factor) split by the weights."""
+    """Market-based lines when no owner of the interval has a green pool: the net import at
+    the residual factor, split by the weights."""
     f = slot.f
-    remainder = net_mwh - covered
     market = electricity_market_based(
-        abs(remainder), [], f.residual, period_start=day, period_end=day,
+        abs(net_mwh), [], f.residual, period_start=day, period_end=day,
         zero_factor=f.green_zero,
     )  # fmt: skip
     slot.split(
-        places, weights, _signed(market.remainder, -1.0 if remainder < 0 else 1.0),
+        places, weights, _signed(market.remainder, -1.0 if net_mwh < 0 else 1.0),
         carrier="electricity", basis=Basis.MARKET, parts=parts,
     )  # fmt: skip
-    if covered != 0:
-        green, zero_tce = _pool_green(slot, day, covered)
-        slot.split(
-            places, weights, green, carrier="electricity", basis=Basis.MARKET, parts=parts,
-            zero_carbon_tce=zero_tce,
-        )  # fmt: skip
 
 
 def _pool_green(slot: _Slot, day: date, covered_mwh: float) -> tuple[Emission, float]:
@@ -496,19 +481,16 @@ def _market_by_holder(
     weights: Sequence[float],
     parts: Sequence[Quantity],
     net_mwh: float,
-    covered: float,
     holders: _Holders,
 ) -> None:
-    """Market-based lines place by place when holders have their own pools in the month.
+    """Market-based lines place by place when holders have pools in the month.
 
-    The site-wide pool's coverage and the remainder are split over the places by the weights,
-    as without holders; then each holder's own pool covers what is left of its own places'
-    share, in time order over the month (:func:`covered_in_interval` on the holder's running
-    share), and nobody else's. Each place's figures are its own, so the site total is the sum
-    of the owners' lines."""
+    The net import is split over the places by the weights; each holder's pool covers its own
+    places' share, in time order over the month (:func:`covered_in_interval` on the holder's
+    running share), and nobody else's. Each place's figures are its own, so the site total is
+    the sum of the owners' lines."""
     f = slot.f
-    remainder = split_exact(net_mwh - covered, weights)
-    site_covered = split_exact(covered, weights)
+    remainder = split_exact(net_mwh, weights)
     own = [0.0] * len(places)
     for org in sorted({o for o, _node in places if o is not None and o in holders.pools}):
         index = [i for i, (o, _node) in enumerate(places) if o == org]
@@ -526,10 +508,9 @@ def _market_by_holder(
             place, _signed(market.remainder, -1.0 if left < 0 else 1.0), carrier="electricity",
             basis=Basis.MARKET, parts=parts,
         )  # fmt: skip
-        green_mwh = site_covered[i] + own[i]
-        if green_mwh == 0:
+        if own[i] == 0:
             continue
-        green, zero_tce = _pool_green(slot, day, green_mwh)
+        green, zero_tce = _pool_green(slot, day, own[i])
         slot.add(
             place, green, carrier="electricity", basis=Basis.MARKET, parts=parts,
             zero_carbon_tce=zero_tce,

@@ -3,8 +3,11 @@
 Contracts (绿电交易), direct supply (绿电直连) and certificates (绿证) with their evidence,
 validity, volume and the volume claimed for a period. The calc service reads the same table
 (``green_instrument``, revision 0002) and recomputes the affected years when an entry changes.
-An admin writes for any organisation of the site (or none: the site itself); an enterprise key
-writes only its own organisation's entries; operators and regulators read. Every write is
+Every entry has one holder (docs/green.md, "Batches"): an admin names an organisation of the
+site (or the park's common account, the ``common`` organisation of the site file's
+``attribution``); without one, the site's only organisation holds it, and on a site of several
+organisations the entry is refused (422). An enterprise key writes only its own organisation's
+entries; operators and regulators read. Every write is
 recorded in the audit log in the same transaction.
 """
 
@@ -188,8 +191,10 @@ def _today(conn: sa.Connection, ctx: ApiContext, site_id: str) -> date:
     return ctx.wall_clock().astimezone(ZoneInfo(tz)).date()
 
 
-def _owner(site: SiteScope, body: GreenInstrumentIn) -> str | None:
-    """The organisation the entry is written for: an enterprise writes for its own only."""
+def _owner(conn: sa.Connection, site: SiteScope, body: GreenInstrumentIn) -> str | None:
+    """The organisation the entry is written for (its holder): an enterprise writes for its own
+    only; an admin names one, or the site's only organisation holds it (422 on a site of several
+    organisations: nothing is held site-wide)."""
     principal = site.principal
     if principal.role is Role.ENTERPRISE:
         if body.org_id is not None and body.org_id != principal.org_id:
@@ -198,7 +203,19 @@ def _owner(site: SiteScope, body: GreenInstrumentIn) -> str | None:
                 f"({principal.org_id}) only"
             )
         return principal.org_id
-    return body.org_id
+    if body.org_id is not None:
+        return body.org_id
+    orgs = registry.organisation_ids(conn, site.site_id)
+    if len(orgs) > 1:
+        raise ApiProblemError(
+            422,
+            f"site {site.site_id!r} has several organisations: give the instrument's holder "
+            "(org_id), an organisation of the site or the park's common account; an instrument "
+            "covers its holder's share only, never the whole site / "
+            f"站点 {site.site_id!r} 有多个组织：须指定凭证持有者（org_id，站点内的组织或"
+            "园区公共账户）；凭证只抵扣持有者自身的份额，不抵扣全站",
+        )
+    return orgs[0] if orgs else None
 
 
 def _audit(ctx: ContextDep, site: SiteScope, request: Request, status: int) -> AuditEntry:
@@ -236,7 +253,7 @@ def put_instrument(
     request: Request,
     response: Response,
 ) -> GreenInstrumentOut:
-    owner = _owner(site, body)
+    owner = _owner(conn, site, body)
     if owner is not None and not registry.organisation_exists(conn, site.site_id, owner):
         raise ApiProblemError(
             422,

@@ -1,9 +1,9 @@
 """Step b: the inventory of every affected 15-min interval (:mod:`carbonflow.domain.inventory.
 balance`) and the month's green-power claims (:mod:`carbonflow.domain.inventory.green`).
 
-A range is first extended to the end of the data of every month whose green pool it may shift
-(coverage follows the month's cumulative net import), and to the start of every month where a
-holder organisation has its own pool (its running share is computed from the month's start).
+A range is first extended, for every month with a green pool, to the month's start and to the end
+of its data: each holder's pool covers the holder's share of the month's cumulative net import,
+computed from the month's start, so a change moves coverage in every later interval of the month.
 A missing factor is a ``data`` event and its slots get no carbon rows until the factor exists;
 invalid data in one interval is a ``data`` event and the other intervals go on (no poison
 interval).
@@ -11,7 +11,6 @@ interval).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 from carbonflow.domain.calendar import merge_ranges, month_bounds, next_month
 from carbonflow.domain.factors import FactorNotFound
 from carbonflow.domain.inventory.balance import Quantity, inventory_devices, slot_inventory
-from carbonflow.domain.inventory.green import MonthPool, month_claims, month_pool
+from carbonflow.domain.inventory.green import MonthPool, default_holder, month_claims, month_pool
 from carbonflow.domain.inventory.lines import InventoryLine
 from carbonflow.domain.site.plan import quantity_keys
 from carbonflow.storage import calc_queue
@@ -63,10 +62,11 @@ class _SiteCarbon:
         self.zone = ZoneInfo(ctx.plan.timezone)
         self.years = SiteYears.read(ctx.conn, ctx.reference, ctx.plan, self._missing_factor)
         self.pools: dict[date, MonthPool] = {}
+        self.holder = default_holder(ctx.plan)  # of entries stored without one
         self.keys = quantity_keys(inventory_devices(ctx.plan))
         self.problems: dict[str, date] = {}
-        # per month of this run and holder with its own pool: its share left after the
-        # site-wide pool so far, and what its own pool covered [MWh] (whole months, see extend)
+        # per month of this run and holder with a pool: its share of the month's net import so
+        # far, and what its pool covered [MWh] (whole months, see extend)
         self.holder_share: dict[date, dict[str, float]] = {}
         self.holder_covered: dict[date, dict[str, float]] = {}
 
@@ -92,13 +92,14 @@ class _SiteCarbon:
                 residual=factors.residual,
                 zero=factors.green_zero,
                 gec=factors.gec,
+                holder=self.holder,
             )
         return self.pools[month]
 
     def extend(self, lo: datetime, hi: datetime) -> Range:
-        """[lo, hi) extended to the end of the data of every month with a green pool it
-        touches: coverage follows the month's cumulative net import, so any change moves it
-        for every later interval of the month."""
+        """[lo, hi) extended to the start and the end of the data of every month with a green
+        pool it touches: coverage follows each holder's share of the month's cumulative net
+        import from the month's start, so any change moves it for every later interval."""
         start, end = lo, hi
         month = lo.astimezone(self.zone).date().replace(day=1)
         last_local = (hi - SLOT).astimezone(self.zone).date().replace(day=1)
@@ -106,8 +107,7 @@ class _SiteCarbon:
             pool = self.pool(month)
             if pool is not None and pool.any_mwh > 0:
                 m0, m1 = month_bounds(month, self.zone)
-                if pool.holder_pools():
-                    start = min(start, m0)
+                start = min(start, m0)
                 data_end = intervals_db.last_interval_end(self.ctx.conn, self.keys, max(lo, m0))
                 if data_end is not None:
                     end = max(end, min(m1, data_end))
@@ -121,10 +121,9 @@ class _SiteCarbon:
             quantities.setdefault(row.start, {})[(row.device_pk, row.metric_id)] = Quantity(
                 row.quantity, row.quality, row.completeness
             )
-        net_before: dict[date, float] = {}  # the month's net grid import so far [MWh]
         out: list[tuple[datetime, InventoryLine]] = []
         for slot in sorted(quantities):
-            out.extend(self._slot_rows(slot, quantities[slot], lo, net_before))
+            out.extend(self._slot_rows(slot, quantities[slot]))
 
         return carbon_db.replace_carbon(
             self.ctx.conn,
@@ -140,8 +139,6 @@ class _SiteCarbon:
         self,
         slot: datetime,
         quantities: _SlotQuantities,
-        range_start: datetime,
-        net_before: dict[date, float],
     ) -> list[tuple[datetime, InventoryLine]]:
         local = slot.astimezone(self.zone)
         factors = self.years.factors(local.year)
@@ -149,18 +146,13 @@ class _SiteCarbon:
             return []
         month = local.date().replace(day=1)
         pool = self.pool(month)
-        pool_mwh = pool.pool_mwh if pool is not None else 0.0
         holder_pools = pool.holder_pools() if pool is not None else {}
-        if month not in net_before:
-            net_before[month] = self._net_before(month, range_start) if pool_mwh > 0 else 0.0
-            # holder pools: the range starts at the month's start (extend), so nothing before
-            self.holder_share[month] = {}
-            self.holder_covered[month] = {}
-        share = self.holder_share[month]
+        # holder pools: the range starts at the month's start (extend), so nothing before
+        share = self.holder_share.setdefault(month, {})
+        covered = self.holder_covered.setdefault(month, {})
         try:
             result = slot_inventory(
-                self.ctx.plan, quantities, factors, day=local.date(), pool_mwh=pool_mwh,
-                month_net_before_mwh=net_before[month], holder_pools=holder_pools,
+                self.ctx.plan, quantities, factors, day=local.date(), holder_pools=holder_pools,
                 holder_before_mwh=share,
             )  # fmt: skip
         except (FactorNotFound, ValueError) as exc:
@@ -168,19 +160,12 @@ class _SiteCarbon:
             # the rest of the site goes on (no poison interval).
             self.problems.setdefault(f"interval not computed: {exc}", local.date())
             return []
-        net_before[month] += result.net_import_mwh
-        covered = self.holder_covered[month]
         for org, left_mwh, own_mwh in result.holders:
             share[org] = share.get(org, 0.0) + left_mwh
             covered[org] = covered.get(org, 0.0) + own_mwh
         for problem in result.problems:
             self.problems.setdefault(problem, local.date())
         return [(slot, line) for line in result.rows]
-
-    def _net_before(self, month: date, range_start: datetime) -> float:
-        """The month's net grid import stored before the range [MWh]."""
-        m0, _m1 = month_bounds(month, self.zone)
-        return carbon_db.net_import_before(self.ctx.conn, self.site_id, m0, max(range_start, m0))
 
     def report_problems(self) -> None:
         for problem, day in self.problems.items():
@@ -192,16 +177,11 @@ class _SiteCarbon:
         for month, pool in self.pools.items():
             if not pool.offered:
                 continue
-            m0, m1 = month_bounds(month, self.zone)
+            m0, _m1 = month_bounds(month, self.zone)
             own = self.holder_covered.get(month, {})
-            # the market green rows hold both: what the holders' own pools covered is not the
-            # site-wide pool's
-            covered = carbon_db.covered_before(self.ctx.conn, self.site_id, m0, m1) - math.fsum(
-                own.values()
-            )
             carbon_db.replace_green_claims(
                 self.ctx.conn, self.site_id, m0,
                 [(c.instrument_id, c.kind, c.accepted, c.offered_mwh, c.applied_mwh, c.unused_mwh,
-                  c.reason) for c in month_claims(pool, covered, own)],
+                  c.reason) for c in month_claims(pool, own)],
                 self.ctx.now,
             )  # fmt: skip

@@ -99,7 +99,8 @@ def inventory(
     pins: dict[str, SiteOverride] | None = None,
 ) -> SlotResult:
     factors = site_factors(library(), province="shanxi", grid_region="north", year=2025, pins=pins)
-    return slot_inventory(plan(), quantities(values), factors, day=DAY, pool_mwh=pool)
+    holders = {"o": pool} if pool else None  # the pool of the site's one organisation
+    return slot_inventory(plan(), quantities(values), factors, day=DAY, holder_pools=holders)
 
 
 def test_grid_import_net_of_export_location_and_market() -> None:
@@ -124,7 +125,8 @@ def test_certificates_cover_the_net_import_first_and_count_as_zero_carbon() -> N
     # = 0.42672 t; zero-carbon energy 500 kWh × 0.1229 = 0.06145 tce on the market green row.
     result = inventory({("grid", "flow"): 1_200.0}, pool=0.5)
     rows = rows_by(result.rows)
-    assert result.covered_mwh == pytest.approx(0.5)
+    ((holder, share, covered),) = result.holders
+    assert holder == "o" and share == pytest.approx(1.2) and covered == pytest.approx(0.5)
     assert rows[("purchased_electricity", "market")].tco2e == pytest.approx(0.42672)
     green = rows[("green_electricity", "market")]
     assert green.activity == pytest.approx(0.5) and green.tco2e == 0.0

@@ -28,7 +28,12 @@ from carbonflow.domain.inventory.certificates import (
     expires_on,
     is_expired,
 )
-from carbonflow.domain.inventory.green import RegisterEntry, month_claims, month_pool
+from carbonflow.domain.inventory.green import (
+    RegisterEntry,
+    default_holder,
+    month_claims,
+    month_pool,
+)
 from carbonflow.domain.inventory.lines import Basis, Category, InventoryLine
 from carbonflow.domain.inventory.site_factors import SiteFactors, site_factors
 from carbonflow.domain.site.plan import SitePlan, flow_metric, plan_from_document, reverse_metric
@@ -194,7 +199,6 @@ def park_plan() -> SitePlan:
 
 
 def park_slot(
-    pool: float = 0.0,
     holders: Mapping[str, float] | None = None,
     before: Mapping[str, float] | None = None,
 ) -> SlotResult:
@@ -206,8 +210,7 @@ def park_slot(
         assert m is not None
         q[(d.device_pk, m.metric_id)] = Quantity(value, "measured", 1.0)
     return slot_inventory(
-        plan, q, factors(), day=date(2025, 6, 3), pool_mwh=pool, holder_pools=holders,
-        holder_before_mwh=before,
+        plan, q, factors(), day=date(2025, 6, 3), holder_pools=holders, holder_before_mwh=before,
     )  # fmt: skip
 
 
@@ -259,15 +262,43 @@ def test_a_holders_pool_never_covers_beyond_its_own_share() -> None:
     assert green_by_org(later.rows) == pytest.approx({"a-co": 8.0 - A_MWH}, rel=1e-12)
 
 
-def test_entries_without_holder_stay_site_wide_split_by_attribution() -> None:
-    # 2 MWh of the site itself: 2 × 6 000/10 900 = 1.100917431 MWh on a-co, as before issue 15
-    greens = green_by_org(park_slot(pool=2.0).rows)
-    assert greens["a-co"] == pytest.approx(2.0 * 6_000 / 10_900, rel=1e-12)
-    assert math.fsum(greens.values()) == pytest.approx(2.0, abs=1e-12)
-    # with a holder's pool besides: the site-wide coverage is unchanged, a-co's own adds to it
-    both = green_by_org(park_slot(pool=2.0, holders={"a-co": 1.0}).rows)
-    assert both["b-co"] == pytest.approx(greens["b-co"], rel=1e-12)
-    assert both["a-co"] == pytest.approx(greens["a-co"] + 1.0, rel=1e-12)
+def test_an_entry_without_holder_covers_only_the_common_accounts_share() -> None:
+    # A legacy period contract of 2 MWh for June 2025 stored without holder, on the park of two
+    # enterprises (a-co, b-co) and the common account (park): it is the common account's
+    # (default_holder) and covers only park's 1 900/10 900 × 10 = 1.743119266 MWh; a-co's
+    # 5.504587156 × 0.6096 = 3.355596330 t and b-co's 2.752293578 × 0.6096 = 1.677798165 t
+    # do not change. Site: (10 − 1.743119266) × 0.6096 = 5.033394495 t.
+    june, june_end = date(2025, 6, 1), date(2025, 6, 30)
+    legacy = RegisterEntry(
+        "PPA-OLD", "green_power_contract", "settlement 2025-06", 2.0, june, june_end, 2.0, june,
+        june_end,
+    )  # fmt: skip
+    assert default_holder(park_plan()) == "park"
+    residual, zero, gec = month_factors()
+    pool = month_pool(
+        [legacy], june, residual=residual, zero=zero, gec=gec, holder=default_holder(park_plan())
+    )
+    assert pool.holder_pools() == {"park": pytest.approx(2.0)}
+    bare = market_by_org(park_slot().rows)
+    result = park_slot(holders=pool.holder_pools())
+    market = market_by_org(result.rows)
+    park_mwh = 10 * 1_900 / 10_900
+    assert park_mwh == pytest.approx(1.743119266, rel=1e-9)
+    assert green_by_org(result.rows) == pytest.approx({"park": park_mwh}, rel=1e-12)
+    assert market["park"] == pytest.approx(0.0, abs=1e-12)
+    assert market["a-co"] == pytest.approx(3.355596330, rel=1e-9)
+    assert market["a-co"] == pytest.approx(bare["a-co"], rel=1e-12)
+    assert market["b-co"] == pytest.approx(1.677798165, rel=1e-9)
+    assert market["b-co"] == pytest.approx(bare["b-co"], rel=1e-12)
+    # site = Σ organisations + common account
+    assert math.fsum(market.values()) == pytest.approx(5.033394495, rel=1e-9)
+    ((org, share, own),) = result.holders
+    assert org == "park" and share == pytest.approx(park_mwh) and own == pytest.approx(park_mwh)
+    # the claim row: 1.743119266 MWh applied, 0.256880734 MWh beyond park's import unused
+    (claim,) = month_claims(pool, {"park": own})
+    assert claim.applied_mwh == pytest.approx(park_mwh)
+    assert claim.unused_mwh == pytest.approx(2.0 - park_mwh)
+    assert "holder park" in claim.reason
 
 
 @cache
@@ -281,6 +312,8 @@ def month_factors() -> tuple[SelectedFactor, SelectedFactor, SelectedFactor]:
 
 
 def test_the_month_pool_is_kept_by_holder_and_claims_apply_per_holder() -> None:
+    # a-co's claim (20 MWh) and a contract stored without holder (30 MWh): the latter is the
+    # common account's (park), never site-wide
     june, june_end = date(2025, 6, 1), date(2025, 6, 30)
     a = RegisterEntry(
         "B1/claim-1", "certificate", "GEC 1011-1030", 20.0, june, june_end, 20.0, june,
@@ -290,12 +323,11 @@ def test_the_month_pool_is_kept_by_holder_and_claims_apply_per_holder() -> None:
         "C1", "green_power_contract", "settlement", 30.0, june, june_end, 30.0, june, june_end,
     )  # fmt: skip
     residual, zero, gec = month_factors()
-    pool = month_pool([a, site], june, residual=residual, zero=zero, gec=gec)
-    assert pool.pool_mwh == pytest.approx(30.0)
-    assert pool.holder_pools() == {"a-co": pytest.approx(20.0)}
+    pool = month_pool([a, site], june, residual=residual, zero=zero, gec=gec, holder="park")
+    assert pool.holder_pools() == {"a-co": pytest.approx(20.0), "park": pytest.approx(30.0)}
     assert pool.any_mwh == pytest.approx(50.0)
-    # a-co's own share covered 12 MWh of its 20; the site-wide pool 30 of 30
-    claims = {c.instrument_id: c for c in month_claims(pool, 30.0, {"a-co": 12.0})}
+    # a-co's own share covered 12 MWh of its 20; park's 30 of 30
+    claims = {c.instrument_id: c for c in month_claims(pool, {"a-co": 12.0, "park": 30.0})}
     assert claims["B1/claim-1"].applied_mwh == pytest.approx(12.0)
     assert claims["B1/claim-1"].unused_mwh == pytest.approx(8.0)
     assert claims["C1"].applied_mwh == pytest.approx(30.0)

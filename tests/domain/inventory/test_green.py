@@ -12,13 +12,18 @@ from carbonflow.domain.factors import SelectedFactor, use_factor
 from carbonflow.domain.factors.library import load_library, package_data_files
 from carbonflow.domain.inventory.balance import covered_in_interval
 from carbonflow.domain.inventory.green import (
+    NO_HOLDER,
     MonthPool,
     RegisterEntry,
+    default_holder,
     month_bounds,
     month_claims,
     month_pool,
     monthly_volume,
 )
+from carbonflow.domain.site.plan import plan_from_document
+from carbonflow.sites.loader import parse_site_text
+from tests.support.small_park import SMALL_PARK
 
 
 @cache
@@ -48,9 +53,10 @@ def entry(**kw: object) -> RegisterEntry:
     return RegisterEntry(**values)  # type: ignore[arg-type]
 
 
-def pool(entries: list[RegisterEntry], month: date) -> MonthPool:
+def pool(entries: list[RegisterEntry], month: date, holder: str | None = "o") -> MonthPool:
+    # entries stored without holder are the site's default holder's ("o", its one organisation)
     residual, zero, gec = factors()
-    return month_pool(entries, month, residual=residual, zero=zero, gec=gec)
+    return month_pool(entries, month, residual=residual, zero=zero, gec=gec, holder=holder)
 
 
 def test_a_yearly_claim_is_spread_over_the_months_by_days() -> None:
@@ -64,15 +70,17 @@ def test_a_yearly_claim_is_spread_over_the_months_by_days() -> None:
 
 def test_accepted_certificates_form_the_month_pool() -> None:
     p = pool([entry()], date(2025, 3, 1))
-    assert p.pool_mwh == pytest.approx(31.0)
+    assert p.holder_pools() == {"o": pytest.approx(31.0)}
+    assert p.any_mwh == pytest.approx(31.0)
     assert [c.accepted for c in p.claims] == [True]
+    assert p.offered[0][0].org_id == "o"  # the holder resolved
 
 
 def test_certificates_whose_count_does_not_match_the_volume_are_refused() -> None:
     # 300 certificates × 1 MWh ≠ 365 MWh: refused, nothing in the pool.
     p = pool([entry(certificates=300)], date(2025, 3, 1))
-    assert p.pool_mwh == 0.0
-    outcome = month_claims(p, 0.0)
+    assert p.any_mwh == 0.0
+    outcome = month_claims(p, {})
     assert not outcome[0].accepted and "does not equal" in outcome[0].reason
 
 
@@ -82,8 +90,8 @@ def test_instruments_without_evidence_or_outside_their_validity_are_refused() ->
     expired = entry(instrument_id="C-2", kind="green_power_contract", certificates=None,
                     valid_from=date(2024, 1, 1), valid_to=date(2024, 12, 31))  # fmt: skip
     p = pool([no_evidence, expired], date(2025, 3, 1))
-    assert p.pool_mwh == 0.0
-    reasons = [c.reason for c in month_claims(p, 0.0)]
+    assert p.any_mwh == 0.0
+    reasons = [c.reason for c in month_claims(p, {})]
     assert "no evidence" in reasons[0] and "outside the period" in reasons[1]
 
 
@@ -123,8 +131,8 @@ def test_month_claims_record_applied_and_unused_volume_per_instrument() -> None:
         claim_end=date(2025, 3, 31),
     )
     p = pool([a, b], date(2025, 3, 1))
-    assert p.pool_mwh == pytest.approx(35.0)
-    claims = month_claims(p, 30.0)
+    assert p.holder_pools() == {"o": pytest.approx(35.0)}
+    claims = month_claims(p, {"o": 30.0})
     assert [(c.instrument_id, c.applied_mwh, c.unused_mwh) for c in claims] == [
         ("A", 20.0, 0.0), ("B", 10.0, 5.0)
     ]  # fmt: skip
@@ -132,4 +140,33 @@ def test_month_claims_record_applied_and_unused_volume_per_instrument() -> None:
 
 def test_direct_supply_entries_are_evidence_for_metered_power_not_pool() -> None:
     p = pool([entry(kind="direct_supply", certificates=None)], date(2025, 3, 1))
-    assert p.pool_mwh == 0.0 and p.offered == ()
+    assert p.any_mwh == 0.0 and p.offered == ()
+
+
+def test_an_entry_nobody_holds_is_refused_never_site_wide() -> None:
+    # A site of several organisations without a common account: no default holder.
+    p = pool([entry()], date(2025, 3, 1), holder=None)
+    assert p.any_mwh == 0.0 and p.holder_pools() == {}
+    (claim,) = month_claims(p, {})
+    assert not claim.accepted and claim.applied_mwh == 0.0 and claim.reason == NO_HOLDER
+    assert claim.offered_mwh == pytest.approx(31.0)
+    # an entry with its own holder keeps it, whatever the default
+    held = pool([entry(org_id="b-co")], date(2025, 3, 1), holder="park")
+    assert held.holder_pools() == {"b-co": pytest.approx(31.0)}
+
+
+SINGLE = """
+site: {id: one, name: One, kind: mine, province: shanxi, grid_region: north,
+       timezone: Asia/Shanghai}
+organisations: [{id: o, name: O}]
+nodes:
+  - {id: sub, name: Sub, kind: distribution, org: o}
+"""
+
+
+def test_the_default_holder_is_the_only_organisation_else_the_common_account() -> None:
+    assert default_holder(plan_from_document(parse_site_text(SINGLE, "one.yaml"))) == "o"
+    park = parse_site_text(SMALL_PARK + "attribution: [{node: sub, common: park}]\n", "p.yaml")
+    assert default_holder(plan_from_document(park)) == "park"
+    # several organisations and no attribution: nobody
+    assert default_holder(plan_from_document(parse_site_text(SMALL_PARK, "p.yaml"))) is None

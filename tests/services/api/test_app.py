@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carbonflow.storage.access import create_key, revoke_key
+from carbonflow.storage.certificates import ASSIGN_HOLDERS
 from carbonflow.storage.db import make_engine
 from services.api.schemas import LiveSnapshotOut
 from services.api.tokens import new_key
@@ -91,9 +92,9 @@ CORE_CASES = (
     Case("GET", f"{M}/green-instruments/GEC-MINE-1",                  200, 200, 404, 200),
     Case("PUT", f"{M}/green-instruments/NEW-1",                      None, 403, 404, 403,
          {**GREEN_BODY, "org_id": "jinzhong-coal"}),
-    Case("PUT", f"{P}/green-instruments/PPA-DC-1",                   None, 403, 409, 403,
+    Case("PUT", f"{P}/green-instruments/PPA-DC-1",                    422, 403, 409, 403,
          GREEN_BODY),
-    Case("PUT", f"{P}/green-instruments/GEC-CATHODE-1",              None, 403, None, 403,
+    Case("PUT", f"{P}/green-instruments/GEC-CATHODE-1",               422, 403, None, 403,
          GREEN_BODY),
     Case("DELETE", f"{P}/green-instruments/PPA-DC-1",                None, 403, 404, 403),
     Case("DELETE", f"{M}/green-instruments/GEC-MINE-1",              None, 403, 404, 403),
@@ -481,6 +482,47 @@ def test_admin_creates_replaces_and_deletes_instruments_audited(fresh: Api) -> N
     ]
 
 
+def test_every_instrument_has_one_holder(fresh: Api) -> None:
+    # The mine has one organisation: an admin's entry without org_id is held by it.
+    mine = fresh.client.put(
+        f"{M}/green-instruments/GEC-2026-ONE", headers=fresh.headers("admin"), json=GREEN_BODY
+    )
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["org_id"] == "jinzhong-coal"
+    # The park has several: without a holder the entry is refused (never site-wide), in
+    # English and Chinese; naming the common account (park-energy) is accepted.
+    path = f"{P}/green-instruments/PPA-COMMON-1"
+    refused = fresh.client.put(path, headers=fresh.headers("admin"), json=GREEN_BODY)
+    assert_problem(refused, 422)
+    assert "holder" in refused.json()["detail"] and "持有者" in refused.json()["detail"]
+    assert_problem(fresh.get("admin", path), 404)  # nothing written
+    common = {**GREEN_BODY, "org_id": "park-energy"}
+    held = fresh.client.put(path, headers=fresh.headers("admin"), json=common)
+    assert held.status_code == 201, held.text
+    assert held.json()["org_id"] == "park-energy"
+
+
+def test_legacy_entries_without_holder_get_their_sites_default_holder(fresh: Api) -> None:
+    # Revision 0021's update: the park's DIRECT-PARK (no holder) goes to the common account
+    # (attribution common: park-energy), a mine's entry to its one organisation; entries with a
+    # holder keep theirs; a second run changes nothing.
+    with psycopg.connect(fresh.seeded.url) as conn:
+        conn.execute(
+            "INSERT INTO green_instrument (site_id, instrument_id, org_id, kind, evidence, "
+            "volume_mwh, valid_from, valid_to, claimed_mwh, claim_start, claim_end) VALUES "
+            "(%s, 'PPA-OLD', NULL, 'green_power_contract', 'settlement', 5, '2026-01-01', "
+            "'2026-12-31', 5, '2026-01-01', '2026-12-31')",
+            (MINE,),
+        )
+        assert conn.execute(ASSIGN_HOLDERS).rowcount == 2
+        assert conn.execute(ASSIGN_HOLDERS).rowcount == 0
+        rows = conn.execute("SELECT instrument_id, org_id FROM green_instrument").fetchall()
+    assert {str(i): o for i, o in rows} == {
+        "DIRECT-PARK": "park-energy", "GEC-CATHODE-1": "cathode-plant",
+        "PPA-DC-1": "data-centre", "GEC-MINE-1": "jinzhong-coal", "PPA-OLD": "jinzhong-coal",
+    }  # fmt: skip
+
+
 def test_enterprise_writes_only_its_own_instruments(fresh: Api) -> None:
     path = f"{P}/green-instruments/GEC-CATHODE-2"
     created = fresh.client.put(path, headers=fresh.headers("enterprise"), json=GREEN_BODY)
@@ -726,7 +768,8 @@ def test_docs_load_swagger_ui_from_the_package_not_a_cdn(api: Api) -> None:
 def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
     """Issue 15: the same certificates under a new id, or at a second site, are refused (409)
     naming the batch that holds them; 1 certificate = 1 MWh; a batch may be replaced."""
-    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099}  # 100 certificates
+    # 100 certificates, held by the cathode plant (the park has several organisations)
+    batch = {**GREEN_BODY, "serial_first": 1_000, "serial_last": 1_099, "org_id": "cathode-plant"}
     first = fresh.client.put(
         f"{P}/green-instruments/GEC-SERIAL-A", headers=fresh.headers("admin"), json=batch
     )
@@ -739,13 +782,17 @@ def test_certificate_serials_are_unique_across_the_platform(fresh: Api) -> None:
     assert again.status_code == 200, again.text
     # one serial in common (1 099), under a new id at the same site, or at another site
     overlap = {**batch, "serial_first": 1_099, "serial_last": 1_198}
-    for path in (f"{P}/green-instruments/GEC-SERIAL-B", f"{M}/green-instruments/GEC-SERIAL-A"):
-        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=overlap)
+    for path, holder in (
+        (f"{P}/green-instruments/GEC-SERIAL-B", "cathode-plant"),
+        (f"{M}/green-instruments/GEC-SERIAL-A", "jinzhong-coal"),
+    ):
+        body = {**overlap, "org_id": holder}
+        refused = fresh.client.put(path, headers=fresh.headers("admin"), json=body)
         problem = assert_problem(refused, 409)
         assert "'GEC-SERIAL-A' at site 'inner-mongolia-ordos-park'" in problem["detail"]
         assert "1000–1099" in problem["detail"]
     # adjacent serials are another batch
-    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199}
+    adjacent = {**batch, "serial_first": 1_100, "serial_last": 1_199, "org_id": "jinzhong-coal"}
     ok = fresh.client.put(
         f"{M}/green-instruments/GEC-SERIAL-C", headers=fresh.headers("admin"), json=adjacent
     )

@@ -306,3 +306,37 @@ def test_a_tradable_held_batch_moves_whole_to_another_organisation(env: Env) -> 
             (f"{G}/GEC-T/transfer",),
         ).fetchall()
     assert ("enterprise", 200) in audited
+
+
+def test_a_legacy_entry_without_holder_covers_nobody_on_a_site_without_common_account(
+    env: Env,
+) -> None:
+    # Twin works: two organisations, no attribution, so no common account. A new period
+    # instrument without holder is refused; one stored before the rule covers nobody's import.
+    contract = {
+        "kind": "green_power_contract", "evidence": "settlement 2025-05", "volume_mwh": 5.0,
+        "valid_from": "2025-05-01", "valid_to": "2025-05-31", "claimed_mwh": 5.0,
+        "claim_start": "2025-05-01", "claim_end": "2025-05-31",
+    }  # fmt: skip
+    refused = assert_problem(env.call("admin", "PUT", f"{G}/PPA-LEGACY", contract), 422)
+    assert "holder" in refused["detail"] and "持有者" in refused["detail"]
+    run_calc(env.url)  # the earlier tests' claims computed
+    before = market_by_org(env.url)
+    with psycopg.connect(env.url) as conn:
+        conn.execute(
+            "INSERT INTO green_instrument (site_id, instrument_id, org_id, kind, evidence, "
+            "volume_mwh, valid_from, valid_to, claimed_mwh, claim_start, claim_end) "
+            "VALUES (%s, 'PPA-LEGACY', NULL, 'green_power_contract', 'settlement 2025-05', 5, "
+            "'2025-05-01', '2025-05-31', 5, '2025-05-01', '2025-05-31')",
+            (SITE,),
+        )
+    run_calc(env.url)
+    after = market_by_org(env.url)
+    assert after == pytest.approx(before, abs=1e-9)
+    rows = _may(
+        env.url,
+        "SELECT accepted, applied_mwh, reason FROM calc_green_claim WHERE site_id = %s "
+        "AND month_start >= %s AND month_start < %s AND instrument_id = 'PPA-LEGACY'",
+    )
+    ((accepted, applied, reason),) = rows
+    assert not accepted and applied == 0.0 and reason.startswith("no holder")
