@@ -35,7 +35,12 @@ from carbonflow.domain.indicators.kpis import (
     Outcome,
     site_targets,
 )
-from carbonflow.domain.indicators.period import evaluate_period, period_inputs
+from carbonflow.domain.indicators.period import (
+    accounting_keys,
+    evaluate_period,
+    period_coverage,
+    period_inputs,
+)
 from carbonflow.domain.inventory.balance import inventory_devices, settle_period
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
@@ -275,5 +280,10 @@ def indicators_for_period(
     devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
-    inputs = period_inputs(plan, year, (start, end), totals, devices)
+    keys = accounting_keys(plan)
+    coverage = period_coverage(
+        plan, "range", (start, end), end, devices,
+        intervals.data_presence(conn, keys, start, end),
+    )  # fmt: skip
+    inputs = period_inputs(plan, year, (start, end), totals, devices, coverage)
     return evaluate_period(inputs, targets, factors).outcomes
