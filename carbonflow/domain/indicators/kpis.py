@@ -608,7 +608,7 @@ def budget_outcomes(
 # minimum duration, :data:`EVENT_MIN_DURATION`, :data:`EVENT_CLEAR_MARGIN`):
 #
 # - it opens after the status has been at_risk / off_track for 1 h of data (at once for a
-#   finished period);
+#   finished period, or a budget already used up: consumption cannot fall back);
 # - it closes when the value has been at least 2 % of |threshold| past the threshold, on the
 #   good side, for 1 h of data (at once for a finished period);
 # - insufficient_data and no_target never open one, and leave an open one as it is;
@@ -635,6 +635,7 @@ class Reading:
     value: float | None
     threshold: float | None
     higher_is_better: bool
+    settled: bool = False  # the miss cannot recover in this period (a budget already used up)
 
 
 def clear_of(r: Reading) -> bool:
@@ -659,7 +660,8 @@ def alert_step(
         status = r.status if state.is_open and r.status in ALERT_STATUSES else state.status
         return replace(state, pending_since=None, status=status), None
     since = state.pending_since or at
-    if not finished and at - since < EVENT_MIN_DURATION:
+    settled = r.settled and not state.is_open
+    if not (finished or settled) and at - since < EVENT_MIN_DURATION:
         return replace(state, pending_since=since), None
     if state.is_open:
         return AlertState(False, None, None, state.crossings), "close"
@@ -752,8 +754,9 @@ def budget_events(
     for org, quantity, s in statuses:
         key = (org, quantity)
         before = states.get(key, AlertState())
-        projected = s.projected_total if s.consumed <= s.budget.budget else s.consumed
-        r = Reading(s.status.value, projected, s.budget.budget, higher_is_better=False)
+        used_up = s.consumed > s.budget.budget
+        projected = s.consumed if used_up else s.projected_total
+        r = Reading(s.status.value, projected, s.budget.budget, False, settled=used_up)
         state, change = alert_step(before, r, at=at, finished=finished)
         if state != before or key in states:
             after[key] = state

@@ -238,6 +238,16 @@ def test_insufficient_data_never_raises_and_a_finished_period_opens_at_once() ->
     assert change == "open"
 
 
+def test_a_used_up_budget_opens_at_once_even_in_a_period_in_progress() -> None:
+    # 12 tce used of 10: consumption cannot fall back, so no minimum duration applies.
+    used_up = Reading(Status.OFF_TRACK.value, 12.0, 10.0, False, settled=True)
+    state, change = alert_step(AlertState(), used_up, at=T0, finished=False)
+    assert change == "open" and state.is_open
+    # A projection over the budget (not settled) waits for 1 h of data.
+    projected = Reading(Status.OFF_TRACK.value, 12.0, 10.0, False)
+    assert alert_step(AlertState(), projected, at=T0, finished=False)[1] is None
+
+
 def test_indicator_events_carry_the_crossing_in_their_key() -> None:
     out = _park_outcomes(cov(1.0, 73, in_progress=False))
     outcomes = list(out.values())
