@@ -104,6 +104,7 @@ class Activity:
     diesel_l: float = 0.0
     lng_t: float = 0.0
     heat_import_gj: float = 0.0
+    heat_export_gj: float = 0.0  # heat delivered off site, netted against heat_import_gj
     ch4_ventilation_nm3: float = 0.0
     ch4_drained_nm3: float = 0.0
     ch4_flared_nm3: float = 0.0
@@ -162,6 +163,8 @@ def activity(doc: SiteDocument, totals: PeriodTotals) -> Activity:
             a.lng_t += q(d, "lng_t")
         elif role is Role.HEAT_IMPORT:
             a.heat_import_gj += q(d, "heat_gj")
+        elif role is Role.HEAT_EXPORT:
+            a.heat_export_gj += q(d, "heat_gj")
         elif role is Role.METHANE_VENTILATION:
             a.ch4_ventilation_nm3 += q(d, "ch4_nm3")
         elif role is Role.METHANE_DRAINED:
@@ -273,9 +276,11 @@ def expected_ledger(
         conversions.append(
             to_tce(diesel_kg, "kg", tce_coefficient(lib, "diesel"), carrier="diesel")
         )
-    if a.heat_import_gj:
+    # net purchased heat, never below 0 (the calc's settle_period)
+    heat_net_gj = max(0.0, a.heat_import_gj - a.heat_export_gj)
+    if heat_net_gj:
         conversions.append(
-            to_tce(a.heat_import_gj, "GJ", tce_coefficient(lib, "heat"), carrier="heat (purchased)")
+            to_tce(heat_net_gj, "GJ", tce_coefficient(lib, "heat"), carrier="heat (purchased)")
         )
     if a.ch4_utilised_nm3:
         ch4_mj = a.ch4_utilised_nm3 * physics.ch4_lhv_mj_per_nm3
@@ -313,8 +318,8 @@ def expected_ledger(
         emissions.append(fuel_combustion_co2(diesel_kg, "kg", fuel_parameters(lib, "diesel")))
     if a.lng_t:
         emissions.append(fuel_combustion_co2(a.lng_t, "t", fuel_parameters(lib, "lng")))
-    if a.heat_import_gj:
-        emissions.append(purchased_heat_co2(a.heat_import_gj, lib.get(HEAT_FACTOR_KEY)))
+    if heat_net_gj:
+        emissions.append(purchased_heat_co2(heat_net_gj, lib.get(HEAT_FACTOR_KEY)))
     methane: dict[str, Any] | None = None
     if a.ch4_drained_nm3 or a.ch4_ventilation_nm3:
         balance_ch4 = mine_methane(

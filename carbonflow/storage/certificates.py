@@ -15,6 +15,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from carbonflow.domain.inventory.certificates import Batch, Claim
+from carbonflow.domain.ledger.document import RegisterClaim
 from carbonflow.storage.db import make_row
 from carbonflow.storage.registry import org_filter
 from carbonflow.storage.schema import calc_carbon, green_claim, green_instrument, ledger_revision
@@ -52,6 +53,7 @@ class BatchRow:
     serial_first: int | None
     serial_last: int | None
     cancelled_at: datetime | None
+    tradable: bool | None = None
 
     def batch(self) -> Batch | None:
         """The domain batch; None for a legacy period entry (no production month)."""
@@ -80,6 +82,7 @@ def get_batch(
         sa.select(
             g.c.site_id, g.c.instrument_id, g.c.org_id, g.c.kind, g.c.volume_mwh,
             g.c.production_month, g.c.serial_first, g.c.serial_last, g.c.cancelled_at,
+            g.c.tradable,
         ).where(
             g.c.site_id == site_id, g.c.instrument_id == instrument_id,
             org_filter(g.c.org_id, org_id),
@@ -116,6 +119,31 @@ def claims_by_batch(
         row = make_row(ClaimRow, r)
         out.setdefault(row.instrument_id, []).append(row)
     return out
+
+
+def month_register_claims(
+    conn: sa.Connection, site_id: str, month: date, org_id: str | None
+) -> list[RegisterClaim]:
+    """The active claims applied to ``month`` (its first day) at the site, with their batch's
+    evidence type and production month; of one holder if ``org_id`` (a ledger's rows)."""
+    c, g = green_claim.c, green_instrument.c
+    query = (
+        sa.select(
+            c.claim_id, c.instrument_id, c.org_id, g.kind, c.mwh, g.production_month,
+            c.serial_first, c.serial_last,
+        )
+        .select_from(
+            green_claim.join(
+                green_instrument,
+                sa.and_(g.site_id == c.site_id, g.instrument_id == c.instrument_id),
+            )
+        )
+        .where(c.site_id == site_id, c.month == month, c.withdrawn_at.is_(None))
+        .order_by(c.org_id, c.instrument_id, c.claim_id)
+    )  # fmt: skip
+    if org_id is not None:
+        query = query.where(c.org_id == org_id)
+    return [make_row(RegisterClaim, r) for r in conn.execute(query)]
 
 
 def get_claim(
@@ -210,6 +238,18 @@ def cancel_batch(conn: sa.Connection, site_id: str, instrument_id: str, *, at: d
         sa.update(green_instrument)
         .where(g.site_id == site_id, g.instrument_id == instrument_id)
         .values(cancelled_at=at, updated_at=at)
+    )
+
+
+def transfer_batch(
+    conn: sa.Connection, site_id: str, instrument_id: str, to_org: str, *, at: datetime
+) -> None:
+    """The batch's holder becomes ``to_org`` (the rules: ``check_transfer``)."""
+    g = green_instrument.c
+    conn.execute(
+        sa.update(green_instrument)
+        .where(g.site_id == site_id, g.instrument_id == instrument_id)
+        .values(org_id=to_org, updated_at=at)
     )
 
 

@@ -43,6 +43,7 @@ from services.api.routers import (
     service,
     site_admin,
     sites,
+    trace,
     view,
 )
 from services.api.settings import ApiSettings
@@ -64,6 +65,7 @@ ROUTERS = (
     rejections.summary_router,
     green.router,
     ledgers.router,
+    trace.router,
     carbon.router,
     indicators.router,
     factors.router,

@@ -10,6 +10,12 @@ and a ZIP of many.
   in the header cells, a bold frozen header row, numbers as numbers, fitted column widths.
 - PDF (``ledger_pdf.py``): for printing and stamping.
 
+Figures are printed rounded per column (``carbonflow/domain/ledger/rounding.py``: GB/T 8170
+round half to even, totals from exact values); the header block carries the rounding note in the
+chosen language. CSV cells show the column's decimals (``2.340``); XLSX cells hold the rounded
+number with a number format of those decimals; the PDF prints it and repeats the note at the foot
+of every page.
+
 Every output is a function of the document only (the workbook's dates are the document's
 ``generated_at``, ZIP entries carry a fixed time), so a closed revision has one byte sequence per
 format and a strong ETag.
@@ -22,6 +28,7 @@ import io
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook  # type: ignore[import-untyped]
@@ -30,6 +37,7 @@ from openpyxl.writer.excel import ExcelWriter  # type: ignore[import-untyped]
 
 from carbonflow.domain.ledger.document import COLUMNS, Column, canonical_json
 from carbonflow.domain.ledger.labels import Lang, field_label, section_label
+from carbonflow.domain.ledger.rounding import note, presented
 from services.api.ledger_pdf import PDF_MEDIA_TYPE, to_pdf
 
 __all__ = ["PDF_MEDIA_TYPE"]
@@ -70,22 +78,29 @@ def _csv_columns() -> list[ColumnId]:
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never 1E-7: the column's decimals, as printed
     return value
 
 
-def _section_rows(document: Mapping[str, Any], section: str) -> Iterable[dict[ColumnId, Any]]:
-    """The section as rows keyed by column."""
+def _section_rows(
+    document: Mapping[str, Any], section: str, lang: Lang
+) -> Iterable[dict[ColumnId, Any]]:
+    """The section as rows keyed by column, figures rounded as printed (rounding.py)."""
     if section in FIELD_SECTIONS:
         # Sorted, as in the canonical JSON: a stored revision and a fresh draft lay out alike.
         fields = dict(document[section])
-        if section == "header":  # the content hash stands in the header block of every export
+        if section == "header":
+            # The content hash and the rounding rule stand in the header block of every export
+            # (a revision stored before the header carried the rule is printed by it too).
             fields["content_sha256"] = document.get("content_sha256")
+            fields["rounding"] = note(lang)
         for field, value in sorted(fields.items()):
-            yield {("field", None): field, ("value", None): value}
+            yield {("field", None): field, ("value", None): presented(section, field, value)}
         return
     columns = TABLES[section]
     for row in document[section]:
-        yield {(c.key, c.unit): row.get(c.key) for c in columns}
+        yield {(c.key, c.unit): presented(section, c.key, row.get(c.key)) for c in columns}
 
 
 def _columns_of(section: str) -> list[ColumnId]:
@@ -112,7 +127,7 @@ def to_csv(document: Mapping[str, Any], lang: Lang = "en") -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([field_label(key, lang, unit) for key, unit in ids])
     for section in SHEET_ORDER:
-        for row in _section_rows(document, section):
+        for row in _section_rows(document, section, lang):
             cells = {("section", None): section_label(section, lang), **row}
             writer.writerow(
                 [
@@ -155,8 +170,9 @@ def to_xlsx(document: Mapping[str, Any], lang: Lang = "en") -> bytes:
         sheet = workbook.create_sheet(section_label(section, lang))
         ids = _columns_of(section)
         sheet.append([field_label(key, lang, unit) for key, unit in ids])
-        for row in _section_rows(document, section):
+        for row in _section_rows(document, section, lang):
             sheet.append([_xlsx_cell(_field_cell(section, i, row.get(i), lang)) for i in ids])
+            _number_formats(sheet, [row.get(i) for i in ids])
         _lay_out(sheet)
     raw = io.BytesIO()
     # Workbook.save() stamps docProps/core.xml "modified" with the wall clock, so two downloads a
@@ -184,7 +200,17 @@ def _display_width(value: Any) -> int:
 def _xlsx_cell(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, Decimal):  # a rounded figure: a number, shown with its decimals
+        return float(value)
     return str(value)
+
+
+def _number_formats(sheet: Any, values: Sequence[Any]) -> None:
+    """The last row's rounded figures shown with their column's decimals (``0.000``)."""
+    for cell, value in zip(sheet[sheet.max_row], values, strict=False):
+        if isinstance(value, Decimal):
+            places = -int(value.as_tuple().exponent)
+            cell.number_format = "0." + "0" * places if places > 0 else "0"
 
 
 def render(document: Mapping[str, Any], fmt: str, lang: Lang = "en") -> bytes:

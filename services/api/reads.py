@@ -41,7 +41,11 @@ from carbonflow.domain.indicators.period import (
     period_coverage,
     period_inputs,
 )
-from carbonflow.domain.inventory.balance import inventory_devices, settle_period
+from carbonflow.domain.inventory.balance import (
+    heat_export_surplus_gj,
+    inventory_devices,
+    settle_period,
+)
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
 from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter
@@ -189,9 +193,16 @@ def live_intervals(
 
 
 def ledger_inputs(
-    conn: Conn, site_id: str, start: datetime, end: datetime, *, org_id: str | None = None
+    conn: Conn,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    org_id: str | None = None,
+    roles: frozenset[str] = frozenset(),
 ) -> LedgerInputs:
-    """Everything a ledger of [start, end) shows, for the site or one of its organisations."""
+    """Everything a ledger of [start, end) shows, for the site or one of its organisations;
+    ``roles``: the meters of these device roles too (an indicator's trace)."""
     plan = site_plan(conn, site_id)
     stored = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     totals, surplus = settle_period(stored)
@@ -223,18 +234,28 @@ def ledger_inputs(
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
-        surplus, tuple(ledger_meters(conn, plan, start, end, org_id)),
+        surplus, tuple(ledger_meters(conn, plan, start, end, org_id, roles)),
+        heat_export_surplus_gj(stored),
     )  # fmt: skip
 
 
 def ledger_meters(
-    conn: Conn, plan: SitePlan, start: datetime, end: datetime, org_id: str | None
+    conn: Conn,
+    plan: SitePlan,
+    start: datetime,
+    end: datetime,
+    org_id: str | None,
+    roles: frozenset[str] = frozenset(),
 ) -> list[DeviceMeter]:
     """The inventory's device metrics over [start, end) with their serials, registers and
-    interval qualities; for an organisation its own devices and the site's grid meters (its
-    purchased electricity is a share of theirs)."""
+    interval qualities; for an organisation its own devices and the site's grid and purchased-
+    heat meters (its purchased electricity and heat are a share of theirs). ``roles``: active
+    devices of these roles too (of the organisation's, for an organisation)."""
+    inventory = inventory_devices(plan)
+    listed = {d.device_pk for d in inventory}
+    extra = tuple(d for d in plan.active_devices() if d.role in roles and d.device_pk not in listed)
     devices = [
-        d for d in inventory_devices(plan)
+        d for d in (*inventory, *extra)
         if org_id is None or d.org_id == org_id or d.role in SHARED_ROLES
     ]  # fmt: skip
     keys = [(d.device_pk, m.metric_id) for d in devices for m in d.quantity_metrics()]

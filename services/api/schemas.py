@@ -698,6 +698,18 @@ class GreenClaimIn(BaseModel):
     )  # fmt: skip
 
 
+class GreenTransferIn(BaseModel):
+    """Hand a whole tradable, held batch to another organisation of the site."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"to_org_id": "cathode-plant"}]}
+    )
+
+    to_org_id: str = Field(
+        min_length=1, max_length=128, description="the organisation of the site that receives it"
+    )
+
+
 class GreenClaimOut(_Out):
     claim_id: int
     site_id: str

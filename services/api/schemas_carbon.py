@@ -188,6 +188,15 @@ class ReasonOut(_Out):
     zh: str
 
 
+class EnergyTotalOut(_Out):
+    """Which comprehensive energy consumption an indicator uses (docs/calc.md, energy totals)."""
+
+    id: Literal["with_utilised_methane", "without_utilised_methane"]
+    label_zh: str
+    label_en: str
+    unit: Literal["tce"] = "tce"
+
+
 class IndicatorOut(_Out):
     site_id: str
     org_id: str | None = Field(description="null: the site as a whole")
@@ -215,6 +224,11 @@ class IndicatorOut(_Out):
     )
     trend: list[TrendPointOut] = Field(
         description="the same indicator in the previous periods, oldest first (stored only)"
+    )
+    energy_total: EnergyTotalOut | None = Field(
+        default=None,
+        description="the energy total an energy-based indicator is built on: with or without "
+        "the coal-mine methane utilised on site (null: the indicator uses no energy total)",
     )
 
 

@@ -56,7 +56,19 @@ class LedgerDocument(_Out):
     factors: list[dict[str, Any]]
     emissions: list[dict[str, Any]]
     totals: list[dict[str, Any]]
+    energy_totals: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the two comprehensive energy totals [tce], labelled in Chinese and English: "
+        "with and without the coal-mine methane utilised on site, and the indicators built on "
+        "each (empty in revisions stored before the section existed)",
+    )
     green_power: list[dict[str, Any]]
+    green_claims: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the green-certificate register's claims applied to the month: claim, "
+        "batch, holder, evidence type, serial range, MWh, production month (an organisation's "
+        "own; a site ledger all, by holder)",
+    )
     production: list[dict[str, Any]]
     indicators: list[dict[str, Any]]
     quality: dict[str, Any]

@@ -1,6 +1,6 @@
 """Access-matrix rows for the certificate register's claim routes (docs/green.md).
 
-Admins and enterprise keys (their own batches) claim, withdraw and cancel; operators and
+Admins and enterprise keys (their own batches) claim, withdraw, cancel and transfer; operators and
 regulators read only (403 on a write). The seeded instruments are period instruments (no
 production month): a claim or cancellation is 409 where the key may write and see them; the
 data centre's contract is another organisation's, which the enterprise probes: 404, never 403.
@@ -29,5 +29,9 @@ CASES: tuple[Case, ...] = (
     Case("POST", f"{P}/{G}/GEC-CATHODE-1/claims/1/withdraw",          409, 403, 409, 403),
     Case("POST", f"{P}/{G}/GEC-CATHODE-1/cancel",                     409, 403, 409, 403),
     Case("POST", f"{P}/{G}/PPA-DC-1/cancel",                          409, 403, 404, 403),
+    Case("POST", f"{P}/{G}/GEC-CATHODE-1/transfer",                   409, 403, 409, 403,
+         {"to_org_id": "data-centre"}),
+    Case("POST", f"{P}/{G}/PPA-DC-1/transfer",                        409, 403, 404, 403,
+         {"to_org_id": "cathode-plant"}),
     Case("DELETE", f"{P}/{G}/GEC-CATHODE-1/claims",                   405, 405, 405, 405),
 )  # fmt: skip

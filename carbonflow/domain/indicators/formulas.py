@@ -46,6 +46,7 @@ from enum import StrEnum
 from carbonflow.domain import units
 from carbonflow.domain.factors.targets import Comparator, Target, TargetSet
 from carbonflow.domain.indicators.coverage import Reason
+from carbonflow.domain.inventory.energy_totals import EnergyTotal
 from carbonflow.domain.units import Ratio, ratio
 
 # Values within this relative distance of a threshold count as equal to it, so that float
@@ -70,6 +71,26 @@ class Indicator(StrEnum):
     LOW_CARBON_VEHICLE_SHARE = "low_carbon_vehicle_share"  # fraction of vehicles
     UNIT_PRODUCT_CO2_REDUCTION = "unit_product_co2_reduction"  # fraction vs project start
     SUPPLY_COAL_CONSUMPTION = "supply_coal_consumption"  # gce/kWh supplied
+
+
+# Which comprehensive energy total (:mod:`carbonflow.domain.inventory.energy_totals`) each
+# energy-based indicator divides by or is built on; indicators not listed use no energy total.
+# All count the coal-mine methane a mine burns on site (energy it consumes, GB/T 2589).
+ENERGY_TOTAL: Mapping[Indicator, EnergyTotal] = {
+    Indicator.ENERGY_PER_RAW_COAL: EnergyTotal.WITH_UTILISED_METHANE,
+    Indicator.ENERGY_PER_RAW_COAL_REDUCTION: EnergyTotal.WITH_UTILISED_METHANE,
+    Indicator.ZERO_CARBON_ENERGY_SHARE: EnergyTotal.WITH_UTILISED_METHANE,
+    Indicator.CO2_PER_ENERGY: EnergyTotal.WITH_UTILISED_METHANE,
+    Indicator.CLEAN_ENERGY_SHARE: EnergyTotal.WITH_UTILISED_METHANE,
+}
+
+
+def energy_total_of(indicator: str) -> EnergyTotal | None:
+    """The energy total an indicator uses (:data:`ENERGY_TOTAL`), None if it uses none."""
+    try:
+        return ENERGY_TOTAL.get(Indicator(indicator))
+    except ValueError:
+        return None
 
 
 class Status(StrEnum):

@@ -22,7 +22,13 @@ Bookings by device role (ACCOUNTING §3–4):
 - ``green_import`` (绿电直连, metered): zero in both views, zero-carbon energy; not grid power.
 - ``generation_pv`` / ``generation_wind``: zero (self-generated), zero-carbon energy, net of the
   surplus export. ``generation_gas``: secondary energy — its fuel is what is accounted.
-- ``heat_import``: purchased heat, scope 2 (both views).
+- ``heat_import`` / ``heat_export``: purchased heat, steam or cooling [GJ], scope 2 (both
+  views), netted **per interval** against the heat the site delivers off site: net = Σ imports −
+  Σ exports, signed (a period's net below 0 is settled to 0 by :func:`settle_period`, the excess
+  reported as :func:`heat_export_surplus_gj`). Booked at the import meters' nodes in proportion
+  to their imports; at a node an ``attribution`` rule shares (its ``heat`` group), split exactly
+  between the organisations behind the node's metered heat edges and the common account, as for
+  electricity.
 - ``fuel_supply``: combustion CO2, scope 1 (litres → kg by the fuel's density).
 - ``process_carbonate``: process CO2 of carbonates (GB/T 32151), scope 1 process: t fed × the
   carbonate's mass fraction × the fraction calcined × its Table C.2 factor (site file
@@ -100,6 +106,7 @@ INVENTORY_ROLES = frozenset(
         Role.GENERATION_PV.value,
         Role.GENERATION_WIND.value,
         Role.HEAT_IMPORT.value,
+        Role.HEAT_EXPORT.value,
         Role.FUEL_SUPPLY.value,
         Role.PROCESS_CARBONATE.value,
         *_METHANE_ROLES,
@@ -528,19 +535,23 @@ def _market_by_holder(
 
 
 def _owners(
-    slot: _Slot, booked: Sequence[tuple[DevicePlan, Quantity]]
+    slot: _Slot, booked: Sequence[tuple[DevicePlan, Quantity]], group: str = "electricity"
 ) -> tuple[list[tuple[str | None, str | None]], list[float]]:
-    """Where grid electricity is booked: by the attribution rule of the grid meters' node, if
-    the site file has one, else at the grid meters' places in proportion to their quantities."""
+    """Where purchased electricity (or heat, ``group``) is booked: by the attribution rule of
+    the meters' node for that carrier group, if the site file has one, else at the meters'
+    places in proportion to their quantities."""
     meter_nodes = {d.node_id for d, _q in booked}
-    rule = next((r for r in slot.plan.shares if {r.node_id} == meter_nodes), None)
+    rule = next(
+        (r for r in slot.plan.shares if r.group == group and {r.node_id} == meter_nodes), None
+    )
     if rule is None:
         return _places_weights((d, q.quantity) for d, q in booked)
+    unit = units.lookup(_KWH if group == "electricity" else "GJ")
 
-    def kwh(device: DevicePlan, metric: MetricPlan) -> float:
-        return units.convert(slot.get(device, metric).quantity, metric.unit, units.lookup(_KWH))
+    def common(device: DevicePlan, metric: MetricPlan) -> float:
+        return units.convert(slot.get(device, metric).quantity, metric.unit, unit)
 
-    return attribution_shares(rule, kwh)
+    return attribution_shares(rule, common)
 
 
 def _direct_supply(mwh: float, f: SiteFactors, day: date) -> Emission:
@@ -568,6 +579,29 @@ def covered_in_interval(net_before_mwh: float, net_mwh: float, pool_mwh: float) 
     return after - before
 
 
+def _net_heat_gj(rows: Iterable[InventoryLine]) -> float:
+    return math.fsum(r.activity for r in rows if r.category == Category.PURCHASED_HEAT)
+
+
+def heat_export_surplus_gj(rows: Sequence[InventoryLine]) -> float:
+    """Heat delivered off site beyond the heat bought in a period [GJ] (0 if none): reported as
+    its own figure, as the surplus export of electricity; the purchased heat is then 0."""
+    return max(0.0, -_net_heat_gj(rows))
+
+
+def _settle_heat(rows: Sequence[InventoryLine]) -> Sequence[InventoryLine]:
+    """Purchased heat of a period never below 0: a period whose heat exports exceed its heat
+    imports books 0 (the excess is :func:`heat_export_surplus_gj`)."""
+    if _net_heat_gj(rows) >= 0:
+        return rows
+    return [
+        replace(r, activity=0.0, energy_tce=0.0, zero_carbon_tce=0.0, gas_t=0.0, tco2e=0.0)
+        if r.category == Category.PURCHASED_HEAT
+        else r
+        for r in rows
+    ]
+
+
 def settle_period(rows: Sequence[InventoryLine]) -> tuple[list[InventoryLine], float]:
     """A period's summed rows as reported, and its surplus export [MWh] (ACCOUNTING §3).
 
@@ -575,12 +609,15 @@ def settle_period(rows: Sequence[InventoryLine]) -> tuple[list[InventoryLine], f
     negative exported more than it imported: its purchased electricity is 0 (scope 2 is never
     negative) and the surplus is taken out of the self-generated and directly supplied
     zero-carbon electricity it was made of (in proportion). Other periods are unchanged.
+    Purchased heat likewise: a period whose net heat is negative books 0 purchased heat
+    (:func:`heat_export_surplus_gj` is the excess, taken from the rows before settling).
     """
     net = math.fsum(
         r.activity
         for r in rows
         if r.category == Category.PURCHASED_ELECTRICITY and r.basis == Basis.LOCATION
     )
+    rows = _settle_heat(rows)
     if net >= 0:
         return list(rows), 0.0
     surplus = -net
@@ -610,19 +647,45 @@ def settle_period(rows: Sequence[InventoryLine]) -> tuple[list[InventoryLine], f
 
 
 def _heat(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
+    """Purchased heat net of heat delivered off site, one interval (module doc)."""
+    imports: list[tuple[DevicePlan, Quantity]] = []
+    exports: list[tuple[DevicePlan, Quantity]] = []
     for d in devices:
-        if d.role != Role.HEAT_IMPORT:
+        if d.role not in (Role.HEAT_IMPORT, Role.HEAT_EXPORT):
             continue
         metric = flow_metric(d)
-        q = slot.get(d, metric)
         if metric is None:
             continue
-        gj = units.convert(q.quantity, metric.unit, units.lookup("GJ"))
-        tce, coefficient = slot.tce_of(gj, "GJ", "heat")
-        emission = _with_factor(purchased_heat_co2(gj, slot.f.heat), coefficient)
-        slot.add(
-            (d.org_id, d.node_id), emission, carrier=d.carrier, basis=Basis.BOTH, parts=[q],
-            energy_tce=tce,
+        q = slot.get(d, metric)
+        gj = replace(q, quantity=units.convert(q.quantity, metric.unit, units.lookup("GJ")))
+        (imports if d.role == Role.HEAT_IMPORT else exports).append((d, gj))
+    if not imports and not exports:
+        return
+    net_gj = math.fsum(q.quantity for _, q in imports) - math.fsum(q.quantity for _, q in exports)
+    sign = -1.0 if net_gj < 0 else 1.0
+    tce, coefficient = slot.tce_of(abs(net_gj), "GJ", "heat")
+    emission = _signed(
+        _with_factor(purchased_heat_co2(abs(net_gj), slot.f.heat), coefficient), sign
+    )
+    parts = [q for _, q in imports] + [q for _, q in exports]
+    booked = imports or exports
+    # By node of the booked meters first (in proportion to what each measured), then each
+    # node's part by its attribution rule (or at its meters' places): exact at both levels.
+    nodes = list(dict.fromkeys(d.node_id for d, _q in booked))
+    node_weights = [math.fsum(q.quantity for d, q in booked if d.node_id == n) for n in nodes]
+    activity = split_exact(emission.activity, node_weights)
+    gas_t = split_exact(emission.gas_t, node_weights)
+    tco2e = split_exact(emission.emissions_tco2e, node_weights)
+    tces = split_exact(sign * tce, node_weights)
+    for i, node in enumerate(nodes):
+        here = [(d, q) for d, q in booked if d.node_id == node]
+        carriers = {d.carrier for d, _q in here}
+        carrier = carriers.pop() if len(carriers) == 1 else "heat"
+        places, weights = _owners(slot, here, "heat")
+        part = replace(emission, activity=activity[i], gas_t=gas_t[i], emissions_tco2e=tco2e[i])
+        slot.split(
+            places, weights, part, carrier=carrier, basis=Basis.BOTH, parts=parts,
+            energy_tce=tces[i],
         )  # fmt: skip
 
 

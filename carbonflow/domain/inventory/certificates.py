@@ -301,3 +301,33 @@ def check_cancel(batch: Batch, claims: Sequence[Claim]) -> Refusal | None:
             f"该批次已申领 {claimed_mwh(claims):g} MWh：请先撤回申领",
         )
     return None
+
+
+def check_transfer(
+    batch: Batch,
+    claims: Sequence[Claim],
+    *,
+    tradable: bool | None,
+    holder: str,
+    to_org: str,
+    today: date,
+) -> Refusal | None:
+    """A batch moves to another organisation only whole, tradable (绿证可交易) and held: not
+    cancelled, not expired, nothing of it claimed (a claim applies it to its holder's own
+    consumption). The receiving organisation must differ from the holder."""
+    if not tradable:
+        return Refusal(409, "the batch is not tradable", "该批次不可交易")
+    status = batch_status(batch, claims, today)
+    if status is not BatchStatus.HELD:
+        return Refusal(
+            409, f"the batch is {status.value}, not held", f"该批次状态为 {status.value}，非持有"
+        )
+    if claims:
+        return Refusal(
+            409,
+            f"{claimed_mwh(claims):g} MWh of the batch are claimed: withdraw the claims first",
+            f"该批次已申领 {claimed_mwh(claims):g} MWh：请先撤回申领",
+        )
+    if to_org == holder:
+        return Refusal(422, f"{holder!r} already holds the batch", f"{holder!r} 已持有该批次")
+    return None

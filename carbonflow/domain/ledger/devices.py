@@ -31,6 +31,7 @@ ROLE_CATEGORIES: Mapping[str, frozenset[str]] = {
     "generation_pv": frozenset({"self_generation"}),
     "generation_wind": frozenset({"self_generation"}),
     "heat_import": frozenset({"purchased_heat"}),
+    "heat_export": frozenset({"purchased_heat"}),
     "fuel_supply": frozenset({"fuel_combustion"}),
     "process_carbonate": frozenset({"process"}),
     "methane_drained": _METHANE,
@@ -40,9 +41,9 @@ ROLE_CATEGORIES: Mapping[str, frozenset[str]] = {
     "methane_vented": _METHANE,
     "methane_sold": _METHANE,
 }
-# Grid meters serve the whole site: an organisation's purchased electricity is its attributed
-# share of what they measured (the site file's attribution rule).
-SHARED_ROLES = frozenset({"grid_import", "grid_export"})
+# Grid and purchased-heat meters serve the whole site: an organisation's purchased electricity
+# (heat) is its attributed share of what they measured (the site file's attribution rule).
+SHARED_ROLES = frozenset({"grid_import", "grid_export", "heat_import", "heat_export"})
 
 
 @dataclass(frozen=True, slots=True)

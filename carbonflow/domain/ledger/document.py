@@ -8,7 +8,8 @@ section       rows
 ============  ===================================================================================
 header        site (id, name), organisation (id, registered name, unified social credit code,
               industry), month, period [UTC and site-local], time zone, preparer, generated
-              at, calc watermark, status (draft/closed), revision, who closed it and why
+              at, calc watermark, status (draft/closed), revision, who closed it and why, the
+              rounding rule of the exports (``rounding.py``: rule, note in zh and en)
 activity      one per source (category × carrier): quantity + unit, energy [tce] with the tce
               coefficient behind it (key, value, unit), completeness
 factors       every factor used: key, value, unit, version, file, source, confidence, data
@@ -16,10 +17,16 @@ factors       every factor used: key, value, unit, version, file, source, confid
 emissions     one per scope × category × carrier × gas × basis: gas mass [t], CO2e [t], the
               GWP behind the CO2e (key ``gwp.ch4.<set>``, value [tCO2e/t]; ``co2`` = 1)
 totals        location- and market-based view: scope 1, scope 2, total [tCO2e], CO2/CH4/N2O [t]
+energy_totals the two comprehensive energy totals [tce], labelled (zh/en): with and without the
+              coal-mine methane utilised on site, and the indicators built on each
 green_power   the month's green-power claims: offered, applied, unused [MWh], accepted and why
+green_claims  the register's claims applied to the month (of the organisation; a site ledger all,
+              by holder): claim, batch, holder, evidence type, serial range, MWh, production
+              month; the purchased-electricity activity line names them (``green_claims``)
 production    products: output + unit, location-based intensity [tCO2e per unit of output]
 indicators    the month's stored indicators with value, unit, target and status
-quality       completeness of the month, sources by quality, surplus export [MWh]
+quality       completeness of the month, sources by quality, surplus export [MWh], heat
+              delivered off site beyond the heat bought [GJ]
 changes       (revisions ≥ 2) what changed against the previous revision, per line
 ============  ===================================================================================
 
@@ -38,13 +45,17 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from carbonflow.domain.indicators.formulas import ENERGY_TOTAL
+from carbonflow.domain.inventory.energy_totals import LABELS as ENERGY_LABELS
+from carbonflow.domain.inventory.energy_totals import EnergyTotal, energy_totals
 from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import InventoryLine, View, in_view, view_totals
 from carbonflow.domain.ledger.devices import DeviceMeter, device_row, line_shares, meters_of
+from carbonflow.domain.ledger.rounding import header_entry as rounding_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,27 @@ class LedgerInputs:
     completeness: float
     surplus_export_mwh: float  # exported beyond imports in the period (scope 2 is then 0)
     meters: tuple[DeviceMeter, ...] = ()  # the device metrics behind the lines (devices.py)
+    # heat delivered off site beyond the heat bought (purchased heat is then 0) [GJ]
+    surplus_heat_export_gj: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterClaim:
+    """One active claim of the green-certificate register applied to the ledger's month."""
+
+    claim_id: int
+    instrument_id: str  # the batch
+    org_id: str  # its holder
+    kind: str  # evidence type: certificate / green_power_contract / direct_supply
+    mwh: float
+    production_month: date
+    serial_first: int | None = None
+    serial_last: int | None = None
+
+    @property
+    def entry(self) -> str:
+        """The claim's entry in the month's green-power pool (``green_power.instrument_id``)."""
+        return f"{self.instrument_id}/claim-{self.claim_id}"
 
 
 SCHEMA = "carbonflow.ledger/1"
@@ -77,7 +109,9 @@ CONTENT_SECTIONS = (
     "factors",
     "emissions",
     "totals",
+    "energy_totals",
     "green_power",
+    "green_claims",
     "production",
     "indicators",
     "quality",
@@ -117,7 +151,7 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
         Column("scope_1_tco2e_market", "tCO2e"), Column("scope_2_tco2e_market", "tCO2e"),
         Column("co2_t_location", "t"), Column("ch4_t_location", "t"),
         Column("n2o_t_location", "t"), Column("co2_t_market", "t"), Column("ch4_t_market", "t"),
-        Column("n2o_t_market", "t"),
+        Column("n2o_t_market", "t"), Column("green_claims"),
     ),
     "devices": (
         Column("category"), Column("carrier"), Column("scope"), Column("device_id"),
@@ -144,6 +178,15 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
         Column("view"), Column("scope_1_tco2e", "tCO2e"), Column("scope_2_tco2e", "tCO2e"),
         Column("total_tco2e", "tCO2e"), Column("co2_t", "t"), Column("ch4_t", "t"),
         Column("n2o_t", "t"),
+    ),
+    "energy_totals": (
+        Column("total"), Column("label_zh"), Column("label_en"), Column("energy_tce", "tce"),
+        Column("utilised_methane_tce", "tce"), Column("indicators"),
+    ),
+    "green_claims": (
+        Column("claim_ref"), Column("claim_id"), Column("batch_id"), Column("org_id"),
+        Column("evidence_kind"), Column("serial_first"), Column("serial_last"),
+        Column("mwh", "MWh"), Column("production_month"),
     ),
     "green_power": (
         Column("instrument_id"), Column("kind"), Column("accepted"),
@@ -207,13 +250,20 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values) if values else 0.0
 
 
+_CLAIMED_CATEGORIES = frozenset({"purchased_electricity", "green_electricity"})
+
+
 def _activity(
-    lines: Sequence[InventoryLine], meters: Sequence[DeviceMeter] = ()
+    lines: Sequence[InventoryLine],
+    meters: Sequence[DeviceMeter] = (),
+    claims: Sequence[RegisterClaim] = (),
 ) -> list[dict[str, Any]]:
     """One row per source. Each gas row and each scope-2 view of a source repeats its activity:
     it is taken once (from the location/both rows), energy is summed (it sits on one row).
     With the devices behind it, the quality shares of their intervals, its principal emission
-    factor and its emissions by scope, gas and view."""
+    factor and its emissions by scope, gas and view; the purchased-electricity lines name the
+    register claims their market-based figures use (``green_claims``, pool entries)."""
+    refs = ", ".join(sorted(c.entry for c in claims)) or None
     by_source: dict[tuple[str, str, str, str], list[InventoryLine]] = {}
     for line in lines:
         # plain strings in the document (the members equal them)
@@ -239,6 +289,7 @@ def _activity(
                 **_principal_factor(viewed),
                 **_tce_factor(group),
                 **_line_emissions(group),
+                "green_claims": refs if category in _CLAIMED_CATEGORIES else None,
             }
         )
     return rows
@@ -435,6 +486,36 @@ def _totals(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
     return rows
 
 
+def _energy_totals(lines: Sequence[InventoryLine]) -> list[dict[str, Any]]:
+    """The two comprehensive energy totals, labelled, with the indicators built on each."""
+    totals = energy_totals(lines)
+    return [
+        {
+            "total": which.value,
+            "label_zh": ENERGY_LABELS[which][0],
+            "label_en": ENERGY_LABELS[which][1],
+            "energy_tce": rounded(totals.of(which)),
+            "utilised_methane_tce": rounded(totals.utilised_methane_tce),
+            "indicators": ", ".join(sorted(i.value for i, w in ENERGY_TOTAL.items() if w is which))
+            or None,
+        }
+        for which in EnergyTotal
+    ]
+
+
+def _register_claims(claims: Sequence[RegisterClaim]) -> list[dict[str, Any]]:
+    """The register's claims of the month, by holder, batch and claim."""
+    return [
+        {
+            "claim_ref": c.entry, "claim_id": c.claim_id, "batch_id": c.instrument_id,
+            "org_id": c.org_id, "evidence_kind": c.kind, "serial_first": c.serial_first,
+            "serial_last": c.serial_last, "mwh": rounded(c.mwh),
+            "production_month": c.production_month.strftime("%Y-%m"),
+        }
+        for c in sorted(claims, key=lambda c: (c.org_id, c.instrument_id, c.claim_id))
+    ]  # fmt: skip
+
+
 def _green(claims: Sequence[GreenClaim]) -> list[dict[str, Any]]:
     return [
         {
@@ -492,6 +573,7 @@ def _quality(inputs: LedgerInputs) -> dict[str, Any]:
         "lines_estimated": counts["estimated"],
         "lines_missing": counts["missing"],
         "surplus_export_mwh": rounded(inputs.surplus_export_mwh),
+        "surplus_heat_export_gj": rounded(inputs.surplus_heat_export_gj),
         "attributed_energy_tce": _float(inputs.attributed.get("energy_tce")),
         "attributed_tco2e_location": _float(inputs.attributed.get("tco2e_location")),
         "attributed_tco2e_market": _float(inputs.attributed.get("tco2e_market")),
@@ -502,10 +584,12 @@ def build_ledger(
     inputs: LedgerInputs,
     header: LedgerHeader,
     claims: Sequence[GreenClaim] = (),
+    register_claims: Sequence[RegisterClaim] = (),
 ) -> dict[str, Any]:
     """The draft ledger document of ``inputs`` (module doc); ``claims`` are the month's green-
-    power claims already restricted to the ledger's organisation."""
-    activity = _activity(inputs.lines, inputs.meters)
+    power claims and ``register_claims`` the register's claims of the month, both already
+    restricted to the ledger's organisation."""
+    activity = _activity(inputs.lines, inputs.meters, register_claims)
     document: dict[str, Any] = {
         "schema": SCHEMA,
         "header": {
@@ -529,13 +613,17 @@ def build_ledger(
             "revision": None,
             "closed_by": None,
             "reason": None,
+            # How the exports print the exact figures (rounding.py); not part of the hash.
+            "rounding": rounding_entry(),
         },
         "activity": activity,
         "devices": _devices(activity, inputs.meters, inputs.org_id),
         "factors": _factors(inputs.lines),
         "emissions": _emissions(inputs.lines),
         "totals": _totals(inputs.lines),
+        "energy_totals": _energy_totals(inputs.lines),
         "green_power": _green(claims),
+        "green_claims": _register_claims(register_claims),
         "production": _production(inputs),
         "indicators": _indicators(inputs),
         "quality": _quality(inputs),
@@ -609,6 +697,8 @@ _LINE_KEYS: Mapping[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = 
         ("instrument_id",),
         (("offered_mwh", "MWh"), ("applied_mwh", "MWh"), ("unused_mwh", "MWh")),
     ),
+    "energy_totals": (("total",), (("energy_tce", "tce"), ("utilised_methane_tce", "tce"))),
+    "green_claims": (("claim_ref",), (("mwh", "MWh"),)),
     "production": (
         ("product_id",),
         (("output", "@unit"), ("intensity_location_tco2e", "@intensity_unit")),
@@ -618,6 +708,7 @@ _LINE_KEYS: Mapping[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = 
 _QUALITY_UNITS = {
     "completeness_share": "1",
     "surplus_export_mwh": "MWh",
+    "surplus_heat_export_gj": "GJ",
     "attributed_energy_tce": "tce",
     "attributed_tco2e_location": "tCO2e",
     "attributed_tco2e_market": "tCO2e",
@@ -628,7 +719,7 @@ def ledger_lines(document: Mapping[str, Any]) -> dict[str, tuple[float | None, s
     """Every figure of a document by a stable line id (``section/row…/field``), with its unit."""
     out: dict[str, tuple[float | None, str]] = {}
     for section, (names, fields) in _LINE_KEYS.items():
-        for row in document[section]:
+        for row in document.get(section, ()):  # sections newer than a stored revision: none
             row_id = "/".join(str(row[n]) if row[n] != "" else "site" for n in names)
             for field, unit in fields:
                 # "@name": the unit is in the row's field ``name`` (it varies from row to row).

@@ -151,6 +151,17 @@ class Carrier(StrEnum):
 
 # Carriers of products (as opposed to energy) on edges: product links between nodes.
 PRODUCT_CARRIERS = frozenset({Carrier.RAW_COAL, Carrier.WASHED_COAL, Carrier.COKE, Carrier.PRODUCT})
+# Heat carriers: metered in GJ, bought as purchased heat (``heat_import``), netted against heat
+# delivered off site (``heat_export``) and shared by an ``attribution`` rule like electricity.
+HEAT_CARRIERS = frozenset({Carrier.HEAT, Carrier.STEAM, Carrier.COOLING})
+# What an attribution rule shares: the carriers of one group leave a distribution node together.
+SHARED_CARRIERS = frozenset({Carrier.ELECTRICITY, *HEAT_CARRIERS})
+
+
+def carrier_group(carrier: str) -> str:
+    """``electricity``, ``heat`` (heat, steam, cooling) or the carrier itself: the carriers an
+    attribution rule shares together."""
+    return "heat" if carrier in {c.value for c in HEAT_CARRIERS} else carrier
 
 
 class Role(StrEnum):
@@ -166,6 +177,7 @@ class Role(StrEnum):
     STORAGE = "storage"
     CONSUMPTION = "consumption"  # energy used by the device's node
     HEAT_IMPORT = "heat_import"  # purchased heat or steam
+    HEAT_EXPORT = "heat_export"  # heat or steam delivered off site (netted against heat_import)
     FUEL_SUPPLY = "fuel_supply"  # fuel bought or dispensed (diesel, gas, coal) for combustion
     PRODUCTION = "production"  # product output meter (belt scale, product counter)
     METHANE_DRAINED = "methane_drained"  # Q_抽放, drainage station main
@@ -335,7 +347,7 @@ DEVICE_KINDS: Mapping[DeviceKind, DeviceKindSpec] = {
     DeviceKind.HEAT_METER: DeviceKindSpec(
         "heat meter on a hot-water circuit",
         (Carrier.HEAT, Carrier.COOLING),
-        (Role.CONSUMPTION, Role.HEAT_IMPORT, Role.GENERATION_HEAT),
+        (Role.CONSUMPTION, Role.HEAT_IMPORT, Role.HEAT_EXPORT, Role.GENERATION_HEAT),
         (
             DefaultMetric("heat_gj", _C, "cumulative heat [GJ]"),
             DefaultMetric("power_kw", _G, "thermal power [kW]"),
@@ -344,7 +356,7 @@ DEVICE_KINDS: Mapping[DeviceKind, DeviceKindSpec] = {
     DeviceKind.STEAM_METER: DeviceKindSpec(
         "steam flowmeter with heat computation",
         (Carrier.STEAM,),
-        (Role.CONSUMPTION, Role.HEAT_IMPORT, Role.GENERATION_HEAT),
+        (Role.CONSUMPTION, Role.HEAT_IMPORT, Role.HEAT_EXPORT, Role.GENERATION_HEAT),
         (
             DefaultMetric("steam_t", _C, "cumulative steam mass [t]"),
             DefaultMetric("heat_gj", _C, "cumulative heat in the steam [GJ]"),
@@ -947,12 +959,13 @@ class UnmeteredRule(StrEnum):
 
 
 class Attribution(_Model):
-    """Who owns the electricity a park buys (ACCOUNTING §6a): the grid import metered at
-    ``node`` (a distribution node) belongs, interval by interval, to the organisations behind
-    the metered edges leaving the node (each in proportion to its sub-meters' share of what the
-    node received), and the rest — the node's own organisation's use, losses, unmetered use — to
-    ``common``, the park's common account (or, with ``unmetered: pro_rata``, the losses and
-    unmetered use to the enterprises in proportion)."""
+    """Who owns the electricity and heat a park buys (ACCOUNTING §6a): the grid import (or the
+    purchased heat and steam) metered at ``node`` (a distribution node) belongs, interval by
+    interval, to the organisations behind the metered edges of that carrier leaving the node
+    (each in proportion to its sub-meters' share of what the node received), and the rest — the
+    node's own organisation's use, losses, unmetered use — to ``common``, the park's common
+    account (or, with ``unmetered: pro_rata``, the losses and unmetered use to the enterprises
+    in proportion)."""
 
     node: Id
     common: Id  # the organisation that holds the park's common account
@@ -1029,8 +1042,9 @@ def edge_unit_issues(doc: SiteDocument) -> list[Issue]:
 
 def attribution_issues(doc: SiteDocument) -> list[Issue]:
     """An attribution names a distribution node and an organisation of the file, once per node,
-    and every flow it shares has an owner: each electricity edge leaving the node (but into a
-    sink) is metered and ends at a node of an organisation — a flow with no owner is an error."""
+    and every flow it shares has an owner: each electricity, heat, steam or cooling edge leaving
+    the node (but into a sink) is metered and ends at a node of an organisation — a flow with no
+    owner is an error."""
     issues: list[Issue] = []
     nodes = {n.id: n for n in doc.nodes}
     orgs = {o.id for o in doc.organisations}
@@ -1053,7 +1067,7 @@ def attribution_issues(doc: SiteDocument) -> list[Issue]:
             issues.append(Issue(("attribution", i, "node"), f"{rule.node!r} is attributed twice"))
         seen.setdefault(rule.node, i)
         for j, e in enumerate(doc.edges):
-            if e.source != rule.node or e.carrier is not Carrier.ELECTRICITY:
+            if e.source != rule.node or e.carrier not in SHARED_CARRIERS:
                 continue
             target = nodes.get(e.target)
             if target is None or target.kind is NodeKind.SINK:
@@ -1062,15 +1076,15 @@ def attribution_issues(doc: SiteDocument) -> list[Issue]:
                 issues.append(
                     Issue(
                         ("edges", j, "meters"),
-                        f"electricity from {e.source!r} to {e.target!r} has no owner: the edge "
-                        f"is not metered, and attribution[{i}] shares {rule.node!r} by meters",
+                        f"{e.carrier.value} from {e.source!r} to {e.target!r} has no owner: the "
+                        f"edge is not metered, and attribution[{i}] shares {rule.node!r} by meters",
                     )
                 )
             if target.org is None:
                 issues.append(
                     Issue(
                         ("nodes", list(nodes).index(e.target), "org"),
-                        f"electricity from {e.source!r} to {e.target!r} has no owner: node "
+                        f"{e.carrier.value} from {e.source!r} to {e.target!r} has no owner: node "
                         f"{e.target!r} belongs to no organisation (attribution[{i}])",
                     )
                 )

@@ -18,12 +18,13 @@ from datetime import timedelta
 from typing import Any
 
 from carbonflow.domain.site.model import (
-    Carrier,
+    SHARED_CARRIERS,
     MetricKind,
     NodeKind,
     Role,
     SiteDocument,
     UnmeteredRule,
+    carrier_group,
     multiplier_applies,
 )
 from carbonflow.domain.units import Dimension, metric_unit
@@ -175,7 +176,7 @@ Register = tuple["DevicePlan", MetricPlan]
 
 @dataclass(frozen=True, slots=True)
 class ShareEdge:
-    """A metered electricity edge leaving an attributed node: who takes it, and its meters."""
+    """A metered edge leaving an attributed node: who takes it, and its meters."""
 
     org_id: str
     target: str
@@ -184,9 +185,11 @@ class ShareEdge:
 
 @dataclass(frozen=True, slots=True)
 class ShareRule:
-    """The attribution of one distribution node's purchased electricity (site file
-    ``attribution``, ACCOUNTING §6a): what it received (metered edges in, minus edges out into
-    sinks) and the metered edges it passes on, each owned by its target node's organisation."""
+    """The attribution of one distribution node's purchased electricity or heat (site file
+    ``attribution``, ACCOUNTING §6a), for one carrier group (``electricity``, or ``heat`` for
+    heat, steam and cooling: :func:`carrier_group`): what it received (metered edges in, minus
+    edges out into sinks) and the metered edges it passes on, each owned by its target node's
+    organisation."""
 
     node_id: str
     common_org: str
@@ -194,6 +197,7 @@ class ShareRule:
     inflows: tuple[Register, ...]
     sink_outflows: tuple[Register, ...]
     outflows: tuple[ShareEdge, ...]
+    group: str = "electricity"
 
     def registers(self) -> tuple[Register, ...]:
         out = [r for e in self.outflows for r in e.registers]
@@ -203,7 +207,8 @@ class ShareRule:
 def share_rules(
     document: SiteDocument | None, devices: Sequence[DevicePlan]
 ) -> tuple[ShareRule, ...]:
-    """The document's attribution rules with the registers they read (devices of the plan)."""
+    """The document's attribution rules with the registers they read (devices of the plan): one
+    per attributed node and carrier group with edges at the node."""
     if document is None:
         return ()
     by_id = {d.device_id: d for d in devices}
@@ -221,28 +226,38 @@ def share_rules(
 
     rules = []
     for rule in document.attribution:
-        electric = [e for e in document.edges if e.carrier is Carrier.ELECTRICITY]
-        into = [e for e in electric if e.target == rule.node]
-        out = [e for e in electric if e.source == rule.node]
-        sinks = [e for e in out if kinds.get(e.target) is NodeKind.SINK]
-        rules.append(
-            ShareRule(
-                node_id=rule.node,
-                common_org=rule.common,
-                pro_rata=rule.unmetered is UnmeteredRule.PRO_RATA,
-                inflows=tuple(r for e in into for r in registers(e.meters, e.target, False)),
-                sink_outflows=tuple(r for e in sinks for r in registers(e.meters, e.target, True)),
-                outflows=tuple(
-                    ShareEdge(
-                        owners.get(e.target) or rule.common,
-                        e.target,
-                        registers(e.meters, e.target, False),
-                    )
-                    for e in out
-                    if e not in sinks
-                ),
+        touching = [
+            e
+            for e in document.edges
+            if e.carrier in SHARED_CARRIERS and rule.node in (e.source, e.target)
+        ]
+        groups = sorted({carrier_group(e.carrier.value) for e in touching})
+        for group in groups or ["electricity"]:
+            shared = [e for e in touching if carrier_group(e.carrier.value) == group]
+            into = [e for e in shared if e.target == rule.node]
+            out = [e for e in shared if e.source == rule.node]
+            sinks = [e for e in out if kinds.get(e.target) is NodeKind.SINK]
+            rules.append(
+                ShareRule(
+                    node_id=rule.node,
+                    common_org=rule.common,
+                    pro_rata=rule.unmetered is UnmeteredRule.PRO_RATA,
+                    inflows=tuple(r for e in into for r in registers(e.meters, e.target, False)),
+                    sink_outflows=tuple(
+                        r for e in sinks for r in registers(e.meters, e.target, True)
+                    ),
+                    outflows=tuple(
+                        ShareEdge(
+                            owners.get(e.target) or rule.common,
+                            e.target,
+                            registers(e.meters, e.target, False),
+                        )
+                        for e in out
+                        if e not in sinks
+                    ),
+                    group=group,
+                )
             )
-        )
     return tuple(rules)
 
 
@@ -270,7 +285,7 @@ class SitePlan:
     document_error: str | None = None
     nodes: Mapping[str, NodeInfo] = field(default_factory=dict)
     by_pk: Mapping[int, DevicePlan] = field(default_factory=dict)
-    shares: tuple[ShareRule, ...] = ()  # attribution of purchased electricity (site file)
+    shares: tuple[ShareRule, ...] = ()  # attribution of purchased electricity and heat (site file)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_pk", {d.device_pk: d for d in self.devices})

@@ -26,6 +26,7 @@ from carbonflow.domain.inventory.certificates import (
     batch_status,
     check_cancel,
     check_claim,
+    check_transfer,
     check_withdraw,
     claimed_mwh,
     expires_on,
@@ -55,6 +56,7 @@ from services.api.schemas import (
     GreenInstrumentIn,
     GreenInstrumentOut,
     GreenInstrumentPage,
+    GreenTransferIn,
     InstrumentKind,
 )
 
@@ -499,3 +501,48 @@ def cancel_batch(
     out = _instrument(conn, ctx, site, instrument_id)
     conn.commit()
     return out
+
+
+@router.post(
+    "/{instrument_id}/transfer",
+    response_model=GreenInstrumentOut,
+    summary="Transfer a whole tradable, held batch to another organisation of the site",
+    responses=responses(400, 409),
+)
+def transfer_batch(
+    *,
+    site: GreenWriteSite,
+    instrument_id: InstrumentIdPath,
+    body: GreenTransferIn,
+    conn: ConnDep,
+    ctx: ContextDep,
+    request: Request,
+) -> GreenInstrumentOut:
+    """An enterprise transfers only batches it holds (others: 404); the batch must be tradable
+    and held with nothing claimed (409); the receiver must be another organisation of the site
+    (422). Audited. Calc is unaffected: only claims enter the market-based figures."""
+    certificates_db.lock_register(conn)
+    row, batch, holder = _register_batch(conn, site, instrument_id)
+    if not registry.organisation_exists(conn, site.site_id, body.to_org_id):
+        raise ApiProblemError(
+            422,
+            f"unknown organisation {body.to_org_id!r} at site {site.site_id!r} / "
+            f"站点 {site.site_id!r} 无企业 {body.to_org_id!r}",
+        )
+    claims = certificates_db.claims_of(conn, site.site_id, instrument_id, active_only=True)
+    refusal = check_transfer(
+        batch, [c.claim() for c in claims], tradable=row.tradable, holder=holder,
+        to_org=body.to_org_id, today=_today(conn, ctx, site.site_id),
+    )  # fmt: skip
+    if refusal is not None:
+        raise ApiProblemError(refusal.status, refusal.detail)
+    certificates_db.transfer_batch(
+        conn, site.site_id, instrument_id, body.to_org_id, at=ctx.wall_clock()
+    )
+    audit_write(conn, ctx, site.principal, request, 200)
+    # the caller may no longer see the batch (an enterprise gave it away): read it unfiltered
+    out = reference.get_green_instrument(conn, site.site_id, instrument_id, org_id=None)
+    assert out is not None
+    result = instrument_out(out, [], _today(conn, ctx, site.site_id))
+    conn.commit()
+    return result

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 
 from carbonflow.domain.calendar import month_bounds, period_of, periods_before
+from carbonflow.domain.indicators.formulas import energy_total_of
 from carbonflow.domain.indicators.kpis import BUDGET_COMPONENT
+from carbonflow.domain.inventory.energy_totals import LABELS as ENERGY_TOTAL_LABELS
 from carbonflow.storage import db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage.reference import ReferenceDataError
@@ -25,6 +27,7 @@ from services.api.schemas_carbon import (
     BudgetsOut,
     BurnDownPointOut,
     CoverageOut,
+    EnergyTotalOut,
     EventOut,
     EventPage,
     IndicatorOut,
@@ -70,6 +73,14 @@ def _coverage_out(stored: dict[str, Any] | None) -> tuple[CoverageOut | None, Re
     return coverage, reason
 
 
+def _energy_total(indicator: str) -> EnergyTotalOut | None:
+    which = energy_total_of(indicator)
+    if which is None:
+        return None
+    zh, en = ENERGY_TOTAL_LABELS[which]
+    return EnergyTotalOut(id=which.value, label_zh=zh, label_en=en)
+
+
 def _indicator_out(row: indicators_db.IndicatorRow, trend: list[TrendPointOut]) -> IndicatorOut:
     target = None
     if row.target_threshold is not None and row.target_comparator is not None:
@@ -85,6 +96,7 @@ def _indicator_out(row: indicators_db.IndicatorRow, trend: list[TrendPointOut]) 
         site_id=row.site_id,
         org_id=_org_out(row.org_id),
         indicator=row.indicator,
+        energy_total=_energy_total(row.indicator),
         grain=row.grain,
         period_start=row.period_start,
         period_end=row.period_end,
@@ -245,6 +257,7 @@ def range_indicators(  # noqa: C901 — request checks of a range, one per refus
                 site_id=site.site_id,
                 org_id=_org_out(o.org_id),
                 indicator=o.indicator,
+                energy_total=_energy_total(o.indicator),
                 grain="range",
                 period_start=lo,
                 period_end=hi,

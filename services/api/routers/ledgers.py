@@ -27,7 +27,7 @@ from carbonflow.domain.ledger import document as ledger_doc
 from carbonflow.domain.ledger.closing import close_refusal
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.ledger.labels import Lang
-from carbonflow.storage import carbon, db, readings, registry
+from carbonflow.storage import carbon, certificates, db, readings, registry
 from carbonflow.storage import ledgers as store
 from carbonflow.storage.access import AuditEntry, write_audit
 from services.api.access import Principal, Role
@@ -193,7 +193,7 @@ def draft_document(
     site = registry.ledger_site(conn, site_id)
     if site is None:
         raise not_found(f"site {site_id!r} not found")
-    _first, start, end = month_bounds(month, site.timezone)
+    first, start, end = month_bounds(month, site.timezone)
     if site.results_through is None:
         # The calc service has never committed results for the site (nor, perhaps, stored its
         # reference data): an empty ledger, completeness 0, no watermark in its header.
@@ -216,7 +216,8 @@ def draft_document(
         industry=party.industry,
         preparer=preparer,
     )
-    return ledger_doc.build_ledger(inputs, header, claims)
+    register_claims = certificates.month_register_claims(conn, site_id, first, org_id)
+    return ledger_doc.build_ledger(inputs, header, claims, register_claims)
 
 
 def _revision_out(scope: LedgerScope, month: str, row: store.RevisionRow) -> RevisionOut:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
+from pypdf import PdfReader
 
 from carbonflow.domain.inventory.green import GreenClaim
 from carbonflow.domain.inventory.lines import FactorTrail, InventoryLine
@@ -26,6 +27,7 @@ from carbonflow.domain.ledger.document import (
     ledger_lines,
     rounded,
 )
+from carbonflow.domain.ledger.rounding import NOTE
 from services.api.ledger_export import TABLES, to_csv, to_xlsx
 from services.api.ledger_pdf import to_pdf
 from tests.support.lines import line
@@ -185,9 +187,13 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
     )  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(to_csv(doc).decode("utf-8-sig"))))
     location = next(r for r in rows if r["Section"] == "Totals" and r["View"] == "location")
-    assert float(location["Total [tCO2e]"]) == 21.12875
+    # The JSON keeps 21.12875 exact; the export prints it to 1 kg (GB/T 8170, rounding.py).
+    assert doc["totals"][0]["total_tco2e"] == 21.12875
+    assert location["Total [tCO2e]"] == "21.129"
     header = next(r for r in rows if r["Section"] == "Header" and r["Field"] == "Status")
     assert header["Value"] == "closed"
+    note = next(r for r in rows if r["Section"] == "Header" and r["Field"] == "Rounding")
+    assert note["Value"] == NOTE["en"] and doc["header"]["rounding"]["zh"] == NOTE["zh"]
     data = to_xlsx(doc)
     assert to_xlsx(doc) == data  # same bytes: a strong ETag holds
     sheet = load_workbook(io.BytesIO(data))["Emissions"]
@@ -195,7 +201,9 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
     assert cells[0][-4:] == (
         "Gas mass [t]", "Emissions (CO2e) [tCO2e]", "GWP set", "GWP [tCO2e/t]",
     )  # fmt: skip
-    assert sorted(c[-3] for c in cells[1:]) == [6.096, 7.12875, 14.0]
+    assert sorted(c[-3] for c in cells[1:]) == [6.096, 7.129, 14.0]  # numbers, rounded
+    assert {sheet.cell(row=r, column=sheet.max_column - 2).number_format
+            for r in range(2, sheet.max_row + 1)} == {"0.000"}  # fmt: skip
     zh = load_workbook(io.BytesIO(to_xlsx(doc, "zh")))
     assert zh.sheetnames[0] == "表头信息"
     assert next(zh["排放合计"].iter_rows(values_only=True))[:4] == (
@@ -203,6 +211,9 @@ def test_exports_hold_the_same_numbers_and_are_reproducible() -> None:
     )  # fmt: skip
     pdf = to_pdf(doc, TABLES, "zh")
     assert pdf == to_pdf(doc, TABLES, "zh") and pdf.startswith(b"%PDF")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages).replace("\n", "")
+    assert "21.129" in text and "21.12875" not in text
+    assert "四舍六入五成双" in text and "GB/T 8170-2008" in text  # the footnote
 
 
 def test_each_source_names_its_tce_coefficient() -> None:

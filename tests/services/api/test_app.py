@@ -25,6 +25,7 @@ from tests.support.api_cases_carbon import CASES as CARBON_CASES
 from tests.support.api_cases_green import CASES as GREEN_CASES
 from tests.support.api_cases_ledger import CASES as LEDGER_CASES
 from tests.support.api_cases_push import CASES as PUSH_CASES
+from tests.support.api_cases_trace import CASES as TRACE_CASES
 from tests.support.api_cases_view import CASES as VIEW_CASES
 from tests.support.api_support import (
     GREEN_BODY,
@@ -116,6 +117,7 @@ MATRIX = (
     + ALARM_CASES
     + ADMIN_CASES
     + GREEN_CASES
+    + TRACE_CASES
 )
 
 # A cell whose expectation is None is a successful write: it would change the shared fixture,

@@ -188,6 +188,20 @@ def test_claims_change_market_based_only_for_the_holder(env: Env) -> None:
         (f"GEC-B/claim-{claim['claim_id']}", 10.0)
     ]
     assert env.call("other", "GET", ledger.format("other-co")).json()["green_power"] == []
+    # ... and the register's claim row, which the purchased-electricity line names
+    entry = f"GEC-B/claim-{claim['claim_id']}"
+    rows = draft.json()["green_claims"]
+    assert rows == [
+        {"claim_ref": entry, "claim_id": claim["claim_id"], "batch_id": "GEC-B",
+         "org_id": "plant-co", "evidence_kind": "certificate", "serial_first": 1_001,
+         "serial_last": 1_010, "mwh": 10.0, "production_month": "2025-04"},
+    ]  # fmt: skip
+    lines = {a["category"]: a for a in draft.json()["activity"]}
+    assert lines["purchased_electricity"]["green_claims"] == entry
+    assert env.call("other", "GET", ledger.format("other-co")).json()["green_claims"] == []
+    site_draft = env.call("regulator", "GET", f"/api/v1/sites/{SITE}/ledgers/2025-05/draft")
+    assert site_draft.status_code == 200, site_draft.text
+    assert [r["org_id"] for r in site_draft.json()["green_claims"]] == ["plant-co"]
     # withdrawn while May's ledger is open: back to held, market-based as before
     path = f"{G}/GEC-B/claims/{claim['claim_id']}/withdraw"
     assert env.call("regulator", "POST", path).status_code == 403
@@ -250,3 +264,45 @@ def test_cancel_is_final_and_expiry_is_a_date(env: Env) -> None:
     # a consumption month before the production month is outside the validity: 422
     early = env.call("plant", "POST", f"{G}/GEC-A/claims", {"month": "2025-03"})
     assert_problem(early, 422)
+
+
+def test_a_tradable_held_batch_moves_whole_to_another_organisation(env: Env) -> None:
+    made = env.call("other", "PUT", f"{G}/GEC-T", batch(50_000_001, 50_000_005))
+    assert made.status_code == 201, made.text
+    fixed = env.call("other", "PUT", f"{G}/GEC-N", batch(50_000_006, 50_000_007, tradable=False))
+    assert fixed.status_code == 201, fixed.text
+    move = {"to_org_id": "plant-co"}
+    # only the holder's own: another enterprise does not see it, readers may not write
+    assert env.call("plant", "POST", f"{G}/GEC-T/transfer", move).status_code == 404
+    assert env.call("regulator", "POST", f"{G}/GEC-T/transfer", move).status_code == 403
+    assert (
+        "not tradable"
+        in assert_problem(env.call("other", "POST", f"{G}/GEC-N/transfer", move), 409)["detail"]
+    )
+    unknown = env.call("other", "POST", f"{G}/GEC-T/transfer", {"to_org_id": "nobody"})
+    assert "unknown organisation" in assert_problem(unknown, 422)["detail"]
+    assert_problem(env.call("other", "POST", f"{G}/GEC-T/transfer", {"to_org_id": "other-co"}), 422)
+    # part of it claimed: not held whole → 409 until the claim is withdrawn
+    claim = env.call(
+        "other", "POST", f"{G}/GEC-T/claims",
+        {"month": "2025-05", "serial_first": 50_000_001, "serial_last": 50_000_001},
+    )  # fmt: skip
+    assert claim.status_code == 201, claim.text
+    assert (
+        "claimed"
+        in assert_problem(env.call("other", "POST", f"{G}/GEC-T/transfer", move), 409)["detail"]
+    )
+    path = f"{G}/GEC-T/claims/{claim.json()['claim_id']}/withdraw"
+    assert env.call("other", "POST", path).status_code == 200
+    moved = env.call("other", "POST", f"{G}/GEC-T/transfer", move)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["org_id"], moved.json()["status"]) == ("plant-co", "held")
+    # the new holder sees and may claim it; the old one no longer sees it
+    assert env.call("other", "GET", f"{G}/GEC-T").status_code == 404
+    assert env.call("plant", "GET", f"{G}/GEC-T").json()["org_id"] == "plant-co"
+    with psycopg.connect(env.url) as conn:
+        audited = conn.execute(
+            "SELECT role, status FROM api_audit WHERE path = %s ORDER BY at",
+            (f"{G}/GEC-T/transfer",),
+        ).fetchall()
+    assert ("enterprise", 200) in audited

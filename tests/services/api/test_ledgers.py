@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from pypdf import PdfReader
 
 from carbonflow.domain.ledger.labels import Lang, field_label, section_label
+from carbonflow.domain.ledger.rounding import NOTE, presented
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import calc_queue
 from carbonflow.storage.registry_load import load_site
@@ -268,6 +270,8 @@ def _csv_sections(data: bytes, lang: Lang) -> dict[str, list[dict[str, str]]]:
 def _same(cell: Any, value: Any) -> bool:
     if value is None or value == "":  # an empty cell
         return cell in (None, "")
+    if isinstance(value, Decimal):  # a rounded figure: printed with its column's decimals
+        return cell == format(value, "f") if isinstance(cell, str) else cell == float(value)
     if isinstance(value, bool):
         return cell in (value, "true" if value else "false")
     if isinstance(value, (int, float)):
@@ -291,7 +295,8 @@ def _check_export(
             fields = dict(document[section])
             if section == "header":  # every export's header block carries the content hash
                 fields["content_sha256"] = document["content_sha256"]
-            expected = sorted(fields.items())
+                fields["rounding"] = NOTE[lang]  # and the rounding rule, in the language
+            expected = sorted((k, presented(section, k, v)) for k, v in fields.items())
             assert sheet[0] == (field, value_label)
             assert len(sheet) - 1 == len(expected) == len(csv_rows)
             for (key, value), cells, row in zip(expected, sheet[1:], csv_rows, strict=True):
@@ -304,10 +309,10 @@ def _check_export(
         assert len(sheet) - 1 == len(document[section]) == len(csv_rows), section
         for item, cells, row in zip(document[section], sheet[1:], csv_rows, strict=True):
             for column, header, cell in zip(columns, headers, cells, strict=True):
-                value = item.get(column.key)
+                value = presented(section, column.key, item.get(column.key))
                 assert _same(cell, value), (section, column.key, cell, value)
                 assert _same(row[header], value), (section, column.key)
-                if isinstance(value, float):
+                if isinstance(value, (float, Decimal)):
                     assert isinstance(cell, (int, float))  # numbers as numbers
 
 
