@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 import sqlalchemy as sa
 
 from carbonflow.domain.indicators.live import LatestValue
+from carbonflow.storage import copy_arrays
 from carbonflow.storage.db import Conn, connect, make_row
 from carbonflow.storage.registry import RegistrySnapshot, load_registry, org_filter
 from carbonflow.storage.schema import (
@@ -323,17 +326,41 @@ def window_bounds(
         "   AND r.ts >= w.b ORDER BY ts LIMIT 1 OFFSET 1) "
         "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
         "WITH ORDINALITY AS w(pk, mid, a, b, i) ORDER BY w.i",
-        (
-            [w[0] for w in windows],
-            [w[1] for w in windows],
-            [w[2] for w in windows],
-            [w[3] for w in windows],
-        ),
+        window_columns(windows),
     ).fetchall()
     return [WindowBounds(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 ReadingTuple = tuple[datetime, float, datetime]  # (ts, value, received_at)
+
+#: The readings of each window w (numbered w.i from 1) in [w.lo, w.hi), plus the one before and
+#: the one after: ``FROM … r``, with the windows as the four arrays of :func:`window_columns`.
+_WINDOW_READINGS = (
+    "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
+    "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
+    "CROSS JOIN LATERAL ("
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts < w.lo ORDER BY ts DESC LIMIT 1)"
+    " UNION ALL"
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts >= w.lo AND ts < w.hi)"
+    " UNION ALL"
+    " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
+    "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
+    ") r"
+)
+
+
+def window_columns(
+    windows: Sequence[tuple[int, int, datetime, datetime]],
+) -> tuple[list[int], list[int], list[datetime], list[datetime]]:
+    """(device, metric, start, end) windows as four column arrays, for ``unnest``."""
+    return (
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        [w[3] for w in windows],
+    )
 
 
 def readings_with_context(
@@ -344,28 +371,49 @@ def readings_with_context(
         return []
     out: list[list[ReadingTuple]] = [[] for _ in windows]
     rows = conn.execute(
-        "SELECT w.i, r.ts, r.value, r.received_at "
-        "FROM unnest(%s::int[], %s::int2[], %s::timestamptz[], %s::timestamptz[]) "
-        "WITH ORDINALITY AS w(pk, mid, lo, hi, i) "
-        "CROSS JOIN LATERAL ("
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts < w.lo ORDER BY ts DESC LIMIT 1)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.lo AND ts < w.hi)"
-        " UNION ALL"
-        " (SELECT ts, value, received_at FROM reading WHERE device_pk = w.pk "
-        "   AND metric_id = w.mid AND ts >= w.hi ORDER BY ts LIMIT 1)"
-        ") r ORDER BY w.i, r.ts",
-        (
-            [w[0] for w in windows],
-            [w[1] for w in windows],
-            [w[2] for w in windows],
-            [w[3] for w in windows],
-        ),
+        f"SELECT w.i, r.ts, r.value, r.received_at {_WINDOW_READINGS} ORDER BY w.i, r.ts",
+        window_columns(windows),
     )
     for i, ts, value, received in rows:
         out[int(i) - 1].append((ts, float(value), received))
+    return out
+
+
+@dataclass(frozen=True)
+class ReadingArrays:
+    """One window's readings: times and ``received_at`` [µs since the Unix epoch], values."""
+
+    ts_us: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    received_us: npt.NDArray[np.int64]
+
+
+def readings_arrays(
+    conn: Conn, windows: Sequence[tuple[int, int, datetime, datetime]]
+) -> list[ReadingArrays]:
+    """:func:`readings_with_context` as arrays: one row per window whose columns are the
+    binary values of its readings (``timestamptz_send``, ``float8send``) concatenated in time
+    order, read by numpy (for bulk recomputation: no Python object per reading)."""
+    if not windows:
+        return []
+    rows = conn.execute(
+        "SELECT w.i, string_agg(timestamptz_send(r.ts), ''::bytea ORDER BY r.ts), "
+        " string_agg(float8send(r.value), ''::bytea ORDER BY r.ts), "
+        " string_agg(timestamptz_send(r.received_at), ''::bytea ORDER BY r.ts) "
+        f"{_WINDOW_READINGS} GROUP BY w.i",
+        window_columns(windows),
+        binary=True,
+    ).fetchall()
+    empty = ReadingArrays(
+        np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    )
+    out = [empty] * len(windows)
+    for i, ts, value, received in rows:
+        out[int(i) - 1] = ReadingArrays(
+            np.frombuffer(ts, dtype=">i8").astype(np.int64) + copy_arrays.PG_EPOCH_US,
+            np.frombuffer(value, dtype=">f8").astype(np.float64),
+            np.frombuffer(received, dtype=">i8").astype(np.int64) + copy_arrays.PG_EPOCH_US,
+        )
     return out
 
 

@@ -333,7 +333,9 @@ def slot_inventory(
     its share; ``holder_before_mwh``: each such holder's share left after the site-wide pool in
     the month before this interval (:attr:`SlotResult.holders` accumulated) [MWh]."""
     slot = _Slot(plan, quantities, factors)
-    devices = plan.active_devices()
+    # Every rule below picks its devices by an inventory role (the meters an attribution rule
+    # reads come with the rule): the others are left out once per plan, not per interval.
+    devices = plan.active_with_roles(INVENTORY_ROLES)
     holders = _Holders(
         {o: p for o, p in (holder_pools or {}).items() if p > 0}, holder_before_mwh or {}
     )
@@ -693,11 +695,12 @@ def _process(slot: _Slot, devices: Sequence[DevicePlan]) -> None:
     """Process CO2 of carbonates (GB/T 32151): each ``process_carbonate`` device's material [t]
     × its carbonate's mass fraction × the fraction calcined × the carbonate's factor (Table
     C.2), scope 1 process, booked at the device's node and organisation."""
+    calcined = [d for d in devices if d.role == Role.PROCESS_CARBONATE]
+    if not calcined:
+        return
     doc = slot.plan.document
     feeds = {d.id: d.carbonate for d in doc.devices if d.carbonate} if doc is not None else {}
-    for d in devices:
-        if d.role != Role.PROCESS_CARBONATE:
-            continue
+    for d in calcined:
         feed, metric = feeds.get(d.device_id), flow_metric(d)
         if feed is None or metric is None:
             slot.problems.append(f"{d.device_id}: process_carbonate without carbonate or metric")

@@ -304,6 +304,17 @@ class SitePlan:
     def active_devices(self) -> tuple[DevicePlan, ...]:
         return tuple(d for d in self.devices if d.active)
 
+    def active_with_roles(self, roles: frozenset[str]) -> tuple[DevicePlan, ...]:
+        """The active devices of ``roles``, in plan order; computed once per set of roles (a
+        plan is immutable), for code that asks every interval."""
+        cache: dict[frozenset[str], tuple[DevicePlan, ...]] = self.__dict__.setdefault(
+            "_active_with_roles", {}
+        )
+        found = cache.get(roles)
+        if found is None:
+            found = cache[roles] = tuple(d for d in self.devices if d.active and d.role in roles)
+        return found
+
     def device_config(self) -> dict[str, str]:
         """device_pk (as text) → interval config hash, for change detection."""
         return {str(d.device_pk): d.config_hash() for d in self.devices}

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
 from carbonflow.domain.calendar import merge_ranges
 from carbonflow.domain.readings.device_intervals import (
     SerialSpan,
@@ -19,12 +22,22 @@ from carbonflow.domain.readings.device_intervals import (
     floor_to,
     quantity_intervals,
 )
+from carbonflow.domain.readings.interval_arrays import (
+    QUALITIES,
+    GridArrays,
+    from_us,
+    plain_counter_arrays,
+    to_us,
+)
 from carbonflow.domain.readings.intervals import IntervalGrid
 from carbonflow.domain.site.plan import DevicePlan, MetricPlan, SitePlan
 from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage import readings as readings_db
 from services.calc.context import StepContext
 from services.calc.windows import SLOT, Range
+
+#: The cycle reports the lag of this many of its newest readings (engine.CycleReport).
+RECEIVED_KEPT = 1_000
 
 #: (device_pk, metric_id) → reading windows
 Windows = Mapping[tuple[int, int], Sequence[Range]]
@@ -37,7 +50,7 @@ class IntervalsDone:
     written: int  # interval rows written
     touched: dict[int, list[Range]]  # device_pk → grid ranges recomputed
     ranges: list[Range]  # all of them, merged
-    received: list[datetime]  # received_at of the readings in the grids, sorted
+    received: list[datetime]  # received_at of the grids' newest RECEIVED_KEPT readings, sorted
 
 
 def recompute_intervals(ctx: StepContext, windows: Windows, late_after: timedelta) -> IntervalsDone:
@@ -48,25 +61,68 @@ def recompute_intervals(ctx: StepContext, windows: Windows, late_after: timedelt
         if grid is not None:
             grids.setdefault((b.device_pk, b.metric_id), []).append(grid)
     final = _flatten(grids)
-    readings = readings_db.readings_with_context(ctx.conn, final)
+    readings = readings_db.readings_arrays(ctx.conn, final)
     spans = readings_db.serial_spans(ctx.conn, sorted({w[0] for w in final}))
-    results: list[tuple[int, int, datetime, datetime, list[intervals_db.IntervalTuple]]] = []
+    results: list[tuple[int, int, datetime, datetime, GridArrays]] = []
     touched: dict[int, list[Range]] = {}
-    received: list[datetime] = []
+    received: list[npt.NDArray[np.int64]] = []
     for (pk, mid, lo, hi), rows in zip(final, readings, strict=True):
         device, metric = _device_metric(ctx.plan, pk, mid)
-        stored = [StoredReading(ts, value, rec) for ts, value, rec in rows]
-        received.extend(r.received_at for r in stored if lo <= r.ts < hi)
+        inside = (rows.ts_us >= to_us(lo)) & (rows.ts_us < to_us(hi))
+        received.append(rows.received_us[inside])
         serials = [SerialSpan(*s) for s in spans.get(pk, [])]
-        intervals = _grid_intervals(
-            device, metric, stored, (lo, hi), serials=serials, late_after=late_after
+        intervals = _grid_arrays(
+            device, metric, rows, (lo, hi), serials=serials, late_after=late_after
         )
         results.append((pk, mid, lo, hi, intervals))
         touched.setdefault(pk, []).append((lo, hi))
-    written = intervals_db.replace_intervals(ctx.conn, results, ctx.now)
-    received.sort()
+    written = intervals_db.replace_interval_arrays(ctx.conn, results, ctx.now)
     merged = merge_ranges(r for ranges in touched.values() for r in ranges)
-    return IntervalsDone(written, touched, merged, received)
+    return IntervalsDone(written, touched, merged, _newest(received))
+
+
+def _newest(received: list[npt.NDArray[np.int64]]) -> list[datetime]:
+    """The newest RECEIVED_KEPT ``received_at``, sorted."""
+    if not received:
+        return []
+    every = np.concatenate(received)
+    if len(every) > RECEIVED_KEPT:
+        every = np.partition(every, len(every) - RECEIVED_KEPT)[-RECEIVED_KEPT:]
+    return [from_us(int(us)) for us in np.sort(every)]
+
+
+def _grid_arrays(
+    device: DevicePlan,
+    metric: MetricPlan,
+    rows: readings_db.ReadingArrays,
+    grid: Range,
+    *,
+    serials: list[SerialSpan],
+    late_after: timedelta,
+) -> GridArrays:
+    """The grid's intervals: by the array path where it applies (plain counters), else by the
+    object path, which applies every rule (interval_arrays)."""
+    if metric.kind == "counter":
+        plain = plain_counter_arrays(
+            rows.ts_us, rows.value, rows.received_us, IntervalGrid(grid[0], grid[1], SLOT),
+            multiplier=device.multiplier_for(metric), report_period=device.report_period,
+            serial_count=len(serials), late_after=late_after,
+        )  # fmt: skip
+        if plain is not None:
+            return plain
+    stored = [
+        StoredReading(from_us(int(t)), float(v), from_us(int(r)))
+        for t, v, r in zip(rows.ts_us, rows.value, rows.received_us, strict=True)
+    ]
+    found = _grid_intervals(device, metric, stored, grid, serials=serials, late_after=late_after)
+    codes = {q: i for i, q in enumerate(QUALITIES)}
+    return GridArrays(
+        np.array([to_us(i[0]) for i in found], dtype=np.int64),
+        np.array([i[1] for i in found], dtype=np.float64),
+        np.array([codes[i[2]] for i in found], dtype=np.int8),
+        np.array([i[3] for i in found], dtype=np.float64),
+        np.array([i[4] for i in found], dtype=np.bool_),
+    )
 
 
 def _flatten(windows: Windows) -> list[_Window]:
