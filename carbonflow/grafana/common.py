@@ -23,10 +23,21 @@ STATUS_MAPPINGS = (
             "on_track": {"color": "green", "index": 0, "text": "on track"},
             "at_risk": {"color": "orange", "index": 1, "text": "at risk"},
             "off_track": {"color": "red", "index": 2, "text": "off track"},
-            "no_target": {"color": "text", "index": 3, "text": "no target"},
-            "undefined": {"color": "text", "index": 4, "text": "undefined"},
+            "insufficient_data": {
+                "color": "blue",
+                "index": 3,
+                "text": "insufficient data · 数据不足",
+            },
+            "no_target": {"color": "text", "index": 4, "text": "no target"},
         },
     },
+)
+# An indicator's coverage and why it is not conclusive (calc_indicator.coverage,
+# docs/accounting.md).
+COVERAGE_COLUMNS = (
+    "i.completeness AS coverage,\n"
+    "  (i.coverage->>'days_with_data')::int AS \"days with data\",\n"
+    "  i.coverage->>'reason_en' AS \"insufficient because\""
 )
 STATUS_CELL = Override("status", {"custom.cellOptions": {"type": "color-background"}})
 SHARE_THRESHOLDS = (Threshold(None, "red"), Threshold(0.3, "orange"), Threshold(0.6, "green"))

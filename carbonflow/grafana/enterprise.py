@@ -4,6 +4,7 @@ and carrier), product intensities, and the year's budget burn-down (calc_budget)
 from __future__ import annotations
 
 from carbonflow.grafana.common import (
+    COVERAGE_COLUMNS,
     LOCATION,
     MARKET,
     SETTLED_TCO2E,
@@ -47,8 +48,8 @@ FROM calc_carbon_rollup
 WHERE {LOCATION} AND {_MONTH}
 GROUP BY 1 ORDER BY 2 DESC"""
 
-INTENSITY = """SELECT i.indicator, i.value, i.unit, i.numerator, i.denominator,
-  i.undefined_reason AS "undefined because", i.status, i.completeness
+INTENSITY = f"""SELECT i.indicator, i.value, i.unit, i.numerator, i.denominator,
+  i.undefined_reason AS "undefined because", i.status, {COVERAGE_COLUMNS}
 FROM calc_indicator i
 WHERE i.site_id = '$site' AND i.org_id = '$org' AND i.grain = 'month'
   AND i.period_start = '$period'::timestamptz

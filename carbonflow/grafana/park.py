@@ -4,6 +4,7 @@ against targets, early warnings (``calc_event``)."""
 from __future__ import annotations
 
 from carbonflow.grafana.common import (
+    COVERAGE_COLUMNS,
     LOCATION,
     MARKET,
     SETTLED_TCO2E,
@@ -57,8 +58,8 @@ WHERE d.site_id = '$site' AND d.org_id IN ($org) AND d.role = 'consumption'
   AND d.carrier = 'electricity' AND m.name = 'energy_import_kwh' AND $__timeFilter(c.start_ts)
 GROUP BY 1, 2 ORDER BY 1, 2"""
 
-KPIS = """SELECT i.indicator, i.value, i.unit, i.target_comparator AS comparator,
-  i.target_threshold AS target, i.status, i.completeness,
+KPIS = f"""SELECT i.indicator, i.value, i.unit, i.target_comparator AS comparator,
+  i.target_threshold AS target, i.status, {COVERAGE_COLUMNS},
   to_char(i.period_start AT TIME ZONE s.timezone, 'YYYY-MM-DD') AS "period from"
 FROM calc_indicator i JOIN site s USING (site_id)
 WHERE i.site_id = '$site' AND i.org_id = '' AND i.grain = '$period'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from carbonflow.grafana.common import (
+    COVERAGE_COLUMNS,
     LOCATION,
     SETTLED_TCO2E,
     STATUS_CELL,
@@ -19,9 +20,9 @@ FROM site s LEFT JOIN calc_site_state st USING (site_id)
 WHERE s.site_id IN ($site)
 ORDER BY s.name"""
 
-COMPLIANCE = """SELECT s.name AS site, i.indicator, i.value, i.unit,
+COMPLIANCE = f"""SELECT s.name AS site, i.indicator, i.value, i.unit,
   i.target_comparator AS comparator, i.target_threshold AS target, i.status,
-  i.completeness, i.target_source AS "target from"
+  {COVERAGE_COLUMNS}, i.target_source AS "target from"
 FROM calc_indicator i JOIN site s USING (site_id)
 WHERE i.site_id IN ($site) AND i.org_id = '' AND i.grain = 'month'
   AND i.period_start = '$period'::timestamptz

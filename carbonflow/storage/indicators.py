@@ -1,5 +1,5 @@
 """Indicators, budgets and early-warning events: ``calc_indicator``, ``calc_budget``,
-``calc_event``."""
+``calc_event``, ``calc_alert_state``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 
+from carbonflow.domain.indicators.coverage import Coverage, Reason
 from carbonflow.domain.indicators.formulas import BudgetStatus
-from carbonflow.domain.indicators.kpis import Event, Outcome
+from carbonflow.domain.indicators.kpis import AlertState, Event, Outcome
 from carbonflow.storage.db import Conn
 
 
@@ -38,13 +40,31 @@ class IndicatorRow:
     status: str
     explanation: str
     completeness: float
+    coverage: dict[str, Any] | None  # :func:`coverage_json`; None before revision 0017
 
 
 _INDICATOR_COLUMNS = (
     "site_id, org_id, grain, period_start, indicator, period_end, value, unit, numerator, "
     "denominator, undefined_reason, basis, target_threshold, target_comparator, target_unit, "
-    "target_basis, target_source, status, explanation, completeness"
+    "target_basis, target_source, status, explanation, completeness, coverage"
 )
+
+
+def coverage_json(c: Coverage | None, reason: Reason | None) -> dict[str, Any] | None:
+    """The ``coverage`` column: the period's coverage and the reason of an inconclusive status."""
+    if c is None and reason is None:
+        return None
+    out: dict[str, Any] = {}
+    if c is not None:
+        out.update(
+            label=c.label, grain=c.grain, local_start=c.local_start.isoformat(),
+            local_end=c.local_end.isoformat(), in_progress=c.in_progress, share=c.share,
+            days_with_data=c.days_with_data, measured_share=c.measured_share,
+            estimated_share=c.estimated_share, gap_filled_share=c.gap_filled_share,
+        )  # fmt: skip
+    if reason is not None:
+        out.update(reason_en=reason.en, reason_zh=reason.zh)
+    return out
 
 
 def latest_indicator_period(
@@ -154,8 +174,12 @@ def list_events(
 def indicator_row(
     site_id: str, grain: str, p0: datetime, p1: datetime, o: Outcome, completeness: float
 ) -> tuple[Any, ...]:
-    """One row for :func:`upsert_indicators`."""
+    """One row for :func:`upsert_indicators`; ``completeness`` is the coverage's share when the
+    outcome carries one."""
     r = o.result
+    coverage = coverage_json(o.coverage, r.reason)
+    if o.coverage is not None:
+        completeness = o.coverage.share
     target = r.target
     return (
         site_id, o.org_id, grain, p0, o.indicator, p1, r.value.value, r.value.unit,
@@ -166,6 +190,7 @@ def indicator_row(
         None if target is None else target.basis,
         None if target is None else "; ".join(t.source for t in target.rows),
         r.status.value, r.explanation, completeness,
+        None if coverage is None else Jsonb(coverage),
     )  # fmt: skip
 
 
@@ -198,7 +223,7 @@ def insert_data_event(conn: Conn, site_id: str, message: str, day: date, now: da
 def upsert_indicators(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: datetime) -> None:
     """rows: (site, org, grain, period_start, indicator, period_end, value, unit, numerator,
     denominator, undefined_reason, basis, threshold, comparator, target_unit, target_basis,
-    target_source, status, explanation, completeness)."""
+    target_source, status, explanation, completeness, coverage)."""
     if not rows:
         return
     with conn.cursor() as cur:
@@ -206,8 +231,8 @@ def upsert_indicators(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: 
             "INSERT INTO calc_indicator (site_id, org_id, grain, period_start, indicator, "
             "period_end, value, unit, numerator, denominator, undefined_reason, basis, "
             "target_threshold, target_comparator, target_unit, target_basis, target_source, "
-            "status, explanation, completeness, computed_at) VALUES (%s, %s, %s, %s, %s, %s, "
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "status, explanation, completeness, coverage, computed_at) VALUES (%s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (site_id, org_id, grain, period_start, indicator) DO UPDATE SET "
             "period_end = excluded.period_end, value = excluded.value, unit = excluded.unit, "
             "numerator = excluded.numerator, denominator = excluded.denominator, "
@@ -217,21 +242,61 @@ def upsert_indicators(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: 
             "target_unit = excluded.target_unit, target_basis = excluded.target_basis, "
             "target_source = excluded.target_source, status = excluded.status, "
             "explanation = excluded.explanation, completeness = excluded.completeness, "
-            "computed_at = excluded.computed_at",
+            "coverage = excluded.coverage, computed_at = excluded.computed_at",
             [(*r, computed_at) for r in rows],
         )
 
 
-def indicator_statuses(
-    conn: Conn, site_id: str, grain: str, period_starts: Sequence[datetime]
-) -> dict[tuple[str, datetime, str], str]:
-    """(org, period_start, indicator) → stored status."""
+def alert_states(
+    conn: Conn, site_id: str, kind: str, grain: str, period_start: datetime
+) -> dict[tuple[str, str], AlertState]:
+    """(org, subject) → the early-warning state of one period."""
     rows = conn.execute(
-        "SELECT org_id, period_start, indicator, status FROM calc_indicator "
-        "WHERE site_id = %s AND grain = %s AND period_start = ANY(%s)",
-        (site_id, grain, list(period_starts)),
+        "SELECT org_id, subject, is_open, status, pending_since, crossings FROM calc_alert_state "
+        "WHERE site_id = %s AND kind = %s AND grain = %s AND period_start = %s",
+        (site_id, kind, grain, period_start),
     ).fetchall()
-    return {(str(o), p, str(i)): str(s) for o, p, i, s in rows}
+    return {(str(o), str(s)): AlertState(bool(b), st, p, int(n)) for o, s, b, st, p, n in rows}
+
+
+def _state_row(
+    site_id: str,
+    kind: str,
+    grain: str,
+    period_start: datetime,
+    key: tuple[str, str],
+    s: AlertState,
+    now: datetime,
+) -> tuple[Any, ...]:
+    org, subject = key
+    return (
+        site_id, org, kind, subject, grain, period_start, s.is_open, s.status, s.pending_since,
+        s.crossings, now,
+    )  # fmt: skip
+
+
+def upsert_alert_states(
+    conn: Conn,
+    site_id: str,
+    kind: str,
+    grain: str,
+    period_start: datetime,
+    states: dict[tuple[str, str], AlertState],
+    now: datetime,
+) -> None:
+    if not states:
+        return
+    keys = sorted(states.items())
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO calc_alert_state (site_id, org_id, kind, subject, grain, period_start, "
+            "is_open, status, pending_since, crossings, updated_at) VALUES (%s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s) ON CONFLICT (site_id, org_id, kind, subject, grain, "
+            "period_start) DO UPDATE SET is_open = excluded.is_open, status = excluded.status, "
+            "pending_since = excluded.pending_since, crossings = excluded.crossings, "
+            "updated_at = excluded.updated_at",
+            [_state_row(site_id, kind, grain, period_start, key, s, now) for key, s in keys],
+        )
 
 
 def upsert_budgets(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: datetime) -> None:
@@ -253,14 +318,6 @@ def upsert_budgets(conn: Conn, rows: Sequence[tuple[Any, ...]], computed_at: dat
             "computed_at = excluded.computed_at",
             [(*r, computed_at) for r in rows],
         )
-
-
-def budget_statuses(conn: Conn, site_id: str, year: int) -> dict[tuple[str, str], str]:
-    rows = conn.execute(
-        "SELECT org_id, quantity, status FROM calc_budget WHERE site_id = %s AND year = %s",
-        (site_id, year),
-    ).fetchall()
-    return {(str(o), str(q)): str(s) for o, q, s in rows}
 
 
 def insert_events(conn: Conn, events: Sequence[tuple[Any, ...]]) -> int:

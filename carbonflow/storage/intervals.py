@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from carbonflow.domain.indicators.period import DataPresence
 from carbonflow.domain.readings.interval_arrays import QUALITIES, GridArrays, to_us
 from carbonflow.storage import copy_arrays
 from carbonflow.storage.db import Conn
@@ -339,3 +340,30 @@ def quality_counts(
     for pk, mid, quality, count, total in rows:
         out.setdefault((int(pk), int(mid)), {})[str(quality)] = (int(count), float(total or 0.0))
     return out
+
+
+def data_presence(
+    conn: Conn, keys: Sequence[tuple[int, int]], start: datetime, end: datetime
+) -> DataPresence:
+    """Over the (device_pk, metric_id) ``keys`` and the local days starting in [start, end)
+    (``start`` a local midnight): the days with data (a stored interval not missing) and the
+    stored 15-min intervals by their device-day's quality (the day rollup)."""
+    if not keys:
+        return DataPresence(0, {})
+    params = {
+        "pks": [k[0] for k in keys], "mids": [k[1] for k in keys], "s": start, "e": end,
+    }  # fmt: skip
+    source = (
+        "FROM calc_interval_rollup r JOIN unnest(%(pks)s::int[], %(mids)s::smallint[]) "
+        "AS k(pk, mid) ON r.device_pk = k.pk AND r.metric_id = k.mid "
+        "WHERE r.grain = 'day' AND r.period_start >= %(s)s AND r.period_start < %(e)s"
+    )
+    days = conn.execute(
+        f"SELECT count(DISTINCT r.period_start) {source} AND r.quality <> 'missing'", params
+    ).fetchone()
+    rows = conn.execute(
+        f"SELECT r.quality, sum(r.intervals)::bigint {source} GROUP BY r.quality", params
+    ).fetchall()
+    return DataPresence(
+        int(days[0]) if days is not None else 0, {str(q): int(n or 0) for q, n in rows}
+    )

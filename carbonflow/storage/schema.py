@@ -511,6 +511,9 @@ calc_indicator = sa.Table(
     sa.Column("explanation", sa.Text, nullable=False),
     sa.Column("completeness", sa.Float(precision=53), nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    # The period's coverage (label, local bounds, share, days with data, quality shares, the
+    # reason when insufficient_data, en and zh); NULL for rows stored before revision 0017.
+    sa.Column("coverage", pg.JSONB),
     sa.CheckConstraint("grain IN ('day', 'month', 'year')", name="calc_indicator_grain"),
 )
 
@@ -556,6 +559,24 @@ calc_event = sa.Table(
     sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("dedup_key", sa.Text, nullable=False, unique=True),
     sa.CheckConstraint("kind IN ('indicator', 'budget', 'data')", name="calc_event_kind_check"),
+)
+
+# Early-warning state between calc cycles: hysteresis and minimum duration (revision 0017).
+calc_alert_state = sa.Table(
+    "calc_alert_state",
+    metadata,
+    sa.Column("site_id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("subject", sa.Text, primary_key=True),
+    sa.Column("grain", sa.Text, primary_key=True),
+    sa.Column("period_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Text),
+    sa.Column("pending_since", sa.DateTime(timezone=True)),
+    sa.Column("crossings", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('indicator', 'budget')", name="calc_alert_state_kind"),
 )
 
 # Forced or derived recomputation of a range: a device's intervals (and everything above) or a

@@ -35,7 +35,12 @@ from carbonflow.domain.indicators.kpis import (
     Outcome,
     site_targets,
 )
-from carbonflow.domain.indicators.period import evaluate_period, period_inputs
+from carbonflow.domain.indicators.period import (
+    accounting_keys,
+    evaluate_period,
+    period_coverage,
+    period_inputs,
+)
 from carbonflow.domain.inventory.balance import (
     heat_export_surplus_gj,
     inventory_devices,
@@ -296,5 +301,10 @@ def indicators_for_period(
     devices = intervals.device_totals(
         conn, [d.device_pk for d in plan.devices], start, end, plan.timezone
     )
-    inputs = period_inputs(plan, year, (start, end), totals, devices)
+    keys = accounting_keys(plan)
+    coverage = period_coverage(
+        plan, "range", (start, end), end, devices,
+        intervals.data_presence(conn, keys, start, end),
+    )  # fmt: skip
+    inputs = period_inputs(plan, year, (start, end), totals, devices, coverage)
     return evaluate_period(inputs, targets, factors).outcomes

@@ -160,6 +160,34 @@ class TrendPointOut(_Out):
     status: str
 
 
+IndicatorStatus = Literal["on_track", "at_risk", "off_track", "insufficient_data", "no_target"]
+
+
+class CoverageOut(_Out):
+    """The data behind an indicator's period (docs/accounting.md, "Coverage")."""
+
+    label: str = Field(description="the period, site-local: 2026, 2026-03 or 2026-03-05")
+    local_start: datetime = Field(description="period start in the site's zone")
+    local_end: datetime = Field(description="period end in the site's zone")
+    in_progress: bool = Field(description="the data does not reach the period's end yet")
+    share: float = Field(
+        description="fraction (0–1) of the expected 15-min intervals of the accounting meters "
+        "that have data; of the elapsed part for a period in progress"
+    )
+    days_with_data: int = Field(description="site-local days (d) with data")
+    measured_share: float = Field(description="fraction (0–1) of stored intervals measured")
+    estimated_share: float = Field(description="fraction (0–1) of stored intervals estimated")
+    gap_filled_share: float = Field(description="fraction (0–1) of stored intervals gap-filled")
+    unit: Literal["fraction"] = Field(default="fraction", description="of every share")
+
+
+class ReasonOut(_Out):
+    """Why a status is insufficient_data."""
+
+    en: str
+    zh: str
+
+
 class EnergyTotalOut(_Out):
     """Which comprehensive energy consumption an indicator uses (docs/calc.md, energy totals)."""
 
@@ -183,9 +211,17 @@ class IndicatorOut(_Out):
     undefined_reason: str | None
     basis: str = Field(description="what the figure is built on: location, market, energy …")
     target: TargetOut | None
-    status: Literal["on_track", "at_risk", "off_track", "no_target", "undefined"]
+    status: IndicatorStatus = Field(
+        description="insufficient_data: too little data or a missing input (see reason)"
+    )
     explanation: str
-    completeness: float
+    completeness: float = Field(description="fraction (0–1): the coverage's share")
+    coverage: CoverageOut | None = Field(
+        default=None, description="null for results stored before coverage was recorded"
+    )
+    reason: ReasonOut | None = Field(
+        default=None, description="why the status is insufficient_data, in English and Chinese"
+    )
     trend: list[TrendPointOut] = Field(
         description="the same indicator in the previous periods, oldest first (stored only)"
     )
@@ -230,6 +266,19 @@ class IndicatorsOut(_Out):
                             "status": "at_risk",
                             "explanation": "0.42 1 vs >= 0.5 1 (default): at_risk",
                             "completeness": 1.0,
+                            "coverage": {
+                                "label": "2025-05",
+                                "local_start": "2025-05-01T00:00:00+08:00",
+                                "local_end": "2025-06-01T00:00:00+08:00",
+                                "in_progress": False,
+                                "share": 1.0,
+                                "days_with_data": 31,
+                                "measured_share": 1.0,
+                                "estimated_share": 0.0,
+                                "gap_filled_share": 0.0,
+                                "unit": "fraction",
+                            },
+                            "reason": None,
                             "trend": [
                                 {
                                     "period_start": "2025-03-31T16:00:00Z",

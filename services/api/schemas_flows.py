@@ -206,9 +206,16 @@ class KpiOut(_Out):
     target_threshold: float | None = Field(description="in `target_unit`")
     target_comparator: str | None = Field(description="le | ge | …: how value meets the target")
     target_unit: str | None
-    status: str = Field(description="the calc service's verdict (met, at risk, missed, …)")
+    status: str = Field(
+        description="on_track | at_risk | off_track | insufficient_data | no_target"
+    )
     explanation: str
-    completeness: float
+    completeness: float = Field(description="fraction (0–1): the period's data coverage")
+    days_with_data: int | None = Field(
+        default=None, description="site-local days (d) with data in the period"
+    )
+    reason_en: str | None = Field(default=None, description="why insufficient_data")
+    reason_zh: str | None = Field(default=None, description="数据不足的原因")
 
 
 class ViewSummaryOut(_Out):

@@ -22,11 +22,13 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from carbonflow.domain.indicators.kpis import Event
 from carbonflow.embedded.broker import EmbeddedMosquitto
 from carbonflow.grafana.build import dashboards
 from carbonflow.grafana.macros import VariableValue, expand
 from carbonflow.grafana.model import Dashboard, Sql, Variable
 from carbonflow.sites.loader import EXAMPLES, load_site_file
+from carbonflow.storage.indicators import event_row, insert_events
 from simulators.engine import SimConfig
 from simulators.faultspec import FaultSpec
 from simulators.runner import register_fleet, run_simulation
@@ -78,6 +80,23 @@ def _simulate(database_url: str, broker_url: str) -> None:
             message="readings stored",
         )
     run_calc(database_url)
+    _one_warning_per_site(database_url, [c.site.site.id for c in configs])
+
+
+def _one_warning_per_site(database_url: str, sites: list[str]) -> None:
+    """12 hours of a month are too few to judge (insufficient_data raises no early warning):
+    one stored warning per site, raised half an hour ago, for the warnings panels to show."""
+    now = datetime.now(UTC)
+    month = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    with psycopg.connect(database_url) as conn:
+        for site in sites:
+            event = Event(
+                "", "indicator", "zero_carbon_energy_share", "month", month.astimezone(UTC),
+                "at_risk", None, 0.18, 0.20, "zero_carbon_energy_share: 0.18 vs ≥ 0.2: at_risk",
+            )  # fmt: skip
+            insert_events(conn, [event_row(site, event, now - timedelta(minutes=30))])
 
 
 def _options(

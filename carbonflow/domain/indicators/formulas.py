@@ -23,11 +23,16 @@ file (0.10):
 - comparisons treat values within 1e-9 relative of the threshold as equal to it (float rounding);
 - ``off_track``: it misses by more;
 - ``no_target``: no target applies (e.g. a park below 200 000 tce/yr has no core-indicator
-  threshold); ``undefined``: the value itself is undefined (zero production).
+  threshold);
+- ``insufficient_data``: the value itself is undefined (zero production, a missing input), or
+  its period's data is too thin to judge (:mod:`carbonflow.domain.indicators.coverage`); the
+  reason says which.
 
 Budgets (:func:`budget_status`) project consumption linearly to the end of the period:
 ``on_track`` if the projection stays within the budget, ``at_risk`` if it exceeds it by at most
-``band × budget``, ``off_track`` beyond that or once the budget is already used up.
+``band × budget``, ``off_track`` beyond that or once the budget is already used up;
+``insufficient_data`` before the period starts or when the data is too thin to project
+(``reason``), unless the budget is already used up.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from enum import StrEnum
 
 from carbonflow.domain import units
 from carbonflow.domain.factors.targets import Comparator, Target, TargetSet
+from carbonflow.domain.indicators.coverage import Reason
 from carbonflow.domain.inventory.energy_totals import EnergyTotal
 from carbonflow.domain.units import Ratio, ratio
 
@@ -91,8 +97,14 @@ class Status(StrEnum):
     ON_TRACK = "on_track"
     AT_RISK = "at_risk"
     OFF_TRACK = "off_track"
+    INSUFFICIENT_DATA = "insufficient_data"
     NO_TARGET = "no_target"
-    UNDEFINED = "undefined"
+
+
+#: The closed list of statuses, in the order dashboards show them.
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+#: Statuses that say something about the target (the others are not conclusive).
+CONCLUSIVE = frozenset({Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK})
 
 
 def _scaled(r: Ratio, factor: float, unit: str) -> Ratio:
@@ -304,7 +316,7 @@ def _from_row(t: Target, year: int, basis: str) -> ApplicableTarget:
 def status_against(value: float | None, target: ApplicableTarget | None, band: float) -> Status:
     """on_track / at_risk / off_track of ``value`` against ``target`` (module doc)."""
     if value is None:
-        return Status.UNDEFINED
+        return Status.INSUFFICIENT_DATA
     if target is None:
         return Status.NO_TARGET
     threshold = target.threshold
@@ -326,6 +338,15 @@ class IndicatorResult:
     target: ApplicableTarget | None
     status: Status
     explanation: str
+    reason: Reason | None = None  # why insufficient_data, en and zh
+
+
+def inconclusive(result: IndicatorResult, reason: Reason) -> IndicatorResult:
+    """``result`` made ``insufficient_data`` for ``reason``; the value is kept."""
+    return IndicatorResult(
+        result.indicator, result.value, result.target, Status.INSUFFICIENT_DATA,
+        f"{reason.en} (as computed: {result.explanation})", reason,
+    )  # fmt: skip
 
 
 def evaluate(
@@ -343,8 +364,10 @@ def evaluate(
         targets, indicator, site_kind, year, industry=industry, annual_energy_tce=annual_energy_tce
     )
     status = status_against(value.value, target, targets.at_risk_band)
+    reason: Reason | None = None
     if value.value is None:
         explanation = value.undefined_reason or "undefined"
+        reason = Reason(explanation, f"无法计算：{explanation}")
     elif target is None:
         explanation = f"no {indicator} target for a {site_kind} in {year}" + (
             "" if annual_energy_tce is not None else " (size-banded targets need annual tce)"
@@ -358,7 +381,7 @@ def evaluate(
             f"{value.value:.6g} {value.unit} vs {target.comparator.value} "
             f"{target.threshold:.6g} {target.unit} ({target.basis}): {status.value}"
         )
-    return IndicatorResult(str(indicator), value, target, status, explanation)
+    return IndicatorResult(str(indicator), value, target, status, explanation, reason)
 
 
 def park_core_indicator(
@@ -422,14 +445,21 @@ class BudgetStatus:
     projected_exhaustion: datetime | None  # when the budget runs out at the average rate so far
     status: Status
     explanation: str
+    reason: Reason | None = None  # why insufficient_data, en and zh
 
 
 def budget_status(
-    budget: Budget, consumed: float, as_of: datetime, *, at_risk_band: float
+    budget: Budget,
+    consumed: float,
+    as_of: datetime,
+    *,
+    at_risk_band: float,
+    inconclusive: Reason | None = None,
 ) -> BudgetStatus:
     """Burn-down of ``budget`` after ``consumed`` [budget unit] by ``as_of``, projected linearly.
 
-    ``at_risk_band``: use ``TargetSet.at_risk_band``.
+    ``at_risk_band``: use ``TargetSet.at_risk_band``. ``inconclusive``: the period's data is too
+    thin to project (coverage): ``insufficient_data`` unless the budget is already used up.
     """
     if consumed < 0:
         raise ValueError(f"consumption of {budget.owner_id} is negative: {consumed}")
@@ -447,12 +477,18 @@ def budget_status(
             if run_out <= 1.0:
                 period = budget.period_end - budget.period_start
                 exhaustion = budget.period_start + run_out * period
+    reason: Reason | None = None
     if consumed > budget.budget:
         status = Status.OFF_TRACK
         explanation = f"budget exceeded by {consumed - budget.budget:.6g} {budget.unit}"
     elif projected is None:
-        status = Status.UNDEFINED
+        status = Status.INSUFFICIENT_DATA
         explanation = "the budget period has not started: no rate to project"
+        reason = Reason(explanation, "预算期尚未开始，无法预测")
+    elif inconclusive is not None:
+        status = Status.INSUFFICIENT_DATA
+        explanation = f"{inconclusive.en} (projected {projected:.6g} of {budget.budget:.6g})"
+        reason = inconclusive
     elif projected <= budget.budget:
         status = Status.ON_TRACK
         explanation = f"projected {projected:.6g} of {budget.budget:.6g} {budget.unit}"
@@ -477,6 +513,7 @@ def budget_status(
         projected_exhaustion=exhaustion,
         status=status,
         explanation=explanation,
+        reason=reason,
     )
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -589,9 +589,16 @@ def _without(data: Any, defaults: Mapping[str, Any]) -> Any:
 
 
 class Baseline(_Model):
-    """Baseline-year values (ACCOUNTING §6: reduction = (baseline − current) / baseline)."""
+    """Baseline-year values (ACCOUNTING §6: reduction = (baseline − current) / baseline).
+
+    ``basis``: the electricity basis its CO2 figures are on (a reduction compares the current
+    figure on the same basis); ``source``: ``entered`` (from records, cited in ``evidence``) or
+    ``computed`` (from the platform's stored data of that year)."""
 
     year: int = Field(default=2020, ge=2000, le=2100)
+    basis: Literal["location", "market"] = "location"
+    source: Literal["entered", "computed"] = "entered"
+    evidence: str | None = Field(default=None, min_length=1)  # e.g. "2020 energy audit, p. 12"
     energy_tce: NonNegative | None = None  # comprehensive energy consumption [tce/yr]
     electricity_kwh: NonNegative | None = None  # electricity consumption [kWh/yr]
     zero_carbon_energy_tce: NonNegative | None = None  # zero-carbon energy used [tce/yr]

@@ -3,7 +3,6 @@ target, status, explanation and trend; budgets with their burn-down; early-warni
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -16,7 +15,6 @@ from carbonflow.domain.indicators.kpis import BUDGET_COMPONENT
 from carbonflow.domain.inventory.energy_totals import LABELS as ENERGY_TOTAL_LABELS
 from carbonflow.storage import db
 from carbonflow.storage import indicators as indicators_db
-from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage.reference import ReferenceDataError
 from services.api.deps import ConnDep, ContextDep, PageDep, RegistrySite, SiteScope
 from services.api.pagination import fetch_size, page_items
@@ -28,11 +26,13 @@ from services.api.schemas_carbon import (
     BudgetOut,
     BudgetsOut,
     BurnDownPointOut,
+    CoverageOut,
     EnergyTotalOut,
     EventOut,
     EventPage,
     IndicatorOut,
     IndicatorsOut,
+    ReasonOut,
     TargetOut,
     TrendPointOut,
 )
@@ -54,6 +54,25 @@ def _org_out(org_id: str) -> str | None:
     return org_id or None
 
 
+_COVERAGE_FIELDS = (
+    "label", "local_start", "local_end", "in_progress", "share", "days_with_data",
+    "measured_share", "estimated_share", "gap_filled_share",
+)  # fmt: skip
+
+
+def _coverage_out(stored: dict[str, Any] | None) -> tuple[CoverageOut | None, ReasonOut | None]:
+    """The ``coverage`` column (or :func:`indicators_db.coverage_json`) as the response's."""
+    if not stored:
+        return None, None
+    coverage = None
+    if "share" in stored:
+        coverage = CoverageOut.model_validate({k: stored[k] for k in _COVERAGE_FIELDS})
+    reason = None
+    if "reason_en" in stored:
+        reason = ReasonOut(en=stored["reason_en"], zh=stored["reason_zh"])
+    return coverage, reason
+
+
 def _energy_total(indicator: str) -> EnergyTotalOut | None:
     which = energy_total_of(indicator)
     if which is None:
@@ -72,6 +91,7 @@ def _indicator_out(row: indicators_db.IndicatorRow, trend: list[TrendPointOut]) 
             basis=row.target_basis,
             source=row.target_source,
         )
+    coverage, reason = _coverage_out(row.coverage)
     return IndicatorOut(
         site_id=row.site_id,
         org_id=_org_out(row.org_id),
@@ -90,6 +110,8 @@ def _indicator_out(row: indicators_db.IndicatorRow, trend: list[TrendPointOut]) 
         status=row.status,
         explanation=row.explanation,
         completeness=row.completeness,
+        coverage=coverage,
+        reason=reason,
         trend=trend,
     )
 
@@ -223,13 +245,13 @@ def range_indicators(  # noqa: C901 — request checks of a range, one per refus
         # The calc service stores the factor library when it starts; until then nothing can
         # be computed (stored results need no library: /indicators works).
         raise ApiProblemError(409, f"indicators cannot be computed yet: {exc}") from None
-    completeness = _range_completeness(conn, site.site_id, lo, hi, tz)
     items = []
     for o in outcomes:
         if org is not None and o.org_id != org:
             continue
         r = o.result
         t = r.target
+        coverage, reason = _coverage_out(indicators_db.coverage_json(o.coverage, r.reason))
         items.append(
             IndicatorOut(
                 site_id=site.site_id,
@@ -251,7 +273,8 @@ def range_indicators(  # noqa: C901 — request checks of a range, one per refus
                 ),
                 status=r.status.value,
                 explanation=r.explanation,
-                completeness=completeness,
+                completeness=0.0 if coverage is None else coverage.share,
+                coverage=coverage, reason=reason,
                 trend=[],
             )
         )  # fmt: skip
@@ -259,16 +282,6 @@ def range_indicators(  # noqa: C901 — request checks of a range, one per refus
         site_id=site.site_id, timezone=tz, grain="range", period_start=lo, period_end=hi,
         items=items,
     )  # fmt: skip
-
-
-def _range_completeness(conn: ConnDep, site_id: str, lo: datetime, hi: datetime, tz: str) -> float:
-    """Mean completeness of the site's metered quantities over the range, as the calc service
-    computes it for the indicators (device metrics with stored intervals)."""
-    pks = sorted({m.device_pk for m in intervals_db.quantity_metrics(conn, site_id)})
-    totals = intervals_db.device_totals(db.psycopg_of(conn), pks, lo, hi, tz)
-    if not totals:
-        return 0.0
-    return math.fsum(t.completeness for t in totals.values()) / len(totals)
 
 
 def _burn_down(

@@ -107,6 +107,9 @@ def newest_kpis(rows: Iterable[Mapping[str, Any]]) -> list[KpiOut]:
             status=row["status"],
             explanation=row["explanation"],
             completeness=row["completeness"],
+            days_with_data=(row.get("coverage") or {}).get("days_with_data"),
+            reason_en=(row.get("coverage") or {}).get("reason_en"),
+            reason_zh=(row.get("coverage") or {}).get("reason_zh"),
         )
         for _key, row in sorted(best.items())
     ]

@@ -170,5 +170,7 @@ window.CF_LABELS = {
   off_track: { en: "off track", zh: "未达标" },
   missed: { en: "missed", zh: "未达标" },
   no_target: { en: "no target", zh: "无目标" },
-  undefined: { en: "undefined", zh: "无法计算" },
+  insufficient_data: { en: "insufficient data", zh: "数据不足" },
+  coverage: { en: "coverage", zh: "数据覆盖率" },
+  days_with_data: { en: "days with data", zh: "有数据天数" },
 };

@@ -428,7 +428,11 @@
           + ` · ${label(`grain_${k.grain}`)}`, ""],
         [kpiValue(k.value, k.unit), "num"],
         [target, "num"],
-        [label(k.status), `status status-${k.status}`],
+        [label(k.status)
+          + ` · ${label("coverage")} ${fmt(100 * k.completeness, 1)} %`
+          + (k.days_with_data === null || k.days_with_data === undefined ? ""
+            : ` · ${label("days_with_data")} ${k.days_with_data}`),
+          `status status-${k.status}`],
       ];
       for (const [text, cls] of cells) {
         const td = document.createElement("td");
@@ -436,6 +440,9 @@
         if (cls) td.className = cls;
         tr.appendChild(td);
       }
+      // Why the status is insufficient_data, in the page's language.
+      const reason = state.lang === "en" ? k.reason_en : k.reason_zh;
+      if (reason) tr.lastChild.title = reason;
       return tr;
     }));
     $("kpi-empty").hidden = s.kpis.length > 0;

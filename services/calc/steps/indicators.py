@@ -1,17 +1,18 @@
-"""Step d: indicators of the local days, months and years the recomputed carbon touches,
-budgets of the years, and early-warning events on status changes
+"""Step d: indicators of the local days, months and years the recomputed carbon touches, with
+their coverage, budgets of the years, and early-warning events with hysteresis
 (:mod:`carbonflow.domain.indicators.kpis`, :mod:`carbonflow.domain.flows.graph`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain.flows.graph import QUARANTINED, FlowGraph
+from carbonflow.domain.indicators.coverage import Coverage, inconclusive_reason
 from carbonflow.domain.indicators.kpis import (
     Event,
     budget_events,
@@ -19,7 +20,12 @@ from carbonflow.domain.indicators.kpis import (
     indicator_events,
     site_targets,
 )
-from carbonflow.domain.indicators.period import evaluate_period, period_inputs
+from carbonflow.domain.indicators.period import (
+    accounting_keys,
+    evaluate_period,
+    period_coverage,
+    period_inputs,
+)
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import intervals as intervals_db
@@ -30,9 +36,6 @@ from services.calc.windows import Range
 
 GRAINS = ("day", "month", "year")
 EVENT_GRAINS = ("month", "year")
-
-#: (org, period_start, indicator) → status stored before this cycle
-_Previous = Mapping[tuple[str, datetime, str], str]
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,15 @@ class _SiteIndicators:
         self.baseline = plan.document.baseline if plan.document is not None else None
         self.years = SiteYears.read(ctx.conn, ctx.reference, plan)
         self.pks = [d.device_pk for d in plan.devices]
+        self.keys = accounting_keys(plan)
         self.rows: list[tuple[Any, ...]] = []
         self.events: list[Event] = []
 
     def evaluate(self, grain: str, periods: Sequence[Range]) -> None:
-        previous = indicators_db.indicator_statuses(
-            self.ctx.conn, self.site_id, grain, [p for p, _q in periods]
-        )
         for p0, p1 in periods:
-            self._period(grain, p0, p1, previous)
+            self._period(grain, p0, p1)
 
-    def _period(self, grain: str, p0: datetime, p1: datetime, previous: _Previous) -> None:
+    def _period(self, grain: str, p0: datetime, p1: datetime) -> None:
         plan = self.ctx.plan
         data_end = carbon_db.last_carbon_end(self.ctx.conn, self.site_id, p0, p1)
         if data_end is None:
@@ -95,10 +96,14 @@ class _SiteIndicators:
         if factors is None:
             return
         conn, tz = self.ctx.conn, plan.timezone
+        devices = intervals_db.device_totals(conn, self.pks, p0, data_end, tz)
+        coverage = period_coverage(
+            plan, grain, (p0, p1), data_end, devices,
+            intervals_db.data_presence(conn, self.keys, p0, data_end),
+        )  # fmt: skip
         inputs = period_inputs(
             plan, year, (p0, data_end),
-            carbon_db.carbon_totals(conn, self.site_id, p0, data_end, tz),
-            intervals_db.device_totals(conn, self.pks, p0, data_end, tz),
+            carbon_db.carbon_totals(conn, self.site_id, p0, data_end, tz), devices, coverage,
         )  # fmt: skip
         evaluation = evaluate_period(inputs, self.targets, factors, organisations=grain != "day")
         outcomes, graph = evaluation.outcomes, evaluation.graph
@@ -109,10 +114,17 @@ class _SiteIndicators:
             for o in outcomes
         )
         if grain in EVENT_GRAINS:
-            prev = {(o, i): s for (o, p, i), s in previous.items() if p == p0}
-            self.events.extend(indicator_events(outcomes, prev, grain=grain, period_start=p0))
+            states = indicators_db.alert_states(conn, self.site_id, "indicator", grain, p0)
+            events, after = indicator_events(
+                outcomes, states, grain=grain, period_start=p0, at=data_end,
+                finished=data_end >= p1,
+            )  # fmt: skip
+            indicators_db.upsert_alert_states(
+                conn, self.site_id, "indicator", grain, p0, after, self.ctx.now
+            )
+            self.events.extend(events)
         if grain == "year" and graph is not None:
-            self._budgets(year, (p0, p1), data_end, graph)
+            self._budgets(year, (p0, p1), data_end, graph, inputs.coverage)
 
     def _quarantined(self, graph: FlowGraph, p0: datetime) -> None:
         """Edges the graph left out (meters in disagreeing units) as data events."""
@@ -124,17 +136,27 @@ class _SiteIndicators:
                     self.ctx.conn, self.site_id, note, day, self.ctx.now
                 )
 
-    def _budgets(self, year: int, period: Range, as_of: datetime, graph: FlowGraph) -> None:
-        """The year's budgets upserted; their status changes as events."""
+    def _budgets(
+        self, year: int, period: Range, as_of: datetime, graph: FlowGraph, coverage: Coverage | None
+    ) -> None:
+        """The year's budgets upserted; their crossings as events (hysteresis)."""
         consumed = {org: (v.energy_tce, v.co2_t_market) for org, v in graph.orgs.items()}
         statuses = budget_outcomes(
             self.ctx.plan.document, year, year_start=period[0], year_end=period[1],
             consumed=consumed, as_of=as_of, band=self.ctx.reference.targets.at_risk_band,
+            inconclusive=inconclusive_reason(coverage),
         )  # fmt: skip
-        before = indicators_db.budget_statuses(self.ctx.conn, self.site_id, year)
+        conn, p0 = self.ctx.conn, period[0]
         indicators_db.upsert_budgets(
-            self.ctx.conn,
+            conn,
             [indicators_db.budget_row(self.site_id, year, org, q, s) for org, q, s in statuses],
             self.ctx.now,
         )
-        self.events.extend(budget_events(statuses, before, period_start=period[0]))
+        states = indicators_db.alert_states(conn, self.site_id, "budget", "year", p0)
+        events, after = budget_events(
+            statuses, states, period_start=p0, at=as_of, finished=as_of >= period[1]
+        )
+        indicators_db.upsert_alert_states(
+            conn, self.site_id, "budget", "year", p0, after, self.ctx.now
+        )
+        self.events.extend(events)

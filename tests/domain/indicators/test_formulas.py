@@ -52,7 +52,7 @@ def test_zero_production_is_undefined_not_a_division_error() -> None:
     assert r.value is None
     assert r.undefined_reason == "CO2 per tonne of raw coal: undefined, denominator is 0"
     result = evaluate(Indicator.CO2_PER_RAW_COAL, r, site_kind="mine", year=2025, targets=TARGETS)
-    assert result.status is Status.UNDEFINED
+    assert result.status is Status.INSUFFICIENT_DATA
     assert energy_per_raw_coal(5.0, 0).value is None
     reduction = reduction_vs_baseline(co2_per_raw_coal(10, 100), r)
     assert reduction.value.value is None
@@ -243,7 +243,7 @@ def test_status_rule_directly() -> None:
     assert status_against(0.15, t, BAND) is Status.ON_TRACK
     assert status_against(0.136, t, BAND) is Status.AT_RISK  # 0.15 − 0.136 = 0.014 ≤ 0.015
     assert status_against(0.13, t, BAND) is Status.OFF_TRACK
-    assert status_against(None, t, BAND) is Status.UNDEFINED
+    assert status_against(None, t, BAND) is Status.INSUFFICIENT_DATA
     assert status_against(0.5, None, BAND) is Status.NO_TARGET
     assert zero_carbon_energy_share(0.0, 0.0).value is None
 
@@ -303,7 +303,7 @@ def test_budget_exhaustion_date() -> None:
 
 def test_budget_before_its_period_and_with_no_consumption() -> None:
     early = budget_status(BUDGET, 0.0, START - timedelta(days=1), at_risk_band=BAND)
-    assert (early.status, early.projected_total) == (Status.UNDEFINED, None)
+    assert (early.status, early.projected_total) == (Status.INSUFFICIENT_DATA, None)
     idle = budget_status(BUDGET, 0.0, HALF, at_risk_band=BAND)
     assert (idle.status, idle.projected_total) == (Status.ON_TRACK, 0.0)
 

@@ -155,7 +155,7 @@ def test_unit_product_reduction_against_the_project_start() -> None:
     assert clinker.result.status is Status.OFF_TRACK
     # Battery materials: no document gives a target; no output → undefined either way.
     cathode = by["unit_product_co2_reduction.cathode-material"]
-    assert cathode.result.status is Status.UNDEFINED
+    assert cathode.result.status is Status.INSUFFICIENT_DATA
     graph2 = FlowGraph("e", (), (), (product("cathode-material", "cathode", 2_700.0, 1_000.0),),
                        ZERO, {})  # fmt: skip
     (k,) = [

@@ -49,7 +49,7 @@ edges:
   - {source: grid, target: other-substation, carrier: electricity, meters: [other-grid-meter]}
   - {source: other-substation, target: other-works, carrier: electricity,
      meters: [other-works-meter]}
-budgets: [{org: plant-co, year: 2025, energy_tce: 10, co2_t: 50}]
+budgets: [{org: plant-co, year: 2025, energy_tce: 0.01, co2_t: 50}]
 devices:
   - id: grid-meter
     name: Grid meter
@@ -424,7 +424,10 @@ def test_budgets_and_events(calc: Calc) -> None:
         (e["event_id"] for e in events),
         key=lambda i: (-next(e["raised_at"] for e in events if e["event_id"] == i).timestamp(), -i),
     )
-    assert events, "the budget of 10 tce for three days' work should raise a warning"
+    # Three days of a year are too few to judge a projection (insufficient_data raises
+    # nothing), but a budget of 0.01 tce is used up: that is a fact, raised at once.
+    assert events, "the budget of 0.01 tce, used up in three days, should raise a warning"
+    assert any(e["kind"] == "budget" and e["status"] == "off_track" for e in events)
     kinds = {e["kind"] for e in events}
     for kind in kinds:
         only = calc.ok("admin", f"{S}/events", kind=kind)["items"]
@@ -585,12 +588,13 @@ DIMENSIONLESS = {
     "completeness", "elapsed_fraction", "used_fraction", "source_rows", "intervals",
     "event_id", "limit", "offset", "year", "factor_set_id", "device_metrics", "without_data",
     "measured", "estimated", "missing", "data_year", "factor_data_year", "requested_year",
+    "days_with_data",
 }  # fmt: skip
 # Numbers whose unit is the `unit` (or `target_unit`, `factor_unit`) field beside them.
 WITH_UNIT_FIELD = {
     "activity", "quantity", "value", "numerator", "denominator", "threshold", "budget",
     "consumed", "remaining", "projected_total", "projected_overrun", "factor_value",
-    "target_threshold",
+    "target_threshold", "share", "measured_share", "estimated_share", "gap_filled_share",
 }  # fmt: skip
 
 
