@@ -49,7 +49,7 @@ from services.api.routers import (
 from services.api.settings import ApiSettings
 
 # The version of the API contract (paths are /api/v1): minor for additions, major for breaks.
-API_VERSION = "1.4.0"
+API_VERSION = "1.5.0"
 
 ROUTERS = (
     me.router,

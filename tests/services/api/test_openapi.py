@@ -52,7 +52,7 @@ def test_every_api_operation_needs_a_key_and_documents_its_problems(
     document: dict[str, Any],
 ) -> None:
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
-    assert document["info"]["version"] == "1.4.0"
+    assert document["info"]["version"] == "1.5.0"
     for path, item in document["paths"].items():
         for method, operation in item.items():
             responses = operation["responses"]

@@ -18,7 +18,7 @@ from alembic import op
 from carbonflow.storage.certificates import ASSIGN_HOLDERS
 
 revision = "0021"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
