@@ -394,6 +394,14 @@
   }
 
   // A KPI value in its unit: fractions are shown as percent.
+  // A coverage share [fraction] as a percentage; a little data is "< 0.1 %", not "0.0 %".
+  function coverageText(share) {
+    if (share === null || share === undefined) return "–";
+    // No-break spaces: a wrapped detail never leaves "%" alone on a line.
+    if (share > 0 && share < 0.001) return "<\u00a00.1\u00a0%";
+    return `${fmt(100 * share, 1)}\u00a0%`;
+  }
+
   function kpiValue(value, unit) {
     if (value === null || value === undefined) return "–";
     if (unit === "fraction") return `${fmt(100 * value, 1)} %`;
@@ -428,11 +436,6 @@
           + ` · ${label(`grain_${k.grain}`)}`, ""],
         [kpiValue(k.value, k.unit), "num"],
         [target, "num"],
-        [label(k.status)
-          + ` · ${label("coverage")} ${fmt(100 * k.completeness, 1)} %`
-          + (k.days_with_data === null || k.days_with_data === undefined ? ""
-            : ` · ${label("days_with_data")} ${k.days_with_data}`),
-          `status status-${k.status}`],
       ];
       for (const [text, cls] of cells) {
         const td = document.createElement("td");
@@ -440,6 +443,20 @@
         if (cls) td.className = cls;
         tr.appendChild(td);
       }
+      // The status on one line, how sure it is (coverage, days with data) below it: the
+      // detail wraps, so the status column never pushes the side panel off the screen.
+      const status = document.createElement("td");
+      status.className = `status status-${k.status}`;
+      const word = document.createElement("span");
+      word.className = "status-word";
+      word.textContent = label(k.status);
+      const detail = document.createElement("span");
+      detail.className = "status-detail";
+      detail.textContent = `${label("coverage")}\u00a0${coverageText(k.completeness)}`
+        + (k.days_with_data === null || k.days_with_data === undefined ? ""
+          : ` · ${label("days_with_data")}\u00a0${k.days_with_data}`);
+      status.append(word, detail);
+      tr.appendChild(status);
       // Why the status is insufficient_data, in the page's language.
       const reason = state.lang === "en" ? k.reason_en : k.reason_zh;
       if (reason) tr.lastChild.title = reason;

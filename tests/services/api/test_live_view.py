@@ -217,6 +217,17 @@ def _wait_redrawn(page: Any) -> None:
     )
 
 
+def _no_horizontal_scrolling(page: Any, width: int) -> None:
+    """Nothing wider than the viewport: a long status or label wraps instead of pushing the
+    side panel off the screen."""
+    wait_until(
+        lambda: page.evaluate("() => document.documentElement.scrollWidth") <= width,
+        10,
+        interval_s=0.2,
+        message=f"no horizontal scrolling at {width} px",
+    )
+
+
 def _screenshot(page: Any, tmp_path: Path, name: str) -> None:
     artefact = tmp_path / f"{name}.png"
     page.screenshot(path=str(artefact))
@@ -345,6 +356,7 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
             page.click("button.measure[data-measure='energy_tce']")
             page.wait_for_selector("#sankey[data-measure='energy_tce'][data-state='drawn']")
             _check_wall_layout(page)
+            _no_horizontal_scrolling(page, WALL["width"])
             assert _overlapping_labels(page) == []
             untranslated = _untranslated(page)
             assert untranslated == [], " ".join(untranslated) + repr(
@@ -361,12 +373,7 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
             # A laptop: one column, no horizontal scrolling, labels still apart.
             page.set_viewport_size(LAPTOP)  # type: ignore[arg-type]
             _wait_redrawn(page)
-            wait_until(
-                lambda: page.evaluate("() => document.documentElement.scrollWidth") <= 1366,
-                10,
-                interval_s=0.2,
-                message="no horizontal scrolling on a laptop",
-            )
+            _no_horizontal_scrolling(page, LAPTOP["width"])
             assert _overlapping_labels(page) == []
             _screenshot(page, tmp_path, "live-view-zh-1366x768")
             # English: the same data, other words.
@@ -377,6 +384,7 @@ def test_live_view_shows_live_data_and_the_apis_flows(platform: Platform, tmp_pa
             _screenshot(page, tmp_path, "live-view-en-1366x768")
             page.set_viewport_size(WALL)  # type: ignore[arg-type]
             _wait_redrawn(page)
+            _no_horizontal_scrolling(page, WALL["width"])
             assert _overlapping_labels(page) == []
             _screenshot(page, tmp_path, "live-view-en-1920x1080")
             page.click("#lang-toggle")
