@@ -67,34 +67,6 @@ class BatchRow:
 
 _CLAIM_COLUMNS = tuple(green_claim.c)
 
-# Revision 0021 (docs/green.md, "Batches"): every register entry stored without a holder gets
-# its site's default holder — the site's one organisation, else the park's common account (the
-# one ``common`` organisation of the site file's ``attribution``), when it is a registered
-# organisation of the site — the rule of ``carbonflow.domain.inventory.green.default_holder``.
-# An entry of a site with neither keeps no holder (the calc refuses it). Idempotent.
-ASSIGN_HOLDERS = """
-UPDATE green_instrument g SET org_id = h.org_id, updated_at = now()
-FROM (
-    SELECT s.site_id,
-        CASE WHEN (SELECT count(*) FROM organisation o WHERE o.site_id = s.site_id) = 1
-            THEN (SELECT o.org_id FROM organisation o WHERE o.site_id = s.site_id)
-            ELSE (
-                SELECT min(a ->> 'common')
-                FROM jsonb_array_elements(
-                    CASE WHEN jsonb_typeof(s.document -> 'attribution') = 'array'
-                        THEN s.document -> 'attribution' ELSE '[]'::jsonb END
-                ) AS a
-                HAVING count(DISTINCT a ->> 'common') = 1
-            )
-        END AS org_id
-    FROM site s
-) h
-WHERE g.site_id = h.site_id AND g.org_id IS NULL AND g.production_month IS NULL
-    AND EXISTS (
-        SELECT 1 FROM organisation o WHERE o.site_id = h.site_id AND o.org_id = h.org_id
-    )
-"""
-
 
 def lock_register(conn: sa.Connection) -> None:
     """The register's transaction-level advisory lock (held to commit)."""
