@@ -581,22 +581,26 @@ class LedgerParty:
     legal_name: str | None = None
     credit_code: str | None = None
     industry: str | None = None
+    site_name_zh: str | None = None  # the site's Chinese name, for documents in Chinese
 
 
 def ledger_party(conn: sa.Connection, site_id: str, org_id: str | None) -> LedgerParty:
     """The organisation ``org_id`` of the site; for the site's own ledger (``None``) the site's
     one organisation (a mine is one), else nobody."""
     document = conn.execute(sa.select(site.c.document).where(site.c.site_id == site_id)).scalar()
+    site_doc = (document or {}).get("site")
+    site_name_zh = site_doc.get("name_zh") if isinstance(site_doc, dict) else None
     orgs = [o for o in (document or {}).get("organisations", []) if isinstance(o, dict)]
     if org_id is not None:
         orgs = [o for o in orgs if o.get("id") == org_id]
     if len(orgs) != 1:
-        return LedgerParty()
+        return LedgerParty(site_name_zh=site_name_zh)
     org = orgs[0]
     return LedgerParty(
         legal_name=org.get("legal_name") or org.get("name_zh") or org.get("name"),
         credit_code=org.get("credit_code"),
         industry=org.get("industry"),
+        site_name_zh=site_name_zh,
     )
 
 

@@ -64,8 +64,8 @@ _PAGE = landscape(A4)
 _MARGIN = 15 * mm
 # The header as a reader scans it: whose ledger, which period, its status, then the bookkeeping.
 _HEADER_ORDER = (
-    "legal_name", "credit_code", "industry", "org_id", "site_name", "site_id", "month",
-    "period_local_start", "period_local_end", "timezone", "period_start", "period_end",
+    "legal_name", "credit_code", "industry", "org_id", "site_name", "site_name_zh", "site_id",
+    "month", "period_local_start", "period_local_end", "timezone", "period_start", "period_end",
     "status", "revision", "preparer", "generated_at", "closed_by", "reason",
     "calc_results_through", "calc_last_received_at", "content_sha256", "rounding",
 )  # fmt: skip
@@ -133,6 +133,11 @@ def to_pdf(
         "content_sha256": document.get("content_sha256"),
         "rounding": note(lang),
     }
+    zh_name = header.pop("site_name_zh", None)
+    if zh_name and lang == "zh":
+        header["site_name"] = zh_name  # a Chinese document names the site in Chinese
+    elif zh_name:
+        header["site_name_zh"] = zh_name
     who = header.get("legal_name") or header.get("org_id") or header.get("site_id")
     pairs = [(k, value_label(k, header[k], lang)) for k in _header_keys(header)]
     story: list[Flowable] = [

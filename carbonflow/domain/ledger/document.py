@@ -215,6 +215,8 @@ class LedgerHeader:
     calc_results_through: datetime | None
     calc_last_received_at: datetime | None
     site_name: str | None = None
+    # Presentation only (not part of the identity): a Chinese document names the site by it.
+    site_name_zh: str | None = None
     # The reporting party: the organisation's registered name (营业执照), unified social credit
     # code and industry; for a site ledger, the site's one organisation (a mine), else None.
     legal_name: str | None = None
@@ -595,6 +597,7 @@ def build_ledger(
         "header": {
             "site_id": header.site_id,
             "site_name": header.site_name,
+            "site_name_zh": header.site_name_zh,
             "org_id": header.org_id,
             "legal_name": header.legal_name,
             "credit_code": header.credit_code,

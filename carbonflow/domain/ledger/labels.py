@@ -34,6 +34,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     # header
     "site_id": ("园区/矿山", "Site"),
     "site_name": ("园区/矿山名称", "Site name"),
+    "site_name_zh": ("园区/矿山中文名称", "Site name (Chinese)"),
     "org_id": ("企业", "Organisation"),
     "legal_name": ("单位名称", "Registered name"),
     "credit_code": ("统一社会信用代码", "Unified social credit code"),
@@ -215,9 +216,17 @@ VALUES: dict[str, tuple[str, str]] = {
     "gasoline": ("汽油", "gasoline"),
     "coal": ("原煤", "coal"),
     "methane": ("甲烷", "methane"),
+    # industries of the example sites' organisations (site files: free text; others as written)
+    "coal_mining": ("煤炭开采和洗选业", "coal mining and washing"),
+    "battery_materials": ("电池材料制造", "battery materials manufacturing"),
+    "data_centre": ("数据中心", "data centre"),
+    "logistics": ("仓储物流", "warehousing and logistics"),
+    "energy_services": ("综合能源服务", "integrated energy services"),
 }
 # The columns whose values are read in words (VALUES); any other value prints as stored.
-WORDED = frozenset({"scope", "view", "basis", "quality", "status", "category", "carrier"})
+WORDED = frozenset(
+    {"scope", "view", "basis", "quality", "status", "category", "carrier", "industry"}
+)
 
 YES_NO = {True: ("是", "yes"), False: ("否", "no")}
 

@@ -211,6 +211,7 @@ def draft_document(
         calc_results_through=site.results_through,
         calc_last_received_at=site.last_received_at,
         site_name=site.name,
+        site_name_zh=party.site_name_zh,
         legal_name=party.legal_name,
         credit_code=party.credit_code,
         industry=party.industry,

@@ -55,8 +55,8 @@ CREDIT_CODE = "91140100MA0PLANT1C"  # fictional, with a valid GB 32100-2015 chec
 PLANT_SITE = SMALL_SITE.replace(
     "{id: plant-co, name: Plant Co}",
     "{id: plant-co, name: Plant Co, legal_name: 示例工厂有限公司, "
-    f"credit_code: {CREDIT_CODE}, industry: manufacturing}}",
-)
+    f"credit_code: {CREDIT_CODE}, industry: battery_materials}}",
+).replace("name: Small plant,", "name: Small plant, name_zh: 示例小厂,")
 
 
 @dataclass
@@ -331,7 +331,8 @@ def test_csv_and_xlsx_match_the_json(plant: Plant) -> None:
     header = document["header"]
     # Who reports, and the month in the site's calendar (Asia/Shanghai, UTC+8).
     assert header["legal_name"] == "示例工厂有限公司" and header["credit_code"] == CREDIT_CODE
-    assert header["industry"] == "manufacturing" and header["site_name"] == "Small plant"
+    assert header["industry"] == "battery_materials" and header["site_name"] == "Small plant"
+    assert header["site_name_zh"] == "示例小厂"
     assert header["period_local_start"] == "2025-05-01T00:00:00+08:00"
     assert header["period_local_end"] == "2025-06-01T00:00:00+08:00"
     assert header["preparer"] == header["closed_by"] and header["preparer"]
@@ -385,8 +386,10 @@ def test_exports_in_chinese_and_as_pdf(plant: Plant) -> None:
     for expected in (
         "碳排放台账", ORG, MONTH, "排放合计", "范围二排放", "活动数据", "统一社会信用代码",
         CREDIT_CODE, "示例工厂有限公司", "编制人", "2025-05-01T00:00:00+08:00",
+        "示例小厂", "电池材料制造",  # the site's Chinese name and the industry in words
     ):  # fmt: skip
         assert expected in text, expected
+    assert "Small plant" not in text and "battery_materials" not in text
     assert document["content_sha256"] in text.replace("\n", "")
     # Every figure of the totals whole on one line, as the table prints it (rounded per column).
     for row in document["totals"]:
