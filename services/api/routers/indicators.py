@@ -123,7 +123,8 @@ def _visible(
     return rows if site.org_id is None else [r for r in rows if r.org_id == site.org_id]
 
 
-def _checked_day(day: date) -> date:
+def checked_day(day: date) -> date:
+    """``day`` if a period containing it can be named (1970 … 2199), else 422."""
     if not EARLIEST.date() <= day < LATEST.date() - timedelta(days=366):
         raise ApiProblemError(422, "period must lie between 1970 and 2199")
     return day
@@ -166,7 +167,7 @@ def stored_indicators(
                 period_end=None, items=[],
             )  # fmt: skip
         period = latest.astimezone(ZoneInfo(tz)).date()
-    start, end = period_of(grain, _checked_day(period), tz)
+    start, end = period_of(grain, checked_day(period), tz)
     rows = _visible(
         indicators_db.indicator_rows(conn, [site.site_id], grain, start, end, org_id=org,
                             indicator=indicator),

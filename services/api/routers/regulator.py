@@ -26,6 +26,7 @@ from services.api.context import ApiContext
 from services.api.deps import SITE_ID_PATTERN, ConnDep, ContextDep, PrincipalDep
 from services.api.periods import EARLIEST, LATEST
 from services.api.problems import ApiProblemError, forbidden, not_found, responses
+from services.api.routers.indicators import checked_day
 from services.api.schemas_carbon import (
     AggregateCompletenessOut,
     AggregateComplianceOut,
@@ -179,9 +180,7 @@ def aggregate_compliance(
     grain: Annotated[Literal["day", "month", "year"], Query()] = "month",
     site_id: SiteQuery = None,
 ) -> AggregateComplianceOut:
-    period = ctx.wall_clock().date() if period is None else period
-    if not EARLIEST.date() <= period < LATEST.date() - timedelta(days=366):
-        raise ApiProblemError(422, "period must lie between 1970 and 2199")
+    period = checked_day(ctx.wall_clock().date() if period is None else period)
     sites = _sites(conn, principal, site_id)
     out: list[SiteComplianceOut] = []
     overall: dict[str, int] = {}

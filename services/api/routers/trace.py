@@ -14,7 +14,7 @@ own queries; a closed month names its latest revision.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -30,10 +30,10 @@ from carbonflow.storage import ledgers as store
 from carbonflow.storage import trace as trace_db
 from carbonflow.storage.reference import ReferenceDataError
 from services.api.deps import ConnDep, RegistrySite
-from services.api.periods import EARLIEST, LATEST
 from services.api.problems import ApiProblemError, not_found, responses
 from services.api.reads import NotFound, ledger_inputs
 from services.api.routers.carbon import IdQuery, site_timezone, visible_org
+from services.api.routers.indicators import checked_day
 from services.api.routers.ledgers import (
     ORG_PREFIX,
     SITE_PREFIX,
@@ -193,9 +193,7 @@ def indicator_trace(
         period = None if latest is None else latest.astimezone(ZoneInfo(tz)).date()
     if period is None:
         raise not_found(f"no stored {grain} value of {indicator!r}")
-    if not EARLIEST.date() <= period < LATEST.date() - timedelta(days=366):
-        raise ApiProblemError(422, "period must lie between 1970 and 2199")
-    start, end = period_of(grain, period, tz)
+    start, end = period_of(grain, checked_day(period), tz)
     rows = [
         r
         for r in indicators_db.indicator_rows(
