@@ -194,23 +194,6 @@ def save_site_state(
     )
 
 
-# The end of a site's newest interval (15-min grid), in SQL; ``least`` ignores NULL.
-_NEWEST_INTERVAL_END = (
-    "(SELECT max(i.start_ts) + INTERVAL '15 minutes' FROM calc_interval i "
-    "JOIN device d ON d.device_pk = i.device_pk WHERE d.site_id = s.site_id)"
-)
-REPAIR_WATERMARKS = (
-    f"UPDATE calc_site_state s SET results_through = least(now(), {_NEWEST_INTERVAL_END}) "
-    f"WHERE s.results_through > least(now(), {_NEWEST_INTERVAL_END})"
-)
-
-
-def repair_watermarks(conn: Conn) -> int:
-    """Watermarks stored past now or past the newest interval (before the calc capped them:
-    a green-power change moved them to the end of the year) brought back; the number fixed."""
-    return conn.execute(REPAIR_WATERMARKS).rowcount
-
-
 def years_with_results(conn: Conn, site_id: str, tz: str) -> list[tuple[int, datetime, datetime]]:
     """(local year, first month start, end of last month) of the site's carbon results."""
     rows = conn.execute(

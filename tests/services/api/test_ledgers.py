@@ -10,6 +10,7 @@ differences, while revision 1 stays byte for byte what it was.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import math
@@ -30,7 +31,6 @@ from pypdf import PdfReader
 from carbonflow.domain.ledger.labels import Lang, field_label, section_label
 from carbonflow.domain.ledger.rounding import NOTE, presented
 from carbonflow.sites.loader import parse_site_text
-from carbonflow.storage import calc_queue
 from carbonflow.storage.registry_load import load_site
 from services.api.ledger_export import FIELD_SECTIONS, SHEET_ORDER, TABLES, XLSX_MEDIA_TYPE
 from tests.support.api_support import (
@@ -57,6 +57,11 @@ PLANT_SITE = SMALL_SITE.replace(
     "{id: plant-co, name: Plant Co, legal_name: 示例工厂有限公司, "
     f"credit_code: {CREDIT_CODE}, industry: battery_materials}}",
 ).replace("name: Small plant,", "name: Small plant, name_zh: 示例小厂,")
+
+# The frozen SQL of revision 0013 (the module's name starts with a digit).
+REPAIR_WATERMARKS: str = importlib.import_module(
+    "carbonflow.storage.migrations.versions.0013_watermark_repair"
+).REPAIR_WATERMARKS
 
 
 @dataclass
@@ -492,8 +497,8 @@ def test_a_green_power_put_does_not_move_the_watermark_past_the_data(plant: Plan
             "WHERE site_id = %s",
             (SITE,),
         )
-        assert calc_queue.repair_watermarks(conn) == 1
-        assert calc_queue.repair_watermarks(conn) == 0
+        assert conn.execute(REPAIR_WATERMARKS).rowcount == 1
+        assert conn.execute(REPAIR_WATERMARKS).rowcount == 0
         stored = conn.execute(
             "SELECT results_through FROM calc_site_state WHERE site_id = %s", (SITE,)
         ).fetchone()

@@ -14,12 +14,21 @@ from __future__ import annotations
 
 from alembic import op
 
-from carbonflow.storage.calc_queue import REPAIR_WATERMARKS
-
 revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
+
+# Frozen here, as every migration's SQL: a later change to the storage code must not change what
+# this revision did. The end of a site's newest interval (15-min grid); ``least`` ignores NULL.
+_NEWEST_INTERVAL_END = (
+    "(SELECT max(i.start_ts) + INTERVAL '15 minutes' FROM calc_interval i "
+    "JOIN device d ON d.device_pk = i.device_pk WHERE d.site_id = s.site_id)"
+)
+REPAIR_WATERMARKS = (
+    f"UPDATE calc_site_state s SET results_through = least(now(), {_NEWEST_INTERVAL_END}) "
+    f"WHERE s.results_through > least(now(), {_NEWEST_INTERVAL_END})"
+)
 
 
 def upgrade() -> None:
