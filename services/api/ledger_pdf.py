@@ -104,6 +104,8 @@ _DERIVED = {"no": None, "tco2e_location": "tCO2e", "tco2e_market": "tCO2e"}
 # The sections printed on page 1, under the header (those the document has).
 _COVER = ("totals", "energy_totals")
 _SHORT_DEVICES = 2  # devices named in the activity table; the devices section lists them all
+# Keys a row's own label already says in words (an energy total's ``total``): not printed.
+_NAMED = frozenset({"total"})
 
 
 def _font() -> str:
@@ -263,13 +265,15 @@ def _section(
 
 
 def _in_language(columns: Sequence[Column], lang: Lang) -> list[Column]:
-    """A text given in both languages (``label_zh``, ``label_en``) in the reader's only."""
+    """A text given in both languages (``label_zh``, ``label_en``) in the reader's only; a key
+    that the label names (``_NAMED``) not at all."""
     keys = {c.key for c in columns}
     other = "en" if lang == "zh" else "zh"
     return [
         c
         for c in columns
         if not (c.key.endswith(f"_{other}") and c.key.removesuffix(other) + lang in keys)
+        and not (c.key in _NAMED and {"label_zh", "label_en"} <= keys)
     ]
 
 
@@ -319,6 +323,9 @@ def _value(section: str, key: str, row: Mapping[str, Any], n: int, lang: Lang) -
     value = row.get(key)
     if key == "devices" and isinstance(value, str):
         return _short_devices(value, lang)
+    if key == "indicators" and isinstance(value, str):  # ids, comma-separated
+        names = (str(value_label("indicator", i.strip(), lang)) for i in value.split(","))
+        return ("、" if lang == "zh" else ", ").join(names)
     return value_label(key, presented(section, key, value), lang)
 
 

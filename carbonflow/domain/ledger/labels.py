@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from carbonflow.domain.indicators.names import INDICATOR_NAMES, STATUS_NAMES
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 
@@ -222,10 +224,12 @@ VALUES: dict[str, tuple[str, str]] = {
     "data_centre": ("数据中心", "data centre"),
     "logistics": ("仓储物流", "warehousing and logistics"),
     "energy_services": ("综合能源服务", "integrated energy services"),
+    **{str(k): v for k, v in INDICATOR_NAMES.items()},
+    **{str(k): v for k, v in STATUS_NAMES.items()},
 }
 # The columns whose values are read in words (VALUES); any other value prints as stored.
 WORDED = frozenset(
-    {"scope", "view", "basis", "quality", "status", "category", "carrier", "industry"}
+    {"scope", "view", "basis", "quality", "status", "category", "carrier", "industry", "indicator"}
 )
 
 YES_NO = {True: ("是", "yes"), False: ("否", "no")}

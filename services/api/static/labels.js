@@ -1,5 +1,6 @@
 // Every label of the live view, in English and Chinese: one table. Keys not listed here (node
-// ids, indicator ids) fall back to the name the API gives, then to the id itself.
+// ids) fall back to the name the API gives, then to the id itself. Indicator and status words are
+// carbonflow/domain/indicators/names.py's (tests/services/api/test_view_labels.py keeps them equal).
 window.CF_LABELS = {
   title: { en: "carbonflow live", zh: "能碳实时监测" },
   site: { en: "Site", zh: "站点" },
@@ -148,7 +149,7 @@ window.CF_LABELS = {
   "emission:purchased_electricity": { en: "purchased electricity", zh: "外购电力" },
   "emission:green_electricity": { en: "green electricity", zh: "绿色电力" },
   "emission:purchased_heat": { en: "purchased heat", zh: "外购热力" },
-  // indicators (carbonflow/domain/indicators/formulas.py)
+  // indicators (carbonflow/domain/indicators/names.py)
   co2_per_raw_coal: { en: "CO2e per tonne of raw coal", zh: "吨原煤碳排放（CO2e）" },
   co2_per_raw_coal_reduction: { en: "CO2e per tonne of raw coal, reduction", zh: "吨原煤碳排放降低率（CO2e）" },
   electricity_per_raw_coal: { en: "electricity per tonne of raw coal", zh: "吨原煤电耗" },

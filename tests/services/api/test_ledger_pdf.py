@@ -130,3 +130,28 @@ def test_a_field_value_section_gets_a_field_value_table() -> None:
     tables = {**TABLES, "energy_summary": ()}
     text_ = "\n".join(_pages(to_pdf(doc, tables, "zh")))
     assert "energy_summary" in text_ and "12.346" in text_  # rounded as energy_tce is
+
+
+def test_energy_totals_and_indicators_print_in_words_not_as_ids() -> None:
+    """A person reads 吨原煤综合能耗 and 达标, not ``energy_per_raw_coal`` and ``on_track``; the
+    energy totals by their label only (their key is what the JSON keeps)."""
+    doc = _document()
+    doc["energy_totals"][0]["indicators"] = "energy_per_raw_coal, co2_per_energy"
+    doc["indicators"] = [
+        {"org_id": "", "indicator": "methane_utilisation_rate", "value": 0.5, "unit": "1",
+         "basis": "location", "status": "on_track", "target_threshold": 0.4,
+         "target_comparator": ">=", "target_unit": "1", "completeness_share": 1.0},
+    ]  # fmt: skip
+    cases: tuple[tuple[Lang, tuple[str, ...]], ...] = (
+        ("zh", ("吨原煤综合能耗、单位能耗碳排放", "瓦斯利用率", "达标")),
+        ("en", ("energy per tonne of raw coal, CO2 per unit of energy", "methane utilisation rate",
+                "on track")),
+    )  # fmt: skip
+    for lang, words in cases:
+        printed = " ".join(" ".join(_pages(to_pdf(doc, TABLES, lang))).split())
+        for word in words:
+            assert word in printed, (lang, word)
+        for key in ("energy_per_raw_coal", "methane_utilisation_rate", "on_track"):
+            assert key not in printed, (lang, key)
+        for row in doc["energy_totals"]:
+            assert row["total"] not in printed, (lang, row["total"])
