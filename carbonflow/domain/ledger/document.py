@@ -201,6 +201,7 @@ COLUMNS: Mapping[str, tuple[Column, ...]] = {
         Column("org_id"), Column("indicator"), Column("value"), Column("unit"),
         Column("basis"), Column("status"), Column("target_threshold"),
         Column("target_comparator"), Column("target_unit"), Column("completeness_share", "1"),
+        Column("days_with_data", "d"), Column("status_reason_zh"), Column("status_reason_en"),
     ),
 }  # fmt: skip
 
@@ -545,6 +546,8 @@ def _float(value: Any) -> float | None:
 
 
 def _indicators(inputs: LedgerInputs) -> list[dict[str, Any]]:
+    """The period's stored indicators, each with its coverage (share of the expected intervals,
+    days with data) and, when inconclusive, why (``storage.indicators.coverage_json``)."""
     rows = [
         {
             "org_id": str(r.get("org_id") or ""),
@@ -557,11 +560,24 @@ def _indicators(inputs: LedgerInputs) -> list[dict[str, Any]]:
             "target_comparator": r.get("target_comparator"),
             "target_unit": r.get("target_unit"),
             "completeness_share": _float(r.get("completeness")),
+            **_coverage(r.get("coverage")),
         }
         for r in inputs.indicators
         if r.get("period_start") == inputs.period_start
     ]
     return sorted(rows, key=lambda r: (r["org_id"], r["indicator"]))
+
+
+def _coverage(stored: object) -> dict[str, Any]:
+    """Days with data and the status's reason of a stored indicator (None before revision 0017
+    stored them)."""
+    c: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
+    days = c.get("days_with_data")
+    return {
+        "days_with_data": days if isinstance(days, int) else None,
+        "status_reason_zh": c.get("reason_zh"),
+        "status_reason_en": c.get("reason_en"),
+    }
 
 
 def _quality(inputs: LedgerInputs) -> dict[str, Any]:

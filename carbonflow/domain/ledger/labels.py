@@ -163,6 +163,9 @@ FIELDS: dict[str, tuple[str, str]] = {
     "target_threshold": ("目标值", "Target"),
     "target_comparator": ("目标比较", "Target comparator"),
     "target_unit": ("目标单位", "Target unit"),
+    "days_with_data": ("有数据天数", "Days with data"),
+    "status_reason_zh": ("状态说明 (中文)", "Status reason (Chinese)"),
+    "status_reason_en": ("状态说明 (英文)", "Status reason (English)"),
     # quality
     "lines": ("核算行数", "Lines"),
     "lines_measured": ("实测行数", "Measured lines"),

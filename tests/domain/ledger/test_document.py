@@ -253,3 +253,25 @@ def test_every_emission_names_its_gwp_and_factors_their_years() -> None:
     row = doc2["factors"][0]
     assert (row["data_year"], row["requested_year"], row["factor_year_fallback"]) == (
         2023, 2026, True)  # fmt: skip
+
+
+def test_an_indicator_row_says_its_coverage_and_why_it_is_inconclusive() -> None:
+    """A month with 9 days of data: coverage 0.29, 9 days, insufficient_data and its reason in
+    both languages; a row stored before coverage was recorded leaves both empty."""
+    stored = {
+        "org_id": None, "indicator": "co2_per_energy", "value": 2.1, "unit": "tCO2/tce",
+        "basis": "location", "status": "insufficient_data", "target_threshold": 2.0,
+        "target_comparator": "<=", "target_unit": "tCO2/tce", "completeness": 0.29,
+        "period_start": START,
+        "coverage": {"share": 0.29, "days_with_data": 9, "reason_en": "coverage 29 % < 80 %",
+                     "reason_zh": "数据覆盖率 29 % 低于 80 %"},
+    }  # fmt: skip
+    legacy = {**stored, "indicator": "clean_energy_share", "coverage": None}
+    doc = build_ledger(replace(INPUTS, indicators=(stored, legacy)), HEADER, CLAIMS)
+    rows = {r["indicator"]: r for r in doc["indicators"]}
+    assert (
+        rows["co2_per_energy"]["completeness_share"], rows["co2_per_energy"]["days_with_data"],
+        rows["co2_per_energy"]["status_reason_zh"], rows["co2_per_energy"]["status_reason_en"],
+    ) == (0.29, 9, "数据覆盖率 29 % 低于 80 %", "coverage 29 % < 80 %")  # fmt: skip
+    keys = ("days_with_data", "status_reason_zh", "status_reason_en")
+    assert [rows["clean_energy_share"][k] for k in keys] == [None, None, None]
