@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import psycopg
@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from bench.calc_site import LEDGER_ORG
 from bench.common import quantile
-from bench.year import YearDatabase, year_database
+from bench.year import year_database
 from carbonflow.storage import readings as readings_db
 from carbonflow.storage.db import make_engine
 from services.api.app import create_app
@@ -49,11 +49,12 @@ def _timed(call: Callable[[], object], n: int) -> dict[str, float]:
     }
 
 
-def dashboard_queries(year: YearDatabase) -> dict[str, str]:
-    """The queries a dashboard makes, on the middle of the year (a month of a quick run)."""
-    base = f"/api/v1/sites/{year.site_id}"
-    local_start = year.start + LOCAL  # naive-free: keep the +08:00 offset in the query
-    day = (local_start + timedelta(days=min(165, year.days - 2))).date()
+def dashboard_queries(site_id: str, start: datetime, days: int) -> dict[str, str]:
+    """The queries a dashboard makes, on the middle of the year (a month of a quick run) of
+    ``days`` of results from ``start`` (UTC, a local midnight of the bench's Shanghai site)."""
+    base = f"/api/v1/sites/{site_id}"
+    local_start = start + LOCAL  # naive-free: keep the +08:00 offset in the query
+    day = (local_start + timedelta(days=min(165, days - 2))).date()
     month = f"{day:%Y-%m}"
     next_day = day + timedelta(days=1)
     return {
@@ -82,7 +83,7 @@ def run(quick: bool = False) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     latency: dict[str, dict[str, float]] = {}
     with TestClient(create_app(settings)) as client:
-        queries = dashboard_queries(year)
+        queries = dashboard_queries(year.site_id, year.start, year.days)
 
         def get(path: str) -> object:
             response = client.get(path, headers=headers)

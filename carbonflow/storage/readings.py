@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from carbonflow.domain.indicators.live import LatestValue
 from carbonflow.storage import copy_arrays
-from carbonflow.storage.db import Conn, connect, make_row
+from carbonflow.storage.db import Conn, connect, make_row, psycopg_of
 from carbonflow.storage.registry import RegistrySnapshot, load_registry, org_filter
 from carbonflow.storage.schema import (
     device,
@@ -118,7 +118,32 @@ def latest_readings(
         .select_from(chosen.outerjoin(newest, sa.true()))
         .order_by(chosen.c.device_id, chosen.c.metric)
     )
-    return [make_row(LatestReadingRow, r) for r in conn.execute(query)]
+    return [make_row(LatestReadingRow, r) for r in conn.execute(query).all()]
+
+
+# :func:`latest_readings`' query with the columns of a :class:`LatestValue` only (``filters``:
+# the organisation's devices, some metrics).
+_LATEST_VALUES = """
+SELECT p.device_id, p.carrier, p.role, p.metric, n.ts, n.value, p.multiplier, p.report_interval_s
+FROM (
+    SELECT d.device_pk, dm.metric_id, d.device_id, d.carrier, d.role, m.name AS metric,
+        d.multiplier, CAST(d.attributes['sim'] ->> 'publish_interval_s' AS FLOAT)
+            AS report_interval_s
+    FROM device d
+    JOIN device_metric dm ON dm.device_pk = d.device_pk
+    JOIN metric m ON m.metric_id = dm.metric_id
+    WHERE d.site_id = %(site)s AND d.active{filters}
+    ORDER BY d.device_id, m.name
+    LIMIT %(limit)s
+) p
+LEFT JOIN LATERAL (
+    SELECT r.ts, r.value FROM reading r
+    WHERE r.device_pk = p.device_pk AND r.metric_id = p.metric_id
+    ORDER BY r.ts DESC
+    LIMIT 1
+) n ON true
+ORDER BY p.device_id, p.metric
+"""
 
 
 def latest_values(
@@ -129,22 +154,26 @@ def latest_values(
     limit: int,
     metrics: Sequence[str] | None = None,
 ) -> list[LatestValue]:
-    """:func:`latest_readings` of the device metrics (at most ``limit``) as the domain's
-    :class:`LatestValue`: what live figures and alarm rules are computed from."""
-    rows = latest_readings(conn, site_id, org_id=org_id, limit=limit, offset=0, metrics=metrics)
-    return [
-        LatestValue(
-            device_id=r.device_id,
-            carrier=r.carrier,
-            role=r.role,
-            metric=r.metric,
-            ts=r.ts,
-            raw_value=r.value,
-            multiplier=r.multiplier,
-            report_interval_s=r.report_interval_s,
-        )
-        for r in rows
-    ]
+    """The newest reading of the site's device metrics (at most ``limit``, by device and
+    metric, as :func:`latest_readings`) as the domain's :class:`LatestValue`: what live figures
+    and alarm rules are computed from.
+
+    Only the columns a :class:`LatestValue` holds are read, straight from the driver, each row
+    becoming one object: a 1 000-device snapshot reads ≈ 2 000 rows, and the listing's extra
+    columns and its two intermediate objects per row (a SQLAlchemy row, a
+    :class:`LatestReadingRow`) were a third of the request (docs/performance.md).
+    """
+    filters = ""
+    params: dict[str, Any] = {"site": site_id, "limit": limit}
+    if org_id is not None:
+        filters += " AND d.org_id = %(org)s"
+        params["org"] = org_id
+    if metrics is not None:
+        filters += " AND m.name = ANY(%(metrics)s)"
+        params["metrics"] = list(metrics)
+    with psycopg_of(conn).cursor() as cur:
+        rows = cur.execute(_LATEST_VALUES.format(filters=filters), params).fetchall()
+    return [LatestValue(*r) for r in rows]
 
 
 def newest_reading_ts(conn: sa.Connection, site_id: str, *, org_id: str | None) -> datetime | None:

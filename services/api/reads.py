@@ -48,7 +48,7 @@ from carbonflow.domain.inventory.balance import (
 )
 from carbonflow.domain.inventory.lines import FIGURES, InventoryLine
 from carbonflow.domain.inventory.site_factors import plan_factors
-from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter
+from carbonflow.domain.ledger.devices import SHARED_ROLES, DeviceMeter, feeds
 from carbonflow.domain.ledger.document import LedgerInputs
 from carbonflow.domain.readings.device_intervals import (
     IntervalRow,
@@ -136,13 +136,15 @@ def flows(
     end: datetime,
     *,
     totals: Sequence[InventoryLine] | None = None,
+    plan: SitePlan | None = None,
 ) -> FlowGraph:
     """The flow graph of [start, end): link totals equal the period's inventory totals.
 
-    ``totals``: the period's :func:`~carbonflow.storage.carbon.carbon_totals`, when the
-    caller has read them already (they are read here otherwise).
+    ``totals``: the period's :func:`~carbonflow.storage.carbon.carbon_totals`, and ``plan``
+    the site's plan, when the caller has read them already (they are read here otherwise).
     """
-    plan = site_plan(conn, site_id)
+    if plan is None:
+        plan = site_plan(conn, site_id)
     if totals is None:
         totals = carbon_db.carbon_totals(conn, site_id, start, end, plan.timezone)
     carbon, _surplus = settle_period(totals)
@@ -216,7 +218,7 @@ def ledger_inputs(
             sets[set_id] = tuple(carbon_db.factor_set(conn, set_id))
         records = sets[set_id] if set_id else ()
         lines.append(replace(t, factors=replace(t.factors, records=records)))
-    graph = flows(conn, site_id, start, end, totals=stored)
+    graph = flows(conn, site_id, start, end, totals=stored, plan=plan)
     attributed: dict[str, float] = {}
     if org_id is not None:
         vector = graph.orgs.get(org_id)
@@ -234,7 +236,7 @@ def ledger_inputs(
     completeness = math.fsum(t.completeness for t in totals) / len(totals) if totals else 0.0
     return LedgerInputs(
         site_id, org_id, start, end, tuple(lines), attributed, products, chosen, completeness,
-        surplus, tuple(ledger_meters(conn, plan, start, end, org_id, roles)),
+        surplus, tuple(ledger_meters(conn, plan, start, end, org_id, roles, lines)),
         heat_export_surplus_gj(stored),
     )  # fmt: skip
 
@@ -246,17 +248,29 @@ def ledger_meters(
     end: datetime,
     org_id: str | None,
     roles: frozenset[str] = frozenset(),
+    lines: Sequence[InventoryLine] | None = None,
 ) -> list[DeviceMeter]:
     """The inventory's device metrics over [start, end) with their serials, registers and
     interval qualities; for an organisation its own devices and the site's grid and purchased-
     heat meters (its purchased electricity and heat are a share of theirs). ``roles``: active
-    devices of these roles too (of the organisation's, for an organisation)."""
+    devices of these roles too (of the organisation's, for an organisation).
+
+    ``lines``: of the inventory's devices only those feeding one of these lines (by category and
+    carrier, :func:`~carbonflow.domain.ledger.devices.feeds`). A ledger, a line's trace and an
+    indicator's trace show the meters of their lines and of ``roles``, never others; reading
+    the registers and interval qualities of the rest was most of an organisation ledger's SQL
+    (docs/performance.md)."""
     inventory = inventory_devices(plan)
     listed = {d.device_pk for d in inventory}
     extra = tuple(d for d in plan.active_devices() if d.role in roles and d.device_pk not in listed)
+    shown = None if lines is None else {(str(ln.category), ln.carrier) for ln in lines}
     devices = [
         d for d in (*inventory, *extra)
-        if org_id is None or d.org_id == org_id or d.role in SHARED_ROLES
+        if (org_id is None or d.org_id == org_id or d.role in SHARED_ROLES)
+        and (
+            shown is None or d.role in roles
+            or any(feeds(d.role, d.carrier, category, carrier) for category, carrier in shown)
+        )
     ]  # fmt: skip
     keys = quantity_keys(devices)
     bounds = readings_db.register_bounds(conn, keys, start, end)

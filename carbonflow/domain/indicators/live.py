@@ -142,7 +142,11 @@ def power_now(
             groups.setdefault((value.carrier, value.role), []).append(value)
     out: list[PowerGroup] = []
     for (carrier, role), members in sorted(groups.items()):
-        fresh = [v for v in members if _fresh(v, now, stale_after_s)]
+        # One freshness test per member; the stale ones are the others (a membership test of
+        # each member in the fresh list was quadratic: ≈ 10⁶ comparisons for 1 000 gauges).
+        is_fresh = [_fresh(v, now, stale_after_s) for v in members]
+        fresh = [v for v, ok in zip(members, is_fresh, strict=True) if ok]
+        stale = [v for v, ok in zip(members, is_fresh, strict=True) if not ok]
         stamps = [v.ts for v in members if v.ts is not None]
         out.append(
             PowerGroup(
@@ -155,7 +159,7 @@ def power_now(
                 ),
                 devices=len(members),
                 devices_reporting=len(fresh),
-                stale_device_ids=tuple(sorted(v.device_id for v in members if v not in fresh)),
+                stale_device_ids=tuple(sorted(v.device_id for v in stale)),
                 newest_ts=max(stamps) if stamps else None,
                 oldest_fresh_ts=min((v.ts for v in fresh if v.ts is not None), default=None),
             )

@@ -46,6 +46,12 @@ ROLE_CATEGORIES: Mapping[str, frozenset[str]] = {
 SHARED_ROLES = frozenset({"grid_import", "grid_export", "heat_import", "heat_export"})
 
 
+def feeds(role: str, device_carrier: str, category: str, carrier: str) -> bool:
+    """Whether a device of ``role`` metering ``device_carrier`` feeds the lines of ``category``
+    and ``carrier`` (:data:`ROLE_CATEGORIES`)."""
+    return category in ROLE_CATEGORIES.get(role, frozenset()) and carrier == device_carrier
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceMeter:
     """One device metric over the ledger's period."""
@@ -71,7 +77,7 @@ class DeviceMeter:
     expected_intervals: int = 0  # 15-min intervals in the period
 
     def feeds(self, category: str, carrier: str) -> bool:
-        return category in ROLE_CATEGORIES.get(self.role, frozenset()) and carrier == self.carrier
+        return feeds(self.role, self.carrier, category, carrier)
 
     @property
     def quantity(self) -> float:

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from carbonflow.domain.ledger.devices import DeviceMeter, device_row, line_shares, meters_of
+from carbonflow.domain.ledger.devices import (
+    DeviceMeter,
+    device_row,
+    feeds,
+    line_shares,
+    meters_of,
+)
 from carbonflow.domain.ledger.document import rounded
 
 T0 = datetime(2025, 4, 30, 16, tzinfo=UTC)
@@ -43,6 +49,15 @@ def test_which_meters_feed_which_line() -> None:
     assert meters_of(meters, "green_electricity", "electricity") == [GRID]
     assert meters_of(meters, "self_generation", "electricity") == [PV]
     assert meters_of(meters, "purchased_electricity", "heat") == []
+
+
+def test_a_device_feeds_lines_by_its_role_and_carrier() -> None:
+    # What the API decides before reading a device's registers (services/api/reads.py).
+    assert feeds("grid_import", "electricity", "purchased_electricity", "electricity")
+    assert not feeds("grid_import", "electricity", "purchased_electricity", "heat")
+    assert not feeds("consumption", "electricity", "purchased_electricity", "electricity")
+    assert feeds("methane_flared", "coal_mine_methane", "flaring", "coal_mine_methane")
+    assert GRID.feeds("green_electricity", "electricity") and not PV.feeds("process", "electricity")
 
 
 def test_device_row_registers_and_booking() -> None:

@@ -7,8 +7,10 @@ own (``fresh``). The wall clock is fixed at ``NOW`` so ages and freshness are ex
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
+from dataclasses import fields
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,9 +18,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from carbonflow.domain.indicators.live import LIVE_METRICS, DeviceFreshness, LatestValue
+from carbonflow.storage import readings as readings_db
 from carbonflow.storage.access import create_key, revoke_key
 from carbonflow.storage.db import make_engine
-from services.api.schemas import LiveSnapshotOut
+from services.api.app import freeze_startup_heap
+from services.api.schemas import DeviceFreshnessOut, LiveSnapshotOut
 from services.api.tokens import new_key
 from tests.support.api_cases_admin import CASES as ADMIN_CASES
 from tests.support.api_cases_alarms import CASES as ALARM_CASES
@@ -347,6 +352,53 @@ def test_live_snapshot_and_stream(api: Api) -> None:
         lines = dict(line.split(": ", 1) for line in event.split("\n"))
         assert lines["id"] == str(number)
         assert LiveSnapshotOut.model_validate_json(lines["data"]) == snapshot
+
+
+@pytest.mark.parametrize(
+    ("site", "org", "metrics"),
+    [
+        (MINE, None, None),
+        (MINE, None, LIVE_METRICS),
+        (PARK, "cathode-plant", None),
+        (PARK, None, ()),
+    ],
+)
+def test_latest_values_are_the_latest_readings_as_the_domain_reads_them(
+    api: Api, site: str, org: str | None, metrics: tuple[str, ...] | None
+) -> None:
+    # latest_values has its own lean query (storage/readings.py): the same rows, same order.
+    engine = make_engine(api.seeded.url)
+    try:
+        with engine.connect() as conn:
+            values = readings_db.latest_values(conn, site, org_id=org, limit=500, metrics=metrics)
+            rows = readings_db.latest_readings(
+                conn, site, org_id=org, limit=500, offset=0, metrics=metrics
+            )
+    finally:
+        engine.dispose()
+    assert values == [
+        LatestValue(
+            r.device_id, r.carrier, r.role, r.metric, r.ts, r.value, r.multiplier,
+            r.report_interval_s,
+        )
+        for r in rows
+    ]  # fmt: skip
+    assert (values != []) == (metrics != ())
+    assert any(v.ts is not None for v in values) == (metrics != ())
+
+
+def test_a_snapshot_device_carries_every_field_of_the_domains_device_freshness() -> None:
+    # The route copies them one by one (services/api/routers/live.py): none may be forgotten.
+    assert list(DeviceFreshnessOut.model_fields) == [f.name for f in fields(DeviceFreshness)]
+
+
+def test_the_heap_at_startup_is_frozen_once_per_process() -> None:
+    # Out of the full collections' reach (docs/performance.md, "The live snapshot").
+    freeze_startup_heap()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    freeze_startup_heap()
+    assert gc.get_freeze_count() == frozen
 
 
 def test_too_many_streams_is_a_503(api: Api) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg
 import pytest
 
+from carbonflow.domain.ledger.document import LedgerHeader, build_ledger
 from carbonflow.sites.loader import parse_site_text
 from carbonflow.storage import carbon as carbon_db
 from carbonflow.storage.registry_load import load_site
@@ -16,6 +18,7 @@ from services.api.reads import (
     flows,
     indicators_for_period,
     ledger_inputs,
+    ledger_meters,
     live_intervals,
     site_plan,
 )
@@ -111,3 +114,29 @@ def test_a_site_plan_is_reused_until_the_site_file_is_loaded_again(database_url:
         assert grid.multiplier == 200
         with pytest.raises(NotFound):
             site_plan(conn, "no-such-site")
+
+
+def test_ledger_meters_are_those_of_its_lines_and_roles(database_url: str) -> None:
+    """A ledger reads the registers and interval qualities of the devices its lines show (and of
+    the roles an indicator trace asks for) only; its document is the one every inventory
+    device's meters give."""
+    doc, start, end = computed_small_site(database_url)
+    site = doc.site.id
+    header = LedgerHeader(site, "plant-co", "2025-05", doc.site.timezone, start, end, end)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        plan = site_plan(conn, site)
+        inputs = ledger_inputs(conn, site, start, end, org_id="plant-co")
+        every = ledger_meters(conn, plan, start, end, "plant-co")  # no lines given: all
+        none = ledger_meters(conn, plan, start, end, "plant-co", lines=())
+        by_role = ledger_meters(conn, plan, start, end, "plant-co", frozenset({"production"}), ())
+    shown = [m for m in every if any(m.feeds(str(ln.category), ln.carrier) for ln in inputs.lines)]
+    assert shown and list(inputs.meters) == shown
+    assert {m.device_id for m in inputs.meters} == {"grid-meter"}
+    assert none == [] and {m.role for m in by_role} == {"production"}
+    # Not one figure of the document depends on the meters left out: with its lines, and for
+    # an organisation without lines of its own (the bench's 500 consumers) none is read.
+    whole = replace(inputs, meters=tuple(every))
+    assert build_ledger(inputs, header) == build_ledger(whole, header)
+    bare = replace(inputs, lines=(), meters=())
+    assert build_ledger(bare, header) == build_ledger(replace(bare, meters=tuple(every)), header)
