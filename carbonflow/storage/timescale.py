@@ -495,7 +495,10 @@ def compress_due(conn: sa.Connection) -> dict[str, int]:
         ).all()
         conn.commit()
         for (chunk,) in chunks:
-            conn.execute(sa.text("SELECT compress_chunk(CAST(:c AS regclass))"), {"c": chunk})
+            conn.execute(
+                sa.text("SELECT compress_chunk(CAST(:c AS regclass), if_not_compressed => true)"),
+                {"c": chunk},
+            )
             conn.commit()
         done[table] = len(chunks)
     return done
