@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from carbonflow.embedded.broker import EmbeddedMosquitto
-from carbonflow.embedded.postgres import EmbeddedPostgres
+from carbonflow.embedded.postgres import PG_BIN_ENV, EmbeddedPostgres
 from carbonflow.storage.migrate import upgrade
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -25,16 +27,55 @@ class Stack:
 
 
 @contextmanager
-def private_stack() -> Iterator[Stack]:
-    """A durable PostgreSQL and a Mosquitto of our own, so runs are comparable."""
+def private_stack(pg_bin: Path | None = None) -> Iterator[Stack]:
+    """A durable PostgreSQL and a Mosquitto of our own, so runs are comparable.
+
+    ``pg_bin``: a bin directory of PostgreSQL with TimescaleDB (the kit's build); the cluster
+    then preloads it and is migrated with the TimescaleDB layout. None: the binaries
+    ``EmbeddedPostgres`` finds, migrated with whatever layout they allow.
+    """
     with tempfile.TemporaryDirectory(prefix="carbonflow-bench-") as tmp:
         root = Path(tmp)
-        with (
-            EmbeddedPostgres(root / "pg", durable=True) as pg,
-            EmbeddedMosquitto(root / "mqtt") as broker,
-        ):
-            upgrade(pg.url)
-            yield Stack(pg.url, broker.url, broker)
+        with _pg_bin(pg_bin):
+            pg = EmbeddedPostgres(root / "pg", durable=True)
+            pg.start()
+        try:
+            with EmbeddedMosquitto(root / "mqtt") as broker:
+                upgrade(pg.url, use_timescaledb=True if pg_bin is not None else None)
+                if pg_bin is not None:
+                    _pause_policy_jobs(pg.url)
+                yield Stack(pg.url, broker.url, broker)
+        finally:
+            pg.stop()
+
+
+def _pause_policy_jobs(url: str) -> None:
+    """Stop TimescaleDB's scheduler from running the policies on this bench cluster: the whole
+    year is older than their ages, so they would compress chunks while the year is built (and
+    slow it down); ``bench/sizes.py`` measures first and compresses what they select itself."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+            "WHERE hypertable_schema = 'public'"
+        )
+
+
+@contextmanager
+def _pg_bin(pg_bin: Path | None) -> Iterator[None]:
+    """``CARBONFLOW_PG_BIN`` set to ``pg_bin`` while the cluster starts (its binaries are
+    chosen then), restored afterwards."""
+    if pg_bin is None:
+        yield
+        return
+    before = os.environ.get(PG_BIN_ENV)
+    os.environ[PG_BIN_ENV] = str(pg_bin)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[PG_BIN_ENV]
+        else:
+            os.environ[PG_BIN_ENV] = before
 
 
 def quantile(sorted_values: list[float], q: float) -> float:

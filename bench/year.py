@@ -13,6 +13,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bench.calc_site import SITE, seed_year, site_document
@@ -36,18 +37,28 @@ class YearDatabase:
     stats: dict[str, Any]
 
 
-_built: dict[bool, YearDatabase] = {}
+_built: dict[tuple[bool, Path | None], YearDatabase] = {}
 _exit = ExitStack()
 atexit.register(_exit.close)
 
 
-def year_database(quick: bool) -> YearDatabase:
-    """The year (``quick``: a month of 100 devices) of readings and results, built on first use."""
-    if quick in _built:
-        return _built[quick]
+def built_year(quick: bool, pg_bin: Path | None = None) -> YearDatabase | None:
+    """The year if this process has built it already, else None (nothing is built)."""
+    return _built.get((quick, pg_bin))
+
+
+def year_database(quick: bool, pg_bin: Path | None = None) -> YearDatabase:
+    """The year (``quick``: a month of 100 devices) of readings and results, built on first use.
+
+    ``pg_bin``: build it on a cluster of these binaries with the TimescaleDB layout
+    (``bench/sizes.py``); None: the default cluster the other scenarios share.
+    """
+    key = (quick, pg_bin)
+    if key in _built:
+        return _built[key]
     devices = 100 if quick else 1_000
     days = 31 if quick else 365
-    stack = _exit.enter_context(private_stack())
+    stack = _exit.enter_context(private_stack(pg_bin))
     doc = site_document(devices, publish_interval_s=PERIOD.total_seconds())
     load_site(stack.database_url, doc)
     t0 = time.monotonic()
@@ -76,5 +87,5 @@ def year_database(quick: bool) -> YearDatabase:
         "readings_per_s": round(readings / seconds),
     }
     built = YearDatabase(stack, doc, SITE, START, days, stats)
-    _built[quick] = built
+    _built[key] = built
     return built

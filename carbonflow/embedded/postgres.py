@@ -194,6 +194,15 @@ class _RunAs:
                 os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
 
 
+def grant_server_reach(path: Path) -> None:
+    """When this process is root, let the user the server runs as reach ``path`` (the search
+    bit on it and every directory above, as the TimescaleDB kit's start.sh does for its
+    binaries); nothing otherwise. For ``CARBONFLOW_PG_BIN`` under ``/root``."""
+    run_as = _RunAs.for_root()
+    if run_as is not None:
+        run_as.grant_reach(path)
+
+
 @dataclass(frozen=True)
 class _Binaries:
     bin_dir: Path

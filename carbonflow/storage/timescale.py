@@ -406,3 +406,110 @@ def policy_states(conn: sa.Connection) -> list[PolicyState]:
             )
         )
     return states
+
+
+@dataclass(frozen=True, slots=True)
+class TableSize:
+    """On-disk bytes of one table, its chunks included on TimescaleDB (``*_detailed_size``)."""
+
+    table: str
+    hypertable: bool
+    heap_bytes: int
+    index_bytes: int
+    toast_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.heap_bytes + self.index_bytes + self.toast_bytes
+
+
+def table_sizes(conn: sa.Connection) -> list[TableSize]:
+    """Every table of the public schema with its heap, index and TOAST bytes.
+
+    Hypertables are measured with ``hypertable_detailed_size`` (their chunks, compressed ones
+    included; the parent itself is empty); plain tables with ``pg_table_size`` /
+    ``pg_indexes_size`` and their TOAST table's total. Heap counts free-space and
+    visibility maps, as ``pg_table_size`` does.
+    """
+    hypertables = set(_hypertable_names(conn))
+    sizes = []
+    rows = conn.execute(
+        sa.text(
+            "SELECT c.relname, pg_table_size(c.oid) - coalesce(pg_total_relation_size("
+            "NULLIF(c.reltoastrelid, 0)), 0), pg_indexes_size(c.oid), "
+            "coalesce(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY c.relname"
+        )
+    ).all()
+    for name, *plain in rows:
+        parts = plain
+        if name in hypertables:
+            parts = list(
+                conn.execute(
+                    sa.text(
+                        "SELECT coalesce(sum(table_bytes), 0), coalesce(sum(index_bytes), 0), "
+                        "coalesce(sum(toast_bytes), 0) "
+                        "FROM hypertable_detailed_size(CAST(:t AS regclass))"
+                    ),
+                    {"t": name},
+                ).one()
+            )
+        heap, index, toast = (int(p) for p in parts)
+        sizes.append(TableSize(str(name), name in hypertables, heap, index, toast))
+    return sizes
+
+
+def _hypertable_names(conn: sa.Connection) -> list[str]:
+    if installed_version(conn) is None:
+        return []
+    return [
+        str(name)
+        for (name,) in conn.execute(
+            sa.text(
+                "SELECT hypertable_name FROM timescaledb_information.hypertables "
+                "WHERE hypertable_schema = 'public'"
+            )
+        )
+    ]
+
+
+def compress_due(conn: sa.Connection) -> dict[str, int]:
+    """Compress now every chunk the configured compression policies would compress (chunks
+    older than each policy's ``compress_after``, not yet compressed); chunks compressed per
+    table. Each chunk is its own transaction, as in the policy job: commit per chunk."""
+    done: dict[str, int] = {}
+    for table in _hypertable_names(conn):
+        after = _job_config(conn, table, "policy_compression", "compress_after")
+        if after is None:
+            continue
+        chunks = conn.execute(
+            sa.text(
+                "SELECT c::text FROM show_chunks(CAST(:t AS regclass), "
+                "older_than => CAST(:after AS interval)) c "
+                "JOIN timescaledb_information.chunks i "
+                "ON format('%I.%I', i.chunk_schema, i.chunk_name)::regclass = c "
+                "WHERE NOT i.is_compressed"
+            ),
+            {"t": table, "after": after},
+        ).all()
+        conn.commit()
+        for (chunk,) in chunks:
+            conn.execute(
+                sa.text("SELECT compress_chunk(CAST(:c AS regclass), if_not_compressed => true)"),
+                {"c": chunk},
+            )
+            conn.commit()
+        done[table] = len(chunks)
+    return done
+
+
+def row_counts(conn: sa.Connection, tables: list[str]) -> dict[str, int]:
+    """Exact ``count(*)`` of each table (decompresses compressed chunks: count before)."""
+    preparer = conn.dialect.identifier_preparer
+    return {
+        table: int(
+            conn.execute(sa.text(f"SELECT count(*) FROM {preparer.quote(table)}")).scalar_one()
+        )
+        for table in tables
+    }

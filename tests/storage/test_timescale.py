@@ -28,8 +28,11 @@ from carbonflow.storage.timescale import (
     RESULTS,
     StoragePolicy,
     chunk_interval_s,
+    compress_due,
     describe_s,
     policy_states,
+    row_counts,
+    table_sizes,
 )
 from cli.main import main
 from services.calc.engine import CalcEngine
@@ -347,3 +350,47 @@ def test_migrate_refuses_cleanly_when_timescaledb_is_not_preloaded(
         finally:
             engine.dispose()
         assert upgrade(server.url).before is not None
+
+
+@pytest.mark.integration
+def test_table_sizes_and_compress_due(database_url: str) -> None:
+    """``table_sizes`` measures every table on both layouts (hypertables with their chunks);
+    ``compress_due`` compresses what the policies would and leaves the rows as they were
+    (``bench/sizes.py`` builds on both)."""
+    computed_small_site(database_url)
+    before = result_digests(database_url)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            sizes = {s.table: s for s in table_sizes(conn)}
+            rows = row_counts(conn, ["reading", "calc_interval"])
+            conn.commit()
+            compressed = compress_due(conn)
+            after = {s.table: s for s in table_sizes(conn)}
+    finally:
+        engine.dispose()
+    hypertables = {t for t, s in sizes.items() if s.hypertable}
+    assert rows["reading"] > 0 and rows["calc_interval"] > 0
+    assert sizes["reading"].heap_bytes > 0 and sizes["reading"].index_bytes > 0
+    assert sizes["site"].total_bytes > 0 and not sizes["site"].hypertable
+    if not uses_timescaledb(database_url):
+        assert hypertables == set() and compressed == {}
+        return
+    assert hypertables == {"reading", "calc_interval", "calc_carbon"}
+    # May 2025: older than the 7 and 45 days, so every chunk with rows is compressed.
+    assert compressed.keys() == hypertables and all(n > 0 for n in compressed.values())
+    assert (
+        _scalar(
+            database_url,
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE NOT is_compressed",
+        )
+        == 0
+    )
+    assert after["reading"].total_bytes < sizes["reading"].total_bytes
+    assert result_digests(database_url) == before
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert compress_due(conn) == dict.fromkeys(hypertables, 0)
+    finally:
+        engine.dispose()
