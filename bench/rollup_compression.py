@@ -81,7 +81,7 @@ def month_reads(year: YearDatabase, n: int) -> tuple[dict[str, Any], dict[str, A
         DATABASE_URL=url, CARBONFLOW_API_ADMIN_KEY=ADMIN_KEY, CARBONFLOW_API_RATE_BURST=1_000_000
     )
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    queries = dashboard_queries(year)
+    queries = dashboard_queries(year.site_id, year.start, year.days)
     latency: dict[str, Any] = {}
     answers: dict[str, Any] = {}
     with TestClient(create_app(settings)) as client:
