@@ -1,0 +1,113 @@
+"""The interval rollups bounded by (device, metric) keys give exactly the rows of the statements
+they replaced, bounded by ``device_pk = ANY`` only (docs/performance.md, "Recompute"): the
+same hour, day and month rows, bit for bit, with history before and after the recomputed range,
+devices not recomputed, several metrics per device and a zone of a half-hour offset."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from carbonflow.storage import intervals
+from carbonflow.storage.rollup import GRAINS, GROUP_QUALITY, period_bounds, rollup_source
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 28, 16, 0, tzinfo=UTC)
+SLOT = timedelta(minutes=15)
+_ROLLUP = (
+    "SELECT device_pk, metric_id, grain, period_start, quantity, quality, completeness, late, "
+    "intervals FROM calc_interval_rollup ORDER BY device_pk, metric_id, grain, period_start"
+)
+
+
+def _reference_rollup(
+    conn: psycopg.Connection[Any], pks: list[int], start: datetime, end: datetime, tz: str
+) -> None:
+    """The statements of ``rollup_intervals`` before they were bounded by key (commit 5aa9eb6)."""
+    bounds = period_bounds(conn, start, end, tz)
+    previous = "hour"
+    for grain in GRAINS:
+        lo, hi = bounds[grain]
+        params = {"pks": pks, "g": grain, "lo": lo, "hi": hi, "tz": tz}
+        conn.execute(
+            "DELETE FROM calc_interval_rollup WHERE device_pk = ANY(%(pks)s) AND grain = %(g)s "
+            "AND period_start >= %(lo)s AND period_start < %(hi)s",
+            params,
+        )
+        src = rollup_source(grain, previous, "calc_interval", "calc_interval_rollup")
+        count = "count(*)" if grain == "hour" else "sum(intervals)"
+        conn.execute(
+            "INSERT INTO calc_interval_rollup (device_pk, metric_id, grain, period_start, "
+            "quantity, quality, completeness, late, intervals, computed_at) "
+            f"SELECT device_pk, metric_id, %(g)s, {src.period}, sum(quantity::numeric)::float8, "
+            f"{GROUP_QUALITY}, {src.completeness}, "
+            f"bool_or(late), {count}, now() FROM {src.source} AND device_pk = ANY(%(pks)s) "
+            f"GROUP BY device_pk, metric_id, {src.period}",
+            params,
+        )
+        previous = grain
+
+
+def _store_intervals(conn: psycopg.Connection[Any], rng: random.Random, mids: list[int]) -> None:
+    """40 days of 15-min rows (some missing) of devices 1–4, every metric, random values."""
+    rows = []
+    for pk in range(1, 5):
+        for mid in mids:
+            for i in range(40 * 96):
+                if rng.random() < 0.05:
+                    continue  # a gap: the hour's completeness is below 1
+                quality = rng.choice(["measured"] * 8 + ["estimated", "missing"])
+                quantity = rng.choice([0.0, 1e-9, 0.1, 1 / 3, 123.456789, 7e6]) * rng.random()
+                completeness = rng.choice([1.0, 1.0, 0.5, rng.random()])
+                late = rng.random() < 0.02
+                rows.append((pk, mid, T0 + i * SLOT, quantity, quality, completeness, late, T0))
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY calc_interval (device_pk, metric_id, start_ts, quantity, quality, "
+            "completeness, late, computed_at) FROM STDIN"
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Asia/Kolkata", "Europe/Berlin"])
+def test_rollups_bounded_by_key_equal_the_rollups_by_device(database_url: str, tz: str) -> None:
+    rng = random.Random(tz)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        mids = [
+            int(r[0])
+            for r in conn.execute(
+                "INSERT INTO metric (name, unit) VALUES ('t_a', 'kWh'), ('t_b', 'm3'), "
+                "('t_c', 't') RETURNING metric_id"
+            )
+        ]
+        _store_intervals(conn, rng, mids)
+        everything = (T0, T0 + timedelta(days=40))
+        _reference_rollup(conn, [1, 2, 3, 4], *everything, tz)
+        # Recompute devices 1 and 3 over ranges inside the history, one not on local hours
+        # (Kolkata's hours are at :30 UTC), one across the month's end (and Berlin's DST).
+        for start, end in [
+            (T0 + timedelta(days=3, minutes=15), T0 + timedelta(days=3, hours=5)),
+            (T0 + timedelta(days=1), T0 + timedelta(days=9)),
+        ]:
+            with conn.transaction():
+                conn.execute(
+                    "UPDATE calc_interval SET quantity = quantity * 1.5 + 0.1, late = NOT late "
+                    "WHERE device_pk IN (1, 3) AND start_ts >= %s AND start_ts < %s",
+                    (start, end),
+                )
+            with conn.transaction(force_rollback=True):
+                _reference_rollup(conn, [1, 3], start, end, tz)
+                expected = conn.execute(_ROLLUP).fetchall()
+            intervals.rollup_intervals(conn, [1, 3], start, end, tz)
+            got = conn.execute(_ROLLUP).fetchall()
+            assert got == expected
+            assert len({r[0] for r in got}) == 4  # devices 2 and 4 kept their rows
