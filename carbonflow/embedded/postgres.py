@@ -103,6 +103,18 @@ def parse_major_version(version_output: str) -> int:
     return int(match.group(1))
 
 
+def shared_buffers_mb(durable: bool, memory_bytes: int | None = None) -> int:
+    """PostgreSQL's buffer cache for an embedded cluster [MiB]: a durable one (the demo, the
+    benchmarks) an eighth of the machine's memory within 128 MiB–1 GiB — at the default 128 MiB a
+    year's recompute made backends write out their own dirty pages, 2.2 × as many (docs/
+    performance.md); a throwaway test cluster the default (many run at once)."""
+    if not durable:
+        return 128
+    if memory_bytes is None:
+        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(128, min(1024, memory_bytes // 8 // 2**20))
+
+
 def render_settings(
     *,
     port: int,
@@ -118,7 +130,7 @@ def render_settings(
         f"port = {port}",
         f"unix_socket_directories = '{_quote_setting(str(socket_dir))}'",
         "max_connections = 200",
-        "shared_buffers = '128MB'",
+        f"shared_buffers = '{shared_buffers_mb(durable)}MB'",
         "timezone = 'UTC'",
         "log_timezone = 'UTC'",
         "logging_collector = off",
@@ -128,6 +140,10 @@ def render_settings(
         f"synchronous_commit = {durability}",
         f"full_page_writes = {durability}",
     ]
+    if durable:
+        # A recompute writes gigabytes of 15-min rows and rollups: with the default 1 GB of WAL
+        # between checkpoints it forced checkpoints and full-page images mid-recompute.
+        lines += ["max_wal_size = '4GB'", "checkpoint_timeout = '15min'"]
     if preload_timescaledb:
         lines += ["shared_preload_libraries = 'timescaledb'", "timescaledb.telemetry_level = off"]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ from carbonflow.embedded.broker import (
     MosquittoNotFoundError,
     start_embedded_broker,
 )
-from carbonflow.embedded.postgres import EmbeddedPostgres
+from carbonflow.embedded.postgres import EmbeddedPostgres, render_settings, shared_buffers_mb
 
 pytestmark = pytest.mark.integration
 
@@ -118,6 +118,22 @@ def _client(port: int, client_id: str, *, clean_session: bool = True) -> Iterato
 def cluster_dir(services_dir: Path, request: pytest.FixtureRequest) -> Path:
     """A data directory the server's user can reach, also when the suite runs as root."""
     return services_dir / f"test-{request.node.name}"
+
+
+def test_a_durable_cluster_gets_an_eighth_of_memory_and_room_for_a_recompute_s_wal() -> None:
+    gib = 2**30
+    cases = ((24 * gib, 1024), (4 * gib, 512), (512 * 2**20, 128))
+    assert [shared_buffers_mb(True, memory) for memory, _ in cases] == [mb for _, mb in cases]
+    assert shared_buffers_mb(False, 24 * gib) == 128  # test clusters: many at once
+    durable = render_settings(
+        port=1, socket_dir=Path("/s"), durable=True, preload_timescaledb=False
+    )
+    throwaway = render_settings(
+        port=1, socket_dir=Path("/s"), durable=False, preload_timescaledb=False
+    )
+    assert "max_wal_size = '4GB'" in durable and "max_wal_size" not in throwaway
+    assert f"shared_buffers = '{shared_buffers_mb(True)}MB'" in durable
+    assert "shared_buffers = '128MB'" in throwaway
 
 
 def test_postgres_starts_stops_and_keeps_data_across_restart(cluster_dir: Path) -> None:
