@@ -121,10 +121,18 @@ def run(quick: bool = False) -> dict[str, object]:
             "latest_readings_plan": _plan(url, year.site_id),
         },
     }
+    # Each query's p95 in units of the same run's latest-readings SQL (unchanged code, pure
+    # database work): comparable across runs on hosts of different speed.
+    results["api_p95_vs_sql"] = relative_p95(latency, sql_only["p95_ms"])
     if not quick:  # a quick run (100 devices, a month) does not measure the issue's figures
         results["api_p95_ms"] = {name: v["p95_ms"] for name, v in latency.items()}
         results["ledger_month_500_devices_s"] = round(ledger_first_s, 3)
     return results
+
+
+def relative_p95(latency: dict[str, dict[str, float]], base_ms: float) -> dict[str, float]:
+    """Each query's p95 divided by ``base_ms`` (the latest-readings SQL of the same run)."""
+    return {name: round(v["p95_ms"] / base_ms, 2) for name, v in latency.items()}
 
 
 def _plan(url: str, site_id: str) -> dict[str, object]:
