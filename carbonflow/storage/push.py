@@ -9,15 +9,26 @@ nothing deletes it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from carbonflow.domain.alarms.rules import PushBacklog
-from carbonflow.domain.reporting.profile import PeriodValue
-from carbonflow.storage.carbon import SeriesFilter, activity_series, carbon_series
+from carbonflow.domain.inventory.balance import settle_period
+from carbonflow.domain.inventory.lines import View, view_totals
+from carbonflow.domain.reporting.profile import PeriodValue, period_end
+from carbonflow.storage.carbon import (
+    CarbonPointRow,
+    SeriesFilter,
+    activity_series,
+    carbon_series,
+    carbon_totals,
+)
+from carbonflow.storage.db import psycopg_of
+from carbonflow.storage.registry import site_timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +311,32 @@ def results_through(conn: sa.Connection, site_id: str) -> datetime | None:
     return value
 
 
+def _settled(
+    conn: sa.Connection, site_id: str, grain: str, point: CarbonPointRow, tz: str
+) -> CarbonPointRow:
+    """``point`` as reported: the stored rows carry signed net imports so that periods add up,
+    and a period that exported more electricity or heat than it bought has a negative scope 2
+    in the series. A report never says an emission is negative: such a period's figures are
+    those of its settled rows (``settle_period``, the ledger's rule: purchased energy 0, the
+    surplus out of what was generated). Other periods as stored."""
+    if point.scope2_tco2e >= 0:
+        return point
+    end = period_end(grain, point.period_start, tz)
+    lines, _surplus = settle_period(
+        carbon_totals(psycopg_of(conn), site_id, point.period_start, end, tz)
+    )
+    totals = view_totals(lines, View.LOCATION)
+    return replace(
+        point,
+        energy_tce=math.fsum(ln.energy_tce for ln in lines if ln.basis != "market"),
+        tco2e=totals.total_tco2e,
+        co2_t=totals.co2_t,
+        ch4_t=totals.ch4_t,
+        scope1_tco2e=totals.scope1_tco2e,
+        scope2_tco2e=totals.scope2_tco2e,
+    )
+
+
 def period_values(
     conn: sa.Connection, site_id: str, grain: str, start: datetime, end: datetime
 ) -> dict[datetime, list[PeriodValue]]:
@@ -308,9 +345,11 @@ def period_values(
     (``activity:<carrier>`` in its unit), with the period's quality."""
     out: dict[datetime, list[PeriodValue]] = {}
     quality: dict[datetime, str] = {}
-    for p in carbon_series(
+    tz = site_timezone(conn, site_id) or "UTC"
+    for point in carbon_series(
         conn, site_id, grain, start, end, basis="location", where=SeriesFilter()
     ):
+        p = _settled(conn, site_id, grain, point, tz)
         quality[p.period_start] = p.quality
         out[p.period_start] = [
             PeriodValue("co2_t", p.co2_t, "t", p.quality),

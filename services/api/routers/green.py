@@ -417,7 +417,7 @@ def list_claims(
     status_code=201,
     response_model=GreenClaimOut,
     summary="Claim (part of) a batch for the holder's own consumption of one month",
-    responses=responses(409),
+    responses=responses(400, 409),
 )
 def post_claim(
     *,
