@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from carbonflow.domain.alarms.rules import PushBacklog
 from carbonflow.domain.inventory.balance import settle_period
-from carbonflow.domain.inventory.lines import View, view_totals
+from carbonflow.domain.inventory.lines import Basis, View, view_totals
 from carbonflow.domain.reporting.profile import PeriodValue, period_end
 from carbonflow.storage.carbon import (
     CarbonPointRow,
@@ -328,7 +328,7 @@ def _settled(
     totals = view_totals(lines, View.LOCATION)
     return replace(
         point,
-        energy_tce=math.fsum(ln.energy_tce for ln in lines if ln.basis != "market"),
+        energy_tce=math.fsum(ln.energy_tce for ln in lines if ln.basis != Basis.MARKET),
         tco2e=totals.total_tco2e,
         co2_t=totals.co2_t,
         ch4_t=totals.ch4_t,
