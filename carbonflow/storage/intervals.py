@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from carbonflow.storage.rollup import (
     GRAINS,
     GROUP_QUALITY,
     SLOT,
+    RollupSource,
     local_tiles,
     merge_tiles,
     period_bounds,
@@ -139,6 +140,20 @@ def replace_interval_arrays(
     total = int(sizes.sum())
     if total == 0:
         return 0
+    _copy_intervals(conn, "calc_interval", results, computed_at)
+    return total
+
+
+def _copy_intervals(
+    conn: Conn,
+    table: str,
+    results: Sequence[tuple[int, int, datetime, datetime, GridArrays]],
+    computed_at: datetime,
+) -> None:
+    sizes = np.array([len(r[4]) for r in results], dtype=np.int64)
+    total = int(sizes.sum())
+    if total == 0:
+        return
     head = copy_arrays.fixed_rows(_INTERVAL_HEAD, total)
     head["_n"] = 8
     head["pk"] = np.repeat(np.array([r[0] for r in results], dtype=np.int64), sizes)
@@ -154,7 +169,7 @@ def replace_interval_arrays(
     with (
         conn.cursor() as cur,
         cur.copy(
-            "COPY calc_interval (device_pk, metric_id, start_ts, quantity, quality, "
+            f"COPY {table} (device_pk, metric_id, start_ts, quantity, quality, "
             "completeness, late, computed_at) FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
@@ -162,7 +177,6 @@ def replace_interval_arrays(
         for chunk in copy_arrays.join_with_text(head, codes, QUALITIES, tail):
             copy.write(chunk)
         copy.write(copy_arrays.TRAILER)
-    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +237,83 @@ def last_interval_end(
 ROLLUP_WORK_MEM = "96MB"
 
 
+@dataclass(frozen=True)
+class HourRows:
+    """Hour rows of 15-min rows not written yet, computed on another connection by the SQL of
+    :func:`rollup_intervals` (the same numbers): binary COPY data of ``_HOUR_COLUMNS`` and, per
+    (device, metric), the span [first, end) of the 15-min rows they sum."""
+
+    copy_data: bytes
+    covered: dict[tuple[int, int], tuple[datetime, datetime]]
+
+
+_HOUR_COLUMNS = (
+    "device_pk, metric_id, grain, period_start, quantity, quality, completeness, late, intervals"
+)
+_AHEAD = "calc_interval_ahead"
+# An hour computed ahead lies with all of its rows inside its grid: its 15-min rows are then
+# exactly the grid's, whatever else is stored. ``date_trunc`` keeps the two instances of a
+# repeated local hour apart (Berlin's fold: two periods), but where a DST shift is not a whole
+# hour (Lord Howe: 30 min) a local hour spans 30 to 90 minutes: every row of the hour starting
+# at p is in [p − 1 h, p + 2 h) whatever the zone.
+_INSIDE_GRID = (
+    "date_trunc('hour', i.start_ts, %(tz)s) >= g.lo + INTERVAL '1 hour' "
+    "AND date_trunc('hour', i.start_ts, %(tz)s) + INTERVAL '2 hours' <= g.hi"
+)
+
+
+def hour_rows(
+    conn: Conn, results: Sequence[tuple[int, int, datetime, datetime, GridArrays]], tz: str
+) -> HourRows:
+    """The hour rows that the 15-min ``results`` (each replacing its grid [start, end)) will
+    have once written, for the hours inside a grid, computed in a temporary table of this
+    session (left to the caller's transaction to drop: roll it back)."""
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_AHEAD} (LIKE calc_interval) ON COMMIT DROP")
+    _copy_intervals(conn, _AHEAD, results, datetime.now(UTC))
+    src = rollup_source("hour", "hour", _AHEAD, "")
+    grids = (
+        f"{_AHEAD} i JOIN unnest(%(pk)s::int[], %(mid)s::smallint[], %(lo)s::timestamptz[], "
+        "%(hi)s::timestamptz[]) AS g(pk, mid, lo, hi) ON i.device_pk = g.pk "
+        f"AND i.metric_id = g.mid AND i.start_ts >= g.lo AND i.start_ts < g.hi WHERE {_INSIDE_GRID}"
+    )
+    params = {
+        "pk": [r[0] for r in results],
+        "mid": [r[1] for r in results],
+        "lo": [r[2] for r in results],
+        "hi": [r[3] for r in results],
+        "tz": tz,
+    }
+    data = bytearray()
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            f"COPY (SELECT device_pk, metric_id, 'hour'::text, {src.period}, "
+            f"sum(quantity::numeric)::float8, {GROUP_QUALITY}, {src.completeness}, "
+            f"bool_or(late), count(*)::int FROM {grids} "
+            f"GROUP BY device_pk, metric_id, {src.period}) TO STDOUT (FORMAT BINARY)",
+            params,
+        ) as copy,
+    ):
+        for block in copy:
+            data += block
+    spans = conn.execute(
+        "SELECT device_pk, metric_id, min(start_ts), max(start_ts) + INTERVAL '15 minutes' "
+        f"FROM {grids} GROUP BY device_pk, metric_id",
+        params,
+    ).fetchall()
+    return HourRows(bytes(data), {(int(r[0]), int(r[1])): (r[2], r[3]) for r in spans})
+
+
 def rollup_intervals(
-    conn: Conn, device_pks: Sequence[int], start: datetime, end: datetime, tz: str
+    conn: Conn,
+    device_pks: Sequence[int],
+    start: datetime,
+    end: datetime,
+    tz: str,
+    hours: HourRows | None = None,
 ) -> None:
-    """Recompute the hour, day and month rows of the devices touching [start, end)."""
+    """Recompute the hour, day and month rows of the devices touching [start, end); ``hours``:
+    those of the hours it covers, computed ahead (:func:`hour_rows`)."""
     if not device_pks:
         return
     # The hour rows group up to a cycle's 15-min rows (≈ 400 000, 45 MB to sort): with the
@@ -251,6 +338,8 @@ def rollup_intervals(
             params,
         )
         src = rollup_source(grain, previous, "calc_interval", "calc_interval_rollup", keys)
+        if grain == "hour" and hours is not None and hours.covered:
+            src = _copy_hours(conn, src, hours, params)
         count = "count(*)" if grain == "hour" else "sum(intervals)"
         conn.execute(
             "INSERT INTO calc_interval_rollup (device_pk, metric_id, grain, period_start, "
@@ -262,6 +351,31 @@ def rollup_intervals(
             params,
         )
         previous = grain
+
+
+def _copy_hours(
+    conn: Conn, src: RollupSource, hours: HourRows, params: dict[str, Any]
+) -> RollupSource:
+    """The hour rows computed ahead copied in; the source of the others (the rows around
+    them)."""
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY calc_interval_rollup ({_HOUR_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.write(hours.copy_data)
+    keys = list(hours.covered)
+    params.update(
+        cpk=[k[0] for k in keys],
+        cmid=[k[1] for k in keys],
+        clo=[hours.covered[k][0] for k in keys],
+        chi=[hours.covered[k][1] for k in keys],
+    )
+    around = (
+        " AND NOT EXISTS (SELECT 1 FROM unnest(%(cpk)s::int[], %(cmid)s::smallint[], "
+        "%(clo)s::timestamptz[], %(chi)s::timestamptz[]) AS c(pk, mid, lo, hi) "
+        "WHERE c.pk = device_pk AND c.mid = metric_id AND c.lo <= start_ts AND start_ts < c.hi)"
+    )
+    return replace(src, source=src.source + around)
 
 
 @dataclass(frozen=True, slots=True)

@@ -408,7 +408,10 @@ calc_interval_rollup = sa.Table(
     sa.Column("completeness", sa.Float(precision=53), nullable=False),
     sa.Column("late", sa.Boolean, nullable=False),
     sa.Column("intervals", sa.Integer, nullable=False),
-    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    # Hour rows computed ahead are copied in without it (migration 0022).
+    sa.Column(
+        "computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.CheckConstraint("grain IN ('hour', 'day', 'month')", name="calc_interval_rollup_grain"),
 )
 

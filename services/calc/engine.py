@@ -63,8 +63,9 @@ from carbonflow.storage import indicators as indicators_db
 from carbonflow.storage import reference as ref
 from services.calc.changes import check_factors, detect_changes
 from services.calc.context import StepContext
+from services.calc.read_ahead import ReadAhead
 from services.calc.reference import Reference, ReferenceCache
-from services.calc.site_cycle import Limits, SiteWork, process_site
+from services.calc.site_cycle import Limits, SiteWork, next_windows, process_site
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ class EngineConfig:
     default_report_period: timedelta = DEFAULT_REPORT_PERIOD
     late_after: timedelta = DEFAULT_LATE_AFTER
     factor_check_s: float = 60.0
+    # A recompute request's next chunk is read and computed on a second connection while this
+    # one is written (services.calc.read_ahead); off: one connection, one thing at a time.
+    read_ahead: bool = True
     reference_files: tuple[Path, ...] = field(default_factory=package_data_files)
 
 
@@ -94,6 +98,7 @@ class CycleReport:
     carbon_rows_written: int = 0
     indicators_written: int = 0
     events_raised: int = 0
+    read_ahead_used: int = 0  # sites whose intervals had been read and computed ahead
     seconds: float = 0.0
     # commit time − received_at of (up to 1 000 of) the readings processed [s]
     lag_seconds: list[float] = field(default_factory=list, repr=False)
@@ -110,6 +115,7 @@ class CycleReport:
         self.events_raised += work.events_raised
         self.dirty_hours_deleted += work.dirty_hours_deleted
         self.requests_advanced += work.requests_advanced
+        self.read_ahead_used += work.read_ahead_used
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,9 @@ class CalcEngine:
         self._limits = Limits(
             self.config.request_chunk, self.config.max_intervals_per_cycle, self.config.late_after
         )
+        self._read_ahead = (
+            ReadAhead(database_url, self._log_once) if self.config.read_ahead else None
+        )
 
     # --- connection ------------------------------------------------------------------------
 
@@ -159,11 +168,15 @@ class CalcEngine:
         return self._conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        try:
+            if self._read_ahead is not None:
+                self._read_ahead.close()
+        finally:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
 
     # --- reference data ------------------------------------------------------------------------
 
@@ -269,6 +282,8 @@ class CalcEngine:
         requests = queue.requests.get(plan.site_id, [])
         report.dirty_hours_read += len(hours)
         work = SiteWork()
+        # Read ahead while no reading of the site changed since: else its hours are dirty.
+        ahead = self._read_ahead.take(plan.site_id) if self._read_ahead else None
         try:
             if not calc_queue.try_lock_site(conn, plan.site_id):
                 report.sites_locked += 1
@@ -277,7 +292,11 @@ class CalcEngine:
             ctx = StepContext(
                 conn, plan, queue.reference, self._wall(), self._log_once, self._factor_sets
             )
-            process_site(ctx, hours, requests, self._limits, work)
+            if self._read_ahead is not None and requests:
+                self._read_ahead.start(
+                    plan, next_windows(plan, requests, self._limits), self._limits.late_after
+                )
+            process_site(ctx, hours, requests, self._limits, work, None if hours else ahead)
             commit_time = self._wall()
             report.lag_seconds.extend(
                 (commit_time - r).total_seconds() for r in work.received[-1000:]

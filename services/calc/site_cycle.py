@@ -8,7 +8,7 @@ All in the caller's transaction; the engine commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from carbonflow.domain.calendar import merge_ranges, results_watermark
@@ -20,7 +20,7 @@ from carbonflow.storage import intervals as intervals_db
 from services.calc.context import StepContext
 from services.calc.steps.carbon import recompute_carbon
 from services.calc.steps.indicators import recompute_indicators
-from services.calc.steps.intervals import IntervalsDone, recompute_intervals
+from services.calc.steps.intervals import IntervalsDone, PreparedIntervals, recompute_intervals
 from services.calc.windows import HOUR, SLOT, Range
 
 
@@ -42,6 +42,7 @@ class SiteWork:
     events_raised: int = 0
     dirty_hours_deleted: int = 0
     requests_advanced: int = 0
+    read_ahead_used: int = 0  # 1 when the intervals had been read and computed ahead
     received: list[datetime] = field(default_factory=list)  # of the readings used, sorted
 
 
@@ -64,9 +65,13 @@ def process_site(
     requests: Sequence[calc_queue.Request],
     limits: Limits,
     work: SiteWork,
+    prepared: PreparedIntervals | None = None,
 ) -> None:
+    """``prepared``: intervals read and computed ahead for this cycle's windows, used only if
+    they are this cycle's windows (the caller makes sure no reading changed since)."""
     todo = site_todo(ctx.plan, hours, requests, limits)
-    intervals = recompute_intervals(ctx, todo.windows, limits.late_after)
+    intervals = recompute_intervals(ctx, todo.windows, limits.late_after, prepared)
+    work.read_ahead_used += intervals.read_ahead
     work.intervals_written += intervals.written
     work.received = intervals.received
     carbon = recompute_carbon(ctx, merge_ranges([*todo.carbon, *intervals.ranges]))
@@ -123,6 +128,21 @@ def site_todo(
     return todo
 
 
+def next_windows(
+    plan: SitePlan, requests: Sequence[calc_queue.Request], limits: Limits
+) -> dict[tuple[int, int], list[Range]]:
+    """The reading windows of the site's next cycle if nothing else comes in (no dirty hour,
+    no new request): the next chunk of every request this cycle does not finish."""
+    ahead = [
+        replace(r, cursor=cursor)
+        for r, (_id, cursor, finished) in zip(
+            requests, site_todo(plan, [], requests, limits).advanced, strict=True
+        )
+        if not finished
+    ]
+    return site_todo(plan, [], ahead, limits).windows
+
+
 def _request_devices(plan: SitePlan, r: calc_queue.Request) -> list[DevicePlan]:
     """The devices of a request: all of the site's, or its one device if it still exists."""
     if r.device_pk is None:
@@ -132,13 +152,16 @@ def _request_devices(plan: SitePlan, r: calc_queue.Request) -> list[DevicePlan]:
 
 
 def _rollups(ctx: StepContext, intervals: IntervalsDone, carbon: Sequence[Range]) -> None:
-    """Hour, day and month rollups of the recomputed intervals and carbon."""
-    for lo, hi in merge_ranges(intervals.ranges):
+    """Hour, day and month rollups of the recomputed intervals and carbon (the hour rows
+    computed ahead used when the intervals are one range, as a recompute's chunk is)."""
+    merged = merge_ranges(intervals.ranges)
+    hours = intervals.hours if len(merged) == 1 else None
+    for lo, hi in merged:
         pks = sorted(
             pk
             for pk, ranges in intervals.touched.items()
             if any(a < hi and b > lo for a, b in ranges)
         )
-        intervals_db.rollup_intervals(ctx.conn, pks, lo, hi, ctx.plan.timezone)
+        intervals_db.rollup_intervals(ctx.conn, pks, lo, hi, ctx.plan.timezone, hours)
     for lo, hi in carbon:
         carbon_db.rollup_carbon(ctx.conn, ctx.plan.site_id, lo, hi, ctx.plan.timezone)

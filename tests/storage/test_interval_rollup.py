@@ -9,9 +9,11 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
+from carbonflow.domain.readings.interval_arrays import GridArrays, to_us
 from carbonflow.storage import intervals
 from carbonflow.storage.rollup import GRAINS, GROUP_QUALITY, period_bounds, rollup_source
 
@@ -111,3 +113,72 @@ def test_rollups_bounded_by_key_equal_the_rollups_by_device(database_url: str, t
             got = conn.execute(_ROLLUP).fetchall()
             assert got == expected
             assert len({r[0] for r in got}) == 4  # devices 2 and 4 kept their rows
+
+
+T_FOLD = datetime(2025, 10, 20, 0, 0, tzinfo=UTC)  # Berlin's clocks go back on the 26th
+
+
+def _grid(rng: random.Random, lo: datetime, hi: datetime) -> GridArrays:
+    """New 15-min rows for every slot of [lo, hi)."""
+    n = int((hi - lo) / SLOT)
+    return GridArrays(
+        np.array([to_us(lo + i * SLOT) for i in range(n)], dtype=np.int64),
+        np.array([rng.choice([0.0, 0.1, 1 / 3, 7e6]) * rng.random() for _ in range(n)]),
+        np.array([rng.choice([0, 0, 0, 1, 2]) for _ in range(n)], dtype=np.int8),
+        np.array([rng.choice([1.0, 0.5, rng.random()]) for _ in range(n)]),
+        np.array([rng.random() < 0.05 for _ in range(n)], dtype=np.bool_),
+    )
+
+
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Asia/Kolkata", "Europe/Berlin"])
+def test_hour_rows_computed_ahead_equal_those_rolled_up_after(database_url: str, tz: str) -> None:
+    """The hours of a recompute's chunk computed on a second connection before its rows are
+    written (``hour_rows``) and copied in, the hours around them rolled up from the stored rows:
+    the same hour, day and month rows, bit for bit, as rolling up everything after the write —
+    grids that start and end off the local hour, a device with another window, Berlin's DST
+    fold inside a grid and at its edge."""
+    rng = random.Random(f"ahead-{tz}")
+    with psycopg.connect(database_url) as conn, psycopg.connect(database_url) as other:
+        for c in (conn, other):
+            c.execute("SET TIME ZONE 'UTC'")
+        mid = int(
+            conn.execute(
+                "INSERT INTO metric (name, unit) VALUES ('t_a', 'kWh') RETURNING metric_id"
+            ).fetchall()[0][0]
+        )
+        conn.commit()
+        history = _grid(rng, T_FOLD, T_FOLD + timedelta(days=12))
+        intervals.replace_interval_arrays(
+            conn,
+            [(pk, mid, T_FOLD, T_FOLD + timedelta(days=12), history) for pk in (1, 2, 3)],
+            T_FOLD,
+        )
+        intervals.rollup_intervals(conn, [1, 2, 3], T_FOLD, T_FOLD + timedelta(days=12), tz)
+        conn.commit()
+        fold = datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
+        for lo, hi in [
+            (
+                T_FOLD + timedelta(days=2, minutes=45),
+                T_FOLD + timedelta(days=4, hours=3, minutes=15),
+            ),
+            (fold - timedelta(hours=7, minutes=30), fold + timedelta(hours=9, minutes=15)),
+            (fold - timedelta(minutes=30), fold + timedelta(days=1)),
+            (fold - timedelta(hours=6), fold + timedelta(minutes=30)),
+        ]:
+            results = [
+                (1, mid, lo, hi, _grid(rng, lo, hi)),
+                (3, mid, lo + timedelta(hours=2), hi, _grid(rng, lo + timedelta(hours=2), hi)),
+            ]
+            hours = intervals.hour_rows(other, results, tz)
+            other.rollback()
+            assert hours.covered and hours.copy_data
+            with conn.transaction(force_rollback=True):
+                intervals.replace_interval_arrays(conn, results, T_FOLD)
+                intervals.rollup_intervals(conn, [1, 3], lo, hi, tz)
+                expected = conn.execute(_ROLLUP).fetchall()
+            with conn.transaction():
+                intervals.replace_interval_arrays(conn, results, T_FOLD)
+                intervals.rollup_intervals(conn, [1, 3], lo, hi, tz, hours)
+            got = conn.execute(_ROLLUP).fetchall()
+            assert got == expected
+            assert len({r[0] for r in got}) == 3  # device 2 kept its rows

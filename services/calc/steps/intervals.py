@@ -8,7 +8,7 @@ aligned to the accounting grid, and its grid recomputed with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -33,6 +33,7 @@ from carbonflow.domain.readings.intervals import IntervalGrid
 from carbonflow.domain.site.plan import DevicePlan, MetricPlan, SitePlan
 from carbonflow.storage import intervals as intervals_db
 from carbonflow.storage import readings as readings_db
+from carbonflow.storage.db import Conn
 from services.calc.context import StepContext
 from services.calc.windows import SLOT, Range
 
@@ -51,23 +52,66 @@ class IntervalsDone:
     touched: dict[int, list[Range]]  # device_pk → grid ranges recomputed
     ranges: list[Range]  # all of them, merged
     received: list[datetime]  # received_at of the grids' newest RECEIVED_KEPT readings, sorted
+    read_ahead: bool = False  # computed before the cycle (PreparedIntervals), not in it
+    hours: intervals_db.HourRows | None = None  # their hour rows, computed ahead
 
 
-def recompute_intervals(ctx: StepContext, windows: Windows, late_after: timedelta) -> IntervalsDone:
+@dataclass(frozen=True)
+class PreparedIntervals:
+    """The 15-min rows of some reading windows, computed but not written: what
+    :func:`prepare_intervals` read and computed, on any connection, for :func:`write_intervals`
+    to store in the site's transaction. ``windows`` and ``devices`` say what it is valid for."""
+
+    windows: tuple[_Window, ...]  # the reading windows asked for, flattened
+    devices: tuple[DevicePlan, ...]  # the site's devices it was computed with
+    late_after: timedelta
+    results: list[tuple[int, int, datetime, datetime, GridArrays]]
+    touched: dict[int, list[Range]]
+    received: list[datetime]
+    hours: intervals_db.HourRows | None = None  # the hour rows inside the grids
+
+    def fits(self, plan: SitePlan, windows: Windows, late_after: timedelta) -> bool:
+        """Whether these are the rows the given windows would now compute from the same readings
+        (the caller knows whether readings changed since: ingest marks them dirty)."""
+        return (
+            self.late_after == late_after
+            and self.windows == tuple(_flatten(windows))
+            and self.devices == plan.devices
+        )
+
+
+def recompute_intervals(
+    ctx: StepContext,
+    windows: Windows,
+    late_after: timedelta,
+    prepared: PreparedIntervals | None = None,
+) -> IntervalsDone:
+    """The windows' intervals replaced: from ``prepared`` where it fits, else read and computed
+    now in the site's transaction."""
+    if prepared is not None and prepared.fits(ctx.plan, windows, late_after):
+        return replace(write_intervals(ctx, prepared), read_ahead=True)
+    return write_intervals(ctx, prepare_intervals(ctx.conn, ctx.plan, windows, late_after))
+
+
+def prepare_intervals(
+    conn: Conn, plan: SitePlan, windows: Windows, late_after: timedelta, *, hours: bool = False
+) -> PreparedIntervals:
+    """Read the windows' readings and compute their grids; ``hours``: also the hour rows inside
+    the grids (in a temporary table: the caller rolls back). Writes nothing that stays."""
     flat = _flatten(windows)
     grids: dict[tuple[int, int], list[Range]] = {}
-    for b in readings_db.window_bounds(ctx.conn, flat):
-        grid = _grid_of(ctx.plan, b)
+    for b in readings_db.window_bounds(conn, flat):
+        grid = _grid_of(plan, b)
         if grid is not None:
             grids.setdefault((b.device_pk, b.metric_id), []).append(grid)
     final = _flatten(grids)
-    readings = readings_db.readings_arrays(ctx.conn, final)
-    spans = readings_db.serial_spans(ctx.conn, sorted({w[0] for w in final}))
+    readings = readings_db.readings_arrays(conn, final)
+    spans = readings_db.serial_spans(conn, sorted({w[0] for w in final}))
     results: list[tuple[int, int, datetime, datetime, GridArrays]] = []
     touched: dict[int, list[Range]] = {}
     received: list[npt.NDArray[np.int64]] = []
     for (pk, mid, lo, hi), rows in zip(final, readings, strict=True):
-        device, metric = _device_metric(ctx.plan, pk, mid)
+        device, metric = _device_metric(plan, pk, mid)
         inside = (rows.ts_us >= to_us(lo)) & (rows.ts_us < to_us(hi))
         received.append(rows.received_us[inside])
         serials = [SerialSpan(*s) for s in spans.get(pk, [])]
@@ -76,9 +120,16 @@ def recompute_intervals(ctx: StepContext, windows: Windows, late_after: timedelt
         )
         results.append((pk, mid, lo, hi, intervals))
         touched.setdefault(pk, []).append((lo, hi))
-    written = intervals_db.replace_interval_arrays(ctx.conn, results, ctx.now)
-    merged = merge_ranges(r for ranges in touched.values() for r in ranges)
-    return IntervalsDone(written, touched, merged, _newest(received))
+    return PreparedIntervals(
+        tuple(flat), plan.devices, late_after, results, touched, _newest(received),
+        intervals_db.hour_rows(conn, results, plan.timezone) if hours and results else None,
+    )  # fmt: skip
+
+
+def write_intervals(ctx: StepContext, prepared: PreparedIntervals) -> IntervalsDone:
+    written = intervals_db.replace_interval_arrays(ctx.conn, prepared.results, ctx.now)
+    merged = merge_ranges(r for ranges in prepared.touched.values() for r in ranges)
+    return IntervalsDone(written, prepared.touched, merged, prepared.received, hours=prepared.hours)
 
 
 def _newest(received: list[npt.NDArray[np.int64]]) -> list[datetime]:
