@@ -29,6 +29,11 @@ class CalcSettings(DatabaseSettings):
         validation_alias="CARBONFLOW_CALC_REQUEST_CHUNK_DAYS",
         description="days of a recomputation request processed per cycle",
     )
+    read_ahead: bool = Field(
+        default=True,
+        validation_alias="CARBONFLOW_CALC_READ_AHEAD",
+        description="read and compute a recompute's next chunk on a second connection meanwhile",
+    )
     default_report_period_s: float = Field(
         default=900.0,
         gt=0,
@@ -67,6 +72,7 @@ class CalcSettings(DatabaseSettings):
         return EngineConfig(
             dirty_batch=self.dirty_batch,
             request_chunk=timedelta(days=self.request_chunk_days),
+            read_ahead=self.read_ahead,
             default_report_period=timedelta(seconds=self.default_report_period_s),
             late_after=timedelta(seconds=self.late_after_s),
             factor_check_s=self.factor_check_s,
