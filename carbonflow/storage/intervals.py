@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 
 from carbonflow.domain.indicators.period import DataPresence
@@ -120,10 +121,14 @@ def _delete_windows(
 _INTERVAL_HEAD = copy_arrays.row_dtype(
     [("pk", ">i4"), ("mid", ">i2"), ("start", ">i8"), ("quantity", ">f8")]
 )
-_INTERVAL_TAIL = np.dtype(
-    [("_len_c", ">i4"), ("c", ">f8"), ("_len_late", ">i4"), ("late", "u1"),
-     ("_len_at", ">i4"), ("at", ">i8")]
-)  # fmt: skip
+
+
+def _interval_tail(stamps: list[str]) -> np.dtype[np.void]:
+    """completeness, late, then timestamp columns, as binary COPY fields."""
+    fields = [("_len_c", ">i4"), ("c", ">f8"), ("_len_late", ">i4"), ("late", "u1")]
+    for name in stamps:
+        fields += [(f"_len_{name}", ">i4"), (name, ">i8")]
+    return np.dtype(fields)
 
 
 def replace_interval_arrays(
@@ -140,7 +145,8 @@ def replace_interval_arrays(
     total = int(sizes.sum())
     if total == 0:
         return 0
-    _copy_intervals(conn, "calc_interval", results, computed_at)
+    at = np.full(total, to_us(computed_at) - copy_arrays.PG_EPOCH_US, dtype=np.int64)
+    _copy_intervals(conn, "calc_interval", results, {"computed_at": at})
     return total
 
 
@@ -148,29 +154,32 @@ def _copy_intervals(
     conn: Conn,
     table: str,
     results: Sequence[tuple[int, int, datetime, datetime, GridArrays]],
-    computed_at: datetime,
+    stamps: dict[str, npt.NDArray[np.int64]],
 ) -> None:
+    """The rows of ``results`` copied into ``table``, with timestamp columns ``stamps`` (µs
+    since PostgreSQL's epoch, one per row) after ``late``."""
     sizes = np.array([len(r[4]) for r in results], dtype=np.int64)
     total = int(sizes.sum())
     if total == 0:
         return
     head = copy_arrays.fixed_rows(_INTERVAL_HEAD, total)
-    head["_n"] = 8
+    head["_n"] = 7 + len(stamps)
     head["pk"] = np.repeat(np.array([r[0] for r in results], dtype=np.int64), sizes)
     head["mid"] = np.repeat(np.array([r[1] for r in results], dtype=np.int64), sizes)
     head["start"] = np.concatenate([r[4].start_us for r in results]) - copy_arrays.PG_EPOCH_US
     head["quantity"] = np.concatenate([r[4].quantity for r in results])
-    tail = np.zeros(total, dtype=_INTERVAL_TAIL)
-    tail["_len_c"], tail["_len_late"], tail["_len_at"] = 8, 1, 8
+    tail = np.zeros(total, dtype=_interval_tail(list(stamps)))
+    tail["_len_c"], tail["_len_late"] = 8, 1
     tail["c"] = np.concatenate([r[4].completeness for r in results])
     tail["late"] = np.concatenate([r[4].late for r in results])
-    tail["at"] = to_us(computed_at) - copy_arrays.PG_EPOCH_US
+    for name, values in stamps.items():
+        tail[f"_len_{name}"], tail[name] = 8, values
     codes = np.concatenate([r[4].quality for r in results])
     with (
         conn.cursor() as cur,
         cur.copy(
             f"COPY {table} (device_pk, metric_id, start_ts, quantity, quality, "
-            "completeness, late, computed_at) FROM STDIN (FORMAT BINARY)"
+            f"completeness, late, {', '.join(stamps)}) FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
         copy.write(copy_arrays.HEADER)
@@ -257,8 +266,8 @@ _AHEAD = "calc_interval_ahead"
 # hour (Lord Howe: 30 min) a local hour spans 30 to 90 minutes: every row of the hour starting
 # at p is in [p − 1 h, p + 2 h) whatever the zone.
 _INSIDE_GRID = (
-    "date_trunc('hour', i.start_ts, %(tz)s) >= g.lo + INTERVAL '1 hour' "
-    "AND date_trunc('hour', i.start_ts, %(tz)s) + INTERVAL '2 hours' <= g.hi"
+    "date_trunc('hour', start_ts, %(tz)s) >= grid_lo + INTERVAL '1 hour' "
+    "AND date_trunc('hour', start_ts, %(tz)s) + INTERVAL '2 hours' <= grid_hi"
 )
 
 
@@ -268,21 +277,21 @@ def hour_rows(
     """The hour rows that the 15-min ``results`` (each replacing its grid [start, end)) will
     have once written, for the hours inside a grid, computed in a temporary table of this
     session (left to the caller's transaction to drop: roll it back)."""
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_AHEAD} (LIKE calc_interval) ON COMMIT DROP")
-    _copy_intervals(conn, _AHEAD, results, datetime.now(UTC))
-    src = rollup_source("hour", "hour", _AHEAD, "")
-    grids = (
-        f"{_AHEAD} i JOIN unnest(%(pk)s::int[], %(mid)s::smallint[], %(lo)s::timestamptz[], "
-        "%(hi)s::timestamptz[]) AS g(pk, mid, lo, hi) ON i.device_pk = g.pk "
-        f"AND i.metric_id = g.mid AND i.start_ts >= g.lo AND i.start_ts < g.hi WHERE {_INSIDE_GRID}"
+    # Each row carries its grid's bounds: the statements below are then one scan each, with
+    # no join whose plan could go wrong at some size.
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_AHEAD} (device_pk int, metric_id smallint, "
+        "start_ts timestamptz, quantity float8, quality text, completeness float8, late bool, "
+        "grid_lo timestamptz, grid_hi timestamptz) ON COMMIT DROP"
     )
-    params = {
-        "pk": [r[0] for r in results],
-        "mid": [r[1] for r in results],
-        "lo": [r[2] for r in results],
-        "hi": [r[3] for r in results],
-        "tz": tz,
-    }
+    sizes = [len(r[4]) for r in results]
+    los = np.array([to_us(r[2]) for r in results], dtype=np.int64) - copy_arrays.PG_EPOCH_US
+    his = np.array([to_us(r[3]) for r in results], dtype=np.int64) - copy_arrays.PG_EPOCH_US
+    bounds = {"grid_lo": np.repeat(los, sizes), "grid_hi": np.repeat(his, sizes)}
+    _copy_intervals(conn, _AHEAD, results, bounds)
+    src = rollup_source("hour", "hour", _AHEAD, "")
+    grids = f"{_AHEAD} WHERE {_INSIDE_GRID}"
+    params = {"tz": tz}
     data = bytearray()
     with (
         conn.cursor() as cur,
@@ -363,19 +372,26 @@ def _copy_hours(
         cur.copy(f"COPY calc_interval_rollup ({_HOUR_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.write(hours.copy_data)
-    keys = list(hours.covered)
+    edges: list[tuple[int, int, datetime, datetime]] = []
+    for pk in params["pks"]:
+        for mid in params["mids"]:
+            first, end = hours.covered.get((pk, mid), (params["hi"], params["hi"]))
+            edges += [(pk, mid, params["lo"], first), (pk, mid, end, params["hi"])]
+    edges = [e for e in edges if e[2] < e[3]]
     params.update(
-        cpk=[k[0] for k in keys],
-        cmid=[k[1] for k in keys],
-        clo=[hours.covered[k][0] for k in keys],
-        chi=[hours.covered[k][1] for k in keys],
+        epk=[e[0] for e in edges],
+        emid=[e[1] for e in edges],
+        elo=[e[2] for e in edges],
+        ehi=[e[3] for e in edges],
     )
+    # Entered by key and range, as the primary key allows: one bounded index scan per range.
     around = (
-        " AND NOT EXISTS (SELECT 1 FROM unnest(%(cpk)s::int[], %(cmid)s::smallint[], "
-        "%(clo)s::timestamptz[], %(chi)s::timestamptz[]) AS c(pk, mid, lo, hi) "
-        "WHERE c.pk = device_pk AND c.mid = metric_id AND c.lo <= start_ts AND start_ts < c.hi)"
+        "(SELECT i.* FROM unnest(%(epk)s::int[], %(emid)s::smallint[], %(elo)s::timestamptz[], "
+        "%(ehi)s::timestamptz[]) AS e(pk, mid, lo, hi) JOIN calc_interval i "
+        "ON i.device_pk = e.pk AND i.metric_id = e.mid AND i.start_ts >= e.lo "
+        "AND i.start_ts < e.hi) AS around"
     )
-    return replace(src, source=src.source + around)
+    return replace(src, source=around)
 
 
 @dataclass(frozen=True, slots=True)
