@@ -117,6 +117,23 @@ def local_tiles(start: datetime, end: datetime, tz: str) -> list[tuple[str, date
     return out
 
 
+def tile_runs(
+    tiles: list[tuple[str, datetime, datetime]],
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Consecutive tiles of one grain joined: grain → [(first start, last end)]. The periods of
+    a grain stored in [first start, last end) are exactly the run's tiles."""
+    runs: dict[str, list[tuple[datetime, datetime]]] = {}
+    previous: str | None = None
+    for grain, lo, hi in tiles:
+        own = runs.setdefault(grain, [])
+        if grain == previous and own[-1][1] == lo:
+            own[-1] = (own[-1][0], hi)
+        else:
+            own.append((lo, hi))
+        previous = grain
+    return runs
+
+
 def merge_tiles(tiles: list[tuple[str, datetime, datetime]]) -> dict[str, list[datetime]]:
     by_grain: dict[str, list[datetime]] = {}
     for grain, lo, _hi in tiles:

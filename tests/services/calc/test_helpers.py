@@ -12,7 +12,7 @@ from pathlib import Path
 from carbonflow.domain.calendar import merge_ranges
 from carbonflow.domain.site.plan import flow_metric, plan_from_document, reverse_metric
 from carbonflow.sites.loader import load_site_file
-from carbonflow.storage.rollup import local_tiles
+from carbonflow.storage.rollup import local_tiles, tile_runs
 from tests.support import ROOT
 
 T = datetime(2025, 3, 1, tzinfo=UTC)
@@ -40,6 +40,29 @@ def test_local_tiles_use_whole_months_days_and_hours_of_the_site_zone() -> None:
     assert tiles[0][1] == start and tiles[-1][2] == end
     # The tiles cover [start, end) without gap or overlap.
     assert all(a[2] == b[1] for a, b in itertools.pairwise(tiles))
+
+
+def test_tile_runs_join_consecutive_tiles_of_a_grain() -> None:
+    # 1 Mar 22:30 → 4 Mar 02:15 Shanghai: slots, hours, days, hours, slots.
+    start = datetime(2025, 3, 1, 14, 30, tzinfo=UTC)
+    end = datetime(2025, 3, 3, 18, 15, tzinfo=UTC)
+    tiles = local_tiles(start, end, "Asia/Shanghai")
+    runs = tile_runs(tiles)
+    hour = timedelta(hours=1)
+    assert runs["hour"] == [
+        (datetime(2025, 3, 1, 15, tzinfo=UTC), datetime(2025, 3, 1, 16, tzinfo=UTC)),
+        (datetime(2025, 3, 3, 16, tzinfo=UTC), datetime(2025, 3, 3, 16, tzinfo=UTC) + 2 * hour),
+    ]
+    assert runs["day"] == [
+        (datetime(2025, 3, 1, 16, tzinfo=UTC), datetime(2025, 3, 3, 16, tzinfo=UTC))
+    ]
+    assert runs["slot"] == [
+        (start, datetime(2025, 3, 1, 15, tzinfo=UTC)),
+        (datetime(2025, 3, 3, 18, tzinfo=UTC), end),
+    ]
+    # Each run covers exactly its tiles.
+    covered = sum((hi - lo for runs_ in runs.values() for lo, hi in runs_), timedelta())
+    assert covered == end - start
 
 
 def test_which_register_carries_a_devices_flow() -> None:
