@@ -277,6 +277,7 @@ def hour_rows(
     """The hour rows that the 15-min ``results`` (each replacing its grid [start, end)) will
     have once written, for the hours inside a grid, computed in a temporary table of this
     session (left to the caller's transaction to drop: roll it back)."""
+    conn.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")  # as the rollup's own sort
     # Each row carries its grid's bounds: the statements below are then one scan each, with
     # no join whose plan could go wrong at some size.
     conn.execute(

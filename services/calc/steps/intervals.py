@@ -64,6 +64,7 @@ class PreparedIntervals:
 
     windows: tuple[_Window, ...]  # the reading windows asked for, flattened
     devices: tuple[DevicePlan, ...]  # the site's devices it was computed with
+    timezone: str  # the site's zone, of its hour rows
     late_after: timedelta
     results: list[tuple[int, int, datetime, datetime, GridArrays]]
     touched: dict[int, list[Range]]
@@ -77,6 +78,7 @@ class PreparedIntervals:
             self.late_after == late_after
             and self.windows == tuple(_flatten(windows))
             and self.devices == plan.devices
+            and self.timezone == plan.timezone
         )
 
 
@@ -121,7 +123,7 @@ def prepare_intervals(
         results.append((pk, mid, lo, hi, intervals))
         touched.setdefault(pk, []).append((lo, hi))
     return PreparedIntervals(
-        tuple(flat), plan.devices, late_after, results, touched, _newest(received),
+        tuple(flat), plan.devices, plan.timezone, late_after, results, touched, _newest(received),
         intervals_db.hour_rows(conn, results, plan.timezone) if hours and results else None,
     )  # fmt: skip
 

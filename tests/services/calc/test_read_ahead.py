@@ -4,15 +4,19 @@ time, never a reading lost to it, and a failure of it costs only time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from carbonflow.domain.site.plan import plan_from_document
 from carbonflow.sites.loader import parse_site_text
 from services.calc import read_ahead
 from services.calc.engine import CalcEngine, CycleReport
+from services.calc.steps.intervals import PreparedIntervals
+from services.calc.windows import HOUR
 from tests.services.calc.test_recompute import (
     RESULT_TABLES,
     changed,
@@ -131,3 +135,20 @@ def test_the_app_role_reads_ahead(app_role_url: str) -> None:
     engine.close()
     assert sum(r.site_errors for r in reports) == 0
     assert sum(r.read_ahead_used for r in reports) == len(reports) - 1 >= 10
+
+
+def test_what_was_read_ahead_fits_only_the_same_windows_devices_zone_and_lateness() -> None:
+    plan = plan_from_document(parse_site_text(SMALL_SITE, "small-plant.yaml"))
+    device = plan.devices[0]
+    windows = {(device.device_pk, 1): [(START, START + CHUNK)]}
+    late = timedelta(minutes=15)
+    prepared = PreparedIntervals(
+        ((device.device_pk, 1, START, START + CHUNK),), plan.devices, plan.timezone, late,
+        [], {}, [],
+    )  # fmt: skip
+    assert prepared.fits(plan, windows, late)
+    assert not prepared.fits(plan, {(device.device_pk, 1): [(START, START + HOUR)]}, late)
+    assert not prepared.fits(plan, windows, late * 2)
+    assert not prepared.fits(replace(plan, timezone="Europe/Berlin"), windows, late)
+    moved = replace(device, multiplier=device.multiplier * 2)
+    assert not prepared.fits(replace(plan, devices=(moved, *plan.devices[1:])), windows, late)
