@@ -246,28 +246,38 @@ def last_interval_end(
 ROLLUP_WORK_MEM = "96MB"
 
 
+#: (device_pk, metric_id) → ranges [first, end)
+Covered = dict[tuple[int, int], list[tuple[datetime, datetime]]]
+
+
 @dataclass(frozen=True)
 class HourRows:
     """Hour rows of 15-min rows not written yet, computed on another connection by the SQL of
     :func:`rollup_intervals` (the same numbers): binary COPY data of ``_HOUR_COLUMNS`` and, per
-    (device, metric), the span [first, end) of the 15-min rows they sum."""
+    (device, metric), the spans [first, end) of the 15-min rows they sum, one a grid."""
 
     copy_data: bytes
-    covered: dict[tuple[int, int], tuple[datetime, datetime]]
+    covered: Covered
 
 
 _HOUR_COLUMNS = (
     "device_pk, metric_id, grain, period_start, quantity, quality, completeness, late, intervals"
 )
 _AHEAD = "calc_interval_ahead"
+_AHEAD_HOURS = "calc_hour_ahead"
 # An hour computed ahead lies with all of its rows inside its grid: its 15-min rows are then
 # exactly the grid's, whatever else is stored. ``date_trunc`` keeps the two instances of a
 # repeated local hour apart (Berlin's fold: two periods), but where a DST shift is not a whole
 # hour (Lord Howe: 30 min) a local hour spans 30 to 90 minutes: every row of the hour starting
-# at p is in [p − 1 h, p + 2 h) whatever the zone.
+# at p is in [p − 1 h, p + 2 h) whatever the zone. Far from the grid's edges that decides it;
+# near them (a few hours a grid) the 15-min slots outside the grid in that reach are asked
+# whether they belong to hour p, so that a grid's first and last whole hours are computed
+# ahead too.
 _INSIDE_GRID = (
-    "date_trunc('hour', start_ts, %(tz)s) >= grid_lo + INTERVAL '1 hour' "
-    "AND date_trunc('hour', start_ts, %(tz)s) + INTERVAL '2 hours' <= grid_hi"
+    "CASE WHEN p >= grid_lo + INTERVAL '1 hour' AND p + INTERVAL '2 hours' <= grid_hi THEN true "
+    "ELSE NOT EXISTS (SELECT FROM generate_series(1, 12) AS k "
+    "WHERE date_trunc('hour', grid_lo - k * INTERVAL '15 minutes', %(tz)s) = p "
+    "OR date_trunc('hour', grid_hi + (k - 1) * INTERVAL '15 minutes', %(tz)s) = p) END"
 )
 
 
@@ -275,13 +285,14 @@ def hour_rows(
     conn: Conn, results: Sequence[tuple[int, int, datetime, datetime, GridArrays]], tz: str
 ) -> HourRows:
     """The hour rows that the 15-min ``results`` (each replacing its grid [start, end)) will
-    have once written, for the hours inside a grid, computed in a temporary table of this
+    have once written, for the hours inside a grid, computed in temporary tables of this
     session (left to the caller's transaction to drop: roll it back)."""
     conn.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")  # as the rollup's own sort
+    conn.execute(f"DROP TABLE IF EXISTS {_AHEAD}, {_AHEAD_HOURS}")
     # Each row carries its grid's bounds: the statements below are then one scan each, with
     # no join whose plan could go wrong at some size.
     conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {_AHEAD} (device_pk int, metric_id smallint, "
+        f"CREATE TEMP TABLE {_AHEAD} (device_pk int, metric_id smallint, "
         "start_ts timestamptz, quantity float8, quality text, completeness float8, late bool, "
         "grid_lo timestamptz, grid_hi timestamptz) ON COMMIT DROP"
     )
@@ -290,28 +301,56 @@ def hour_rows(
     his = np.array([to_us(r[3]) for r in results], dtype=np.int64) - copy_arrays.PG_EPOCH_US
     bounds = {"grid_lo": np.repeat(los, sizes), "grid_hi": np.repeat(his, sizes)}
     _copy_intervals(conn, _AHEAD, results, bounds)
-    src = rollup_source("hour", "hour", _AHEAD, "")
-    grids = f"{_AHEAD} WHERE {_INSIDE_GRID}"
-    params = {"tz": tz}
+    hour = rollup_source("hour", "hour", "", "", period="p")
+    # The local hour computed once a row (a subquery the planner keeps: OFFSET 0), not in the
+    # grouping and the expected intervals each; the grids' spans read from the hour rows, not
+    # from a second scan of the 15-min rows.
+    conn.execute(
+        f"CREATE TEMP TABLE {_AHEAD_HOURS} ON COMMIT DROP AS "
+        "SELECT device_pk, metric_id, 'hour'::text AS grain, p AS period_start, "
+        f"sum(quantity::numeric)::float8 AS quantity, {GROUP_QUALITY} AS quality, "
+        f"{hour.completeness} AS completeness, bool_or(late) AS late, "
+        "count(*)::int AS intervals, grid_lo, min(start_ts) AS first_ts, "
+        "max(start_ts) + INTERVAL '15 minutes' AS end_ts "
+        f"FROM (SELECT *, date_trunc('hour', start_ts, %(tz)s) AS p FROM {_AHEAD} OFFSET 0) r "
+        f"GROUP BY device_pk, metric_id, grid_lo, grid_hi, p HAVING {_INSIDE_GRID}",
+        {"tz": tz},
+    )
+    covered = _covered(conn, _AHEAD_HOURS)
     data = bytearray()
     with (
         conn.cursor() as cur,
         cur.copy(
-            f"COPY (SELECT device_pk, metric_id, 'hour'::text, {src.period}, "
-            f"sum(quantity::numeric)::float8, {GROUP_QUALITY}, {src.completeness}, "
-            f"bool_or(late), count(*)::int FROM {grids} "
-            f"GROUP BY device_pk, metric_id, {src.period}) TO STDOUT (FORMAT BINARY)",
-            params,
+            f"COPY (SELECT {_HOUR_COLUMNS} FROM {_AHEAD_HOURS}) TO STDOUT (FORMAT BINARY)"
         ) as copy,
     ):
         for block in copy:
             data += block
-    spans = conn.execute(
-        "SELECT device_pk, metric_id, min(start_ts), max(start_ts) + INTERVAL '15 minutes' "
-        f"FROM {grids} GROUP BY device_pk, metric_id",
-        params,
+    return HourRows(bytes(data), covered)
+
+
+def _covered(conn: Conn, table: str) -> Covered:
+    """Per (device, metric), the span of each grid's hour rows in ``table``; a grid whose hours
+    do not fill their span (a local hour that is not one run of slots, in some zone's history)
+    is dropped from it and left to the rollup."""
+    rows = conn.execute(
+        "SELECT device_pk, metric_id, grid_lo, min(first_ts), max(end_ts), "
+        "sum(intervals) * INTERVAL '15 minutes' = max(end_ts) - min(first_ts) "
+        f"FROM {table} GROUP BY device_pk, metric_id, grid_lo"
     ).fetchall()
-    return HourRows(bytes(data), {(int(r[0]), int(r[1])): (r[2], r[3]) for r in spans})
+    broken = [r[:3] for r in rows if not r[5]]
+    if broken:
+        conn.execute(
+            f"DELETE FROM {table} WHERE (device_pk, metric_id, grid_lo) IN (SELECT * FROM "
+            "unnest(%(pk)s::int[], %(mid)s::smallint[], %(lo)s::timestamptz[]))",
+            {"pk": [b[0] for b in broken], "mid": [b[1] for b in broken],
+             "lo": [b[2] for b in broken]},
+        )  # fmt: skip
+    covered: Covered = {}
+    for pk, mid, _grid, first, end, full in rows:
+        if full:
+            covered.setdefault((int(pk), int(mid)), []).append((first, end))
+    return covered
 
 
 def rollup_intervals(
@@ -367,32 +406,50 @@ def _copy_hours(
     conn: Conn, src: RollupSource, hours: HourRows, params: dict[str, Any]
 ) -> RollupSource:
     """The hour rows computed ahead copied in; the source of the others (the rows around
-    them)."""
+    them: outside every grid's span, also between two grids of a key)."""
     with (
         conn.cursor() as cur,
         cur.copy(f"COPY calc_interval_rollup ({_HOUR_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.write(hours.copy_data)
-    edges: list[tuple[int, int, datetime, datetime]] = []
-    for pk in params["pks"]:
-        for mid in params["mids"]:
-            first, end = hours.covered.get((pk, mid), (params["hi"], params["hi"]))
-            edges += [(pk, mid, params["lo"], first), (pk, mid, end, params["hi"])]
-    edges = [e for e in edges if e[2] < e[3]]
+    edges = [
+        (pk, mid, a, b)
+        for pk in params["pks"]
+        for mid in params["mids"]
+        for a, b in uncovered(params["lo"], params["hi"], hours.covered.get((pk, mid), []))
+    ]
     params.update(
         epk=[e[0] for e in edges],
         emid=[e[1] for e in edges],
         elo=[e[2] for e in edges],
         ehi=[e[3] for e in edges],
     )
-    # Entered by key and range, as the primary key allows: one bounded index scan per range.
+    # Entered by key and range, as the primary key allows: one bounded index scan per range,
+    # forced (a LATERAL subquery with OFFSET 0 is not flattened into a join). As a join, the
+    # planner may merge the ranges with a scan of every stored row: it did so for the same
+    # statement on hour rows at 12 days stored.
     around = (
         "(SELECT i.* FROM unnest(%(epk)s::int[], %(emid)s::smallint[], %(elo)s::timestamptz[], "
-        "%(ehi)s::timestamptz[]) AS e(pk, mid, lo, hi) JOIN calc_interval i "
-        "ON i.device_pk = e.pk AND i.metric_id = e.mid AND i.start_ts >= e.lo "
-        "AND i.start_ts < e.hi) AS around"
+        "%(ehi)s::timestamptz[]) AS e(pk, mid, lo, hi) CROSS JOIN LATERAL (SELECT * FROM "
+        "calc_interval WHERE device_pk = e.pk AND metric_id = e.mid AND start_ts >= e.lo "
+        "AND start_ts < e.hi OFFSET 0) AS i) AS around"
     )
     return replace(src, source=around)
+
+
+def uncovered(
+    lo: datetime, hi: datetime, covered: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """The parts of [lo, hi) outside the ``covered`` ranges (disjoint, any order)."""
+    out: list[tuple[datetime, datetime]] = []
+    cursor = lo
+    for a, b in sorted(covered):
+        if a > cursor:
+            out.append((cursor, min(a, hi)))
+        cursor = max(cursor, b)
+    if cursor < hi:
+        out.append((cursor, hi))
+    return [(a, b) for a, b in out if a < b]
 
 
 @dataclass(frozen=True, slots=True)

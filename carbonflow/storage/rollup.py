@@ -152,16 +152,17 @@ class RollupSource:
 
 
 def rollup_source(
-    grain: str, previous: str, base: str, rollup: str, where: str = ""
+    grain: str, previous: str, base: str, rollup: str, where: str = "", period: str = ""
 ) -> RollupSource:
     """The rows of ``grain`` built from ``base`` (15-min rows, for hours) or from the ``previous``
-    grain's rows of ``rollup``; ``where`` (``"… AND "``) narrows both, e.g. to one site."""
+    grain's rows of ``rollup``; ``where`` (``"… AND "``) narrows both, e.g. to one site;
+    ``period``: a column holding the period start, computed once by the caller."""
     if grain == "hour":
-        period = "date_trunc('hour', start_ts, %(tz)s)"
+        period = period or "date_trunc('hour', start_ts, %(tz)s)"
         source = f"{base} WHERE {where}start_ts >= %(lo)s AND start_ts < %(hi)s"
         weighted = "sum(completeness::numeric)"
     else:
-        period = f"date_trunc('{grain}', period_start, %(tz)s)"
+        period = period or f"date_trunc('{grain}', period_start, %(tz)s)"
         source = (
             f"{rollup} WHERE {where}grain = '{previous}' "
             "AND period_start >= %(lo)s AND period_start < %(hi)s"

@@ -130,14 +130,45 @@ def _grid(rng: random.Random, lo: datetime, hi: datetime) -> GridArrays:
     )
 
 
-@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Asia/Kolkata", "Europe/Berlin"])
+# Zone → the start of a history holding a DST change of it, and that change.
+_FOLDS = {
+    "Asia/Shanghai": (T_FOLD, datetime(2025, 10, 26, 1, 0, tzinfo=UTC)),
+    "Asia/Kolkata": (T_FOLD, datetime(2025, 10, 26, 1, 0, tzinfo=UTC)),
+    "Europe/Berlin": (T_FOLD, datetime(2025, 10, 26, 1, 0, tzinfo=UTC)),  # clocks back 1 h
+    # Clocks forward 30 min (02:00 → 02:30): local hours of 30 and 60 minutes.
+    "Australia/Lord_Howe": (
+        datetime(2025, 9, 28, 0, 0, tzinfo=UTC),
+        datetime(2025, 10, 4, 15, 30, tzinfo=UTC),
+    ),
+}
+
+
+def _chunk(
+    rng: random.Random, mid: int, lo: datetime, hi: datetime
+) -> list[tuple[int, int, datetime, datetime, GridArrays]]:
+    """New rows of device 1 over [lo, hi) (two grids with a gap where the range allows) and of
+    device 3 over [lo + 2 h, hi)."""
+    if hi - lo > timedelta(hours=30):
+        gap = (lo + timedelta(hours=10, minutes=15), lo + timedelta(hours=22, minutes=45))
+        one = [
+            (1, mid, lo, gap[0], _grid(rng, lo, gap[0])),
+            (1, mid, gap[1], hi, _grid(rng, gap[1], hi)),
+        ]
+    else:
+        one = [(1, mid, lo, hi, _grid(rng, lo, hi))]
+    return [*one, (3, mid, lo + timedelta(hours=2), hi, _grid(rng, lo + timedelta(hours=2), hi))]
+
+
+@pytest.mark.parametrize("tz", sorted(_FOLDS))
 def test_hour_rows_computed_ahead_equal_those_rolled_up_after(database_url: str, tz: str) -> None:
     """The hours of a recompute's chunk computed on a second connection before its rows are
     written (``hour_rows``) and copied in, the hours around them rolled up from the stored rows:
     the same hour, day and month rows, bit for bit, as rolling up everything after the write —
-    grids that start and end off the local hour, a device with another window, Berlin's DST
-    fold inside a grid and at its edge."""
+    grids that start and end off the local hour, a device with two grids and a gap between them,
+    a device with another window, a DST change (Berlin's fold, Lord Howe's half hour) inside a
+    grid and at its edge."""
     rng = random.Random(f"ahead-{tz}")
+    begin, fold = _FOLDS[tz]
     with psycopg.connect(database_url) as conn, psycopg.connect(database_url) as other:
         for c in (conn, other):
             c.execute("SET TIME ZONE 'UTC'")
@@ -147,38 +178,51 @@ def test_hour_rows_computed_ahead_equal_those_rolled_up_after(database_url: str,
             ).fetchall()[0][0]
         )
         conn.commit()
-        history = _grid(rng, T_FOLD, T_FOLD + timedelta(days=12))
+        history = _grid(rng, begin, begin + timedelta(days=12))
         intervals.replace_interval_arrays(
             conn,
-            [(pk, mid, T_FOLD, T_FOLD + timedelta(days=12), history) for pk in (1, 2, 3)],
-            T_FOLD,
+            [(pk, mid, begin, begin + timedelta(days=12), history) for pk in (1, 2, 3)],
+            begin,
         )
-        intervals.rollup_intervals(conn, [1, 2, 3], T_FOLD, T_FOLD + timedelta(days=12), tz)
+        intervals.rollup_intervals(conn, [1, 2, 3], begin, begin + timedelta(days=12), tz)
         conn.commit()
-        fold = datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
         for lo, hi in [
             (
-                T_FOLD + timedelta(days=2, minutes=45),
-                T_FOLD + timedelta(days=4, hours=3, minutes=15),
+                begin + timedelta(days=2, minutes=45),
+                begin + timedelta(days=4, hours=3, minutes=15),
             ),
+            (begin + timedelta(days=1), begin + timedelta(days=5)),  # whole days in UTC
             (fold - timedelta(hours=7, minutes=30), fold + timedelta(hours=9, minutes=15)),
             (fold - timedelta(minutes=30), fold + timedelta(days=1)),
             (fold - timedelta(hours=6), fold + timedelta(minutes=30)),
+            (fold - timedelta(days=1, hours=1), fold + timedelta(days=1, hours=1)),
         ]:
-            results = [
-                (1, mid, lo, hi, _grid(rng, lo, hi)),
-                (3, mid, lo + timedelta(hours=2), hi, _grid(rng, lo + timedelta(hours=2), hi)),
-            ]
+            results = _chunk(rng, mid, lo, hi)
             hours = intervals.hour_rows(other, results, tz)
             other.rollback()
             assert hours.covered and hours.copy_data
+            if hi - lo == timedelta(days=4) and tz in ("Asia/Shanghai", "Europe/Berlin"):
+                # A grid of whole local hours: none of them is left to the rollup.
+                assert hours.covered[(3, mid)] == [(lo + timedelta(hours=2), hi)]
             with conn.transaction(force_rollback=True):
-                intervals.replace_interval_arrays(conn, results, T_FOLD)
+                intervals.replace_interval_arrays(conn, results, begin)
                 intervals.rollup_intervals(conn, [1, 3], lo, hi, tz)
                 expected = conn.execute(_ROLLUP).fetchall()
             with conn.transaction():
-                intervals.replace_interval_arrays(conn, results, T_FOLD)
+                intervals.replace_interval_arrays(conn, results, begin)
                 intervals.rollup_intervals(conn, [1, 3], lo, hi, tz, hours)
             got = conn.execute(_ROLLUP).fetchall()
             assert got == expected
             assert len({r[0] for r in got}) == 3  # device 2 kept its rows
+
+
+def test_uncovered_is_the_complement_in_the_range() -> None:
+    h = [T0 + timedelta(hours=i) for i in range(10)]
+    assert intervals.uncovered(h[0], h[9], []) == [(h[0], h[9])]
+    assert intervals.uncovered(h[0], h[9], [(h[5], h[7]), (h[1], h[2])]) == [
+        (h[0], h[1]),
+        (h[2], h[5]),
+        (h[7], h[9]),
+    ]
+    assert intervals.uncovered(h[2], h[6], [(h[0], h[3]), (h[5], h[8])]) == [(h[3], h[5])]
+    assert intervals.uncovered(h[2], h[6], [(h[0], h[8])]) == []
