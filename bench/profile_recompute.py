@@ -27,7 +27,7 @@ from bench.calc_site import SITE, seed_year, site_document
 from bench.common import private_stack
 from bench.year import PERIOD, START
 from carbonflow.storage.registry_load import load_site
-from services.calc.engine import CalcEngine, EngineConfig
+from services.calc.engine import CalcEngine, CycleReport, EngineConfig
 
 #: (module, attribute) timed on every call; inner ones are also counted in the outer ones
 TIMED = (
@@ -159,7 +159,7 @@ def main() -> int:
                 if profiler:
                     profiler.enable()
                 engine.request_recompute(SITE, START, START + timedelta(days=args.days), "prof")
-                reports = engine.run_until_idle(max_cycles=100_000)
+                reports, snapshots = _run_cycles(engine)
                 if profiler:
                     profiler.disable()
                 seconds = time.perf_counter() - t0
@@ -190,11 +190,37 @@ def main() -> int:
             f"{name:<52} {_calls[name]:>7} {spent:>8.2f} {100 * spent / seconds:>6.1f} "
             f"{_cpu[name]:>7.2f} {_db[name]:>7.2f}"
         )
+    _print_growth(snapshots)
     if profiler and args.cprofile:
         profiler.dump_stats(args.cprofile)
         pstats.Stats(args.cprofile).sort_stats("cumulative").print_stats(40)
         pstats.Stats(args.cprofile).sort_stats("tottime").print_stats(30)
     return 0
+
+
+def _run_cycles(engine: CalcEngine) -> tuple[list[CycleReport], list[dict[str, float]]]:
+    """Cycles until idle (as ``run_until_idle``), with the timings after each: which parts
+    grow with the history."""
+    reports, snapshots = [], []
+    while True:
+        reports.append(engine.run_once())
+        snapshots.append(dict(_timings))
+        if engine.pending() == 0:
+            return reports, snapshots
+
+
+def _print_growth(snapshots: list[dict[str, float]]) -> None:
+    """Each part's wall seconds a cycle in the first and the last quarter of the cycles: what
+    grows with the history stored (a year's run is dearer than the extrapolation of a short
+    one by these)."""
+    q = len(snapshots) // 4
+    if q < 1:
+        return
+    first, before_last, last = snapshots[q - 1], snapshots[-q - 1], snapshots[-1]
+    print(f"\n{'part: s a cycle, first quarter → last quarter':<52} {'first':>8} {'last':>8}")
+    for name in sorted(last, key=lambda n: -last[n]):
+        late = last[name] - before_last.get(name, 0.0)
+        print(f"{name:<52} {first.get(name, 0.0) / q:>8.3f} {late / q:>8.3f}")
 
 
 if __name__ == "__main__":

@@ -207,6 +207,33 @@ class StoredInterval:
 _KEYS = "unnest(%(pks)s::int[], %(mids)s::smallint[]) AS k(pk, mid)"
 
 
+def grain_is(grain: str) -> str:
+    """``grain = …`` that only the primary key serves: the value of an InitPlan, which the
+    planner cannot prove to lie in the predicate of the partial period index (day and month
+    rows). While a recompute fills the table faster than ANALYZE follows, the newest periods lie
+    past the statistics, every index looks like one row, and the planner took that index for
+    per-key reads: each key's scan walked the period's rows of every device (1 000 keys × 15
+    days: 1 032 ms against 5.5 ms by the primary key; at 180 days stored, ``device_totals`` of
+    a month 1.6 to 6.8 s inside a run instead of 0.05 s)."""
+    if grain not in GRAINS:
+        raise ValueError(f"not a grain: {grain!r}")
+    return f"grain = (SELECT '{grain}'::text)"
+
+
+def by_key(keys: str, table: str, where: str) -> str:
+    """A FROM item: the rows of ``table`` meeting ``where`` of each (device, metric) key of
+    ``keys`` (a FROM item ``k`` with columns ``pk``, ``mid``), as ``t``.
+
+    One index scan a key, forced: a LATERAL subquery with OFFSET 0 is not flattened into a
+    join, which the planner may turn into a hash or merge join over a scan of every stored row
+    (it did, for the hours around a grid). With ``grain_is`` for the rollup rows, that scan is
+    the primary key's (docs/performance.md, "Recompute")."""
+    return (
+        f"{keys} CROSS JOIN LATERAL (SELECT * FROM {table} WHERE device_pk = k.pk "
+        f"AND metric_id = k.mid AND {where} OFFSET 0) AS t"
+    )
+
+
 def _key_params(keys: Sequence[tuple[int, int]]) -> dict[str, Any]:
     return {"pks": [k[0] for k in keys], "mids": [k[1] for k in keys]}
 
@@ -218,9 +245,8 @@ def intervals_in(
     if not keys:
         return []
     rows = conn.execute(
-        "SELECT i.device_pk, i.metric_id, i.start_ts, i.quantity, i.quality, i.completeness, "
-        f"i.late FROM {_KEYS} JOIN calc_interval i ON i.device_pk = k.pk AND i.metric_id = k.mid "
-        "WHERE i.start_ts >= %(s)s AND i.start_ts < %(e)s",
+        "SELECT t.device_pk, t.metric_id, t.start_ts, t.quantity, t.quality, t.completeness, "
+        f"t.late FROM {by_key(_KEYS, 'calc_interval', 'start_ts >= %(s)s AND start_ts < %(e)s')}",
         {**_key_params(keys), "s": start, "e": end},
     ).fetchall()
     return [StoredInterval(*r) for r in rows]
@@ -424,16 +450,13 @@ def _copy_hours(
         elo=[e[2] for e in edges],
         ehi=[e[3] for e in edges],
     )
-    # Entered by key and range, as the primary key allows: one bounded index scan per range,
-    # forced (a LATERAL subquery with OFFSET 0 is not flattened into a join). As a join, the
-    # planner may merge the ranges with a scan of every stored row: it did so for the same
-    # statement on hour rows at 12 days stored.
-    around = (
-        "(SELECT i.* FROM unnest(%(epk)s::int[], %(emid)s::smallint[], %(elo)s::timestamptz[], "
-        "%(ehi)s::timestamptz[]) AS e(pk, mid, lo, hi) CROSS JOIN LATERAL (SELECT * FROM "
-        "calc_interval WHERE device_pk = e.pk AND metric_id = e.mid AND start_ts >= e.lo "
-        "AND start_ts < e.hi OFFSET 0) AS i) AS around"
+    # Entered by key and range, as the primary key allows: one bounded index scan per range.
+    ranges = (
+        "unnest(%(epk)s::int[], %(emid)s::smallint[], %(elo)s::timestamptz[], "
+        "%(ehi)s::timestamptz[]) AS k(pk, mid, lo, hi)"
     )
+    inside = "start_ts >= k.lo AND start_ts < k.hi"
+    around = f"(SELECT t.* FROM {by_key(ranges, 'calc_interval', inside)}) AS around"
     return replace(src, source=around)
 
 
@@ -469,7 +492,8 @@ class DeviceTotal:
 # period_start) can only be entered by device (6.6 s → 0.05 s for a day of hours of 300 devices
 # with a year stored, docs/performance.md).
 _KEYS_WITH_DATA = (
-    "SELECT DISTINCT device_pk, metric_id FROM calc_interval_rollup WHERE grain = 'month' "
+    "SELECT DISTINCT device_pk AS pk, metric_id AS mid FROM calc_interval_rollup "
+    "WHERE grain = 'month' "
     "AND period_start >= date_trunc('month', %(s)s::timestamptz, %(tz)s) "
     "AND period_start < %(e)s AND device_pk = ANY(%(pks)s)"
 )
@@ -500,20 +524,20 @@ def device_totals(
             params["p_slot"] = [lo for g, lo, _hi in tiles if g == "slot"]
             parts.append(
                 "SELECT t.device_pk, t.metric_id, quantity, quality, completeness, late, "
-                "1.0::float8 AS slots FROM keys k JOIN calc_interval t "
-                "ON t.device_pk = k.device_pk AND t.metric_id = k.metric_id "
-                "WHERE t.start_ts = ANY(%(p_slot)s)"
+                "1.0::float8 AS slots "
+                f"FROM {by_key('keys k', 'calc_interval', 'start_ts = ANY(%(p_slot)s)')}"
             )
             continue
         for i, (lo, hi) in enumerate(runs):
             params[f"{grain}_lo{i}"], params[f"{grain}_hi{i}"] = lo, hi
+            run = (
+                f"{grain_is(grain)} AND period_start >= %({grain}_lo{i})s "
+                f"AND period_start < %({grain}_hi{i})s"
+            )
             parts.append(
                 "SELECT t.device_pk, t.metric_id, quantity, quality, completeness, late, "
                 f"{EXPECTED_INTERVALS.format(p='period_start', grain=grain)}::float8 AS slots "
-                "FROM keys k JOIN calc_interval_rollup t "
-                "ON t.device_pk = k.device_pk AND t.metric_id = k.metric_id "
-                f"WHERE t.grain = '{grain}' AND t.period_start >= %({grain}_lo{i})s "
-                f"AND t.period_start < %({grain}_hi{i})s"
+                f"FROM {by_key('keys k', 'calc_interval_rollup', run)}"
             )
     rows = conn.execute(
         f"WITH keys AS MATERIALIZED ({_KEYS_WITH_DATA}) "
@@ -525,6 +549,11 @@ def device_totals(
     return {(int(r[0]), int(r[1])): DeviceTotal(int(r[0]), int(r[1]), *r[2:]) for r in rows}
 
 
+_QUARTERS = (
+    "start_ts >= %(s)s AND start_ts < %(e)s AND extract(epoch FROM start_ts)::bigint %% 900 = 0"
+)
+
+
 def quality_counts(
     conn: Conn, keys: Sequence[tuple[int, int]], start: datetime, end: datetime
 ) -> dict[tuple[int, int], dict[str, tuple[int, float]]]:
@@ -533,11 +562,9 @@ def quality_counts(
     if not keys:
         return {}
     rows = conn.execute(
-        "SELECT i.device_pk, i.metric_id, i.quality, count(*), sum(i.quantity::numeric)::float8 "
-        f"FROM {_KEYS} JOIN calc_interval i ON i.device_pk = k.pk AND i.metric_id = k.mid "
-        "WHERE i.start_ts >= %(s)s AND i.start_ts < %(e)s "
-        "AND extract(epoch FROM i.start_ts)::bigint %% 900 = 0 "
-        "GROUP BY i.device_pk, i.metric_id, i.quality",
+        "SELECT t.device_pk, t.metric_id, t.quality, count(*), sum(t.quantity::numeric)::float8 "
+        f"FROM {by_key(_KEYS, 'calc_interval', _QUARTERS)} "
+        "GROUP BY t.device_pk, t.metric_id, t.quality",
         {**_key_params(keys), "s": start, "e": end},
     ).fetchall()
     out: dict[tuple[int, int], dict[str, tuple[int, float]]] = {}
@@ -557,16 +584,16 @@ def data_presence(
     params = {
         "pks": [k[0] for k in keys], "mids": [k[1] for k in keys], "s": start, "e": end,
     }  # fmt: skip
-    source = (
-        "FROM calc_interval_rollup r JOIN unnest(%(pks)s::int[], %(mids)s::smallint[]) "
-        "AS k(pk, mid) ON r.device_pk = k.pk AND r.metric_id = k.mid "
-        "WHERE r.grain = 'day' AND r.period_start >= %(s)s AND r.period_start < %(e)s"
+    source = by_key(
+        _KEYS,
+        "calc_interval_rollup",
+        f"{grain_is('day')} AND period_start >= %(s)s AND period_start < %(e)s",
     )
     days = conn.execute(
-        f"SELECT count(DISTINCT r.period_start) {source} AND r.quality <> 'missing'", params
+        f"SELECT count(DISTINCT t.period_start) FROM {source} WHERE t.quality <> 'missing'", params
     ).fetchone()
     rows = conn.execute(
-        f"SELECT r.quality, sum(r.intervals)::bigint {source} GROUP BY r.quality", params
+        f"SELECT t.quality, sum(t.intervals)::bigint FROM {source} GROUP BY t.quality", params
     ).fetchall()
     return DataPresence(
         int(days[0]) if days is not None else 0, {str(q): int(n or 0) for q, n in rows}
