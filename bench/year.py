@@ -85,7 +85,20 @@ def year_database(quick: bool, pg_bin: Path | None = None) -> YearDatabase:
         "carbon_rows_written": sum(r.carbon_rows_written for r in reports),
         "intervals_per_s": round(intervals / seconds),
         "readings_per_s": round(readings / seconds),
+        **cycle_quarters([r.seconds for r in reports]),
     }
     built = YearDatabase(stack, doc, SITE, START, days, stats)
     _built[key] = built
     return built
+
+
+def cycle_quarters(cycle_seconds: list[float]) -> dict[str, float]:
+    """Mean seconds a cycle in the first and the last quarter of the cycles: how much a cycle's
+    cost grows with the history stored (docs/performance.md, "What grew with the history")."""
+    q = len(cycle_seconds) // 4
+    if q < 1:
+        return {}
+    return {
+        "cycle_s_first_quarter": round(sum(cycle_seconds[:q]) / q, 2),
+        "cycle_s_last_quarter": round(sum(cycle_seconds[-q:]) / q, 2),
+    }
