@@ -88,6 +88,15 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+def quarter_means(per_cycle: list[float]) -> tuple[float, float] | None:
+    """The mean of the first and of the last quarter of ``per_cycle`` (a recompute's cycles):
+    how much a cycle's cost grows with the history stored; None under four cycles."""
+    q = len(per_cycle) // 4
+    if q < 1:
+        return None
+    return sum(per_cycle[:q]) / q, sum(per_cycle[-q:]) / q
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM of a live process [MiB]."""
     with open(f"/proc/{pid}/status") as status:

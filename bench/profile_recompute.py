@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import itertools
 import os
 import pstats
 import time
@@ -24,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from bench.calc_site import SITE, seed_year, site_document
-from bench.common import private_stack
+from bench.common import private_stack, quarter_means
 from bench.year import PERIOD, START
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, CycleReport, EngineConfig
@@ -213,14 +214,16 @@ def _print_growth(snapshots: list[dict[str, float]]) -> None:
     """Each part's wall seconds a cycle in the first and the last quarter of the cycles: what
     grows with the history stored (a year's run is dearer than the extrapolation of a short
     one by these)."""
-    q = len(snapshots) // 4
-    if q < 1:
-        return
-    first, before_last, last = snapshots[q - 1], snapshots[-q - 1], snapshots[-1]
-    print(f"\n{'part: s a cycle, first quarter → last quarter':<52} {'first':>8} {'last':>8}")
+    last = snapshots[-1] if snapshots else {}
+    lines = []
     for name in sorted(last, key=lambda n: -last[n]):
-        late = last[name] - before_last.get(name, 0.0)
-        print(f"{name:<52} {first.get(name, 0.0) / q:>8.3f} {late / q:>8.3f}")
+        totals = [0.0] + [s.get(name, 0.0) for s in snapshots]
+        means = quarter_means([b - a for a, b in itertools.pairwise(totals)])
+        if means is not None:
+            lines.append(f"{name:<52} {means[0]:>8.3f} {means[1]:>8.3f}")
+    if lines:  # four cycles or more
+        print(f"\n{'part: s a cycle, first quarter → last quarter':<52} {'first':>8} {'last':>8}")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.calc_site import SITE, seed_year, site_document
-from bench.common import Stack, private_stack
+from bench.common import Stack, private_stack, quarter_means
 from carbonflow.domain.site.model import SiteDocument
 from carbonflow.storage.registry_load import load_site
 from services.calc.engine import CalcEngine, EngineConfig
@@ -95,10 +95,7 @@ def year_database(quick: bool, pg_bin: Path | None = None) -> YearDatabase:
 def cycle_quarters(cycle_seconds: list[float]) -> dict[str, float]:
     """Mean seconds a cycle in the first and the last quarter of the cycles: how much a cycle's
     cost grows with the history stored (docs/performance.md, "What grew with the history")."""
-    q = len(cycle_seconds) // 4
-    if q < 1:
+    means = quarter_means(cycle_seconds)
+    if means is None:
         return {}
-    return {
-        "cycle_s_first_quarter": round(sum(cycle_seconds[:q]) / q, 2),
-        "cycle_s_last_quarter": round(sum(cycle_seconds[-q:]) / q, 2),
-    }
+    return {"cycle_s_first_quarter": round(means[0], 2), "cycle_s_last_quarter": round(means[1], 2)}

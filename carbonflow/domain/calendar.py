@@ -107,6 +107,22 @@ def merge_ranges(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[date
     return out
 
 
+def uncovered(
+    lo: datetime, hi: datetime, covered: Iterable[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """The parts of [lo, hi) outside the ``covered`` [start, end) ranges (any order, may
+    overlap), sorted."""
+    out: list[tuple[datetime, datetime]] = []
+    cursor = lo
+    for a, b in merge_ranges(covered):
+        if a > cursor:
+            out.append((cursor, min(a, hi)))
+        cursor = max(cursor, b)
+    if cursor < hi:
+        out.append((cursor, hi))
+    return [(a, b) for a, b in out if a < b]
+
+
 def results_watermark(
     ranges: Iterable[tuple[datetime, datetime]], now: datetime, newest_data_end: datetime | None
 ) -> datetime | None:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
+from carbonflow.domain.calendar import uncovered
 from carbonflow.domain.indicators.period import DataPresence
 from carbonflow.domain.readings.interval_arrays import QUALITIES, GridArrays, to_us
 from carbonflow.storage import copy_arrays
@@ -458,21 +459,6 @@ def _copy_hours(
     inside = "start_ts >= k.lo AND start_ts < k.hi"
     around = f"(SELECT t.* FROM {by_key(ranges, 'calc_interval', inside)}) AS around"
     return replace(src, source=around)
-
-
-def uncovered(
-    lo: datetime, hi: datetime, covered: Sequence[tuple[datetime, datetime]]
-) -> list[tuple[datetime, datetime]]:
-    """The parts of [lo, hi) outside the ``covered`` ranges (disjoint, any order)."""
-    out: list[tuple[datetime, datetime]] = []
-    cursor = lo
-    for a, b in sorted(covered):
-        if a > cursor:
-            out.append((cursor, min(a, hi)))
-        cursor = max(cursor, b)
-    if cursor < hi:
-        out.append((cursor, hi))
-    return [(a, b) for a, b in out if a < b]
 
 
 @dataclass(frozen=True, slots=True)

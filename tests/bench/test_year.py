@@ -1,7 +1,8 @@
-"""The year bench's cycle figures: the mean seconds a cycle at both ends of the run."""
+"""The recompute benches' cycle figures: the mean seconds a cycle at both ends of the run."""
 
 from __future__ import annotations
 
+from bench.common import quarter_means
 from bench.year import cycle_quarters
 
 
@@ -13,3 +14,8 @@ def test_quarters_are_the_means_of_the_first_and_last_quarter_of_the_cycles() ->
 
 def test_fewer_than_four_cycles_have_no_quarters() -> None:
     assert cycle_quarters([3.0, 4.0, 5.0]) == {}
+
+
+def test_quarter_means_of_per_cycle_values() -> None:
+    assert quarter_means([2.0, 4.0, 1.0, 1.0, 1.0, 6.0, 8.0, 0.0]) == (3.0, 4.0)
+    assert quarter_means([1.0, 2.0]) is None

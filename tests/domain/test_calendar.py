@@ -25,6 +25,7 @@ from carbonflow.domain.calendar import (
     period_of,
     periods_before,
     results_watermark,
+    uncovered,
     year_bounds,
 )
 
@@ -168,3 +169,21 @@ def test_the_watermark_never_passes_now_nor_the_newest_data() -> None:
     assert results_watermark(short, now, data_end) == t0 + timedelta(days=1, hours=1)
     assert results_watermark([], now, data_end) is None
     assert results_watermark(year, now, None) is None
+
+
+def test_uncovered_is_the_complement_in_the_range() -> None:
+    h = [utc(2026, 3, 29) + timedelta(hours=i) for i in range(10)]
+    assert uncovered(h[0], h[9], []) == [(h[0], h[9])]
+    assert uncovered(h[0], h[9], [(h[5], h[7]), (h[1], h[2])]) == [
+        (h[0], h[1]),
+        (h[2], h[5]),
+        (h[7], h[9]),
+    ]
+    assert uncovered(h[2], h[6], [(h[0], h[3]), (h[5], h[8])]) == [(h[3], h[5])]
+    assert uncovered(h[2], h[6], [(h[0], h[8])]) == []
+    # Overlapping covered ranges: one hole between them.
+    assert uncovered(h[0], h[9], [(h[1], h[4]), (h[3], h[5]), (h[7], h[8])]) == [
+        (h[0], h[1]),
+        (h[5], h[7]),
+        (h[8], h[9]),
+    ]

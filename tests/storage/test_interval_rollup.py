@@ -214,15 +214,3 @@ def test_hour_rows_computed_ahead_equal_those_rolled_up_after(database_url: str,
             got = conn.execute(_ROLLUP).fetchall()
             assert got == expected
             assert len({r[0] for r in got}) == 3  # device 2 kept its rows
-
-
-def test_uncovered_is_the_complement_in_the_range() -> None:
-    h = [T0 + timedelta(hours=i) for i in range(10)]
-    assert intervals.uncovered(h[0], h[9], []) == [(h[0], h[9])]
-    assert intervals.uncovered(h[0], h[9], [(h[5], h[7]), (h[1], h[2])]) == [
-        (h[0], h[1]),
-        (h[2], h[5]),
-        (h[7], h[9]),
-    ]
-    assert intervals.uncovered(h[2], h[6], [(h[0], h[3]), (h[5], h[8])]) == [(h[3], h[5])]
-    assert intervals.uncovered(h[2], h[6], [(h[0], h[8])]) == []
