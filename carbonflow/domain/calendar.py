@@ -134,3 +134,21 @@ def results_watermark(
     if not ends or newest_data_end is None:
         return None
     return min(max(ends), now, newest_data_end)
+
+
+def settled_periods(
+    periods: Iterable[tuple[datetime, datetime]],
+    later: Iterable[tuple[datetime, datetime]],
+    live: Iterable[tuple[datetime, datetime]],
+) -> list[tuple[datetime, datetime]]:
+    """The ``periods`` whose figures are final for this pass: all but those that a ``later``
+    range (what an unfinished recompute will still compute) overlaps, unless a ``live`` range
+    (new data of this pass) overlaps them too — a day, month or year spanning several chunks of
+    a recompute is then evaluated once, by the chunk that completes it, while a period that
+    live data touch is evaluated at once."""
+    later_ranges, live_ranges = merge_ranges(later), merge_ranges(live)
+
+    def overlaps(p: tuple[datetime, datetime], ranges: list[tuple[datetime, datetime]]) -> bool:
+        return any(a < p[1] and b > p[0] for a, b in ranges)
+
+    return [p for p in periods if overlaps(p, live_ranges) or not overlaps(p, later_ranges)]

@@ -348,7 +348,8 @@ def hour_rows(
     with (
         conn.cursor() as cur,
         cur.copy(
-            f"COPY (SELECT {_HOUR_COLUMNS} FROM {_AHEAD_HOURS}) TO STDOUT (FORMAT BINARY)"
+            f"COPY (SELECT {_HOUR_COLUMNS} FROM {_AHEAD_HOURS} "
+            "ORDER BY device_pk, metric_id, period_start) TO STDOUT (FORMAT BINARY)"
         ) as copy,
     ):
         for block in copy:

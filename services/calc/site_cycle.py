@@ -48,11 +48,15 @@ class SiteWork:
 
 @dataclass
 class SiteTodo:
-    """What one site's cycle is to do: reading windows, carbon-only ranges, request cursors."""
+    """What one site's cycle is to do: reading windows, carbon-only ranges, request cursors,
+    and what decides which periods' indicators are final in this cycle."""
 
     windows: dict[tuple[int, int], list[Range]] = field(default_factory=dict)  # reading windows
     carbon: list[Range] = field(default_factory=list)  # carbon-only ranges
     advanced: list[tuple[int, datetime, bool]] = field(default_factory=list)  # id, cursor, done
+    chunks: list[Range] = field(default_factory=list)  # the requests' chunks of this cycle
+    later: list[Range] = field(default_factory=list)  # what the requests leave to later cycles
+    live: list[Range] = field(default_factory=list)  # the dirty hours
 
     def add_device(self, device: DevicePlan, window: Range) -> None:
         for m in device.quantity_metrics():
@@ -77,8 +81,11 @@ def process_site(
     carbon = recompute_carbon(ctx, merge_ranges([*todo.carbon, *intervals.ranges]))
     work.carbon_rows_written += carbon.rows_written
     _rollups(ctx, intervals, carbon.ranges)
-    if carbon.ranges:
-        done = recompute_indicators(ctx, carbon.ranges)
+    # A request's chunks are among the ranges so that a period left to a later chunk is
+    # evaluated by that chunk even when it finds no data (settled_periods).
+    touched = merge_ranges([*carbon.ranges, *todo.chunks])
+    if touched:
+        done = recompute_indicators(ctx, touched, later=todo.later, live=todo.live)
         work.indicators_written += done.written
         work.events_raised += done.events_raised
     work.dirty_hours_deleted += calc_queue.delete_dirty_hours(ctx.conn, hours)
@@ -115,6 +122,7 @@ def site_todo(
         device = plan.by_pk.get(h.device_pk)
         if device is not None:
             todo.add_device(device, (h.hour_start, h.hour_start + HOUR))
+            todo.live.append((h.hour_start, h.hour_start + HOUR))
     metrics = sum(len(d.quantity_metrics()) for d in plan.devices)
     budget = SLOT * max(4, limits.max_intervals // max(1, metrics))
     for r in requests:
@@ -125,6 +133,9 @@ def site_todo(
         else:
             todo.carbon.append((floor_to(r.cursor, SLOT), ceil_to(chunk_end, SLOT)))
         todo.advanced.append((r.request_id, chunk_end, chunk_end >= r.range_end))
+        todo.chunks.append((r.cursor, chunk_end))
+        if chunk_end < r.range_end:
+            todo.later.append((chunk_end, r.range_end))
     return todo
 
 

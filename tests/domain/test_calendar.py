@@ -25,6 +25,7 @@ from carbonflow.domain.calendar import (
     period_of,
     periods_before,
     results_watermark,
+    settled_periods,
     uncovered,
     year_bounds,
 )
@@ -187,3 +188,20 @@ def test_uncovered_is_the_complement_in_the_range() -> None:
         (h[5], h[7]),
         (h[8], h[9]),
     ]
+
+
+def test_settled_periods_leave_what_a_later_chunk_completes() -> None:
+    d = [utc(2026, 1, 1) + timedelta(days=i) for i in range(6)]
+    days = [(d[i], d[i + 1]) for i in range(5)]
+    # A chunk ending mid-day 3 leaves day 3 (and the days after) to the next chunk.
+    later = [(d[2] + timedelta(hours=7), d[5])]
+    assert settled_periods(days, later, []) == days[:2]
+    # Live data in day 4 make it final now although the recompute comes back to it.
+    live = [(d[3] + timedelta(hours=1), d[3] + timedelta(hours=2))]
+    assert settled_periods(days, later, live) == [*days[:2], days[3]]
+    # Nothing left to later: every period; ranges that only touch do not overlap.
+    assert settled_periods(days, [], []) == days
+    assert settled_periods(days, [(d[5], d[5] + timedelta(days=1))], []) == days
+    year = [(d[0], utc(2027, 1, 1))]
+    assert settled_periods(year, later, []) == []
+    assert settled_periods(year, [], live) == year

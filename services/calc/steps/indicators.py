@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from carbonflow.domain.calendar import settled_periods
 from carbonflow.domain.flows.graph import QUARANTINED, FlowGraph
 from carbonflow.domain.indicators.coverage import Coverage, inconclusive_reason
 from carbonflow.domain.indicators.kpis import (
@@ -44,12 +45,22 @@ class IndicatorsDone:
     events_raised: int  # events new to calc_event
 
 
-def recompute_indicators(ctx: StepContext, ranges: Sequence[Range]) -> IndicatorsDone:
+def recompute_indicators(
+    ctx: StepContext,
+    ranges: Sequence[Range],
+    *,
+    later: Sequence[Range] = (),
+    live: Sequence[Range] = (),
+) -> IndicatorsDone:
+    """Indicators of the periods touching ``ranges``, but not of those a recompute's later
+    chunk (``later``) touches again unless ``live`` data touch them as well: a month or year
+    is evaluated once per recompute, not once per chunk (:func:`settled_periods`)."""
     periods = _periods_touching(ctx, ranges)
     site = _SiteIndicators(ctx)
     for grain in GRAINS:
-        if periods[grain]:
-            site.evaluate(grain, sorted(periods[grain]))
+        now = settled_periods(sorted(periods[grain]), later, live)
+        if now:
+            site.evaluate(grain, now)
     indicators_db.upsert_indicators(ctx.conn, site.rows, ctx.now)
     raised = indicators_db.insert_events(
         ctx.conn, [indicators_db.event_row(ctx.plan.site_id, e, ctx.now) for e in site.events]

@@ -15,6 +15,7 @@ from carbonflow.domain.site.plan import plan_from_document
 from carbonflow.sites.loader import parse_site_text
 from services.calc import read_ahead
 from services.calc.engine import CalcEngine, CycleReport
+from services.calc.steps import indicators
 from services.calc.steps.intervals import PreparedIntervals
 from services.calc.windows import HOUR
 from tests.services.calc.test_recompute import (
@@ -75,6 +76,37 @@ def test_results_read_ahead_equal_those_of_one_connection(database_url: str) -> 
     # Every chunk but the first was read ahead, its hours included.
     assert sum(r.read_ahead_used for r in reports) == len(reports) - 1 >= 10
     assert changed(expected, snapshot(database_url)) == {}
+
+
+def test_a_chunked_recompute_evaluates_each_period_once_with_the_same_results(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day, month or year spanning several chunks is evaluated by the chunk that completes
+    it (domain.calendar.settled_periods), and the results are those of one chunk (to 1e-12: the
+    slot before a chunk's end is computed in two grids, whose reading pairs split it in the last
+    bit differently from one grid)."""
+    site, _data = _site_with_readings(database_url)
+    whole = engine_for(database_url, read_ahead=False)
+    whole.run_until_idle()
+    _clear_results(database_url)
+    assert len(_recompute(whole, site)) == 1
+    whole.close()
+    expected = snapshot(database_url)
+    _clear_results(database_url)
+    seen: list[tuple[str, Any]] = []
+    period = indicators._SiteIndicators._period
+
+    def counted(self: Any, grain: str, p0: Any, p1: Any) -> None:
+        seen.append((grain, p0))
+        period(self, grain, p0, p1)
+
+    monkeypatch.setattr(indicators._SiteIndicators, "_period", counted)
+    chunked = engine_for(database_url, request_chunk=CHUNK)
+    assert len(_recompute(chunked, site)) >= 10
+    chunked.close()
+    assert sorted(seen) == sorted(set(seen))
+    assert {g for g, _p in seen} == {"day", "month", "year"}
+    assert changed(expected, snapshot(database_url), rel=1e-12) == {}
 
 
 def test_a_reading_stored_after_the_read_ahead_is_not_lost(database_url: str) -> None:
