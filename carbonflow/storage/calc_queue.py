@@ -22,10 +22,18 @@ CALC_LOCK_NAMESPACE = 0x63_66_63_6C  # "cfcl"
 
 def open_session(database_url: str) -> Conn:
     """The calc service's long-lived connection: a UTC session (the calc reads and writes
-    timestamps in UTC) that may rewrite compressed TimescaleDB chunks of any size, its set-up
-    committed."""
+    timestamps in UTC) that may rewrite compressed TimescaleDB chunks of any size, without JIT,
+    its set-up committed.
+
+    JIT off: the planner's cost estimates of the calc's per-key statements grow with the
+    stored history (the per-key row estimates are fractions of the table), so past
+    ``jit_above_cost`` and ``jit_optimize_above_cost`` each of them paid LLVM compilation for
+    a few milliseconds of work — the delete before the 15-min COPY of a recompute chunk grew
+    from 0.02 to 0.9 s between the first and the last quarter of 60 days stored
+    (docs/performance.md, "JIT")."""
     conn = connect(database_url)
     conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute("SET jit = off")
     conn.execute(UNLIMITED_DECOMPRESSION)
     conn.commit()
     return conn
