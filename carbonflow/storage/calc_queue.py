@@ -29,8 +29,8 @@ def open_session(database_url: str) -> Conn:
     stored history (the per-key row estimates are fractions of the table), so past
     ``jit_above_cost`` and ``jit_optimize_above_cost`` each of them paid LLVM compilation for
     a few milliseconds of work — the delete before the 15-min COPY of a recompute chunk grew
-    from 0.02 to 0.9 s between the first and the last quarter of 60 days stored
-    (docs/performance.md, "JIT")."""
+    from ≈ 0.02 s to ≈ 0.8 s a chunk between the first and the last quarter of a recompute of
+    60 days (docs/performance.md, "JIT")."""
     conn = connect(database_url)
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute("SET jit = off")
