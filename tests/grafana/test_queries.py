@@ -157,7 +157,13 @@ def test_every_dashboard_query_runs_and_returns_rows(
 ) -> None:
     _simulate(database_url, mosquitto.url)
     now = datetime.now(UTC)
-    window = (now - timedelta(hours=24), now)
+    # The last 24 h, reaching back to the local midnight before the simulated hours: between
+    # 00:00 and 02:00 in Shanghai they all lie in yesterday, whose day rows start more than 24 h
+    # ago, and $__timeFilter of a daily panel tests the day's start.
+    first_day = (
+        now.astimezone(ZoneInfo("Asia/Shanghai")) - SIMULATED - timedelta(hours=1)
+    ).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = (min(now - timedelta(hours=24), first_day.astimezone(UTC)), now)
     failures: list[str] = []
     results: dict[str, dict[str, Any]] = {}
     checked = 0
