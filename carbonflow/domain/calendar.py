@@ -136,6 +136,13 @@ def results_watermark(
     return min(max(ends), now, newest_data_end)
 
 
+def overlaps(span: tuple[datetime, datetime], ranges: Iterable[tuple[datetime, datetime]]) -> bool:
+    """Whether the half-open ``span`` shares an instant with any of the half-open ``ranges``
+    (ranges that only touch at an end do not overlap)."""
+    lo, hi = span
+    return any(a < hi and b > lo for a, b in ranges)
+
+
 def settled_periods(
     periods: Iterable[tuple[datetime, datetime]],
     later: Iterable[tuple[datetime, datetime]],
@@ -147,8 +154,4 @@ def settled_periods(
     a recompute is then evaluated once, by the chunk that completes it, while a period that
     live data touch is evaluated at once."""
     later_ranges, live_ranges = merge_ranges(later), merge_ranges(live)
-
-    def overlaps(p: tuple[datetime, datetime], ranges: list[tuple[datetime, datetime]]) -> bool:
-        return any(a < p[1] and b > p[0] for a, b in ranges)
-
     return [p for p in periods if overlaps(p, live_ranges) or not overlaps(p, later_ranges)]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from carbonflow.domain.calendar import merge_ranges, results_watermark
+from carbonflow.domain.calendar import merge_ranges, overlaps, results_watermark
 from carbonflow.domain.readings.device_intervals import ceil_to, floor_to
 from carbonflow.domain.site.plan import DevicePlan, SitePlan, quantity_keys
 from carbonflow.storage import calc_queue
@@ -168,11 +168,7 @@ def _rollups(ctx: StepContext, intervals: IntervalsDone, carbon: Sequence[Range]
     merged = merge_ranges(intervals.ranges)
     hours = intervals.hours if len(merged) == 1 else None
     for lo, hi in merged:
-        pks = sorted(
-            pk
-            for pk, ranges in intervals.touched.items()
-            if any(a < hi and b > lo for a, b in ranges)
-        )
+        pks = sorted(pk for pk, ranges in intervals.touched.items() if overlaps((lo, hi), ranges))
         intervals_db.rollup_intervals(ctx.conn, pks, lo, hi, ctx.plan.timezone, hours)
     for lo, hi in carbon:
         carbon_db.rollup_carbon(ctx.conn, ctx.plan.site_id, lo, hi, ctx.plan.timezone)

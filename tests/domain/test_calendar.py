@@ -22,6 +22,7 @@ from carbonflow.domain.calendar import (
     merge_ranges,
     month_bounds,
     next_month,
+    overlaps,
     period_of,
     periods_before,
     results_watermark,
@@ -188,6 +189,15 @@ def test_uncovered_is_the_complement_in_the_range() -> None:
         (h[5], h[7]),
         (h[8], h[9]),
     ]
+
+
+def test_overlaps_is_half_open() -> None:
+    h = [utc(2026, 1, 1, i) for i in range(6)]
+    assert overlaps((h[1], h[3]), [(h[2], h[4])])
+    assert overlaps((h[1], h[4]), [(h[0], h[5])])  # inside a range
+    assert overlaps((h[0], h[5]), [(h[4], h[5])])  # a range inside it
+    assert not overlaps((h[1], h[2]), [(h[2], h[3]), (h[0], h[1])])  # touching ends only
+    assert not overlaps((h[1], h[2]), [])
 
 
 def test_settled_periods_leave_what_a_later_chunk_completes() -> None:

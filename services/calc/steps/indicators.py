@@ -56,11 +56,12 @@ def recompute_indicators(
     chunk (``later``) touches again unless ``live`` data touch them as well: a month or year
     is evaluated once per recompute, not once per chunk (:func:`settled_periods`)."""
     periods = _periods_touching(ctx, ranges)
+    settled = {grain: settled_periods(sorted(periods[grain]), later, live) for grain in GRAINS}
+    if not any(settled.values()):
+        return IndicatorsDone(0, 0)
     site = _SiteIndicators(ctx)
     for grain in GRAINS:
-        now = settled_periods(sorted(periods[grain]), later, live)
-        if now:
-            site.evaluate(grain, now)
+        site.evaluate(grain, settled[grain])
     indicators_db.upsert_indicators(ctx.conn, site.rows, ctx.now)
     raised = indicators_db.insert_events(
         ctx.conn, [indicators_db.event_row(ctx.plan.site_id, e, ctx.now) for e in site.events]
