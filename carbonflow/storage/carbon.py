@@ -31,6 +31,7 @@ from carbonflow.storage.rollup import (
     GROUP_QUALITY,
     IN_VIEW_PARAM,
     SLOT,
+    insert_rolled_up,
     local_tiles,
     merge_tiles,
     period_bounds,
@@ -378,7 +379,9 @@ def rollup_carbon(conn: Conn, site_id: str, start: datetime, end: datetime, tz: 
         src = rollup_source(
             grain, previous, "calc_carbon", "calc_carbon_rollup", where="site_id = %(s)s AND "
         )
-        conn.execute(
+        insert_rolled_up(
+            conn,
+            grain,
             "INSERT INTO calc_carbon_rollup (site_id, grain, period_start, org_id, node_id, "
             "carrier, category, basis, gas, scope, activity, activity_unit, energy_tce, "
             "zero_carbon_tce, gas_t, tco2e, factor_key, factor_version, factor_value, "

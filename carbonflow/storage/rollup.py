@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain.readings.intervals import ACCOUNTING_INTERVAL
@@ -147,7 +148,7 @@ class RollupSource:
     and months from the days (a rollup table's rows of the previous grain)."""
 
     period: str  # the period-start expression, in the site's zone
-    source: str  # ``table WHERE …`` restricted to [lo, hi)
+    source: str  # a FROM item of the rows in [lo, hi): ``table WHERE …`` for hours
     completeness: str  # the completeness of a group, as a fraction of its expected intervals
 
 
@@ -162,14 +163,50 @@ def rollup_source(
         source = f"{base} WHERE {where}start_ts >= %(lo)s AND start_ts < %(hi)s"
         weighted = "sum(completeness::numeric)"
     else:
-        period = period or f"date_trunc('{grain}', period_start, %(tz)s)"
-        source = (
-            f"{rollup} WHERE {where}grain = '{previous}' "
-            "AND period_start >= %(lo)s AND period_start < %(hi)s"
-        )
-        weighted = (
-            "sum((completeness * "
-            f"{EXPECTED_INTERVALS.format(p='period_start', grain=previous)})::numeric)"
-        )
+        period = period or "rollup_period"
+        source = _rolled_up(grain, previous, rollup, where)
+        weighted = "sum((completeness * rollup_slots)::numeric)"
     expected = EXPECTED_INTERVALS.format(p=period, grain=grain)
     return RollupSource(period, source, f"({weighted} / {expected})::float8")
+
+
+def _rolled_up(grain: str, previous: str, rollup: str, where: str) -> str:
+    """The ``previous`` grain's rows of ``rollup`` in [lo, hi), each with the ``grain`` period
+    it falls in (``rollup_period``) and its own expected intervals (``rollup_slots``).
+
+    Both are computed once per period start, not once per row: a site's day rollup of 1 000
+    devices read 96 000 hour rows a cycle, and the two time-zone conversions of each row's
+    expected intervals and its ``date_trunc`` in the zone were half of the statement (530 →
+    239 ms, docs/performance.md, "Recompute"). The periods are the 15-minute starts of
+    [lo, hi); a row whose start is not one of them (an era of an offset that is not a multiple
+    of 15 minutes: local mean time, as Shanghai's until 1901) is computed as before, so every
+    value is the same expression of the same instant. ``OFFSET 0`` keeps the periods a
+    subquery of their own (pulled up, the expressions were computed after the join, per row);
+    run the statement with :func:`insert_rolled_up`."""
+    slots = EXPECTED_INTERVALS.format(p="{t}", grain=previous)
+    periods = (
+        f"SELECT q, date_trunc('{grain}', q, %(tz)s) AS q_period, {slots.format(t='q')} "
+        "AS q_slots FROM generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz, "
+        "INTERVAL '15 minutes') AS q OFFSET 0"
+    )
+    return (
+        f"(SELECT r.*, COALESCE(k.q_period, date_trunc('{grain}', r.period_start, %(tz)s)) "
+        f"AS rollup_period, COALESCE(k.q_slots, {slots.format(t='r.period_start')}) "
+        f"AS rollup_slots FROM {rollup} r LEFT JOIN ({periods}) k ON k.q = r.period_start "
+        f"WHERE {where}grain = '{previous}' AND period_start >= %(lo)s "
+        "AND period_start < %(hi)s) AS rolled"
+    )
+
+
+def insert_rolled_up(conn: Conn, grain: str, sql: str, params: dict[str, Any]) -> None:
+    """Run the INSERT … SELECT of a ``grain`` rollup built by :func:`rollup_source`; a day or
+    month rollup's join to its periods is then a hash join. While a recompute fills a table
+    faster than ANALYZE follows, the planner takes a range of new periods for a row or two and
+    joined the series of periods by a nested loop, evaluated once per row: one day rollup of
+    1 000 devices ran for more than 9 minutes instead of 0.2 s."""
+    if grain == "hour":
+        conn.execute(sql, params)
+        return
+    conn.execute("SET LOCAL enable_nestloop = off")
+    conn.execute(sql, params)
+    conn.execute("SET LOCAL enable_nestloop = on")

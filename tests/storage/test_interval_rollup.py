@@ -15,7 +15,14 @@ import pytest
 
 from carbonflow.domain.readings.interval_arrays import GridArrays, to_us
 from carbonflow.storage import intervals
-from carbonflow.storage.rollup import GRAINS, GROUP_QUALITY, period_bounds, rollup_source
+from carbonflow.storage.rollup import (
+    EXPECTED_INTERVALS,
+    GRAINS,
+    GROUP_QUALITY,
+    RollupSource,
+    period_bounds,
+    rollup_source,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +48,7 @@ def _reference_rollup(
             "AND period_start >= %(lo)s AND period_start < %(hi)s",
             params,
         )
-        src = rollup_source(grain, previous, "calc_interval", "calc_interval_rollup")
+        src = _reference_source(grain, previous)
         count = "count(*)" if grain == "hour" else "sum(intervals)"
         conn.execute(
             "INSERT INTO calc_interval_rollup (device_pk, metric_id, grain, period_start, "
@@ -55,7 +62,25 @@ def _reference_rollup(
         previous = grain
 
 
-def _store_intervals(conn: psycopg.Connection[Any], rng: random.Random, mids: list[int]) -> None:
+def _reference_source(grain: str, previous: str) -> RollupSource:
+    """``rollup_source`` as it was before the periods of a day or month rollup were computed
+    once per period start (each row's own ``date_trunc`` and expected intervals)."""
+    if grain == "hour":
+        return rollup_source(grain, previous, "calc_interval", "calc_interval_rollup")
+    period = f"date_trunc('{grain}', period_start, %(tz)s)"
+    source = (
+        f"calc_interval_rollup WHERE grain = '{previous}' "
+        "AND period_start >= %(lo)s AND period_start < %(hi)s"
+    )
+    slots = EXPECTED_INTERVALS.format(p="period_start", grain=previous)
+    expected = EXPECTED_INTERVALS.format(p=period, grain=grain)
+    weighted = f"sum((completeness * {slots})::numeric)"
+    return RollupSource(period, source, f"({weighted} / {expected})::float8")
+
+
+def _store_intervals(
+    conn: psycopg.Connection[Any], rng: random.Random, mids: list[int], t0: datetime
+) -> None:
     """40 days of 15-min rows (some missing) of devices 1–4, every metric, random values."""
     rows = []
     for pk in range(1, 5):
@@ -67,7 +92,7 @@ def _store_intervals(conn: psycopg.Connection[Any], rng: random.Random, mids: li
                 quantity = rng.choice([0.0, 1e-9, 0.1, 1 / 3, 123.456789, 7e6]) * rng.random()
                 completeness = rng.choice([1.0, 1.0, 0.5, rng.random()])
                 late = rng.random() < 0.02
-                rows.append((pk, mid, T0 + i * SLOT, quantity, quality, completeness, late, T0))
+                rows.append((pk, mid, t0 + i * SLOT, quantity, quality, completeness, late, t0))
     with (
         conn.cursor() as cur,
         cur.copy(
@@ -79,9 +104,25 @@ def _store_intervals(conn: psycopg.Connection[Any], rng: random.Random, mids: li
             copy.write_row(row)
 
 
-@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Asia/Kolkata", "Europe/Berlin"])
-def test_rollups_bounded_by_key_equal_the_rollups_by_device(database_url: str, tz: str) -> None:
-    rng = random.Random(tz)
+# Shanghai kept local mean time (+8:05:43) until 1901: its hours then start off the 15-minute
+# grid, the periods a rollup computes once per start do not hold them (``rollup._rolled_up``).
+T_LMT = datetime(1900, 12, 10, 16, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("tz", "t0"),
+    [
+        ("Asia/Shanghai", T0),
+        ("Asia/Kolkata", T0),
+        ("Europe/Berlin", T0),
+        ("Australia/Lord_Howe", T0),  # clocks back 30 min on 2025-04-06
+        ("Asia/Shanghai", T_LMT),
+    ],
+)
+def test_rollups_bounded_by_key_equal_the_rollups_by_device(
+    database_url: str, tz: str, t0: datetime
+) -> None:
+    rng = random.Random(f"{tz}{t0}")
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
         mids = [
@@ -91,14 +132,15 @@ def test_rollups_bounded_by_key_equal_the_rollups_by_device(database_url: str, t
                 "('t_c', 't') RETURNING metric_id"
             )
         ]
-        _store_intervals(conn, rng, mids)
-        everything = (T0, T0 + timedelta(days=40))
+        _store_intervals(conn, rng, mids, t0)
+        everything = (t0, t0 + timedelta(days=40))
         _reference_rollup(conn, [1, 2, 3, 4], *everything, tz)
         # Recompute devices 1 and 3 over ranges inside the history, one not on local hours
         # (Kolkata's hours are at :30 UTC), one across the month's end (and Berlin's DST).
         for start, end in [
-            (T0 + timedelta(days=3, minutes=15), T0 + timedelta(days=3, hours=5)),
-            (T0 + timedelta(days=1), T0 + timedelta(days=9)),
+            (t0 + timedelta(days=3, minutes=15), t0 + timedelta(days=3, hours=5)),
+            (t0 + timedelta(days=1), t0 + timedelta(days=9)),
+            (t0 + timedelta(days=18), t0 + timedelta(days=26)),
         ]:
             with conn.transaction():
                 conn.execute(
