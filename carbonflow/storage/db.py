@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -59,3 +59,24 @@ def psycopg_utc(conn: sa.Connection) -> psycopg.Connection[Any]:
     read side expects one); ``SET LOCAL`` ends with the transaction, the pool stays clean."""
     conn.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
     return psycopg_of(conn)
+
+
+#: planner join methods :func:`execute_without` may turn off
+JOIN_METHODS = ("nestloop", "hashjoin", "mergejoin")
+
+
+def execute_without(
+    conn: Conn, methods: Sequence[str], sql: str, params: Mapping[str, Any] | Sequence[Any]
+) -> None:
+    """Run one statement with the planner's join ``methods`` turned off, for a statement whose
+    right plan does not depend on the statistics but whose chosen one did (the callers say
+    when); the settings return to their defaults after it, and end with the transaction if it
+    fails."""
+    unknown = set(methods) - set(JOIN_METHODS)
+    if unknown:
+        raise ValueError(f"not a join method: {sorted(unknown)}")
+    for method in methods:
+        conn.execute(f"SET LOCAL enable_{method} = off")
+    conn.execute(sql, params)
+    for method in methods:
+        conn.execute(f"SET LOCAL enable_{method} TO DEFAULT")

@@ -17,7 +17,7 @@ from carbonflow.domain.calendar import uncovered
 from carbonflow.domain.indicators.period import DataPresence
 from carbonflow.domain.readings.interval_arrays import QUALITIES, GridArrays, to_us
 from carbonflow.storage import copy_arrays
-from carbonflow.storage.db import Conn
+from carbonflow.storage.db import Conn, execute_without
 from carbonflow.storage.rollup import (
     EXPECTED_INTERVALS,
     GRAINS,
@@ -110,9 +110,9 @@ def _delete_windows(
     ANALYZE had seen a table of 2.3 M rows, the planner hashed the windows and scanned the
     whole table for them: 1.2 to 1.9 s a recompute chunk instead of 6 to 12 ms (PostgreSQL 16,
     a month for 1 000 devices)."""
-    conn.execute("SET LOCAL enable_hashjoin = off")
-    conn.execute("SET LOCAL enable_mergejoin = off")
-    conn.execute(
+    execute_without(
+        conn,
+        ("hashjoin", "mergejoin"),
         "DELETE FROM calc_interval c USING unnest(%s::int[], %s::int2[], %s::timestamptz[], "
         "%s::timestamptz[]) AS w(pk, mid, lo, hi) WHERE c.device_pk = w.pk "
         "AND c.metric_id = w.mid AND c.start_ts >= w.lo AND c.start_ts < w.hi",
@@ -123,8 +123,6 @@ def _delete_windows(
             [r[3] for r in results],
         ),
     )
-    conn.execute("SET LOCAL enable_hashjoin = on")
-    conn.execute("SET LOCAL enable_mergejoin = on")
 
 
 _INTERVAL_HEAD = copy_arrays.row_dtype(

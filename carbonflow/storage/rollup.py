@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carbonflow.domain.readings.intervals import ACCOUNTING_INTERVAL
-from carbonflow.storage.db import Conn
+from carbonflow.storage.db import Conn, execute_without
 
 # Quality of a group of rows: measured only if all are, missing only if all are (as the calc
 # service's rollups decide it).
@@ -204,9 +204,4 @@ def insert_rolled_up(conn: Conn, grain: str, sql: str, params: dict[str, Any]) -
     faster than ANALYZE follows, the planner takes a range of new periods for a row or two and
     joined the series of periods by a nested loop, evaluated once per row: one day rollup of
     1 000 devices ran for more than 9 minutes instead of 0.2 s."""
-    if grain == "hour":
-        conn.execute(sql, params)
-        return
-    conn.execute("SET LOCAL enable_nestloop = off")
-    conn.execute(sql, params)
-    conn.execute("SET LOCAL enable_nestloop = on")
+    execute_without(conn, () if grain == "hour" else ("nestloop",), sql, params)

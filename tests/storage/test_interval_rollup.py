@@ -15,6 +15,7 @@ import pytest
 
 from carbonflow.domain.readings.interval_arrays import GridArrays, to_us
 from carbonflow.storage import intervals
+from carbonflow.storage.db import execute_without
 from carbonflow.storage.rollup import (
     EXPECTED_INTERVALS,
     GRAINS,
@@ -256,3 +257,24 @@ def test_hour_rows_computed_ahead_equal_those_rolled_up_after(database_url: str,
             got = conn.execute(_ROLLUP).fetchall()
             assert got == expected
             assert len({r[0] for r in got}) == 3  # device 2 kept its rows
+
+
+def test_execute_without_turns_join_methods_off_for_one_statement(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        seen = conn.execute("SELECT current_setting('enable_hashjoin')").fetchone()
+        assert seen == ("on",)
+        conn.execute("CREATE TEMP TABLE seen (hash text, merge text, nest text)")
+        execute_without(
+            conn,
+            ("hashjoin", "mergejoin"),
+            "INSERT INTO seen SELECT current_setting('enable_hashjoin'), "
+            "current_setting('enable_mergejoin'), current_setting(%(n)s)",
+            {"n": "enable_nestloop"},
+        )
+        assert conn.execute("SELECT * FROM seen").fetchall() == [("off", "off", "on")]
+        after = conn.execute(
+            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')"
+        ).fetchone()
+        assert after == ("on", "on")
+        with pytest.raises(ValueError, match="seqscan"):
+            execute_without(conn, ("seqscan",), "SELECT 1", {})
