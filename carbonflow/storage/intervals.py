@@ -15,7 +15,14 @@ import sqlalchemy as sa
 
 from carbonflow.domain.calendar import uncovered
 from carbonflow.domain.indicators.period import DataPresence
-from carbonflow.domain.readings.interval_arrays import QUALITIES, GridArrays, to_us
+from carbonflow.domain.readings.hour_arrays import (
+    Grid,
+    HourArrays,
+    full_spans,
+    hour_arrays,
+    slots_to_ask,
+)
+from carbonflow.domain.readings.interval_arrays import QUALITIES, GridArrays, from_us, to_us
 from carbonflow.storage import copy_arrays
 from carbonflow.storage.db import Conn, execute_without
 from carbonflow.storage.rollup import (
@@ -285,9 +292,9 @@ Covered = dict[tuple[int, int], list[tuple[datetime, datetime]]]
 
 @dataclass(frozen=True)
 class HourRows:
-    """Hour rows of 15-min rows not written yet, computed on another connection by the SQL of
-    :func:`rollup_intervals` (the same numbers): binary COPY data of ``_HOUR_COLUMNS`` and, per
-    (device, metric), the spans [first, end) of the 15-min rows they sum, one a grid."""
+    """Hour rows of 15-min rows not written yet, the numbers :func:`rollup_intervals` would
+    store (:func:`hour_rows`): binary COPY data of ``_HOUR_COLUMNS`` and, per (device, metric),
+    the spans [first, end) of the 15-min rows they sum, one a grid."""
 
     copy_data: bytes
     covered: Covered
@@ -296,95 +303,101 @@ class HourRows:
 _HOUR_COLUMNS = (
     "device_pk, metric_id, grain, period_start, quantity, quality, completeness, late, intervals"
 )
-_AHEAD = "calc_interval_ahead"
-_AHEAD_HOURS = "calc_hour_ahead"
-# An hour computed ahead lies with all of its rows inside its grid: its 15-min rows are then
-# exactly the grid's, whatever else is stored. ``date_trunc`` keeps the two instances of a
-# repeated local hour apart (Berlin's fold: two periods), but where a DST shift is not a whole
-# hour (Lord Howe: 30 min) a local hour spans 30 to 90 minutes: every row of the hour starting
-# at p is in [p − 1 h, p + 2 h) whatever the zone. Far from the grid's edges that decides it;
-# near them (a few hours a grid) the 15-min slots outside the grid in that reach are asked
-# whether they belong to hour p, so that a grid's first and last whole hours are computed
-# ahead too.
-_INSIDE_GRID = (
-    "CASE WHEN p >= grid_lo + INTERVAL '1 hour' AND p + INTERVAL '2 hours' <= grid_hi THEN true "
-    "ELSE NOT EXISTS (SELECT FROM generate_series(1, 12) AS k "
-    "WHERE date_trunc('hour', grid_lo - k * INTERVAL '15 minutes', %(tz)s) = p "
-    "OR date_trunc('hour', grid_hi + (k - 1) * INTERVAL '15 minutes', %(tz)s) = p) END"
+_HOUR_HEAD = copy_arrays.row_dtype(
+    [("pk", ">i4"), ("mid", ">i2"), ("grain", "S4"), ("period", ">i8"), ("quantity", ">f8")]
 )
+_HOUR_TAIL = np.dtype(
+    [("_len_c", ">i4"), ("c", ">f8"), ("_len_late", ">i4"), ("late", "u1"),
+     ("_len_n", ">i4"), ("n", ">i4")]
+)  # fmt: skip
 
 
 def hour_rows(
     conn: Conn, results: Sequence[tuple[int, int, datetime, datetime, GridArrays]], tz: str
 ) -> HourRows:
     """The hour rows that the 15-min ``results`` (each replacing its grid [start, end)) will
-    have once written, for the hours inside a grid, computed in temporary tables of this
-    session (left to the caller's transaction to drop: roll it back)."""
-    conn.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")  # as the rollup's own sort
-    conn.execute(f"DROP TABLE IF EXISTS {_AHEAD}, {_AHEAD_HOURS}")
-    # Each row carries its grid's bounds: the statements below are then one scan each, with
-    # no join whose plan could go wrong at some size.
-    conn.execute(
-        f"CREATE TEMP TABLE {_AHEAD} (device_pk int, metric_id smallint, "
-        "start_ts timestamptz, quantity float8, quality text, completeness float8, late bool, "
-        "grid_lo timestamptz, grid_hi timestamptz) ON COMMIT DROP"
-    )
-    sizes = [len(r[4]) for r in results]
-    los = np.array([to_us(r[2]) for r in results], dtype=np.int64) - copy_arrays.PG_EPOCH_US
-    his = np.array([to_us(r[3]) for r in results], dtype=np.int64) - copy_arrays.PG_EPOCH_US
-    bounds = {"grid_lo": np.repeat(los, sizes), "grid_hi": np.repeat(his, sizes)}
-    _copy_intervals(conn, _AHEAD, results, bounds)
-    hour = rollup_source("hour", "hour", "", "", period="p")
-    # The local hour computed once a row (a subquery the planner keeps: OFFSET 0), not in the
-    # grouping and the expected intervals each; the grids' spans read from the hour rows, not
-    # from a second scan of the 15-min rows.
-    conn.execute(
-        f"CREATE TEMP TABLE {_AHEAD_HOURS} ON COMMIT DROP AS "
-        "SELECT device_pk, metric_id, 'hour'::text AS grain, p AS period_start, "
-        f"sum(quantity::numeric)::float8 AS quantity, {GROUP_QUALITY} AS quality, "
-        f"{hour.completeness} AS completeness, bool_or(late) AS late, "
-        "count(*)::int AS intervals, grid_lo, min(start_ts) AS first_ts, "
-        "max(start_ts) + INTERVAL '15 minutes' AS end_ts "
-        f"FROM (SELECT *, date_trunc('hour', start_ts, %(tz)s) AS p FROM {_AHEAD} OFFSET 0) r "
-        f"GROUP BY device_pk, metric_id, grid_lo, grid_hi, p HAVING {_INSIDE_GRID}",
-        {"tz": tz},
-    )
-    covered = _covered(conn, _AHEAD_HOURS)
-    data = bytearray()
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            f"COPY (SELECT {_HOUR_COLUMNS} FROM {_AHEAD_HOURS} "
-            "ORDER BY device_pk, metric_id, period_start) TO STDOUT (FORMAT BINARY)"
-        ) as copy,
-    ):
-        for block in copy:
-            data += block
+    have once written, for the hours inside a grid (:mod:`~carbonflow.domain.readings.
+    hour_arrays`): computed on arrays, with two small statements for what only the database
+    says the same way as the rollup — each 15-min start's local hour, and the completeness
+    (a numeric division by the hour's expected intervals). Writes nothing.
+
+    This replaced computing them in temporary tables of a second connection (the rows copied
+    in, grouped, copied out): ≈ 2 s of database CPU a cycle of 1 000 devices on a slow host,
+    with both cores busy (docs/performance.md, "Recompute")."""
+    grids = [Grid(to_us(lo), to_us(hi), arrays) for _pk, _mid, lo, hi, arrays in results]
+    slots = slots_to_ask(grids)
+    hours, spans = full_spans(hour_arrays(grids, slots, _local_hours(conn, slots, tz)))
+    pks = np.array([r[0] for r in results], dtype=np.int64)[hours.grid]
+    mids = np.array([r[1] for r in results], dtype=np.int64)[hours.grid]
+    order = np.lexsort((hours.period_us, mids, pks))
+    head = copy_arrays.fixed_rows(_HOUR_HEAD, len(hours))
+    head["_n"] = 9
+    head["pk"], head["mid"], head["grain"] = pks[order], mids[order], b"hour"
+    head["period"] = hours.period_us[order] - copy_arrays.PG_EPOCH_US
+    head["quantity"] = hours.quantity[order]
+    tail = np.zeros(len(hours), dtype=_HOUR_TAIL)
+    tail["_len_c"], tail["_len_late"], tail["_len_n"] = 8, 1, 4
+    tail["c"] = _completeness(conn, hours, tz)[order]
+    tail["late"] = hours.late[order]
+    tail["n"] = hours.intervals[order]
+    data = bytearray(copy_arrays.HEADER)
+    for chunk in copy_arrays.join_with_text(head, hours.quality[order], QUALITIES, tail):
+        data += chunk
+    data += copy_arrays.TRAILER
+    covered: Covered = {}
+    for index, (first, end) in sorted(spans.items()):
+        key = (results[index][0], results[index][1])
+        covered.setdefault(key, []).append((from_us(first), from_us(end)))
     return HourRows(bytes(data), covered)
 
 
-def _covered(conn: Conn, table: str) -> Covered:
-    """Per (device, metric), the span of each grid's hour rows in ``table``; a grid whose hours
-    do not fill their span (a local hour that is not one run of slots, in some zone's history)
-    is dropped from it and left to the rollup."""
+def _local_hours(conn: Conn, slots_us: npt.NDArray[np.int64], tz: str) -> npt.NDArray[np.int64]:
+    """``date_trunc('hour', s, tz)`` of each 15-min start [µs], as the hour rollup groups."""
     rows = conn.execute(
-        "SELECT device_pk, metric_id, grid_lo, min(first_ts), max(end_ts), "
-        "sum(intervals) * INTERVAL '15 minutes' = max(end_ts) - min(first_ts) "
-        f"FROM {table} GROUP BY device_pk, metric_id, grid_lo"
+        "SELECT date_trunc('hour', s, %(tz)s) FROM unnest(%(s)s::timestamptz[]) "
+        "WITH ORDINALITY AS u(s, i) ORDER BY i",
+        {"tz": tz, "s": [from_us(int(us)) for us in slots_us]},
     ).fetchall()
-    broken = [r[:3] for r in rows if not r[5]]
-    if broken:
-        conn.execute(
-            f"DELETE FROM {table} WHERE (device_pk, metric_id, grid_lo) IN (SELECT * FROM "
-            "unnest(%(pk)s::int[], %(mid)s::smallint[], %(lo)s::timestamptz[]))",
-            {"pk": [b[0] for b in broken], "mid": [b[1] for b in broken],
-             "lo": [b[2] for b in broken]},
-        )  # fmt: skip
-    covered: Covered = {}
-    for pk, mid, _grid, first, end, full in rows:
-        if full:
-            covered.setdefault((int(pk), int(mid)), []).append((first, end))
-    return covered
+    return np.array([to_us(r[0]) for r in rows], dtype=np.int64)
+
+
+def _completeness(conn: Conn, hours: HourArrays, tz: str) -> npt.NDArray[np.float64]:
+    """Each hour's completeness as the hour rollup computes it: the exact sum of its rows'
+    divided, as numerics, by the hour's expected intervals — asked once per distinct (sum,
+    hour) (mostly the same few sums: whole hours)."""
+    sums = hours.completeness_sum
+    if len(hours) == 0:
+        return np.zeros(0)
+    periods, period_index = np.unique(hours.period_us, return_inverse=True)
+    # One key for every slow sum (scale −1 is never a fast one's): asked one by one below.
+    columns = [
+        np.where(sums.fast, sums.mantissa, 0), np.where(sums.fast, sums.exponent, 0),
+        np.where(sums.fast, sums.scale, -1), period_index.reshape(-1),
+    ]  # fmt: skip
+    order = np.lexsort(columns[::-1])
+    changed = np.ones(len(order), dtype=np.bool_)
+    changed[1:] = np.any([np.diff(c[order]) != 0 for c in columns], axis=0)
+    firsts = order[changed]
+    distinct = np.empty(len(order), dtype=np.int64)
+    distinct[order] = np.cumsum(changed) - 1
+    slow = sorted(sums.slow)
+    asked = [*(int(i) for i in firsts), *slow]
+    expected = EXPECTED_INTERVALS.format(p="p.p", grain="hour")
+    rows = conn.execute(
+        f"SELECT (u.c::numeric / {expected})::float8 FROM unnest(%(c)s::text[], %(k)s::int[]) "
+        "WITH ORDINALITY AS u(c, k, i) JOIN unnest(%(p)s::timestamptz[]) WITH ORDINALITY "
+        "AS p(p, k) ON p.k = u.k ORDER BY u.i",
+        {
+            "c": [sums.text(i) for i in asked],
+            "k": [int(period_index[i]) + 1 for i in asked],
+            "p": [from_us(int(p)) for p in periods],
+            "tz": tz,
+        },
+    ).fetchall()
+    values = np.array([float(r[0]) for r in rows], dtype=np.float64)
+    out = values[distinct]
+    out[slow] = values[len(firsts) :]
+    return out
 
 
 def rollup_intervals(

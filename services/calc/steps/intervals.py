@@ -99,7 +99,7 @@ def prepare_intervals(
     conn: Conn, plan: SitePlan, windows: Windows, late_after: timedelta, *, hours: bool = False
 ) -> PreparedIntervals:
     """Read the windows' readings and compute their grids; ``hours``: also the hour rows inside
-    the grids (in temporary tables: the caller rolls back). Writes nothing that stays."""
+    the grids (:func:`~carbonflow.storage.intervals.hour_rows`). Writes nothing."""
     flat = _flatten(windows)
     grids: dict[tuple[int, int], list[Range]] = {}
     for b in readings_db.window_bounds(conn, flat):
