@@ -108,13 +108,16 @@ def decimal15(values: F64) -> tuple[I64, I64, Mask]:
     fast = np.isfinite(decade) & (decade >= -8) & (decade <= DIGITS - 1)
     k = DIGITS - 1 - np.where(fast, decade, 0).astype(np.int64)
     product, error = _two_product(np.where(fast, size, 1.0), _POW10[np.clip(k, 0, 22)])
+    # log10 is not exact next to a power of ten: the decade holds only if the exact product
+    # (product + error) lies in [1e14, 1e15); else the slow path.
+    low, high = 10.0 ** (DIGITS - 1), 10.0**DIGITS
+    fast &= (product > low) | ((product == low) & (error >= 0))
+    fast &= (product < high) | ((product == high) & (error < 0))
     floor = np.floor(product)
     frac = product - floor  # exact: the product is below 2**50, its ulp at most 1/8
     tie = (frac == 0.5) & (error == 0)
     up = (frac > 0.5) | ((frac == 0.5) & (error > 0)) | (tie & (np.fmod(floor, 2) == 1))
     rounded = floor + up
-    # log10 may land one decade off next to a power of ten: then the mantissa is out of range.
-    fast &= (rounded >= 10.0 ** (DIGITS - 1)) & (rounded <= 10.0**DIGITS)
     mantissa = np.where(fast, rounded, 0).astype(np.int64)
     exponent = -k
     carry = mantissa == 10**DIGITS  # 9.99…95 rounds up to the next decade

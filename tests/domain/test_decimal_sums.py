@@ -45,6 +45,13 @@ def test_a_tie_at_the_sixteenth_digit_rounds_to_even() -> None:
     assert floats == [1e15, 1.00000000000002e15]
 
 
+def test_a_part_just_below_a_power_of_ten_keeps_its_decade() -> None:
+    # log10(999999.9999999994) rounds to 6.0, but at 15 digits the part is 999999.999999999:
+    # two of them 1999999.999999998 (not 2e6).
+    floats, _ = _sums([999999.9999999994, 999999.9999999994], [9.999999999999994e-05])
+    assert floats == [1999999.999999998, 9.99999999999999e-05]
+
+
 def test_parts_far_apart_and_tiny_remainders() -> None:
     # '1' + '2.22044604925031e-16' = 1.000000000000000222044604925031, nearest double 1 + 2**-52
     # (3.1e-29 away; 1.0 is 2.2e-16 away). 7e6 + 1e-9: '7000000' + '1e-09' → 7000000.000000001
@@ -80,6 +87,15 @@ def test_fifteen_digits_equal_printf() -> None:
             [1e14, 9.999999999999999e14, 99999999999999.95, 1e-8, 9.9999999999999999e-9, 0.0],
         ]
     )
+    # Next to every power of ten, where log10 may round into the next decade: the doubles
+    # up to 64 steps below and above it (the first version misrounded 96 of these 3 328).
+    edges = []
+    for decade in range(-9, 17):
+        below = above = 10.0**decade
+        for _ in range(64):
+            below, above = np.nextafter(below, 0.0), np.nextafter(above, np.inf)
+            edges += [below, above]
+    values = np.concatenate([values, edges])
     mantissa, exponent, fast = decimal15(values)
     assert fast.mean() > 0.7
     for v, m, e in zip(values[fast], mantissa[fast], exponent[fast], strict=True):

@@ -163,7 +163,19 @@ T_FOLD = datetime(2025, 10, 20, 0, 0, tzinfo=UTC)  # Berlin's clocks go back on 
 
 # Parts that PostgreSQL's numeric sums differently from floats, and tiny remainders, huge and
 # negative values next to ordinary ones (``domain.decimal_sums``' slow path).
+# Doubles just below a power of ten whose log10 rounds into the next decade, while at 15 digits
+# they stay below it (999999.999999999, 9.99999999999999e-05: the first array version made
+# them 1e6 and 1e-4).
+_BELOW_A_MILLION, _BELOW_1E4 = 999999.9999999994, 9.999999999999994e-05
 _QUANTITIES = [0.0, 0.1, 1 / 3, 7e6, 1e-12, -2.5, 2.220446049250313e-16, 3e16, 12345.6789]
+
+
+def _quantity(rng: random.Random) -> float:
+    return rng.choice(_QUANTITIES) * rng.random() if rng.random() < 0.95 else _BELOW_A_MILLION
+
+
+def _completeness(rng: random.Random) -> float:
+    return rng.choice([1.0, 0.5, rng.random(), 1e-7 * rng.random(), _BELOW_1E4])
 
 
 def _grid(rng: random.Random, lo: datetime, hi: datetime) -> GridArrays:
@@ -171,9 +183,9 @@ def _grid(rng: random.Random, lo: datetime, hi: datetime) -> GridArrays:
     n = int((hi - lo) / SLOT)
     return GridArrays(
         np.array([to_us(lo + i * SLOT) for i in range(n)], dtype=np.int64),
-        np.array([rng.choice(_QUANTITIES) * rng.random() for _ in range(n)]),
+        np.array([_quantity(rng) for _ in range(n)]),
         np.array([rng.choice([0, 0, 0, 1, 2]) for _ in range(n)], dtype=np.int8),
-        np.array([rng.choice([1.0, 0.5, rng.random(), 1e-7 * rng.random()]) for _ in range(n)]),
+        np.array([_completeness(rng) for _ in range(n)]),
         np.array([rng.random() < 0.05 for _ in range(n)], dtype=np.bool_),
     )
 
