@@ -13,7 +13,9 @@ the last bit. The fast path here is exact:
 - a part ``v`` with ``1e-8 <= |v| < 1e15`` is ``round(|v| × 10**k)`` for ``k = 14 −
   floor(log10 |v|)``; ``10**k`` is a double exactly (``k <= 22``) and the product's rounding
   error is recovered exactly (Dekker's two-product), so the rounding to an integer, half to
-  even as ``printf`` does, is decided on the exact product;
+  even as ``printf`` does, is decided on the exact product — and so is the decade: ``log10``
+  of a double a few ulps below a power of ten rounds up to it, and such a part (whose exact
+  product falls below 1e14) takes the slow path;
 - a group's parts are brought to its smallest exponent as int64 (at most three decades apart,
   at most :data:`MAX_GROUP` parts) and added exactly;
 - a sum ``S × 10**e`` with ``|S| <= 2**53`` and ``|e| <= 22`` is one correctly rounded double
