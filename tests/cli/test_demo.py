@@ -79,13 +79,17 @@ class _Run:
 
 @contextmanager
 def _demo(env: dict[str, str]) -> Iterator[_Run]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "demo"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    # The demo's log goes to a file, not a pipe nobody reads (a full pipe would block it): a
+    # demo that exits early says why in the failure.
+    log_path = Path(env["CARBONFLOW_DATA_DIR"]) / f"demo-stderr-{time.monotonic_ns()}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "demo"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     run = _Run(proc, time.monotonic())
 
     def pump() -> None:
@@ -95,7 +99,10 @@ def _demo(env: dict[str, str]) -> Iterator[_Run]:
     threading.Thread(target=pump, daemon=True).start()
     try:
         wait_until(run.ready, 180, message="demo ready")
-        assert proc.poll() is None, f"demo exited early: {run.seen}"
+        assert proc.poll() is None, (
+            f"demo exited early ({proc.returncode}): {run.seen}\n"
+            f"its log ends:\n{log_path.read_text(errors='replace')[-3000:]}"
+        )
         yield run
     finally:
         if proc.poll() is None:
