@@ -81,6 +81,29 @@ class DecimalSums:
         out += 0.0  # a numeric has no negative zero
         return out
 
+    def select(self, keep: Mask) -> DecimalSums:
+        """The sums of the groups where ``keep``, in order."""
+        if keep.all():
+            return self
+        index = np.flatnonzero(keep)
+        moved = np.cumsum(keep) - 1
+        slow = {int(moved[old]): value for old, value in self.slow.items() if keep[old]}
+        return DecimalSums(
+            self.mantissa[index], self.exponent[index], self.scale[index], self.fast[index], slow
+        )
+
+    def key_columns(self) -> tuple[I64, I64, I64]:
+        """Three columns equal for two groups exactly when their sums and scales are (the slow
+        ones each keyed apart): what to group by to ask once per distinct sum."""
+        if len(self) and (self.scale[self.fast] < 0).any():
+            raise ValueError("the sums' scale was not computed (group_sums with_scale)")
+        rows = np.arange(len(self), dtype=np.int64)
+        return (
+            np.where(self.fast, self.mantissa, 0),
+            np.where(self.fast, self.exponent, rows),
+            np.where(self.fast, self.scale, -1),
+        )
+
     def text(self, i: int) -> str:
         """Group ``i``'s sum as a numeric's text: ``scale`` digits after the point."""
         if i in self.slow:

@@ -365,39 +365,30 @@ def _completeness(conn: Conn, hours: HourArrays, tz: str) -> npt.NDArray[np.floa
     """Each hour's completeness as the hour rollup computes it: the exact sum of its rows'
     divided, as numerics, by the hour's expected intervals — asked once per distinct (sum,
     hour) (mostly the same few sums: whole hours)."""
-    sums = hours.completeness_sum
     if len(hours) == 0:
         return np.zeros(0)
     periods, period_index = np.unique(hours.period_us, return_inverse=True)
-    # One key for every slow sum (scale −1 is never a fast one's): asked one by one below.
-    columns = [
-        np.where(sums.fast, sums.mantissa, 0), np.where(sums.fast, sums.exponent, 0),
-        np.where(sums.fast, sums.scale, -1), period_index.reshape(-1),
-    ]  # fmt: skip
+    columns = [*hours.completeness_sum.key_columns(), period_index.reshape(-1)]
     order = np.lexsort(columns[::-1])
     changed = np.ones(len(order), dtype=np.bool_)
     changed[1:] = np.any([np.diff(c[order]) != 0 for c in columns], axis=0)
-    firsts = order[changed]
+    asked = order[changed]
     distinct = np.empty(len(order), dtype=np.int64)
     distinct[order] = np.cumsum(changed) - 1
-    slow = sorted(sums.slow)
-    asked = [*(int(i) for i in firsts), *slow]
     expected = EXPECTED_INTERVALS.format(p="p.p", grain="hour")
     rows = conn.execute(
         f"SELECT (u.c::numeric / {expected})::float8 FROM unnest(%(c)s::text[], %(k)s::int[]) "
         "WITH ORDINALITY AS u(c, k, i) JOIN unnest(%(p)s::timestamptz[]) WITH ORDINALITY "
         "AS p(p, k) ON p.k = u.k ORDER BY u.i",
         {
-            "c": [sums.text(i) for i in asked],
-            "k": [int(period_index[i]) + 1 for i in asked],
+            "c": [hours.completeness_sum.text(int(i)) for i in asked],
+            "k": [int(period_index.reshape(-1)[i]) + 1 for i in asked],
             "p": [from_us(int(p)) for p in periods],
             "tz": tz,
         },
     ).fetchall()
     values = np.array([float(r[0]) for r in rows], dtype=np.float64)
-    out = values[distinct]
-    out[slow] = values[len(firsts) :]
-    return out
+    return values[distinct]
 
 
 def rollup_intervals(

@@ -119,3 +119,17 @@ def test_fast_sums_equal_the_definition(seed: int) -> None:
         exact = sum((Fraction(Decimal(f"{v:.15g}")) for v in group), Fraction(0))
         assert got == exact.numerator / exact.denominator, group
         assert Fraction(Decimal(text)) == exact
+
+
+def test_keys_and_selection_of_sums() -> None:
+    # Groups: '0.5' + '0.5' = 1.0 (scale 1), '1' = 1 (scale 0), '0.25' + '0.75' = 1.00 (scale
+    # 2), 1e16 (slow), '0.5' + '0.5' again, 1e16 again (slow: keyed apart from the other).
+    values = np.array([0.5, 0.5, 1.0, 0.25, 0.75, 1e16, 0.5, 0.5, 1e16])
+    sums = group_sums(values, np.array([0, 2, 3, 5, 6, 8]), with_scale=True)
+    keys = list(zip(*(c.tolist() for c in sums.key_columns()), strict=True))
+    assert keys[0] == keys[4]  # the same sum and scale
+    assert len({keys[0], keys[1], keys[2], keys[3], keys[5]}) == 5
+    kept = sums.select(np.array([False, True, False, True, True, False]))
+    assert [kept.text(i) for i in range(3)] == ["1", "10000000000000000", "1.0"]
+    with pytest.raises(ValueError, match="scale"):
+        group_sums(values, np.array([0, 2]), with_scale=False).key_columns()

@@ -94,8 +94,8 @@ def hour_arrays(grids: Sequence[Grid], slots_us: I64, hours_us: I64) -> HourArra
     period = hours_us[np.searchsorted(slots_us, start)]
     # Rows in time order have their hours in order (so far in every zone's history); if not,
     # sorted, stably: rows stay in time order within an hour.
-    step = np.diff(period)
-    ordered = bool(np.all((np.diff(grid) > 0) | ((np.diff(grid) == 0) & (step >= 0))))
+    next_grid = np.diff(grid)
+    ordered = bool(np.all((next_grid > 0) | ((next_grid == 0) & (np.diff(period) >= 0))))
     order = slice(None) if ordered else np.lexsort((period, grid))
     grid, start, period = grid[order], start[order], period[order]
     quantity = _cat([g.rows.quantity for g in grids], np.float64)[order]
@@ -157,16 +157,10 @@ def _select(hours: HourArrays, keep: npt.NDArray[np.bool_]) -> HourArrays:
     if keep.all():
         return hours
     index = np.flatnonzero(keep)
-    sums = hours.completeness_sum
-    moved = np.cumsum(keep) - 1
-    slow = {int(moved[old]): value for old, value in sums.slow.items() if keep[old]}
-    kept = DecimalSums(
-        sums.mantissa[index], sums.exponent[index], sums.scale[index], sums.fast[index], slow
-    )
     return HourArrays(
         hours.grid[index], hours.period_us[index], hours.quantity[index], hours.quality[index],
-        kept, hours.late[index], hours.intervals[index], hours.first_us[index],
-        hours.end_us[index],
+        hours.completeness_sum.select(keep), hours.late[index], hours.intervals[index],
+        hours.first_us[index], hours.end_us[index],
     )  # fmt: skip
 
 
