@@ -135,14 +135,11 @@ def _delete_windows(
 _INTERVAL_HEAD = copy_arrays.row_dtype(
     [("pk", ">i4"), ("mid", ">i2"), ("start", ">i8"), ("quantity", ">f8")]
 )
-
-
-def _interval_tail(stamps: list[str]) -> np.dtype[np.void]:
-    """completeness, late, then timestamp columns, as binary COPY fields."""
-    fields = [("_len_c", ">i4"), ("c", ">f8"), ("_len_late", ">i4"), ("late", "u1")]
-    for name in stamps:
-        fields += [(f"_len_{name}", ">i4"), (name, ">i8")]
-    return np.dtype(fields)
+# After the quality text: completeness, late, computed_at, as binary COPY fields.
+_INTERVAL_TAIL = np.dtype(
+    [("_len_c", ">i4"), ("c", ">f8"), ("_len_late", ">i4"), ("late", "u1"),
+     ("_len_at", ">i4"), ("computed_at", ">i8")]
+)  # fmt: skip
 
 
 def replace_interval_arrays(
@@ -159,47 +156,30 @@ def replace_interval_arrays(
     total = int(sizes.sum())
     if total == 0:
         return 0
-    at = np.full(total, to_us(computed_at) - copy_arrays.PG_EPOCH_US, dtype=np.int64)
-    _copy_intervals(conn, "calc_interval", results, {"computed_at": at})
-    return total
-
-
-def _copy_intervals(
-    conn: Conn,
-    table: str,
-    results: Sequence[tuple[int, int, datetime, datetime, GridArrays]],
-    stamps: dict[str, npt.NDArray[np.int64]],
-) -> None:
-    """The rows of ``results`` copied into ``table``, with timestamp columns ``stamps`` (µs
-    since PostgreSQL's epoch, one per row) after ``late``."""
-    sizes = np.array([len(r[4]) for r in results], dtype=np.int64)
-    total = int(sizes.sum())
-    if total == 0:
-        return
     head = copy_arrays.fixed_rows(_INTERVAL_HEAD, total)
-    head["_n"] = 7 + len(stamps)
+    head["_n"] = 8
     head["pk"] = np.repeat(np.array([r[0] for r in results], dtype=np.int64), sizes)
     head["mid"] = np.repeat(np.array([r[1] for r in results], dtype=np.int64), sizes)
     head["start"] = np.concatenate([r[4].start_us for r in results]) - copy_arrays.PG_EPOCH_US
     head["quantity"] = np.concatenate([r[4].quantity for r in results])
-    tail = np.zeros(total, dtype=_interval_tail(list(stamps)))
-    tail["_len_c"], tail["_len_late"] = 8, 1
+    tail = np.zeros(total, dtype=_INTERVAL_TAIL)
+    tail["_len_c"], tail["_len_late"], tail["_len_at"] = 8, 1, 8
     tail["c"] = np.concatenate([r[4].completeness for r in results])
     tail["late"] = np.concatenate([r[4].late for r in results])
-    for name, values in stamps.items():
-        tail[f"_len_{name}"], tail[name] = 8, values
+    tail["computed_at"] = to_us(computed_at) - copy_arrays.PG_EPOCH_US
     codes = np.concatenate([r[4].quality for r in results])
     with (
         conn.cursor() as cur,
         cur.copy(
-            f"COPY {table} (device_pk, metric_id, start_ts, quantity, quality, "
-            f"completeness, late, {', '.join(stamps)}) FROM STDIN (FORMAT BINARY)"
+            "COPY calc_interval (device_pk, metric_id, start_ts, quantity, quality, "
+            "completeness, late, computed_at) FROM STDIN (FORMAT BINARY)"
         ) as copy,
     ):
         copy.write(copy_arrays.HEADER)
         for chunk in copy_arrays.join_with_text(head, codes, QUALITIES, tail):
             copy.write(chunk)
         copy.write(copy_arrays.TRAILER)
+    return total
 
 
 @dataclass(frozen=True, slots=True)

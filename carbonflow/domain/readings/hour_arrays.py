@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,13 @@ import numpy.typing as npt
 
 from carbonflow.domain.decimal_sums import DecimalSums, group_sums
 from carbonflow.domain.readings.interval_arrays import ESTIMATED, MEASURED, MISSING, GridArrays
+from carbonflow.domain.readings.intervals import ACCOUNTING_INTERVAL
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-SLOT_US = 15 * 60 * 1_000_000
-HOUR_US = 4 * SLOT_US
+SLOT_US = ACCOUNTING_INTERVAL // timedelta(microseconds=1)
+HOUR_US = 3_600_000_000
 EDGE_SLOTS = 12  # slots before a grid and from its end that may share a local hour with it
 
 
@@ -77,12 +79,17 @@ def slots_to_ask(grids: Sequence[Grid]) -> I64:
     the :data:`EDGE_SLOTS` around each grid."""
     if not grids:
         return np.zeros(0, dtype=np.int64)
+    lo = np.array([g.lo_us for g in grids], dtype=np.int64)
+    hi = np.array([g.hi_us for g in grids], dtype=np.int64)
+    edges = _edge_slots(lo, hi).reshape(-1)
+    return np.unique(np.concatenate([*(g.rows.start_us for g in grids), edges]))
+
+
+def _edge_slots(lo_us: I64, hi_us: I64) -> I64:
+    """Per grid [lo, hi): the :data:`EDGE_SLOTS` starts before ``lo`` and from ``hi`` on."""
     steps = np.arange(1, EDGE_SLOTS + 1, dtype=np.int64) * SLOT_US
-    edges = [
-        np.concatenate([g.lo_us - steps, g.hi_us + steps - SLOT_US])
-        for g in {(g.lo_us, g.hi_us): g for g in grids}.values()
-    ]
-    return np.unique(np.concatenate([*(g.rows.start_us for g in grids), *edges]))
+    edges: I64 = np.concatenate([lo_us[:, None] - steps, hi_us[:, None] + steps - SLOT_US], axis=1)
+    return edges
 
 
 def hour_arrays(grids: Sequence[Grid], slots_us: I64, hours_us: I64) -> HourArrays:
@@ -125,8 +132,7 @@ def hour_arrays(grids: Sequence[Grid], slots_us: I64, hours_us: I64) -> HourArra
     )
     lo = np.array([g.lo_us for g in grids], dtype=np.int64)[hours.grid]
     hi = np.array([g.hi_us for g in grids], dtype=np.int64)[hours.grid]
-    steps = np.arange(1, EDGE_SLOTS + 1, dtype=np.int64) * SLOT_US
-    around = np.concatenate([lo[:, None] - steps, hi[:, None] + steps - SLOT_US], axis=1)
+    around = _edge_slots(lo, hi)
     shared = (hours_us[np.searchsorted(slots_us, around)] == hours.period_us[:, None]).any(1)
     deep = (hours.period_us >= lo + HOUR_US) & (hours.period_us + 2 * HOUR_US <= hi)
     return _select(hours, deep | ~shared)
